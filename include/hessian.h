@@ -1,0 +1,427 @@
+/*
+ * hessian.h -- libhessian: exact first and second derivatives for C.
+ *
+ * A program builds a scalar loss from libhessian's tensor ops.  Every op is
+ * evaluated at once (eagerly) and recorded on the context's tape.  hess_grad()
+ * walks the tape backwards and builds the gradient out of the same ops, so with
+ * HESS_CREATE_GRAPH the gradient can itself be differentiated: that second pass
+ * gives Hessian-vector products, Hessian rows, blocks, the diagonal and the
+ * full Hessian.
+ *
+ * Rules that hold for the whole API:
+ *  - Every pointer a hess_* call returns belongs to its context and stays valid
+ *    until the context is destroyed or rewound past it (hess_context_rewind).
+ *  - Data passed in is copied, never borrowed.  Output buffers of the Hessian
+ *    functions are the caller's.
+ *  - A context is not thread-safe; distinct contexts are fully independent.
+ *    The library has no global mutable state.
+ *  - Library code never aborts, exits or prints.  Functions that do work return
+ *    a hess_status; op builders return NULL and record the first error in the
+ *    context (hess_context_status / hess_context_errmsg).  A builder given a NULL
+ *    operand returns NULL and keeps the first error, so a whole expression can be
+ *    built and checked once.
+ *  - Elements are double, tensors are contiguous and row-major, rank 0 to
+ *    HESS_MAX_DIMS.
+ *
+ * Copyright (c) 2026 The libhessian authors. MIT licence, see LICENSE.
+ */
+#ifndef HESSIAN_H
+#define HESSIAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version: written once, here; CMake reads it from this file.              */
+/* ------------------------------------------------------------------------ */
+
+#define HESS_VERSION_MAJOR 0
+#define HESS_VERSION_MINOR 1
+#define HESS_VERSION_PATCH 0
+/** The version as one number, MAJOR*10000 + MINOR*100 + PATCH. */
+#define HESS_VERSION_NUMBER                                                                        \
+    (HESS_VERSION_MAJOR * 10000 + HESS_VERSION_MINOR * 100 + HESS_VERSION_PATCH)
+
+/* ------------------------------------------------------------------------ */
+/* Export macro                                                             */
+/* ------------------------------------------------------------------------ */
+
+#if defined(_WIN32) && defined(HESSIAN_SHARED)
+#ifdef HESSIAN_BUILDING
+#define HESS_API __declspec(dllexport)
+#else
+#define HESS_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define HESS_API __attribute__((visibility("default")))
+#else
+#define HESS_API
+#endif
+
+/** HESS_VERSION_NUMBER of the library actually linked. */
+HESS_API unsigned hess_version(void);
+/** The linked library's version as "MAJOR.MINOR.PATCH" (static storage). */
+HESS_API const char *hess_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes: one list, from which the enum and the strings are made.    */
+/* ------------------------------------------------------------------------ */
+
+/** Every status code with its value and text; HESS_OK is 0, errors negative. */
+#define HESS_STATUS_LIST(X)                                                                        \
+    X(HESS_OK, 0, "success")                                                                       \
+    X(HESS_ERR_NOMEM, -1, "out of memory")                                                         \
+    X(HESS_ERR_ARG, -2, "invalid argument")                                                        \
+    X(HESS_ERR_SHAPE, -3, "incompatible tensor shapes")                                            \
+    X(HESS_ERR_NODIFF, -4, "no derivative along this path")                                        \
+    X(HESS_ERR_STATE, -5, "object not valid in this state")                                        \
+    X(HESS_ERR_IO, -6, "input/output error")                                                       \
+    X(HESS_ERR_NONFINITE, -7, "non-finite value (NaN or Inf)")                                     \
+    X(HESS_ERR_CANCELLED, -8, "cancelled by the caller")
+
+/** A status code: HESS_OK (0) or one of the negative HESS_ERR_* values. */
+typedef enum hess_status {
+#define HESS_X_(name, value, text) name = value,
+    HESS_STATUS_LIST(HESS_X_)
+#undef HESS_X_
+} hess_status;
+
+/** Static text for a status code ("out of memory"); never NULL. */
+HESS_API const char *hess_status_str(hess_status s);
+
+/* ------------------------------------------------------------------------ */
+/* Opaque types                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** A context: owns the arena that holds every tensor, tape node and table. */
+typedef struct hess_context hess_context;
+/** A tensor: a node on its context's tape (leaf or op result). */
+typedef struct hess_tensor hess_tensor;
+
+/** Largest rank a tensor may have. */
+#define HESS_MAX_DIMS 6
+
+/* ------------------------------------------------------------------------ */
+/* Context lifecycle, memory and errors                                     */
+/* ------------------------------------------------------------------------ */
+
+/** Context flag: fail any op whose result holds NaN or Inf (HESS_ERR_NONFINITE). */
+#define HESS_CHECK_FINITE 1u
+
+/**
+ * Creation options; a zeroed struct (or a NULL pointer) gives the defaults.
+ * alloc/free replace malloc/free for every byte the context uses (free gets
+ * the size that was asked for).  max_bytes caps the total held from the
+ * allocator (0 = no cap); past it calls fail with HESS_ERR_NOMEM.
+ */
+typedef struct hess_config {
+    void *(*alloc)(size_t size, void *user);          /**< NULL = malloc */
+    void (*free)(void *ptr, size_t size, void *user); /**< NULL = free */
+    void *user;                                       /**< passed to alloc and free */
+    size_t max_bytes;                                 /**< 0 = unlimited */
+    size_t block_bytes;                               /**< first arena block size, 0 = 64 KiB */
+    unsigned flags;                                   /**< HESS_CHECK_FINITE or 0 */
+} hess_config;
+
+/**
+ * Creates a context.  @p cfg may be NULL for defaults; it is copied.
+ * @return HESS_OK and *out set; HESS_ERR_ARG if out is NULL; HESS_ERR_NOMEM.
+ * Cost: one allocation of the context and one of the first arena block.
+ */
+HESS_API hess_status hess_context_create(const hess_config *cfg, hess_context **out);
+
+/** Frees the context and everything it owns.  NULL is a no-op. */
+HESS_API void hess_context_destroy(hess_context *ctx);
+
+/** A point in a context's history, from hess_context_mark(). */
+typedef struct hess_mark {
+    size_t block;   /**< arena block index */
+    size_t used;    /**< bytes used in that block */
+    int64_t nodes;  /**< tape length */
+    uint64_t epoch; /**< context identity check */
+} hess_mark;
+
+/** Records the current point so that hess_context_rewind() can return to it. Cost O(1). */
+HESS_API hess_mark hess_context_mark(const hess_context *ctx);
+
+/**
+ * Frees everything created after @p mark: tensors made after it become invalid
+ * (using one is detected as HESS_ERR_STATE unless its memory has been reused by
+ * a newer tensor).  Arena blocks are kept for reuse, so a loop of forward,
+ * gradient, update, rewind calls the allocator only in its first iteration.
+ * @return HESS_OK; HESS_ERR_ARG for a NULL context or a mark that is not an
+ * earlier point of this context.  Cost O(tensors freed).
+ */
+HESS_API hess_status hess_context_rewind(hess_context *ctx, hess_mark mark);
+
+/** Bytes currently held from the allocator by the context (arena and tables). */
+HESS_API size_t hess_context_bytes(const hess_context *ctx);
+
+/** The first error recorded and not yet cleared, HESS_OK if none (HESS_ERR_ARG for NULL). */
+HESS_API hess_status hess_context_status(const hess_context *ctx);
+
+/**
+ * Message of the first recorded error, naming the function and the shapes
+ * involved, e.g. "hess_matmul: inner dimensions differ: [4,3] x [4,5]".
+ * "" when there is no error.  Valid until the next call on the context.
+ */
+HESS_API const char *hess_context_errmsg(const hess_context *ctx);
+
+/** Forgets the recorded error.  Everything made before it remains valid and unchanged. */
+HESS_API void hess_context_clear_error(hess_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A constant or input tensor of rank @p ndim (0..HESS_MAX_DIMS) and the given
+ * shape (every dimension >= 1); @p data (numel values, row-major) is copied,
+ * NULL gives zeros.  Not differentiated.
+ * @return the tensor, or NULL with HESS_ERR_ARG (bad rank, dimension, overflow)
+ * or HESS_ERR_NOMEM recorded.  Cost O(numel).
+ */
+HESS_API hess_tensor *
+hess_tensor_new(hess_context *ctx, int ndim, const int64_t *shape, const double *data);
+
+/** Like hess_tensor_new(), but a parameter: a leaf that hess_grad() differentiates. */
+HESS_API hess_tensor *
+hess_param_new(hess_context *ctx, int ndim, const int64_t *shape, const double *data);
+
+/** A rank-0 constant holding @p value. */
+HESS_API hess_tensor *hess_scalar(hess_context *ctx, double value);
+
+/** Rank of @p t (0 for a scalar; -1 for NULL). */
+HESS_API int hess_tensor_ndim(const hess_tensor *t);
+/** Shape of @p t: ndim values, owned by the tensor (NULL for NULL). */
+HESS_API const int64_t *hess_tensor_shape(const hess_tensor *t);
+/** Number of elements, the product of the shape (1 for a scalar, 0 for NULL). */
+HESS_API int64_t hess_tensor_numel(const hess_tensor *t);
+/** The values, numel doubles row-major, owned by the tensor (NULL for NULL). */
+HESS_API const double *hess_tensor_data(const hess_tensor *t);
+/** 1 if @p t is a parameter made by hess_param_new(), else 0. */
+HESS_API int hess_tensor_is_param(const hess_tensor *t);
+
+/**
+ * Overwrites a parameter's values in place (an optimizer step): copies numel
+ * values from @p data.  Tensors computed from the old values keep their old
+ * values; build the model again (typically after hess_context_rewind()).
+ * @return HESS_OK; HESS_ERR_ARG (NULL, not a parameter, other context);
+ * HESS_ERR_STATE (freed by a rewind).  Cost O(numel).
+ */
+HESS_API hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *data);
+
+/* ------------------------------------------------------------------------ */
+/* Operators.  Each returns a new tensor owned by ctx, or NULL with the     */
+/* error recorded (HESS_ERR_SHAPE for shapes, HESS_ERR_ARG for bad          */
+/* arguments or tensors of another context, HESS_ERR_STATE for a tensor     */
+/* freed by a rewind, HESS_ERR_NOMEM, HESS_ERR_NONFINITE when the context   */
+/* checks values).  Cost: O(numel of the result) unless stated.             */
+/* Broadcasting follows NumPy: shapes align at the trailing dimension, and  */
+/* each pair of dimensions must be equal or one of them 1.                  */
+/* ------------------------------------------------------------------------ */
+
+/** out = a + b, broadcast. */
+HESS_API hess_tensor *hess_add(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out = a - b, broadcast. */
+HESS_API hess_tensor *hess_sub(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out = a * b elementwise, broadcast. */
+HESS_API hess_tensor *hess_mul(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out = a / b elementwise, broadcast. */
+HESS_API hess_tensor *hess_div(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out = -a. */
+HESS_API hess_tensor *hess_neg(hess_context *ctx, hess_tensor *a);
+/** out = alpha * a. */
+HESS_API hess_tensor *hess_scale(hess_context *ctx, hess_tensor *a, double alpha);
+
+/**
+ * Matrix product.  [m,k] x [k,n] -> [m,n]; [m,k] x [k] -> [m]; [k] x [k,n] -> [n];
+ * [k] x [k] -> [] (dot product).  Cost O(m*k*n).
+ */
+HESS_API hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out[j,i] = a[i,j] for a 2-D tensor. */
+HESS_API hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a);
+/** The same values with a new shape of equal element count. */
+HESS_API hess_tensor *
+hess_reshape(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape);
+
+/** out = sum of all elements, shape []. */
+HESS_API hess_tensor *hess_sum(hess_context *ctx, hess_tensor *a);
+/** Sum along @p axis (negative counts from the end); the axis is removed. */
+HESS_API hess_tensor *hess_sum_axis(hess_context *ctx, hess_tensor *a, int axis);
+/** out = mean of all elements, shape []. */
+HESS_API hess_tensor *hess_mean(hess_context *ctx, hess_tensor *a);
+/** Mean along @p axis (negative counts from the end); the axis is removed. */
+HESS_API hess_tensor *hess_mean_axis(hess_context *ctx, hess_tensor *a, int axis);
+/**
+ * Sums @p a down to @p shape, which must broadcast to a's shape: the adjoint of
+ * hess_broadcast_to.  Cost O(numel(a)).
+ */
+HESS_API hess_tensor *
+hess_sum_to(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape);
+/** Repeats @p a to @p shape by NumPy broadcasting: the adjoint of hess_sum_to. */
+HESS_API hess_tensor *
+hess_broadcast_to(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape);
+
+/** out = exp(a). */
+HESS_API hess_tensor *hess_exp(hess_context *ctx, hess_tensor *a);
+/** out = log(a) (natural; -Inf at 0, NaN below). */
+HESS_API hess_tensor *hess_log(hess_context *ctx, hess_tensor *a);
+/** out = tanh(a). */
+HESS_API hess_tensor *hess_tanh(hess_context *ctx, hess_tensor *a);
+/** out = 1 / (1 + exp(-a)), evaluated without overflow. */
+HESS_API hess_tensor *hess_sigmoid(hess_context *ctx, hess_tensor *a);
+/** out = max(a, 0); the derivative at 0 is taken as 0. */
+HESS_API hess_tensor *hess_relu(hess_context *ctx, hess_tensor *a);
+/** out = log(1 + exp(a)), as max(a,0) + log1p(exp(-|a|)). */
+HESS_API hess_tensor *hess_softplus(hess_context *ctx, hess_tensor *a);
+/** out = a * a. */
+HESS_API hess_tensor *hess_square(hess_context *ctx, hess_tensor *a);
+/** out = sqrt(a). */
+HESS_API hess_tensor *hess_sqrt(hess_context *ctx, hess_tensor *a);
+/** out = a ^ p for a constant exponent p. */
+HESS_API hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p);
+
+/**
+ * out = a - log(sum(exp(a), axis)) along @p axis, by the shifted log-sum-exp
+ * (finite for any finite input).
+ */
+HESS_API hess_tensor *hess_log_softmax(hess_context *ctx, hess_tensor *a, int axis);
+/** out = exp(a) / sum(exp(a), axis) along @p axis, as exp(log_softmax(a)). */
+HESS_API hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis);
+
+/**
+ * A fully connected layer, PyTorch's nn.Linear: out = x W^T + b.
+ * x is [in] or [B,in], W is [out,in], b is [out] or NULL; the result is [out]
+ * or [B,out].  Cost O(B*in*out).
+ */
+HESS_API hess_tensor *
+hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b);
+
+/** Mean squared error, PyTorch's MSELoss: mean over all elements of (pred - target)^2. */
+HESS_API hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target);
+
+/**
+ * Cross-entropy on logits, PyTorch's CrossEntropyLoss with class indices:
+ * -mean over b of log_softmax(logits[b])[targets[b]].  logits [B,C] with
+ * targets [B], or logits [C] with a scalar target; targets hold integral
+ * doubles in [0, C) (HESS_ERR_ARG otherwise) and are not differentiated.
+ */
+HESS_API hess_tensor *
+hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_tensor *targets);
+
+/**
+ * Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss:
+ * mean over all elements of softplus(x) - x*y (finite for |x| up to any size).
+ * logits and targets have the same shape.
+ */
+HESS_API hess_tensor *
+hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets);
+
+/* ------------------------------------------------------------------------ */
+/* Reverse mode                                                             */
+/* ------------------------------------------------------------------------ */
+
+/** hess_grad flag: record the backward pass so the gradients can be differentiated again. */
+#define HESS_CREATE_GRAPH 1u
+/** hess_grad flag: a wrt tensor that y does not depend on gets zeros, not HESS_ERR_NODIFF. */
+#define HESS_ALLOW_UNUSED 2u
+
+/**
+ * Gradients of a scalar @p y with respect to the tensors wrt[0..n-1]:
+ * grads[i] = dy/dwrt[i], shaped like wrt[i], owned by ctx.  With
+ * HESS_CREATE_GRAPH the gradients are themselves on the tape and can be
+ * differentiated to any order.  Walks the tape backwards once, visiting only
+ * nodes that lie on a path from a wrt tensor to y.
+ * @return HESS_OK; HESS_ERR_ARG (NULL, n = 0, y not a scalar, other context);
+ * HESS_ERR_STATE (freed tensor); HESS_ERR_NODIFF (y does not depend on some
+ * wrt[i], without HESS_ALLOW_UNUSED); HESS_ERR_NOMEM.  On error grads[] is
+ * set to NULL.  Cost: about twice the forward pass.
+ */
+HESS_API hess_status hess_grad(hess_context *ctx,
+                               hess_tensor *y,
+                               size_t n,
+                               hess_tensor *const wrt[],
+                               hess_tensor *grads[],
+                               unsigned flags);
+
+/**
+ * Vector-Jacobian product: grads[i] = sum_j seeds[j] . d outputs[j] / d wrt[i],
+ * for outputs of any shape, seeds[j] shaped like outputs[j].  Flags and
+ * statuses as hess_grad (HESS_ERR_SHAPE for a seed of the wrong shape).
+ */
+HESS_API hess_status hess_vjp(hess_context *ctx,
+                              size_t n_out,
+                              hess_tensor *const outputs[],
+                              hess_tensor *const seeds[],
+                              size_t n,
+                              hess_tensor *const wrt[],
+                              hess_tensor *grads[],
+                              unsigned flags);
+
+/* ------------------------------------------------------------------------ */
+/* Hessians.  Parameters are flattened in the order given, each row-major  */
+/* (torch.nn.utils.parameters_to_vector); N = hess_param_count().  Each     */
+/* function builds the gradient graph once, then evaluates the second       */
+/* backward pass once per row by re-running only the nodes that depend on   */
+/* the direction.  The forward graph is not rebuilt; the context's memory   */
+/* is left as it was found.  Statuses: HESS_ERR_ARG (NULL, n = 0, loss not  */
+/* a scalar, a non-parameter, other context), HESS_ERR_STATE, HESS_ERR_NODIFF*/
+/* (the loss does not depend on a parameter, which is named),               */
+/* HESS_ERR_NOMEM, HESS_ERR_NONFINITE.                                      */
+/* Let G be the cost of one gradient (about 3 forward passes).               */
+/* ------------------------------------------------------------------------ */
+
+/** N, the total number of elements of params[0..n-1] (0 if any is NULL). */
+HESS_API size_t hess_param_count(size_t n, hess_tensor *const params[]);
+
+/**
+ * Hessian-vector product hv = H v, with v and hv of length N (caller's).
+ * Cost: about 2G (one gradient graph plus one double-backward pass).
+ */
+HESS_API hess_status hess_hvp(hess_context *ctx,
+                              hess_tensor *loss,
+                              size_t n,
+                              hess_tensor *const params[],
+                              const double *v,
+                              double *hv);
+
+/**
+ * The full N x N Hessian, row-major, into h (N*N doubles, caller's).  Rows are
+ * symmetric to rounding.  Cost: G + N replays of the double-backward pass.
+ */
+HESS_API hess_status hess_hessian(
+    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *h);
+
+/**
+ * The per-element diagonal d^2 loss / d theta_i^2, N doubles into diag.
+ * Cost: as hess_hessian (one replay per element), memory O(N).
+ */
+HESS_API hess_status hess_hessian_diag(
+    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *diag);
+
+/**
+ * The diagonal as one tensor per parameter, shaped like it: out[i] is a new
+ * constant tensor owned by ctx.  Statuses and cost as hess_hessian_diag.
+ */
+HESS_API hess_status hess_hessian_diag_tensors(hess_context *ctx,
+                                               hess_tensor *loss,
+                                               size_t n,
+                                               hess_tensor *const params[],
+                                               hess_tensor *out[]);
+
+/**
+ * The block d^2 loss / d pi d pj, numel(pi) x numel(pj) row-major into out.
+ * pi == pj gives a diagonal block.  Cost: G + numel(pi) replays.
+ */
+HESS_API hess_status hess_hessian_block(
+    hess_context *ctx, hess_tensor *loss, hess_tensor *pi, hess_tensor *pj, double *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HESSIAN_H */

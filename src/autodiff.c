@@ -1,0 +1,196 @@
+/*
+ * autodiff.c -- reverse mode.  The tape's creation order is a topological
+ * order, so a backward pass walks it in reverse from the outputs, without
+ * recursion, visiting only nodes that lie on a path from a wrt tensor to an
+ * output.  Cotangents live in a per-pass table indexed by tape position (never
+ * in the tensors) and are built from ops, so they can be differentiated again.
+ */
+#include "hess_internal.h"
+
+#include <string.h>
+
+#define REQ 1u /* depends on some wrt tensor */
+
+/* Validates the arguments common to hess_grad and hess_vjp. */
+static hess_status check_args(hess_context *ctx,
+                              size_t n_out,
+                              hess_tensor *const outputs[],
+                              hess_tensor *const seeds[],
+                              size_t n,
+                              hess_tensor *const wrt[],
+                              hess_tensor *grads[],
+                              const char *fn,
+                              const char *what)
+{
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
+    if (!outputs || !seeds || n_out == 0 || !wrt || !grads || n == 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL array or empty list", fn);
+        return HESS_ERR_ARG;
+    }
+    for (size_t i = 0; i < n; i++)
+        grads[i] = NULL;
+    hess_status st;
+    for (size_t j = 0; j < n_out; j++) {
+        if ((st = hess__check(ctx, outputs[j], fn)) || (st = hess__check(ctx, seeds[j], fn)))
+            return st;
+        if (!hess__same_shape(outputs[j], seeds[j])) {
+            char a[96], b[96];
+            hess__error(ctx, HESS_ERR_SHAPE, "%s: seed %s does not match output %s", fn,
+                        hess__shape_str(a, seeds[j]->ndim, seeds[j]->shape),
+                        hess__shape_str(b, outputs[j]->ndim, outputs[j]->shape));
+            return HESS_ERR_SHAPE;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!wrt[i]) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: %s[%zu] is NULL", fn, what, i);
+            return HESS_ERR_ARG;
+        }
+        if ((st = hess__check(ctx, wrt[i], fn)) != HESS_OK)
+            return st;
+    }
+    return HESS_OK;
+}
+
+/* Adds c into the cotangent slot *slot ("add or set"). */
+static void accumulate(hess_context *ctx, hess_tensor **slot, hess_tensor *c)
+{
+    *slot = *slot ? hess_add(ctx, *slot, c) : c;
+}
+
+hess_status hess__backward(hess_context *ctx,
+                           size_t n_out,
+                           hess_tensor *const outputs[],
+                           hess_tensor *const seeds[],
+                           size_t n,
+                           hess_tensor *const wrt[],
+                           hess_tensor *grads[],
+                           unsigned flags,
+                           const char *fn,
+                           const char *what)
+{
+    hess_status st = check_args(ctx, n_out, outputs, seeds, n, wrt, grads, fn, what);
+    if (st != HESS_OK)
+        return st;
+
+    /* The window of the tape that matters: from the first wrt to the last output. */
+    int64_t lo = INT64_MAX, top = -1;
+    for (size_t i = 0; i < n; i++)
+        lo = wrt[i]->id < lo ? wrt[i]->id : lo;
+    for (size_t j = 0; j < n_out; j++)
+        top = outputs[j]->id > top ? outputs[j]->id : top;
+    const int64_t span = top >= lo ? top - lo + 1 : 0;
+
+    unsigned char *mask = hess__calloc(ctx, (size_t)span + 1, fn);
+    hess_tensor **cot = hess__calloc(ctx, ((size_t)span + 1) * sizeof *cot, fn);
+    if (!mask || !cot)
+        return ctx->status;
+
+    /* Forward sweep: which nodes depend on a wrt tensor (detached nodes do not). */
+    for (size_t i = 0; i < n; i++)
+        if (wrt[i]->id <= top)
+            mask[wrt[i]->id - lo] = REQ;
+    for (int64_t id = lo; id <= top; id++) {
+        const hess_tensor *t = ctx->nodes[id];
+        if (mask[id - lo] || t->op == HESS_OP_NONE || (t->flags & HESS_T_DETACHED))
+            continue;
+        for (int k = 0; k < HESS_MAX_SRC; k++)
+            if (t->src[k] && t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
+                mask[id - lo] = REQ;
+    }
+
+    if (!(flags & HESS_CREATE_GRAPH))
+        ctx->no_record++;
+    for (size_t j = 0; j < n_out && span; j++)
+        if (mask[outputs[j]->id - lo])
+            accumulate(ctx, &cot[outputs[j]->id - lo], seeds[j]);
+
+    /* Reverse sweep. */
+    for (int64_t id = top; id >= lo && ctx->status == HESS_OK && span; id--) {
+        hess_tensor *t = ctx->nodes[id], *g = cot[id - lo];
+        if (!g || t->op == HESS_OP_NONE || !(mask[id - lo] & REQ))
+            continue;
+        const hess_op_def *def = hess__ops[t->op];
+        if (!def->backward) {
+            hess__error(ctx, HESS_ERR_NODIFF, "%s: op %s has no derivative", fn, def->name);
+            break;
+        }
+        hess_tensor *gin[HESS_MAX_SRC] = {NULL, NULL};
+        def->backward(ctx, t, g, gin);
+        for (int k = 0; k < def->arity && ctx->status == HESS_OK; k++) {
+            hess_tensor *s = t->src[k];
+            if (gin[k] && s->id >= lo && (mask[s->id - lo] & REQ))
+                accumulate(ctx, &cot[s->id - lo], gin[k]);
+        }
+    }
+
+    for (size_t i = 0; i < n && ctx->status == HESS_OK; i++) {
+        hess_tensor *g = wrt[i]->id <= top ? cot[wrt[i]->id - lo] : NULL;
+        if (!g && (flags & HESS_ALLOW_UNUSED))
+            g = hess__zeros_like(ctx, wrt[i]);
+        if (!g) {
+            char s[96];
+            hess__error(ctx, HESS_ERR_NODIFF, "%s: the output does not depend on %s[%zu] %s", fn,
+                        what, i, hess__shape_str(s, wrt[i]->ndim, wrt[i]->shape));
+            break;
+        }
+        grads[i] = g;
+    }
+    if (!(flags & HESS_CREATE_GRAPH))
+        ctx->no_record--;
+    if (ctx->status != HESS_OK)
+        for (size_t i = 0; i < n; i++)
+            grads[i] = NULL;
+    return ctx->status;
+}
+
+hess_status hess_grad(hess_context *ctx,
+                      hess_tensor *y,
+                      size_t n,
+                      hess_tensor *const wrt[],
+                      hess_tensor *grads[],
+                      unsigned flags)
+{
+    static const char fn[] = "hess_grad";
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status;
+    hess_status st = hess__check(ctx, y, fn);
+    if (st != HESS_OK)
+        return st;
+    if (y->numel != 1) {
+        char s[96];
+        hess__error(ctx, HESS_ERR_ARG, "%s: y must be a scalar, got %s", fn,
+                    hess__shape_str(s, y->ndim, y->shape));
+        return HESS_ERR_ARG;
+    }
+    if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: unknown flags 0x%x", fn, flags);
+        return HESS_ERR_ARG;
+    }
+    const double one = 1.0;
+    hess_tensor *seed = hess_tensor_new(ctx, y->ndim, y->shape, &one);
+    if (!seed)
+        return ctx->status;
+    return hess__backward(ctx, 1, &y, &seed, n, wrt, grads, flags, fn, "wrt");
+}
+
+hess_status hess_vjp(hess_context *ctx,
+                     size_t n_out,
+                     hess_tensor *const outputs[],
+                     hess_tensor *const seeds[],
+                     size_t n,
+                     hess_tensor *const wrt[],
+                     hess_tensor *grads[],
+                     unsigned flags)
+{
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
+        hess__error(ctx, HESS_ERR_ARG, "hess_vjp: unknown flags 0x%x", flags);
+        return HESS_ERR_ARG;
+    }
+    return hess__backward(ctx, n_out, outputs, seeds, n, wrt, grads, flags, "hess_vjp", "wrt");
+}

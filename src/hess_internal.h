@@ -1,0 +1,209 @@
+/*
+ * hess_internal.h -- private structures shared by the library's source files:
+ * the context and its arena, the tensor (tape node), the op list and the
+ * helpers every op file uses.  Nothing here is installed.
+ */
+#ifndef HESS_INTERNAL_H
+#define HESS_INTERNAL_H
+
+#include "hessian.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#if defined(__GNUC__)
+#define HESS_INTERNAL     __attribute__((visibility("hidden")))
+#define HESS_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define HESS_INTERNAL
+#define HESS_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* The op list: one line per op, from which the enum, the name table and    */
+/* the registry are generated.  X(ENUM, name, arity).  Leaves have op NONE. */
+/* ------------------------------------------------------------------------ */
+
+#define HESS_OP_LIST(X)                                                                            \
+    X(NONE, leaf, 0)                                                                               \
+    X(ADD, add, 2)                                                                                 \
+    X(SUB, sub, 2)                                                                                 \
+    X(MUL, mul, 2)                                                                                 \
+    X(DIV, div, 2)                                                                                 \
+    X(AFFINE, affine, 1)                                                                           \
+    X(MATMUL, matmul, 2)                                                                           \
+    X(TRANSPOSE, transpose, 1)                                                                     \
+    X(RESHAPE, reshape, 1)                                                                         \
+    X(SUM_TO, sum_to, 1)                                                                           \
+    X(BROADCAST_TO, broadcast_to, 1)                                                               \
+    X(EXP, exp, 1)                                                                                 \
+    X(LOG, log, 1)                                                                                 \
+    X(TANH, tanh, 1)                                                                               \
+    X(SIGMOID, sigmoid, 1)                                                                         \
+    X(RELU, relu, 1)                                                                               \
+    X(STEP, step, 1)                                                                               \
+    X(SOFTPLUS, softplus, 1)                                                                       \
+    X(SQUARE, square, 1)                                                                           \
+    X(SQRT, sqrt, 1)                                                                               \
+    X(POW, pow, 1)                                                                                 \
+    X(LOG_SOFTMAX, log_softmax, 1)
+
+typedef enum hess_op {
+#define HESS_X_(e, n, a) HESS_OP_##e,
+    HESS_OP_LIST(HESS_X_)
+#undef HESS_X_
+        HESS_OP_COUNT
+} hess_op;
+
+#define HESS_MAX_SRC 2
+
+/* Tensor flags. */
+#define HESS_T_PARAM    1u /* made by hess_param_new                                */
+#define HESS_T_DETACHED 2u /* made by a backward pass without HESS_CREATE_GRAPH:     */
+                           /* a constant to later passes, though still replayable    */
+
+/* A magic value in live tensors; a rewound tensor has it cleared. */
+#define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */
+
+struct hess_tensor {
+    uint32_t magic;
+    uint8_t op;    /* enum hess_op */
+    uint8_t flags; /* HESS_T_* */
+    uint8_t ndim;
+    int8_t axis;       /* op parameter (LOG_SOFTMAX) */
+    int64_t id;        /* position on the tape */
+    hess_context *ctx; /* owner */
+    int64_t numel;
+    int64_t shape[HESS_MAX_DIMS];
+    double p[2]; /* op parameters (AFFINE alpha/beta, POW exponent) */
+    hess_tensor *src[HESS_MAX_SRC];
+    double *data;
+};
+
+/* One op's behaviour.  forward computes out->data from out->src[] (numbers
+ * only, no allocation).  backward builds, from differentiable ops only, the
+ * cotangent of each source given the cotangent g of out; it sets gin[i] to
+ * NULL when the contribution is exactly zero.  A NULL backward means the op
+ * has no derivative (differentiating through it is HESS_ERR_NODIFF). */
+typedef struct hess_op_def {
+    const char *name;
+    int arity;
+    void (*forward)(hess_tensor *out);
+    void (*backward)(hess_context *ctx,
+                     hess_tensor *out,
+                     hess_tensor *g,
+                     hess_tensor *gin[HESS_MAX_SRC]);
+} hess_op_def;
+
+HESS_INTERNAL extern const hess_op_def *const hess__ops[HESS_OP_COUNT];
+
+/* ------------------------------------------------------------------------ */
+/* Context and arena                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct hess__block {
+    struct hess__block *next;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+} hess__block;
+
+struct hess_context {
+    hess_config cfg;
+    hess__block *head;   /* first block */
+    hess__block *cur;    /* block being filled */
+    size_t cur_index;    /* index of cur in the chain */
+    size_t bytes;        /* bytes held from the allocator */
+    hess_tensor **nodes; /* the tape: nodes[id] */
+    int64_t n_nodes;
+    int64_t cap_nodes;
+    uint64_t epoch;     /* distinguishes contexts in marks */
+    unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
+    hess_status status;
+    char errmsg[320];
+};
+
+/* Arena allocation, 32-byte aligned; NULL (and HESS_ERR_NOMEM recorded, named
+ * by fn) when the allocator or the byte limit refuses. */
+HESS_INTERNAL void *hess__alloc(hess_context *ctx, size_t size, const char *fn);
+HESS_INTERNAL void *hess__calloc(hess_context *ctx, size_t size, const char *fn);
+
+/* Records the first error; later ones are ignored until cleared. */
+HESS_INTERNAL void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
+    HESS_PRINTF(3, 4);
+
+/* Formats a shape as "[4,3]" into buf (at least 96 bytes). */
+HESS_INTERNAL const char *hess__shape_str(char *buf, int ndim, const int64_t *shape);
+
+/* Checks that t is a live tensor of ctx: HESS_OK, or the error (recorded unless
+ * an earlier one is): HESS_ERR_ARG for NULL or another context's tensor,
+ * HESS_ERR_STATE for a tensor freed by a rewind. */
+HESS_INTERNAL hess_status hess__check(hess_context *ctx, const hess_tensor *t, const char *fn);
+
+/* A new node of the given op and shape with data allocated (not computed). */
+HESS_INTERNAL hess_tensor *hess__node(hess_context *ctx,
+                                      hess_op op,
+                                      int ndim,
+                                      const int64_t *shape,
+                                      hess_tensor *a,
+                                      hess_tensor *b,
+                                      const char *fn);
+/* Runs out's forward kernel and, if asked, checks for non-finite values. */
+HESS_INTERNAL hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn);
+
+/* Internal builders used by backward rules and derived ops. */
+HESS_INTERNAL hess_tensor *
+hess__affine(hess_context *ctx, hess_tensor *a, double alpha, double beta);
+HESS_INTERNAL hess_tensor *hess__step(hess_context *ctx, hess_tensor *a);
+/* sum_to / broadcast_to the shape of `like`; returns a itself when equal. */
+HESS_INTERNAL hess_tensor *
+hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
+HESS_INTERNAL hess_tensor *
+hess__broadcast_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
+HESS_INTERNAL hess_tensor *
+hess__reshape_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
+/* op(a) op(b) for 2-D a, b (op = transpose where ta / tb); shapes checked. */
+HESS_INTERNAL hess_tensor *
+hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn);
+HESS_INTERNAL hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor *like);
+
+HESS_INTERNAL bool hess__same_shape(const hess_tensor *a, const hess_tensor *b);
+HESS_INTERNAL int64_t hess__numel(int ndim, const int64_t *shape);
+
+/* The backward pass behind hess_grad and hess_vjp; fn and what name the
+ * caller and its wrt list in messages ("hess_hessian", "params"). */
+HESS_INTERNAL hess_status hess__backward(hess_context *ctx,
+                                         size_t n_out,
+                                         hess_tensor *const outputs[],
+                                         hess_tensor *const seeds[],
+                                         size_t n,
+                                         hess_tensor *const wrt[],
+                                         hess_tensor *grads[],
+                                         unsigned flags,
+                                         const char *fn,
+                                         const char *what);
+
+/* ------------------------------------------------------------------------ */
+/* Replay: re-evaluate the nodes that depend on some leaves after their      */
+/* values changed ("define once, compute many times").                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct hess__replay {
+    int64_t *ids; /* nodes to recompute, in tape order */
+    int64_t n;
+} hess__replay;
+
+/* Plans the nodes after the leaves that depend on any of them (arena). */
+HESS_INTERNAL hess_status hess__replay_plan(hess_context *ctx,
+                                            size_t n_leaves,
+                                            hess_tensor *const leaves[],
+                                            hess__replay *plan);
+/* Recomputes the planned nodes in order. */
+HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan);
+
+#define HESS_ASSERT(c)                                                                             \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            __builtin_trap();                                                                      \
+    } while (0)
+
+#endif /* HESS_INTERNAL_H */

@@ -1,0 +1,405 @@
+/*
+ * ops_binary.c -- broadcasting and the elementwise binary ops add, sub, mul,
+ * div, with the broadcast pair sum_to / broadcast_to that are each other's
+ * adjoints.  Legend: `out` is the result, `a`, `b` the operands; shapes align
+ * at the trailing dimension (NumPy).
+ */
+#include "hess_internal.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Broadcast iteration                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Strides of t's elements in the index space of shape[nd] (0 where t repeats). */
+static void bcast_strides(const hess_tensor *t, int nd, const int64_t *shape, int64_t *st)
+{
+    int off = nd - t->ndim;
+    int64_t s = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        int j = i - off;
+        st[i] = (j < 0 || (t->shape[j] == 1 && shape[i] != 1)) ? 0 : s;
+        if (j >= 0)
+            s *= t->shape[j];
+    }
+}
+
+/* Calls row(k, off[], st_last[], n) for every row of the index space spanned by
+ * shape[nd], where t[0..nt-1] are the operands; adjacent dimensions that every
+ * operand walks contiguously are merged first, so same-shape operands give one
+ * row and a bias add gives one row per sample. */
+typedef void (*row_fn)(void *k, const int64_t *off, const int64_t *st, int64_t n);
+
+static void
+bcast_rows(int nd, const int64_t *shape, int nt, const hess_tensor *const t[], row_fn row, void *k)
+{
+    int64_t st[3][HESS_MAX_DIMS + 1], dims[HESS_MAX_DIMS + 1];
+    int m = 0;
+    for (int j = 0; j < nt; j++)
+        bcast_strides(t[j], nd, shape, st[j]);
+    /* merge: walk from the last dimension, folding i into the current group */
+    int64_t ms[3][HESS_MAX_DIMS + 1];
+    for (int i = nd - 1; i >= 0; i--) {
+        if (shape[i] == 1)
+            continue;
+        bool merge = m > 0;
+        for (int j = 0; j < nt && merge; j++)
+            merge = st[j][i] == ms[j][m - 1] * dims[m - 1];
+        if (merge && m > 0) {
+            dims[m - 1] *= shape[i];
+        } else {
+            dims[m] = shape[i];
+            for (int j = 0; j < nt; j++)
+                ms[j][m] = st[j][i];
+            m++;
+        }
+    }
+    if (m == 0) { /* every dimension is 1: one element */
+        dims[0] = 1;
+        for (int j = 0; j < nt; j++)
+            ms[j][0] = 0;
+        m = 1;
+    }
+    /* dims[0] is the innermost; iterate the rest with counters */
+    int64_t idx[HESS_MAX_DIMS + 1] = {0}, off[3] = {0, 0, 0}, last[3];
+    for (int j = 0; j < nt; j++)
+        last[j] = ms[j][0];
+    for (;;) {
+        row(k, off, last, dims[0]);
+        int d = 1;
+        for (; d < m; d++) {
+            idx[d]++;
+            for (int j = 0; j < nt; j++)
+                off[j] += ms[j][d];
+            if (idx[d] < dims[d])
+                break;
+            for (int j = 0; j < nt; j++)
+                off[j] -= ms[j][d] * dims[d];
+            idx[d] = 0;
+        }
+        if (d >= m)
+            return;
+    }
+}
+
+static bool broadcast_shape(const hess_tensor *a, const hess_tensor *b, int *nd, int64_t *shape)
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < n; i++) {
+        int ia = i - (n - a->ndim), ib = i - (n - b->ndim);
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return false;
+        shape[i] = da == 1 ? db : da;
+    }
+    *nd = n;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise binary kernels                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    double *o;
+    const double *a, *b;
+} bin_args;
+
+/* One row: o[i] = a[i*sa] OP b[i*sb], specialised for the strides 0/1 so that
+ * the compiler vectorises the common cases. */
+#define HESS_BINARY_ROW(name, OP)                                                                  \
+    static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)                    \
+    {                                                                                              \
+        bin_args *g = k;                                                                           \
+        double *o = g->o + off[0];                                                                 \
+        const double *a = g->a + off[1], *b = g->b + off[2];                                       \
+        if (st[1] == 1 && st[2] == 1)                                                              \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] OP b[i];                                                               \
+        else if (st[1] == 1 && st[2] == 0) {                                                       \
+            const double bv = b[0];                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] OP bv;                                                                 \
+        } else if (st[1] == 0 && st[2] == 1) {                                                     \
+            const double av = a[0];                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = av OP b[i];                                                                 \
+        } else                                                                                     \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i * st[1]] OP b[i * st[2]];                                               \
+    }
+
+HESS_BINARY_ROW(add_row, +)
+HESS_BINARY_ROW(sub_row, -)
+HESS_BINARY_ROW(mul_row, *)
+HESS_BINARY_ROW(div_row, /)
+
+static void binary_forward(hess_tensor *out, row_fn row)
+{
+    bin_args g = {out->data, out->src[0]->data, out->src[1]->data};
+    const hess_tensor *t[3] = {out, out->src[0], out->src[1]};
+    bcast_rows(out->ndim, out->shape, 3, t, row, &g);
+}
+
+static void add_forward(hess_tensor *out)
+{
+    binary_forward(out, add_row);
+}
+static void sub_forward(hess_tensor *out)
+{
+    binary_forward(out, sub_row);
+}
+static void mul_forward(hess_tensor *out)
+{
+    binary_forward(out, mul_row);
+}
+static void div_forward(hess_tensor *out)
+{
+    binary_forward(out, div_row);
+}
+
+/* d(a+b) = g da + g db, each summed back to its operand's shape */
+static void add_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__sum_like(ctx, g, out->src[0]);
+    gin[1] = hess__sum_like(ctx, g, out->src[1]);
+}
+
+static void sub_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__sum_like(ctx, g, out->src[0]);
+    gin[1] = hess__sum_like(ctx, hess_neg(ctx, g), out->src[1]);
+}
+
+static void mul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *a = out->src[0], *b = out->src[1];
+    gin[0] = hess__sum_like(ctx, hess_mul(ctx, g, b), a);
+    gin[1] = hess__sum_like(ctx, hess_mul(ctx, g, a), b);
+}
+
+/* d(a/b) = g/b da - g*out/b db */
+static void div_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *a = out->src[0], *b = out->src[1];
+    hess_tensor *gb = hess_div(ctx, g, b);
+    gin[0] = hess__sum_like(ctx, gb, a);
+    gin[1] = hess__sum_like(ctx, hess_neg(ctx, hess_mul(ctx, gb, out)), b);
+}
+
+static hess_tensor *
+binary(hess_context *ctx, hess_op op, hess_tensor *a, hess_tensor *b, const char *fn)
+{
+    if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
+        return NULL;
+    int nd;
+    int64_t shape[HESS_MAX_DIMS];
+    if (!broadcast_shape(a, b, &nd, shape)) {
+        char sa[96], sb[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", fn,
+                    hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, b->ndim, b->shape));
+        return NULL;
+    }
+    return hess__finish(ctx, hess__node(ctx, op, nd, shape, a, b, fn), fn);
+}
+
+hess_tensor *hess_add(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    return binary(ctx, HESS_OP_ADD, a, b, "hess_add");
+}
+
+hess_tensor *hess_sub(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    return binary(ctx, HESS_OP_SUB, a, b, "hess_sub");
+}
+
+hess_tensor *hess_mul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    return binary(ctx, HESS_OP_MUL, a, b, "hess_mul");
+}
+
+hess_tensor *hess_div(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    return binary(ctx, HESS_OP_DIV, a, b, "hess_div");
+}
+
+/* ------------------------------------------------------------------------ */
+/* sum_to and broadcast_to                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Accumulates a row of the big operand into the (strided) small one. */
+static void sum_row(void *k, const int64_t *off, const int64_t *st, int64_t n)
+{
+    bin_args *g = k;
+    const double *a = g->a + off[0];
+    double *o = g->o + off[1];
+    if (st[1] == 0) {
+        double s = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            s += a[i * st[0]];
+        o[0] += s;
+    } else if (st[0] == 1 && st[1] == 1) {
+        for (int64_t i = 0; i < n; i++)
+            o[i] += a[i];
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            o[i * st[1]] += a[i * st[0]];
+    }
+}
+
+static void sum_to_forward(hess_tensor *out)
+{
+    hess_tensor *a = out->src[0];
+    memset(out->data, 0, (size_t)out->numel * sizeof(double));
+    bin_args g = {out->data, a->data, NULL};
+    const hess_tensor *t[2] = {a, out};
+    bcast_rows(a->ndim, a->shape, 2, t, sum_row, &g);
+}
+
+static void copy_row(void *k, const int64_t *off, const int64_t *st, int64_t n)
+{
+    bin_args *g = k;
+    double *o = g->o + off[0];
+    const double *a = g->a + off[1];
+    if (st[1] == 0) {
+        const double v = a[0];
+        for (int64_t i = 0; i < n; i++)
+            o[i] = v;
+    } else if (st[1] == 1) {
+        memcpy(o, a, (size_t)n * sizeof(double));
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            o[i] = a[i * st[1]];
+    }
+}
+
+static void broadcast_to_forward(hess_tensor *out)
+{
+    bin_args g = {out->data, out->src[0]->data, NULL};
+    const hess_tensor *t[2] = {out, out->src[0]};
+    bcast_rows(out->ndim, out->shape, 2, t, copy_row, &g);
+}
+
+static void sum_to_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__broadcast_like(ctx, g, out->src[0]);
+}
+
+static void
+broadcast_to_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__sum_like(ctx, g, out->src[0]);
+}
+
+/* True when small broadcasts to big (NumPy rules, small no longer than big). */
+static bool broadcasts_to(int nsmall, const int64_t *small, int nbig, const int64_t *big)
+{
+    if (nsmall > nbig)
+        return false;
+    for (int i = 0; i < nsmall; i++) {
+        int64_t s = small[nsmall - 1 - i], b = big[nbig - 1 - i];
+        if (s != b && s != 1)
+            return false;
+    }
+    return true;
+}
+
+static hess_tensor *reshape_op(
+    hess_context *ctx, hess_op op, hess_tensor *a, int ndim, const int64_t *shape, const char *fn)
+{
+    if (!ctx || hess__check(ctx, a, fn))
+        return NULL;
+    if (ndim < 0 || ndim > HESS_MAX_DIMS || (ndim > 0 && !shape)) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d or shape is NULL", fn, ndim,
+                    HESS_MAX_DIMS);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 1) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: dimension %d is %lld; dimensions must be >= 1", fn,
+                        i, (long long)shape[i]);
+            return NULL;
+        }
+    bool ok;
+    if (op == HESS_OP_SUM_TO)
+        ok = broadcasts_to(ndim, shape, a->ndim, a->shape);
+    else if (op == HESS_OP_BROADCAST_TO)
+        ok = broadcasts_to(a->ndim, a->shape, ndim, shape);
+    else {
+        int64_t n = 1;
+        ok = true;
+        for (int i = 0; i < ndim && ok; i++) {
+            ok = shape[i] <= a->numel / n;
+            n *= shape[i];
+        }
+        ok = ok && n == a->numel;
+    }
+    if (!ok) {
+        char sa[96], sb[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: cannot turn %s into %s", fn,
+                    hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, ndim, shape));
+        return NULL;
+    }
+    return hess__finish(ctx, hess__node(ctx, op, ndim, shape, a, NULL, fn), fn);
+}
+
+hess_tensor *hess_sum_to(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape)
+{
+    return reshape_op(ctx, HESS_OP_SUM_TO, a, ndim, shape, "hess_sum_to");
+}
+
+hess_tensor *hess_broadcast_to(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape)
+{
+    return reshape_op(ctx, HESS_OP_BROADCAST_TO, a, ndim, shape, "hess_broadcast_to");
+}
+
+hess_tensor *hess_reshape(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape)
+{
+    return reshape_op(ctx, HESS_OP_RESHAPE, a, ndim, shape, "hess_reshape");
+}
+
+static void reshape_forward(hess_tensor *out)
+{
+    memcpy(out->data, out->src[0]->data, (size_t)out->numel * sizeof(double));
+}
+
+static void
+reshape_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__reshape_like(ctx, g, out->src[0]);
+}
+
+hess_tensor *hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
+{
+    if (!a || hess__same_shape(a, like))
+        return a;
+    return hess_sum_to(ctx, a, like->ndim, like->shape);
+}
+
+hess_tensor *hess__broadcast_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
+{
+    if (!a || hess__same_shape(a, like))
+        return a;
+    return hess_broadcast_to(ctx, a, like->ndim, like->shape);
+}
+
+hess_tensor *hess__reshape_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
+{
+    if (!a || hess__same_shape(a, like))
+        return a;
+    return hess_reshape(ctx, a, like->ndim, like->shape);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registry entries                                                         */
+/* ------------------------------------------------------------------------ */
+
+const hess_op_def hess__op_add = {"add", 2, add_forward, add_backward};
+const hess_op_def hess__op_sub = {"sub", 2, sub_forward, sub_backward};
+const hess_op_def hess__op_mul = {"mul", 2, mul_forward, mul_backward};
+const hess_op_def hess__op_div = {"div", 2, div_forward, div_backward};
+const hess_op_def hess__op_sum_to = {"sum_to", 1, sum_to_forward, sum_to_backward};
+const hess_op_def hess__op_broadcast_to = {"broadcast_to", 1, broadcast_to_forward,
+                                           broadcast_to_backward};
+const hess_op_def hess__op_reshape = {"reshape", 1, reshape_forward, reshape_backward};

@@ -1,0 +1,226 @@
+/*
+ * ops_linalg.c -- matrix product (with transposed operands, so that x W^T and
+ * the backward products need no copies), transpose, and the vector forms of
+ * hess_matmul composed from them.  Legend: A [m,k], B [k,n], C [m,n] after the
+ * optional transposes; flags ta, tb live in out->p[0], out->p[1].
+ */
+#include "hess_internal.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Kernels                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* C[m,n] = sum_p A(i,p) B(p,j) where A(i,p) = a[i*ai + p*ap], B(p,j) = b[p*bp + j*bj]. */
+static void gemm(int64_t m,
+                 int64_t n,
+                 int64_t k,
+                 const double *a,
+                 int64_t ai,
+                 int64_t ap,
+                 const double *b,
+                 int64_t bp,
+                 int64_t bj,
+                 double *c)
+{
+    if (bj == 1) {
+        /* Rows of B are contiguous: C[i,:] += A(i,p) B[p,:], four rows of C at a
+         * time so that each loaded row of B is used four times.  Columns are
+         * taken in panels that keep the four rows of C in L1. */
+        memset(c, 0, (size_t)(m * n) * sizeof(double));
+        const int64_t JB = 512;
+        for (int64_t j0 = 0; j0 < n; j0 += JB) {
+            const int64_t nj = n - j0 < JB ? n - j0 : JB;
+            int64_t i = 0;
+            for (; i + 4 <= m; i += 4) {
+                double *c0 = c + i * n + j0, *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;
+                for (int64_t p = 0; p < k; p++) {
+                    const double *br = b + p * bp + j0;
+                    const double a0 = a[i * ai + p * ap], a1 = a[(i + 1) * ai + p * ap];
+                    const double a2 = a[(i + 2) * ai + p * ap], a3 = a[(i + 3) * ai + p * ap];
+                    for (int64_t j = 0; j < nj; j++) {
+                        const double bv = br[j];
+                        c0[j] += a0 * bv;
+                        c1[j] += a1 * bv;
+                        c2[j] += a2 * bv;
+                        c3[j] += a3 * bv;
+                    }
+                }
+            }
+            for (; i < m; i++) {
+                double *c0 = c + i * n + j0;
+                for (int64_t p = 0; p < k; p++) {
+                    const double *br = b + p * bp + j0;
+                    const double a0 = a[i * ai + p * ap];
+                    for (int64_t j = 0; j < nj; j++)
+                        c0[j] += a0 * br[j];
+                }
+            }
+        }
+    } else if (ap == 1 && bp == 1) {
+        /* A rows and B columns contiguous: dot products. */
+        for (int64_t i = 0; i < m; i++) {
+            const double *ar = a + i * ai;
+            for (int64_t j = 0; j < n; j++) {
+                const double *bc = b + j * bj;
+                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                int64_t p = 0;
+                for (; p + 4 <= k; p += 4) {
+                    s0 += ar[p] * bc[p];
+                    s1 += ar[p + 1] * bc[p + 1];
+                    s2 += ar[p + 2] * bc[p + 2];
+                    s3 += ar[p + 3] * bc[p + 3];
+                }
+                for (; p < k; p++)
+                    s0 += ar[p] * bc[p];
+                c[i * n + j] = (s0 + s1) + (s2 + s3);
+            }
+        }
+    } else {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0;
+                for (int64_t p = 0; p < k; p++)
+                    s += a[i * ai + p * ap] * b[p * bp + j * bj];
+                c[i * n + j] = s;
+            }
+    }
+}
+
+static void matmul_forward(hess_tensor *out)
+{
+    const hess_tensor *A = out->src[0], *B = out->src[1];
+    const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    const int64_t m = out->shape[0], n = out->shape[1];
+    const int64_t k = ta ? A->shape[0] : A->shape[1];
+    /* element strides of op(A)(i,p) and op(B)(p,j) in row-major storage */
+    const int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
+    const int64_t bp = tb ? 1 : n, bj = tb ? k : 1;
+    gemm(m, n, k, A->data, ai, ap, B->data, bp, bj, out->data);
+}
+
+static void transpose_forward(hess_tensor *out)
+{
+    const hess_tensor *a = out->src[0];
+    const int64_t r = a->shape[0], c = a->shape[1];
+    const double *x = a->data;
+    double *y = out->data;
+    const int64_t T = 32;
+    for (int64_t i0 = 0; i0 < r; i0 += T)
+        for (int64_t j0 = 0; j0 < c; j0 += T)
+            for (int64_t i = i0; i < r && i < i0 + T; i++)
+                for (int64_t j = j0; j < c && j < j0 + T; j++)
+                    y[j * r + i] = x[i * c + j];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backward rules                                                           */
+/* ------------------------------------------------------------------------ */
+
+static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb);
+
+/* For C = op(A) op(B) with cotangent G:
+ *   C = A B:      dA = G B^T,     dB = A^T G
+ *   C = A^T B:    dA = B G^T,     dB = A G
+ *   C = A B^T:    dA = G B,       dB = G^T A
+ *   C = A^T B^T:  dA = B^T G^T,   dB = G^T A^T */
+static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *A = out->src[0], *B = out->src[1];
+    const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    if (!ta) {
+        gin[0] = mm(ctx, g, B, false, !tb);
+        gin[1] = tb ? mm(ctx, g, A, true, false) : mm(ctx, A, g, true, false);
+    } else {
+        gin[0] = tb ? mm(ctx, B, g, true, true) : mm(ctx, B, g, false, true);
+        gin[1] = tb ? mm(ctx, g, A, true, true) : mm(ctx, A, g, false, false);
+    }
+}
+
+static void
+transpose_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    (void)out;
+    gin[0] = hess_transpose(ctx, g);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Builders                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* op(a) op(b) for 2-D a, b whose inner dimensions are known to agree. */
+static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb)
+{
+    if (!a || !b)
+        return NULL;
+    int64_t shape[2] = {ta ? a->shape[1] : a->shape[0], tb ? b->shape[0] : b->shape[1]};
+    hess_tensor *t = hess__node(ctx, HESS_OP_MATMUL, 2, shape, a, b, "hess_matmul");
+    if (!t)
+        return NULL;
+    t->p[0] = ta;
+    t->p[1] = tb;
+    return hess__finish(ctx, t, "hess_matmul");
+}
+
+hess_tensor *
+hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn)
+{
+    if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
+        return NULL;
+    const int64_t ka = a->ndim == 2 ? a->shape[ta ? 0 : 1] : -1;
+    const int64_t kb = b->ndim == 2 ? b->shape[tb ? 1 : 0] : -2;
+    if (ka != kb) {
+        char sa[96], sb[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: inner dimensions differ: %s%s x %s%s", fn,
+                    hess__shape_str(sa, a->ndim, a->shape), ta ? "^T" : "",
+                    hess__shape_str(sb, b->ndim, b->shape), tb ? "^T" : "");
+        return NULL;
+    }
+    return mm(ctx, a, b, ta, tb);
+}
+
+hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    static const char fn[] = "hess_matmul";
+    if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
+        return NULL;
+    bool av = a->ndim == 1, bv = b->ndim == 1;
+    if ((a->ndim != 1 && a->ndim != 2) || (b->ndim != 1 && b->ndim != 2) ||
+        a->shape[a->ndim - 1] != b->shape[0]) {
+        char sa[96], sb[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: inner dimensions differ: %s x %s", fn,
+                    hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, b->ndim, b->shape));
+        return NULL;
+    }
+    if (!av && !bv)
+        return mm(ctx, a, b, false, false);
+    /* vectors become [1,k] rows or [k,1] columns; the result drops those dims */
+    const int64_t k = b->shape[0];
+    const int64_t row[2] = {1, k}, col[2] = {k, 1};
+    hess_tensor *a2 = av ? hess_reshape(ctx, a, 2, row) : a;
+    hess_tensor *b2 = bv ? hess_reshape(ctx, b, 2, col) : b;
+    hess_tensor *c = mm(ctx, a2, b2, false, false);
+    if (!c)
+        return NULL;
+    int64_t shape[1] = {av ? (bv ? 1 : b->shape[1]) : a->shape[0]};
+    return hess_reshape(ctx, c, av && bv ? 0 : 1, shape);
+}
+
+hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
+{
+    static const char fn[] = "hess_transpose";
+    if (!ctx || hess__check(ctx, a, fn))
+        return NULL;
+    if (a->ndim != 2) {
+        char s[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: needs a 2-D tensor, got %s", fn,
+                    hess__shape_str(s, a->ndim, a->shape));
+        return NULL;
+    }
+    const int64_t shape[2] = {a->shape[1], a->shape[0]};
+    return hess__finish(ctx, hess__node(ctx, HESS_OP_TRANSPOSE, 2, shape, a, NULL, fn), fn);
+}
+
+const hess_op_def hess__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
+const hess_op_def hess__op_transpose = {"transpose", 1, transpose_forward, transpose_backward};

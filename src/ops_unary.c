@@ -1,0 +1,207 @@
+/*
+ * ops_unary.c -- elementwise functions of one tensor: affine (scale, neg),
+ * exp, log, tanh, sigmoid, relu with its step, softplus, square, sqrt, pow.
+ * Each backward is built from these same ops, so every order of derivative
+ * exists.  Legend: a = src[0], out = result, g = cotangent of out.
+ */
+#include "hess_internal.h"
+
+#include <math.h>
+
+/* ------------------------------------------------------------------------ */
+/* Kernels                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define HESS_UNARY_FORWARD(name, EXPR)                                                             \
+    static void name##_forward(hess_tensor *out)                                                   \
+    {                                                                                              \
+        const double *x = out->src[0]->data;                                                       \
+        double *y = out->data;                                                                     \
+        const double p0 = out->p[0], p1 = out->p[1];                                               \
+        (void)p0;                                                                                  \
+        (void)p1;                                                                                  \
+        for (int64_t i = 0; i < out->numel; i++) {                                                 \
+            const double v = x[i];                                                                 \
+            y[i] = (EXPR);                                                                         \
+        }                                                                                          \
+    }
+
+/* exp(-|v|) <= 1 keeps both the sigmoid and softplus free of overflow */
+static double sigmoid1(double v)
+{
+    if (v >= 0)
+        return 1.0 / (1.0 + exp(-v));
+    const double e = exp(v);
+    return e / (1.0 + e);
+}
+
+static double softplus1(double v)
+{
+    return (v > 0 ? v : 0.0) + log1p(exp(-fabs(v)));
+}
+
+HESS_UNARY_FORWARD(affine, p0 *v + p1)
+HESS_UNARY_FORWARD(exp, exp(v))
+HESS_UNARY_FORWARD(log, log(v))
+HESS_UNARY_FORWARD(tanh, tanh(v))
+HESS_UNARY_FORWARD(sigmoid, sigmoid1(v))
+HESS_UNARY_FORWARD(relu, v > 0 ? v : 0.0)
+HESS_UNARY_FORWARD(step, v > 0 ? 1.0 : 0.0)
+HESS_UNARY_FORWARD(softplus, softplus1(v))
+HESS_UNARY_FORWARD(square, v *v)
+HESS_UNARY_FORWARD(sqrt, sqrt(v))
+HESS_UNARY_FORWARD(pow, pow(v, p0))
+
+/* ------------------------------------------------------------------------ */
+/* Backward rules                                                           */
+/* ------------------------------------------------------------------------ */
+
+static void affine_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess__affine(ctx, g, out->p[0], 0.0);
+}
+
+/* d exp(a) = out da */
+static void exp_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, out);
+}
+
+/* d log(a) = da / a */
+static void log_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_div(ctx, g, out->src[0]);
+}
+
+/* d tanh(a) = (1 - out^2) da */
+static void tanh_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, hess__affine(ctx, hess_square(ctx, out), -1.0, 1.0));
+}
+
+/* d sigmoid(a) = out (1 - out) da */
+static void
+sigmoid_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, hess_mul(ctx, out, hess__affine(ctx, out, -1.0, 1.0)));
+}
+
+/* d relu(a) = step(a) da; step's own derivative is zero */
+static void relu_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, hess__step(ctx, out->src[0]));
+}
+
+static void step_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    (void)ctx, (void)out, (void)g;
+    gin[0] = NULL; /* exactly zero away from 0; the sub-gradient 0 at 0 */
+}
+
+/* d softplus(a) = sigmoid(a) da */
+static void
+softplus_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, hess_sigmoid(ctx, out->src[0]));
+}
+
+/* d a^2 = 2a da */
+static void square_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_mul(ctx, g, hess__affine(ctx, out->src[0], 2.0, 0.0));
+}
+
+/* d sqrt(a) = da / (2 out) */
+static void sqrt_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    gin[0] = hess_div(ctx, hess__affine(ctx, g, 0.5, 0.0), out);
+}
+
+/* d a^p = p a^(p-1) da */
+static void pow_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    const double p = out->p[0];
+    hess_tensor *d = p == 2.0 ? hess__affine(ctx, out->src[0], 2.0, 0.0)
+                              : hess__affine(ctx, hess_pow(ctx, out->src[0], p - 1.0), p, 0.0);
+    gin[0] = hess_mul(ctx, g, d);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Builders                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static hess_tensor *
+unary(hess_context *ctx, hess_op op, hess_tensor *a, double p0, double p1, const char *fn)
+{
+    if (!ctx || hess__check(ctx, a, fn))
+        return NULL;
+    hess_tensor *t = hess__node(ctx, op, a->ndim, a->shape, a, NULL, fn);
+    if (!t)
+        return NULL;
+    t->p[0] = p0;
+    t->p[1] = p1;
+    return hess__finish(ctx, t, fn);
+}
+
+hess_tensor *hess__affine(hess_context *ctx, hess_tensor *a, double alpha, double beta)
+{
+    return unary(ctx, HESS_OP_AFFINE, a, alpha, beta, "hess_affine");
+}
+
+hess_tensor *hess__step(hess_context *ctx, hess_tensor *a)
+{
+    return unary(ctx, HESS_OP_STEP, a, 0, 0, "hess_step");
+}
+
+hess_tensor *hess_neg(hess_context *ctx, hess_tensor *a)
+{
+    return unary(ctx, HESS_OP_AFFINE, a, -1.0, 0.0, "hess_neg");
+}
+
+hess_tensor *hess_scale(hess_context *ctx, hess_tensor *a, double alpha)
+{
+    return unary(ctx, HESS_OP_AFFINE, a, alpha, 0.0, "hess_scale");
+}
+
+#define HESS_UNARY_BUILDER(name, OP)                                                               \
+    hess_tensor *hess_##name(hess_context *ctx, hess_tensor *a)                                    \
+    {                                                                                              \
+        return unary(ctx, OP, a, 0, 0, "hess_" #name);                                             \
+    }
+
+HESS_UNARY_BUILDER(exp, HESS_OP_EXP)
+HESS_UNARY_BUILDER(log, HESS_OP_LOG)
+HESS_UNARY_BUILDER(tanh, HESS_OP_TANH)
+HESS_UNARY_BUILDER(sigmoid, HESS_OP_SIGMOID)
+HESS_UNARY_BUILDER(relu, HESS_OP_RELU)
+HESS_UNARY_BUILDER(softplus, HESS_OP_SOFTPLUS)
+HESS_UNARY_BUILDER(square, HESS_OP_SQUARE)
+HESS_UNARY_BUILDER(sqrt, HESS_OP_SQRT)
+
+hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p)
+{
+    if (ctx && !isfinite(p)) {
+        hess__error(ctx, HESS_ERR_ARG, "hess_pow: exponent %g is not finite", p);
+        return NULL;
+    }
+    return unary(ctx, HESS_OP_POW, a, p, 0, "hess_pow");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Registry entries                                                         */
+/* ------------------------------------------------------------------------ */
+
+#define HESS_UNARY_DEF(name)                                                                       \
+    const hess_op_def hess__op_##name = {#name, 1, name##_forward, name##_backward};
+
+HESS_UNARY_DEF(affine)
+HESS_UNARY_DEF(exp)
+HESS_UNARY_DEF(log)
+HESS_UNARY_DEF(tanh)
+HESS_UNARY_DEF(sigmoid)
+HESS_UNARY_DEF(relu)
+HESS_UNARY_DEF(step)
+HESS_UNARY_DEF(softplus)
+HESS_UNARY_DEF(square)
+HESS_UNARY_DEF(sqrt)
+HESS_UNARY_DEF(pow)
