@@ -239,11 +239,13 @@ HESS_API hess_tensor *hess_neg(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_scale(hess_context *ctx, hess_tensor *a, double alpha);
 
 /**
- * Matrix product.  [m,k] x [k,n] -> [m,n]; [m,k] x [k] -> [m]; [k] x [k,n] -> [n];
- * [k] x [k] -> [] (dot product).  Cost O(m*k*n).
+ * Matrix product, NumPy's matmul.  [m,k] x [k,n] -> [m,n]; [m,k] x [k] -> [m];
+ * [k] x [k,n] -> [n]; [k] x [k] -> [] (dot product); and batched,
+ * [..., m,k] x [..., k,n] -> [..., m,n] with the leading dims broadcast.
+ * Cost O(batch*m*k*n).
  */
 HESS_API hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b);
-/** out[j,i] = a[i,j] for a 2-D tensor. */
+/** out[..., j,i] = a[..., i,j]: swaps the last two dims of a tensor of rank >= 2. */
 HESS_API hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a);
 /** The same values with a new shape of equal element count. */
 HESS_API hess_tensor *
@@ -420,6 +422,70 @@ HESS_API hess_status hess_hessian_diag_tensors(hess_context *ctx,
  */
 HESS_API hess_status hess_hessian_block(
     hess_context *ctx, hess_tensor *loss, hess_tensor *pi, hess_tensor *pj, double *out);
+
+/* ------------------------------------------------------------------------ */
+/* Hessians in blocks of rows, with progress and cancellation               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Progress callback of the long computations: called after each sweep with the
+ * number of rows (directions) complete and the total.  Return 0 to go on, or
+ * non-zero to cancel: the call then returns HESS_ERR_CANCELLED, and the rows
+ * reported done are complete and correct in the output.
+ */
+typedef int (*hess_progress_fn)(size_t done, size_t total, void *user);
+
+/**
+ * Options of the _ex functions; a zeroed struct (or NULL) gives the defaults.
+ * block_rows is k, the number of rows evaluated per sweep of the
+ * double-backward graph (k directions carried at once as a leading dimension
+ * of the cotangents, so that matrix-vector work becomes matrix-matrix work);
+ * 0 lets the library choose k from the sizes and max_bytes.
+ */
+typedef struct hess_hessian_opts {
+    size_t block_rows;         /**< rows per sweep; 0 = chosen by the library */
+    size_t max_bytes;          /**< memory budget of one sweep; 0 = 32 MiB */
+    hess_progress_fn progress; /**< NULL = no callback */
+    void *user;                /**< passed to progress */
+} hess_hessian_opts;
+
+/** hess_hessian with options; adds HESS_ERR_CANCELLED. Cost: G + ceil(N/k) sweeps. */
+HESS_API hess_status hess_hessian_ex(hess_context *ctx,
+                                     hess_tensor *loss,
+                                     size_t n,
+                                     hess_tensor *const params[],
+                                     const hess_hessian_opts *opts,
+                                     double *h);
+
+/** hess_hessian_diag with options; adds HESS_ERR_CANCELLED (diag[0..done) are then valid). */
+HESS_API hess_status hess_hessian_diag_ex(hess_context *ctx,
+                                          hess_tensor *loss,
+                                          size_t n,
+                                          hess_tensor *const params[],
+                                          const hess_hessian_opts *opts,
+                                          double *diag);
+
+/** hess_hessian_block with options; adds HESS_ERR_CANCELLED. */
+HESS_API hess_status hess_hessian_block_ex(hess_context *ctx,
+                                           hess_tensor *loss,
+                                           hess_tensor *pi,
+                                           hess_tensor *pj,
+                                           const hess_hessian_opts *opts,
+                                           double *out);
+
+/**
+ * Batched Hessian-vector products HV = V H for m directions at once: V and HV
+ * are m x N row-major (row r is the r-th direction and its product H v_r).
+ * Statuses as hess_hvp, plus HESS_ERR_CANCELLED.  Cost: G + ceil(m/k) sweeps.
+ */
+HESS_API hess_status hess_hvp_batch(hess_context *ctx,
+                                    hess_tensor *loss,
+                                    size_t n,
+                                    hess_tensor *const params[],
+                                    size_t m,
+                                    const double *V,
+                                    const hess_hessian_opts *opts,
+                                    double *HV);
 
 #ifdef __cplusplus
 }

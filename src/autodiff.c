@@ -11,6 +11,19 @@
 
 #define REQ 1u /* depends on some wrt tensor */
 
+/* A seed is shaped like its output, behind [k] during a batched pass. */
+static bool seed_fits(const hess_context *ctx, const hess_tensor *out, const hess_tensor *seed)
+{
+    if (!ctx->batch_k)
+        return hess__same_shape(out, seed);
+    if (seed->ndim != out->ndim + 1 || seed->shape[0] != ctx->batch_k)
+        return false;
+    for (int i = 0; i < out->ndim; i++)
+        if (seed->shape[i + 1] != out->shape[i])
+            return false;
+    return true;
+}
+
 /* Validates the arguments common to hess_grad and hess_vjp. */
 static hess_status check_args(hess_context *ctx,
                               size_t n_out,
@@ -34,7 +47,7 @@ static hess_status check_args(hess_context *ctx,
     for (size_t j = 0; j < n_out; j++) {
         if ((st = hess__check(ctx, outputs[j], fn)) || (st = hess__check(ctx, seeds[j], fn)))
             return st;
-        if (!hess__same_shape(outputs[j], seeds[j])) {
+        if (!seed_fits(ctx, outputs[j], seeds[j])) {
             char a[96], b[96];
             hess__error(ctx, HESS_ERR_SHAPE, "%s: seed %s does not match output %s", fn,
                         hess__shape_str(a, seeds[j]->ndim, seeds[j]->shape),

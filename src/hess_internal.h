@@ -56,6 +56,9 @@ typedef enum hess_op {
 } hess_op;
 
 #define HESS_MAX_SRC 2
+/* Internal rank limit: one more than the public one, for the direction
+ * dimension that cotangents carry in a batched pass. */
+#define HESS_DIMS (HESS_MAX_DIMS + 1)
 
 /* Tensor flags. */
 #define HESS_T_PARAM    1u /* made by hess_param_new                                */
@@ -74,7 +77,7 @@ struct hess_tensor {
     int64_t id;        /* position on the tape */
     hess_context *ctx; /* owner */
     int64_t numel;
-    int64_t shape[HESS_MAX_DIMS];
+    int64_t shape[HESS_DIMS];
     double p[2]; /* op parameters (AFFINE alpha/beta, POW exponent) */
     hess_tensor *src[HESS_MAX_SRC];
     double *data;
@@ -118,6 +121,7 @@ struct hess_context {
     int64_t cap_nodes;
     uint64_t epoch;     /* distinguishes contexts in marks */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
+    int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
     hess_status status;
     char errmsg[320];
 };
@@ -164,6 +168,10 @@ hess__reshape_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
 /* op(a) op(b) for 2-D a, b (op = transpose where ta / tb); shapes checked. */
 HESS_INTERNAL hess_tensor *
 hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn);
+/* reshape to any shape (up to HESS_DIMS during a batched pass); a if equal. */
+HESS_INTERNAL hess_tensor *
+hess__reshape_any(hess_context *ctx, hess_tensor *a, int nd, const int64_t *shape);
+/* Zeros shaped like a cotangent of like in the current pass. */
 HESS_INTERNAL hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor *like);
 
 HESS_INTERNAL bool hess__same_shape(const hess_tensor *a, const hess_tensor *b);

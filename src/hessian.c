@@ -1,19 +1,28 @@
 /*
  * hessian.c -- Hessian-vector products, rows, blocks, the diagonal and the full
- * Hessian, all by double backward.  The gradient graph g = dL/dθ is built once
- * (HESS_CREATE_GRAPH), then h(v) = d<g, v>/dθ is built once with v a leaf, and
- * each row H e_r is had by writing e_r into v and re-running only the nodes
- * that depend on v ("define once, compute many times").
+ * Hessian, all by double backward.
+ *
+ * The gradient graph g = dL/dθ is built once (HESS_CREATE_GRAPH).  Then one
+ * batched vector-Jacobian product of g is built with k directions at once: the
+ * seed V is a leaf of shape [k, θ...], every cotangent carries that leading
+ * dimension, and the result is HV = V H ([k, θ...]), so the model's
+ * matrix-vector products become matrix-matrix products.  Rows are evaluated
+ * k at a time by writing directions into V and re-running only the nodes that
+ * depend on V ("define once, compute many times").
  */
 #include "hess_internal.h"
 
 #include <string.h>
 
+#define DEFAULT_SWEEP_BYTES ((size_t)32 << 20)
+#define MAX_BLOCK_ROWS      512
+
 /* The double-backward graph for rows over params pi[] and columns over pj[]. */
 typedef struct hvp_graph {
     size_t ni, nj;
-    hess_tensor **v;  /* direction leaves, shaped like pi[] */
-    hess_tensor **hv; /* results, shaped like pj[] */
+    int64_t k;        /* directions per sweep */
+    hess_tensor **v;  /* direction leaves [k, pi...] */
+    hess_tensor **hv; /* results [k, pj...] */
     hess__replay plan;
     size_t rows, cols;
 } hvp_graph;
@@ -30,6 +39,10 @@ size_t hess_param_count(size_t n, hess_tensor *const params[])
     }
     return N;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Argument checks                                                          */
+/* ------------------------------------------------------------------------ */
 
 static hess_status check_params(hess_context *ctx, size_t n, hess_tensor *const p[], const char *fn)
 {
@@ -64,7 +77,7 @@ static hess_status check_call(hess_context *ctx,
     if (!ctx)
         return HESS_ERR_ARG;
     if (ctx->status != HESS_OK)
-        return ctx->status;
+        return ctx->status; /* an earlier error is pending: do nothing */
     hess_status st = hess__check(ctx, loss, fn);
     if (st != HESS_OK)
         return st;
@@ -83,17 +96,41 @@ static hess_status check_call(hess_context *ctx,
     return HESS_OK;
 }
 
-/* Builds g = dL/dpi (recorded), v, s = sum_i <g_i, v_i>, hv = ds/dpj (detached).
- * v starts as v0 (rows-long, may be NULL for zeros); the replay plan is made
- * only when rows will be evaluated (plan != 0). */
+/* ------------------------------------------------------------------------ */
+/* Building the double-backward graph                                       */
+/* ------------------------------------------------------------------------ */
+
+/* k from the caller, or from the memory one direction costs: about twice the
+ * gradient graph's values (first..n_nodes), capped by the rows wanted. */
+static int64_t
+choose_k(const hess_context *ctx, int64_t first, size_t m, const hess_hessian_opts *opts)
+{
+    if (opts && opts->block_rows)
+        return (int64_t)(opts->block_rows < m ? opts->block_rows : m);
+    size_t per_dir = 0;
+    for (int64_t id = first; id < ctx->n_nodes; id++)
+        per_dir += 2 * (size_t)ctx->nodes[id]->numel * sizeof(double);
+    const size_t budget = opts && opts->max_bytes ? opts->max_bytes : DEFAULT_SWEEP_BYTES;
+    size_t k = per_dir ? budget / per_dir : m;
+    if (k > m)
+        k = m;
+    if (k > MAX_BLOCK_ROWS)
+        k = MAX_BLOCK_ROWS;
+    return k ? (int64_t)k : 1;
+}
+
+/* Builds g = dL/dpi (recorded) and HV = V . d g / d pj (detached, k directions),
+ * for m directions in all; with v0 (k = 1) the direction is set at once and no
+ * replay plan is made. */
 static hess_status hvp_build(hess_context *ctx,
                              hess_tensor *loss,
                              size_t ni,
                              hess_tensor *const pi[],
                              size_t nj,
                              hess_tensor *const pj[],
+                             size_t m,
                              const double *v0,
-                             bool plan,
+                             const hess_hessian_opts *opts,
                              hvp_graph *G,
                              const char *fn)
 {
@@ -102,91 +139,158 @@ static hess_status hvp_build(hess_context *ctx,
     G->nj = nj;
     G->rows = hess_param_count(ni, pi);
     G->cols = hess_param_count(nj, pj);
-    hess_tensor **g = hess__alloc(ctx, ni * sizeof *g, fn);
-    G->v = hess__alloc(ctx, ni * sizeof *G->v, fn);
-    G->hv = hess__alloc(ctx, nj * sizeof *G->hv, fn);
-    if (!g || !G->v || !G->hv)
-        return ctx->status;
-    hess_tensor *one = hess_scalar(ctx, 1.0);
-    if (!one)
-        return ctx->status;
+    const bool block = pj != pi;
     /* The first gradient is taken over pi and pj together, so that a pj the
      * loss does not depend on is reported; only g over pi is used. */
-    hess_tensor *const *wrt = pi;
-    hess_tensor **both = NULL;
-    if (pj != pi) {
-        both = hess__alloc(ctx, (ni + nj) * sizeof *both, fn);
-        g = hess__alloc(ctx, (ni + nj) * sizeof *g, fn);
-        if (!both || !g)
-            return ctx->status;
-        memcpy(both, pi, ni * sizeof *both);
-        memcpy(both + ni, pj, nj * sizeof *both);
-        wrt = both;
-    }
-    hess_status st = hess__backward(ctx, 1, &loss, &one, pj != pi ? ni + nj : ni, wrt, g,
-                                    HESS_CREATE_GRAPH, fn, "params");
+    const size_t nw = block ? ni + nj : ni;
+    hess_tensor **wrt = hess__alloc(ctx, nw * sizeof *wrt, fn);
+    hess_tensor **g = hess__alloc(ctx, nw * sizeof *g, fn);
+    G->v = hess__alloc(ctx, ni * sizeof *G->v, fn);
+    G->hv = hess__alloc(ctx, nj * sizeof *G->hv, fn);
+    hess_tensor *one = hess_scalar(ctx, 1.0);
+    if (!wrt || !g || !G->v || !G->hv || !one)
+        return ctx->status;
+    memcpy(wrt, pi, ni * sizeof *wrt);
+    if (block)
+        memcpy(wrt + ni, pj, nj * sizeof *wrt);
+    const int64_t first = ctx->n_nodes;
+    hess_status st =
+        hess__backward(ctx, 1, &loss, &one, nw, wrt, g, HESS_CREATE_GRAPH, fn, "params");
     if (st != HESS_OK)
         return st;
-    hess_tensor *s = NULL;
+
+    G->k = v0 ? 1 : choose_k(ctx, first, m, opts);
     size_t off = 0;
     for (size_t i = 0; i < ni; i++) {
-        G->v[i] = hess_tensor_new(ctx, pi[i]->ndim, pi[i]->shape, v0 ? v0 + off : NULL);
-        hess_tensor *d = hess_sum(ctx, hess_mul(ctx, g[i], G->v[i]));
-        s = s ? hess_add(ctx, s, d) : d;
+        int64_t shape[HESS_DIMS];
+        shape[0] = G->k;
+        memcpy(shape + 1, pi[i]->shape, (size_t)pi[i]->ndim * sizeof *shape);
+        hess_tensor *v = hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + 1, shape, NULL, NULL, fn);
+        if (!v)
+            return ctx->status;
+        if (v0)
+            memcpy(v->data, v0 + off, (size_t)v->numel * sizeof(double));
+        else
+            memset(v->data, 0, (size_t)v->numel * sizeof(double));
         off += (size_t)pi[i]->numel;
+        G->v[i] = v;
     }
-    if (ctx->status != HESS_OK)
-        return ctx->status;
-    hess_tensor *seed = hess_scalar(ctx, 1.0);
-    if (!seed)
-        return ctx->status;
-    st = hess__backward(ctx, 1, &s, &seed, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
-    if (st != HESS_OK || !plan)
+    ctx->batch_k = G->k;
+    st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
+    ctx->batch_k = 0;
+    if (st != HESS_OK || v0)
         return st;
     return hess__replay_plan(ctx, ni, G->v, &G->plan);
 }
 
-/* Copies the result tensors, flattened, into out (cols doubles). */
-static void hv_copy(const hvp_graph *G, double *out)
+/* ------------------------------------------------------------------------ */
+/* Sweeps                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Writes directions r0..r0+kk-1 into the k slots of V (unit vectors when Vsrc is
+ * NULL, else rows of Vsrc); slots past kk are zero. */
+static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t kk)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < G->ni; i++) {
+        double *d = G->v[i]->data;
+        const size_t len = (size_t)G->v[i]->numel / (size_t)G->k;
+        if (!Vsrc || kk < (size_t)G->k)
+            memset(d, 0, (size_t)G->v[i]->numel * sizeof *d);
+        for (size_t q = 0; q < kk; q++) {
+            const size_t r = r0 + q;
+            if (Vsrc)
+                memcpy(d + q * len, Vsrc + r * G->rows + off, len * sizeof *d);
+            else if (r >= off && r < off + len)
+                d[q * len + (r - off)] = 1.0;
+        }
+        off += len;
+    }
+}
+
+/* Copies result row q of the current sweep into out (cols doubles). */
+static void get_row(const hvp_graph *G, size_t q, double *out)
 {
     for (size_t j = 0; j < G->nj; j++) {
-        memcpy(out, G->hv[j]->data, (size_t)G->hv[j]->numel * sizeof(double));
-        out += G->hv[j]->numel;
+        const size_t len = (size_t)G->hv[j]->numel / (size_t)G->k;
+        memcpy(out, G->hv[j]->data + q * len, len * sizeof *out);
+        out += len;
     }
 }
 
-/* Points *v at the direction element r (flattened over the row parameters). */
-static double *dir_elem(const hvp_graph *G, size_t r)
+/* Element c of result row q of the current sweep. */
+static double get_elem(const hvp_graph *G, size_t q, size_t c)
 {
-    for (size_t i = 0; i < G->ni; i++) {
-        if (r < (size_t)G->v[i]->numel)
-            return G->v[i]->data + r;
-        r -= (size_t)G->v[i]->numel;
+    for (size_t j = 0; j < G->nj; j++) {
+        const size_t len = (size_t)G->hv[j]->numel / (size_t)G->k;
+        if (c < len)
+            return G->hv[j]->data[q * len + c];
+        c -= len;
     }
-    return NULL;
+    return 0.0;
 }
 
-/* Evaluates row r of the (block) Hessian: v = e_r, replay, read hv. If diag is
- * non-NULL only element r of the row is kept (the diagonal case). */
-static hess_status
-eval_rows(hess_context *ctx, const hvp_graph *G, double *rows, double *diag, double *scratch)
+/* Evaluates m rows, k per sweep: out gets m x cols values, or with diag only
+ * element r of row r.  Progress is reported after each sweep. */
+static hess_status run_rows(hess_context *ctx,
+                            const hvp_graph *G,
+                            const double *Vsrc,
+                            size_t m,
+                            double *out,
+                            double *diag,
+                            const hess_hessian_opts *opts,
+                            const char *fn)
 {
-    for (size_t r = 0; r < G->rows; r++) {
-        double *e = dir_elem(G, r);
-        *e = 1.0;
+    for (size_t r0 = 0; r0 < m; r0 += (size_t)G->k) {
+        const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
+        set_dirs(G, Vsrc, r0, kk);
         hess_status st = hess__replay_run(ctx, &G->plan);
-        *e = 0.0;
         if (st != HESS_OK)
             return st;
-        if (diag) {
-            hv_copy(G, scratch);
-            diag[r] = scratch[r];
-        } else {
-            hv_copy(G, rows + r * G->cols);
+        for (size_t q = 0; q < kk; q++) {
+            if (diag)
+                diag[r0 + q] = get_elem(G, q, r0 + q);
+            else
+                get_row(G, q, out + (r0 + q) * G->cols);
+        }
+        if (opts && opts->progress && opts->progress(r0 + kk, m, opts->user)) {
+            hess__error(ctx, HESS_ERR_CANCELLED, "%s: cancelled after %zu of %zu rows", fn, r0 + kk,
+                        m);
+            return HESS_ERR_CANCELLED;
         }
     }
     return HESS_OK;
 }
+
+/* The common body of the row-evaluating functions: rows over pi[], columns
+ * over pj[]; directions from V (m x rows) or unit vectors (m = rows). */
+static hess_status rows_call(hess_context *ctx,
+                             hess_tensor *loss,
+                             size_t ni,
+                             hess_tensor *const pi[],
+                             size_t nj,
+                             hess_tensor *const pj[],
+                             const double *V,
+                             size_t m,
+                             double *out,
+                             double *diag,
+                             const hess_hessian_opts *opts,
+                             const char *fn)
+{
+    const hess_mark mk = hess_context_mark(ctx);
+    if (!V)
+        m = hess_param_count(ni, pi);
+    hvp_graph G;
+    hess_status st = hvp_build(ctx, loss, ni, pi, nj, pj, m, NULL, opts, &G, fn);
+    if (st == HESS_OK)
+        st = run_rows(ctx, &G, V, m, out, diag, opts, fn);
+    hess_context_rewind(ctx, mk);
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public functions                                                         */
+/* ------------------------------------------------------------------------ */
 
 hess_status hess_hvp(hess_context *ctx,
                      hess_tensor *loss,
@@ -203,48 +307,73 @@ hess_status hess_hvp(hess_context *ctx,
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL direction v", fn);
         return HESS_ERR_ARG;
     }
-    hess_mark m = hess_context_mark(ctx);
+    const hess_mark mk = hess_context_mark(ctx);
     hvp_graph G;
-    st = hvp_build(ctx, loss, n, params, n, params, v, false, &G, fn);
+    st = hvp_build(ctx, loss, n, params, n, params, 1, v, NULL, &G, fn);
     if (st == HESS_OK)
-        hv_copy(&G, hv);
-    hess_context_rewind(ctx, m);
+        get_row(&G, 0, hv);
+    hess_context_rewind(ctx, mk);
     return st;
 }
 
-hess_status
-hess_hessian(hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *h)
+hess_status hess_hvp_batch(hess_context *ctx,
+                           hess_tensor *loss,
+                           size_t n,
+                           hess_tensor *const params[],
+                           size_t m,
+                           const double *V,
+                           const hess_hessian_opts *opts,
+                           double *HV)
+{
+    static const char fn[] = "hess_hvp_batch";
+    hess_status st = check_call(ctx, loss, n, params, HV, fn);
+    if (st != HESS_OK)
+        return st;
+    if (!V || m == 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn, V ? "no directions (m = 0)" : "NULL V");
+        return HESS_ERR_ARG;
+    }
+    return rows_call(ctx, loss, n, params, n, params, V, m, HV, NULL, opts, fn);
+}
+
+hess_status hess_hessian_ex(hess_context *ctx,
+                            hess_tensor *loss,
+                            size_t n,
+                            hess_tensor *const params[],
+                            const hess_hessian_opts *opts,
+                            double *h)
 {
     static const char fn[] = "hess_hessian";
     hess_status st = check_call(ctx, loss, n, params, h, fn);
     if (st != HESS_OK)
         return st;
-    hess_mark m = hess_context_mark(ctx);
-    hvp_graph G;
-    st = hvp_build(ctx, loss, n, params, n, params, NULL, true, &G, fn);
-    if (st == HESS_OK)
-        st = eval_rows(ctx, &G, h, NULL, NULL);
-    hess_context_rewind(ctx, m);
-    return st;
+    return rows_call(ctx, loss, n, params, n, params, NULL, 0, h, NULL, opts, fn);
 }
 
-hess_status hess_hessian_diag(
-    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *diag)
+hess_status
+hess_hessian(hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *h)
+{
+    return hess_hessian_ex(ctx, loss, n, params, NULL, h);
+}
+
+hess_status hess_hessian_diag_ex(hess_context *ctx,
+                                 hess_tensor *loss,
+                                 size_t n,
+                                 hess_tensor *const params[],
+                                 const hess_hessian_opts *opts,
+                                 double *diag)
 {
     static const char fn[] = "hess_hessian_diag";
     hess_status st = check_call(ctx, loss, n, params, diag, fn);
     if (st != HESS_OK)
         return st;
-    hess_mark m = hess_context_mark(ctx);
-    hvp_graph G;
-    st = hvp_build(ctx, loss, n, params, n, params, NULL, true, &G, fn);
-    double *scratch = st == HESS_OK ? hess__alloc(ctx, G.cols * sizeof(double), fn) : NULL;
-    if (st == HESS_OK && !scratch)
-        st = ctx->status;
-    if (st == HESS_OK)
-        st = eval_rows(ctx, &G, NULL, diag, scratch);
-    hess_context_rewind(ctx, m);
-    return st;
+    return rows_call(ctx, loss, n, params, n, params, NULL, 0, NULL, diag, opts, fn);
+}
+
+hess_status hess_hessian_diag(
+    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *diag)
+{
+    return hess_hessian_diag_ex(ctx, loss, n, params, NULL, diag);
 }
 
 hess_status hess_hessian_diag_tensors(
@@ -256,37 +385,41 @@ hess_status hess_hessian_diag_tensors(
         return st;
     for (size_t i = 0; i < n; i++)
         out[i] = NULL;
-    /* The results are made first, before the mark, so that the rewind keeps
-     * them and frees the scratch diagonal. */
-    for (size_t i = 0; i < n; i++)
-        if (!(out[i] = hess_tensor_new(ctx, params[i]->ndim, params[i]->shape, NULL)))
-            break;
-    hess_mark m = hess_context_mark(ctx);
+    /* The results are made before the mark mk, so that rewinding to it keeps
+     * them and frees the scratch diagonal; on failure all goes (m0). */
+    const hess_mark m0 = hess_context_mark(ctx);
+    for (size_t i = 0; i < n && ctx->status == HESS_OK; i++)
+        out[i] = hess_tensor_new(ctx, params[i]->ndim, params[i]->shape, NULL);
+    const hess_mark mk = hess_context_mark(ctx);
     double *diag = ctx->status == HESS_OK
                        ? hess__alloc(ctx, hess_param_count(n, params) * sizeof(double), fn)
                        : NULL;
     st = diag ? hess_hessian_diag(ctx, loss, n, params, diag) : ctx->status;
     for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)out[i]->numel, i++)
         memcpy(out[i]->data, diag + off, (size_t)out[i]->numel * sizeof(double));
-    hess_context_rewind(ctx, m);
+    hess_context_rewind(ctx, st == HESS_OK ? mk : m0);
     if (st != HESS_OK)
         for (size_t i = 0; i < n; i++)
             out[i] = NULL;
     return st;
 }
 
-hess_status hess_hessian_block(
-    hess_context *ctx, hess_tensor *loss, hess_tensor *pi, hess_tensor *pj, double *out)
+hess_status hess_hessian_block_ex(hess_context *ctx,
+                                  hess_tensor *loss,
+                                  hess_tensor *pi,
+                                  hess_tensor *pj,
+                                  const hess_hessian_opts *opts,
+                                  double *out)
 {
     static const char fn[] = "hess_hessian_block";
     hess_status st = check_call(ctx, loss, 1, &pi, out, fn);
     if (st != HESS_OK || (st = check_params(ctx, 1, &pj, fn)) != HESS_OK)
         return st;
-    hess_mark m = hess_context_mark(ctx);
-    hvp_graph G;
-    st = hvp_build(ctx, loss, 1, &pi, 1, &pj, NULL, true, &G, fn);
-    if (st == HESS_OK)
-        st = eval_rows(ctx, &G, out, NULL, NULL);
-    hess_context_rewind(ctx, m);
-    return st;
+    return rows_call(ctx, loss, 1, &pi, 1, &pj, NULL, 0, out, NULL, opts, fn);
+}
+
+hess_status hess_hessian_block(
+    hess_context *ctx, hess_tensor *loss, hess_tensor *pi, hess_tensor *pj, double *out)
+{
+    return hess_hessian_block_ex(ctx, loss, pi, pj, NULL, out);
 }

@@ -34,12 +34,12 @@ typedef void (*row_fn)(void *k, const int64_t *off, const int64_t *st, int64_t n
 static void
 bcast_rows(int nd, const int64_t *shape, int nt, const hess_tensor *const t[], row_fn row, void *k)
 {
-    int64_t st[3][HESS_MAX_DIMS + 1], dims[HESS_MAX_DIMS + 1];
+    int64_t st[3][HESS_DIMS], dims[HESS_DIMS];
     int m = 0;
     for (int j = 0; j < nt; j++)
         bcast_strides(t[j], nd, shape, st[j]);
     /* merge: walk from the last dimension, folding i into the current group */
-    int64_t ms[3][HESS_MAX_DIMS + 1];
+    int64_t ms[3][HESS_DIMS];
     for (int i = nd - 1; i >= 0; i--) {
         if (shape[i] == 1)
             continue;
@@ -62,7 +62,7 @@ bcast_rows(int nd, const int64_t *shape, int nt, const hess_tensor *const t[], r
         m = 1;
     }
     /* dims[0] is the innermost; iterate the rest with counters */
-    int64_t idx[HESS_MAX_DIMS + 1] = {0}, off[3] = {0, 0, 0}, last[3];
+    int64_t idx[HESS_DIMS] = {0}, off[3] = {0, 0, 0}, last[3];
     for (int j = 0; j < nt; j++)
         last[j] = ms[j][0];
     for (;;) {
@@ -194,7 +194,7 @@ binary(hess_context *ctx, hess_op op, hess_tensor *a, hess_tensor *b, const char
     if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
         return NULL;
     int nd;
-    int64_t shape[HESS_MAX_DIMS];
+    int64_t shape[HESS_DIMS];
     if (!broadcast_shape(a, b, &nd, shape)) {
         char sa[96], sb[96];
         hess__error(ctx, HESS_ERR_SHAPE, "%s: shapes %s and %s do not broadcast", fn,
@@ -310,7 +310,7 @@ static hess_tensor *reshape_op(
 {
     if (!ctx || hess__check(ctx, a, fn))
         return NULL;
-    if (ndim < 0 || ndim > HESS_MAX_DIMS || (ndim > 0 && !shape)) {
+    if (ndim < 0 || ndim > (ctx->batch_k ? HESS_DIMS : HESS_MAX_DIMS) || (ndim > 0 && !shape)) {
         hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d or shape is NULL", fn, ndim,
                     HESS_MAX_DIMS);
         return NULL;
@@ -370,25 +370,96 @@ reshape_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tenso
     gin[0] = hess__reshape_like(ctx, g, out->src[0]);
 }
 
+/* The shape a cotangent of `like` has in the current pass: like's shape, behind
+ * the direction dimension [k] while a batched pass runs (ctx->batch_k > 0). */
+static int cot_shape(const hess_context *ctx, const hess_tensor *like, int64_t *shape)
+{
+    int nd = 0;
+    if (ctx->batch_k)
+        shape[nd++] = ctx->batch_k;
+    for (int i = 0; i < like->ndim; i++)
+        shape[nd++] = like->shape[i];
+    return nd;
+}
+
+/* [k, 1, ..., 1, s...]: the batched tensor a of rank 1 + r padded with ones to
+ * rank 1 + rank, so that NumPy alignment pairs its dims with like's, not k. */
+static int padded_shape(const hess_tensor *a, int rank, int64_t *shape)
+{
+    int nd = 0, pad = rank - (a->ndim - 1);
+    shape[nd++] = a->shape[0];
+    for (int i = 0; i < pad; i++)
+        shape[nd++] = 1;
+    for (int i = 1; i < a->ndim; i++)
+        shape[nd++] = a->shape[i];
+    return nd;
+}
+
+static bool shape_is(const hess_tensor *a, int nd, const int64_t *shape)
+{
+    if (a->ndim != nd)
+        return false;
+    for (int i = 0; i < nd; i++)
+        if (a->shape[i] != shape[i])
+            return false;
+    return true;
+}
+
 hess_tensor *hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
 {
-    if (!a || hess__same_shape(a, like))
+    int64_t to[HESS_DIMS];
+    const int nd = a ? cot_shape(ctx, like, to) : 0;
+    if (!a || shape_is(a, nd, to))
         return a;
-    return hess_sum_to(ctx, a, like->ndim, like->shape);
+    if (!ctx->batch_k)
+        return hess_sum_to(ctx, a, nd, to);
+    /* sum [k, X...] to [k, 1.., like...], then drop the padding */
+    int64_t keep[HESS_DIMS];
+    int nk = 0, pad = (a->ndim - 1) - like->ndim;
+    keep[nk++] = ctx->batch_k;
+    for (int i = 0; i < pad; i++)
+        keep[nk++] = 1;
+    for (int i = 0; i < like->ndim; i++)
+        keep[nk++] = like->shape[i];
+    return hess__reshape_any(ctx, hess_sum_to(ctx, a, nk, keep), nd, to);
 }
 
 hess_tensor *hess__broadcast_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
 {
-    if (!a || hess__same_shape(a, like))
+    int64_t to[HESS_DIMS];
+    const int nd = a ? cot_shape(ctx, like, to) : 0;
+    if (!a || shape_is(a, nd, to))
         return a;
-    return hess_broadcast_to(ctx, a, like->ndim, like->shape);
+    if (ctx->batch_k) {
+        int64_t pad[HESS_DIMS];
+        int np = padded_shape(a, like->ndim, pad);
+        a = hess__reshape_any(ctx, a, np, pad);
+    }
+    return hess_broadcast_to(ctx, a, nd, to);
 }
 
 hess_tensor *hess__reshape_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
 {
-    if (!a || hess__same_shape(a, like))
+    int64_t to[HESS_DIMS];
+    const int nd = a ? cot_shape(ctx, like, to) : 0;
+    return hess__reshape_any(ctx, a, nd, to);
+}
+
+hess_tensor *hess__reshape_any(hess_context *ctx, hess_tensor *a, int nd, const int64_t *shape)
+{
+    if (!a || shape_is(a, nd, shape))
         return a;
-    return hess_reshape(ctx, a, like->ndim, like->shape);
+    return reshape_op(ctx, HESS_OP_RESHAPE, a, nd, shape, "hess_reshape");
+}
+
+hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor *like)
+{
+    int64_t to[HESS_DIMS];
+    const int nd = cot_shape(ctx, like, to);
+    hess_tensor *t = hess__node(ctx, HESS_OP_NONE, nd, to, NULL, NULL, "hess_grad");
+    if (t)
+        memset(t->data, 0, (size_t)t->numel * sizeof(double));
+    return t;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -88,30 +88,64 @@ static void gemm(int64_t m,
     }
 }
 
+/* Offset of batch element bi of t (batch dims = all but the last two) in the
+ * broadcast batch space bshape[nb]. */
+static int64_t batch_offset(const hess_tensor *t, int nb, const int64_t *bshape, int64_t bi)
+{
+    const int tb = t->ndim - 2;
+    const int64_t mat = t->shape[t->ndim - 2] * t->shape[t->ndim - 1];
+    int64_t off = 0, stride = mat;
+    for (int d = nb - 1; d >= 0; d--) {
+        const int64_t idx = bi % bshape[d];
+        bi /= bshape[d];
+        const int td = d - (nb - tb);
+        if (td >= 0) {
+            if (t->shape[td] != 1)
+                off += idx * stride;
+            stride *= t->shape[td];
+        }
+    }
+    return off;
+}
+
+/* C[..., m, n] = op(A)[..., m, k] op(B)[..., k, n], batch dims broadcast. */
 static void matmul_forward(hess_tensor *out)
 {
     const hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
-    const int64_t m = out->shape[0], n = out->shape[1];
-    const int64_t k = ta ? A->shape[0] : A->shape[1];
-    /* element strides of op(A)(i,p) and op(B)(p,j) in row-major storage */
+    const int nb = out->ndim - 2;
+    const int64_t m = out->shape[nb], n = out->shape[nb + 1];
+    const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
+    /* element strides of op(A)(i,p) and op(B)(p,j) within one matrix */
     const int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
     const int64_t bp = tb ? 1 : n, bj = tb ? k : 1;
-    gemm(m, n, k, A->data, ai, ap, B->data, bp, bj, out->data);
+    const int64_t nbatch = hess__numel(nb, out->shape);
+    if (nbatch == 1 || (B->ndim == 2 && !ta && A->ndim == out->ndim)) {
+        /* one product: A's batch rows stack into one tall matrix */
+        gemm(m * nbatch, n, k, A->data, ai, ap, B->data, bp, bj, out->data);
+        return;
+    }
+    for (int64_t bi = 0; bi < nbatch; bi++)
+        gemm(m, n, k, A->data + batch_offset(A, nb, out->shape, bi), ai, ap,
+             B->data + batch_offset(B, nb, out->shape, bi), bp, bj, out->data + bi * m * n);
 }
 
+/* out[..., j, i] = a[..., i, j] */
 static void transpose_forward(hess_tensor *out)
 {
     const hess_tensor *a = out->src[0];
-    const int64_t r = a->shape[0], c = a->shape[1];
-    const double *x = a->data;
-    double *y = out->data;
+    const int64_t r = a->shape[a->ndim - 2], c = a->shape[a->ndim - 1];
+    const int64_t nbatch = a->numel / (r * c);
     const int64_t T = 32;
-    for (int64_t i0 = 0; i0 < r; i0 += T)
-        for (int64_t j0 = 0; j0 < c; j0 += T)
-            for (int64_t i = i0; i < r && i < i0 + T; i++)
-                for (int64_t j = j0; j < c && j < j0 + T; j++)
-                    y[j * r + i] = x[i * c + j];
+    for (int64_t bi = 0; bi < nbatch; bi++) {
+        const double *x = a->data + bi * r * c;
+        double *y = out->data + bi * r * c;
+        for (int64_t i0 = 0; i0 < r; i0 += T)
+            for (int64_t j0 = 0; j0 < c; j0 += T)
+                for (int64_t i = i0; i < r && i < i0 + T; i++)
+                    for (int64_t j = j0; j < c && j < j0 + T; j++)
+                        y[j * r + i] = x[i * c + j];
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -129,13 +163,17 @@ static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
 {
     hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    hess_tensor *ga, *gb;
     if (!ta) {
-        gin[0] = mm(ctx, g, B, false, !tb);
-        gin[1] = tb ? mm(ctx, g, A, true, false) : mm(ctx, A, g, true, false);
+        ga = mm(ctx, g, B, false, !tb);
+        gb = tb ? mm(ctx, g, A, true, false) : mm(ctx, A, g, true, false);
     } else {
-        gin[0] = tb ? mm(ctx, B, g, true, true) : mm(ctx, B, g, false, true);
-        gin[1] = tb ? mm(ctx, g, A, true, true) : mm(ctx, A, g, false, false);
+        ga = tb ? mm(ctx, B, g, true, true) : mm(ctx, B, g, false, true);
+        gb = tb ? mm(ctx, g, A, true, true) : mm(ctx, A, g, false, false);
     }
+    /* undo the broadcast of batch dims */
+    gin[0] = hess__sum_like(ctx, ga, A);
+    gin[1] = hess__sum_like(ctx, gb, B);
 }
 
 static void
@@ -149,18 +187,61 @@ transpose_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_ten
 /* Builders                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* op(a) op(b) for 2-D a, b whose inner dimensions are known to agree. */
-static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb)
+/* Result shape of op(a) op(b), batch dims broadcast; false if they do not fit. */
+static bool
+mm_shape(const hess_tensor *a, const hess_tensor *b, bool ta, bool tb, int *nd, int64_t *shape)
+{
+    if (a->ndim < 2 || b->ndim < 2)
+        return false;
+    const int64_t ka = a->shape[a->ndim - (ta ? 2 : 1)], kb = b->shape[b->ndim - (tb ? 1 : 2)];
+    if (ka != kb)
+        return false;
+    const int na = a->ndim - 2, nb = b->ndim - 2, n = na > nb ? na : nb;
+    for (int i = 0; i < n; i++) {
+        const int ia = i - (n - na), ib = i - (n - nb);
+        const int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return false;
+        shape[i] = da == 1 ? db : da;
+    }
+    shape[n] = a->shape[a->ndim - (ta ? 1 : 2)];
+    shape[n + 1] = b->shape[b->ndim - (tb ? 2 : 1)];
+    *nd = n + 2;
+    return true;
+}
+
+static void mm_error(
+    hess_context *ctx, const hess_tensor *a, const hess_tensor *b, bool ta, bool tb, const char *fn)
+{
+    char sa[96], sb[96];
+    hess__error(ctx, HESS_ERR_SHAPE, "%s: inner dimensions differ: %s%s x %s%s", fn,
+                hess__shape_str(sa, a->ndim, a->shape), ta ? "^T" : "",
+                hess__shape_str(sb, b->ndim, b->shape), tb ? "^T" : "");
+}
+
+/* op(a) op(b); shapes checked, HESS_ERR_SHAPE naming fn otherwise. */
+static hess_tensor *
+mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn)
 {
     if (!a || !b)
         return NULL;
-    int64_t shape[2] = {ta ? a->shape[1] : a->shape[0], tb ? b->shape[0] : b->shape[1]};
-    hess_tensor *t = hess__node(ctx, HESS_OP_MATMUL, 2, shape, a, b, "hess_matmul");
+    int nd;
+    int64_t shape[HESS_DIMS];
+    if (!mm_shape(a, b, ta, tb, &nd, shape) || nd > HESS_DIMS) {
+        mm_error(ctx, a, b, ta, tb, fn);
+        return NULL;
+    }
+    hess_tensor *t = hess__node(ctx, HESS_OP_MATMUL, nd, shape, a, b, fn);
     if (!t)
         return NULL;
     t->p[0] = ta;
     t->p[1] = tb;
-    return hess__finish(ctx, t, "hess_matmul");
+    return hess__finish(ctx, t, fn);
+}
+
+static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb)
+{
+    return mm_fn(ctx, a, b, ta, tb, "hess_matmul");
 }
 
 hess_tensor *
@@ -168,16 +249,7 @@ hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool 
 {
     if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
         return NULL;
-    const int64_t ka = a->ndim == 2 ? a->shape[ta ? 0 : 1] : -1;
-    const int64_t kb = b->ndim == 2 ? b->shape[tb ? 1 : 0] : -2;
-    if (ka != kb) {
-        char sa[96], sb[96];
-        hess__error(ctx, HESS_ERR_SHAPE, "%s: inner dimensions differ: %s%s x %s%s", fn,
-                    hess__shape_str(sa, a->ndim, a->shape), ta ? "^T" : "",
-                    hess__shape_str(sb, b->ndim, b->shape), tb ? "^T" : "");
-        return NULL;
-    }
-    return mm(ctx, a, b, ta, tb);
+    return mm_fn(ctx, a, b, ta, tb, fn);
 }
 
 hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
@@ -185,26 +257,30 @@ hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
     static const char fn[] = "hess_matmul";
     if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
         return NULL;
-    bool av = a->ndim == 1, bv = b->ndim == 1;
-    if ((a->ndim != 1 && a->ndim != 2) || (b->ndim != 1 && b->ndim != 2) ||
-        a->shape[a->ndim - 1] != b->shape[0]) {
-        char sa[96], sb[96];
-        hess__error(ctx, HESS_ERR_SHAPE, "%s: inner dimensions differ: %s x %s", fn,
-                    hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, b->ndim, b->shape));
+    const bool av = a->ndim == 1, bv = b->ndim == 1;
+    if (a->ndim == 0 || b->ndim == 0 || a->shape[a->ndim - 1] != b->shape[bv ? 0 : b->ndim - 2]) {
+        mm_error(ctx, a, b, false, false, fn);
         return NULL;
     }
     if (!av && !bv)
-        return mm(ctx, a, b, false, false);
+        return mm_fn(ctx, a, b, false, false, fn);
     /* vectors become [1,k] rows or [k,1] columns; the result drops those dims */
-    const int64_t k = b->shape[0];
+    const int64_t k = a->shape[a->ndim - 1];
     const int64_t row[2] = {1, k}, col[2] = {k, 1};
     hess_tensor *a2 = av ? hess_reshape(ctx, a, 2, row) : a;
     hess_tensor *b2 = bv ? hess_reshape(ctx, b, 2, col) : b;
-    hess_tensor *c = mm(ctx, a2, b2, false, false);
+    hess_tensor *c = mm_fn(ctx, a2, b2, false, false, fn);
     if (!c)
         return NULL;
-    int64_t shape[1] = {av ? (bv ? 1 : b->shape[1]) : a->shape[0]};
-    return hess_reshape(ctx, c, av && bv ? 0 : 1, shape);
+    int64_t shape[HESS_DIMS];
+    int nd = 0;
+    for (int i = 0; i < c->ndim - 2; i++)
+        shape[nd++] = c->shape[i];
+    if (!av)
+        shape[nd++] = c->shape[c->ndim - 2];
+    if (!bv)
+        shape[nd++] = c->shape[c->ndim - 1];
+    return hess_reshape(ctx, c, nd, shape);
 }
 
 hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
@@ -212,14 +288,17 @@ hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
     static const char fn[] = "hess_transpose";
     if (!ctx || hess__check(ctx, a, fn))
         return NULL;
-    if (a->ndim != 2) {
+    if (a->ndim < 2) {
         char s[96];
-        hess__error(ctx, HESS_ERR_SHAPE, "%s: needs a 2-D tensor, got %s", fn,
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: needs a tensor of rank >= 2, got %s", fn,
                     hess__shape_str(s, a->ndim, a->shape));
         return NULL;
     }
-    const int64_t shape[2] = {a->shape[1], a->shape[0]};
-    return hess__finish(ctx, hess__node(ctx, HESS_OP_TRANSPOSE, 2, shape, a, NULL, fn), fn);
+    int64_t shape[HESS_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[a->ndim - 2] = a->shape[a->ndim - 1];
+    shape[a->ndim - 1] = a->shape[a->ndim - 2];
+    return hess__finish(ctx, hess__node(ctx, HESS_OP_TRANSPOSE, a->ndim, shape, a, NULL, fn), fn);
 }
 
 const hess_op_def hess__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};

@@ -47,10 +47,11 @@ static void log_softmax_forward(hess_tensor *out)
 static void
 log_softmax_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    int64_t keep[HESS_MAX_DIMS];
-    memcpy(keep, out->shape, sizeof keep);
-    keep[out->axis] = 1;
-    hess_tensor *sg = hess_sum_to(ctx, g, out->ndim, keep);
+    /* g may carry a leading direction dim: count the axis from the end */
+    int64_t keep[HESS_DIMS];
+    memcpy(keep, g->shape, sizeof keep);
+    keep[g->ndim - (out->ndim - out->axis)] = 1;
+    hess_tensor *sg = hess_sum_to(ctx, g, g->ndim, keep);
     gin[0] = hess_sub(ctx, g, hess_mul(ctx, hess_exp(ctx, out), sg));
 }
 
@@ -110,7 +111,7 @@ static hess_tensor *sum_axis(hess_context *ctx, hess_tensor *a, int axis, bool m
 {
     if (!ctx || hess__check(ctx, a, fn) || !norm_axis(ctx, a, &axis, fn))
         return NULL;
-    int64_t keep[HESS_MAX_DIMS], drop[HESS_MAX_DIMS];
+    int64_t keep[HESS_DIMS], drop[HESS_DIMS];
     int nd = 0;
     for (int i = 0; i < a->ndim; i++) {
         keep[i] = i == axis ? 1 : a->shape[i];

@@ -72,11 +72,6 @@ hess_tensor *hess_scalar(hess_context *ctx, double value)
     return leaf_new(ctx, 0, NULL, &value, 0, "hess_scalar");
 }
 
-hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor *like)
-{
-    return leaf_new(ctx, like->ndim, like->shape, NULL, 0, "hess_grad");
-}
-
 int hess_tensor_ndim(const hess_tensor *t)
 {
     return t ? t->ndim : -1;
