@@ -57,7 +57,7 @@ set(san_flags "")
 if(NOT "${SANITIZE}" STREQUAL "")
     string(REPLACE ";" "," SANITIZE "${SANITIZE}")
     set(san_flags -fsanitize=${SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
-    message(STATUS "Sanitizer build: the consumer is built with ${san_flags}")
+    message(STATUS "Sanitizer build: the consumer is built with ${san_flags_str}")
 endif()
 string(REPLACE ";" " " san_flags_str "${san_flags}")
 

@@ -37,8 +37,8 @@ int main(void)
 
     const double v0 = 2.0, v1 = 5.0;
     hess_tensor *x[2] = {hess_param_new(ctx, 0, NULL, &v0), hess_param_new(ctx, 0, NULL, &v1)};
-    hess_tensor *f = hess_add(ctx, hess_mul(ctx, hess_square(ctx, x[0]), x[1]),
-                              hess_scale(ctx, x[1], 3.0));
+    hess_tensor *f =
+        hess_add(ctx, hess_mul(ctx, hess_square(ctx, x[0]), x[1]), hess_scale(ctx, x[1], 3.0));
     hess_tensor *g[2] = {NULL, NULL};
     double h[4] = {0};
     s = hess_context_status(ctx);
