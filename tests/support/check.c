@@ -83,9 +83,16 @@ hess_context *test_context(void)
     return test_context_flags(0);
 }
 
+/* cmocka checks test_malloc blocks at the end of each test function, before
+ * the teardown runs, so a fixture context must not use test_malloc: it uses
+ * the default allocator.  Tests that want leak checks make test_context()
+ * inside the test body. */
 int setup_ctx(void **state)
 {
-    *state = test_context();
+    hess_context *ctx = NULL;
+    if (hess_context_create(NULL, &ctx) != HESS_OK)
+        return -1;
+    *state = ctx;
     return 0;
 }
 

@@ -44,7 +44,8 @@ void check_ok(const hess_context *ctx, hess_status st, const char *file, int lin
 hess_context *test_context(void);
 hess_context *test_context_flags(unsigned flags);
 
-/* cmocka fixtures: *state becomes a test_context(), destroyed afterwards. */
+/* cmocka fixtures: *state becomes a context with the default allocator
+ * (cmocka checks test_malloc leaks before teardown runs), destroyed afterwards. */
 int setup_ctx(void **state);
 int teardown_ctx(void **state);
 
