@@ -1,0 +1,823 @@
+/*
+ * test_ops.c -- forward values of every public op against hand-computed
+ * results: literal tables for the small cases, closed forms evaluated here with
+ * libm, and plain reference loops (index arithmetic written out) for
+ * broadcasting, batched products, reductions and softmax.  Shapes (rank and
+ * every dimension) are checked with the values.  Derivatives are test_grad's.
+ */
+#include "check.h"
+
+#include <math.h>
+#include <string.h>
+
+#define RTOL 1e-14
+#define ATOL 1e-15
+
+#define SHP(...) ((const int64_t[]){__VA_ARGS__})
+#define VAL(...) ((const double[]){__VA_ARGS__})
+
+/* ------------------------------------------------------------------------ */
+/* Helpers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static hess_tensor *mk(hess_context *ctx, int ndim, const int64_t *shape, const double *data)
+{
+    hess_tensor *t = hess_tensor_new(ctx, ndim, shape, data);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_non_null(t);
+    return t;
+}
+
+/* A tensor with values lo, lo + step, ... */
+static hess_tensor *ramp(hess_context *ctx, int ndim, const int64_t *shape, double lo, double step)
+{
+    double buf[1024];
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    assert_true(n <= 1024);
+    for (int64_t i = 0; i < n; i++)
+        buf[i] = lo + step * (double)i;
+    return mk(ctx, ndim, shape, buf);
+}
+
+static void check_shape(const hess_tensor *t, int ndim, const int64_t *shape)
+{
+    assert_non_null(t);
+    assert_int_equal(hess_tensor_ndim(t), ndim);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        assert_int_equal(hess_tensor_shape(t)[i], shape[i]);
+        n *= shape[i];
+    }
+    assert_int_equal(hess_tensor_numel(t), n);
+}
+
+/* t has this rank, shape and values (to RTOL/ATOL); the context has no error. */
+static void check_tensor(
+    hess_context *ctx, const hess_tensor *t, int ndim, const int64_t *shape, const double *expected)
+{
+    assert_ok(ctx, hess_context_status(ctx));
+    check_shape(t, ndim, shape);
+    assert_close_array(hess_tensor_data(t), expected, (size_t)hess_tensor_numel(t), RTOL, ATOL);
+}
+
+static void check_scalar(hess_context *ctx, const hess_tensor *t, double expected)
+{
+    check_tensor(ctx, t, 0, NULL, &expected);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Leaves                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void test_ops_tensor_new_copies_data(void **state)
+{
+    hess_context *ctx = *state;
+    double src[6] = {1, 2, 3, 4, 5, 6};
+    hess_tensor *t = mk(ctx, 2, SHP(2, 3), src);
+    src[0] = 100.0; /* the tensor holds a copy */
+    check_tensor(ctx, t, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    assert_int_equal(hess_tensor_is_param(t), 0);
+
+    hess_tensor *z = mk(ctx, 3, SHP(2, 1, 2), NULL);
+    check_tensor(ctx, z, 3, SHP(2, 1, 2), VAL(0, 0, 0, 0));
+
+    hess_tensor *p = hess_param_new(ctx, 1, SHP(3), VAL(7, 8, 9));
+    check_tensor(ctx, p, 1, SHP(3), VAL(7, 8, 9));
+    assert_int_equal(hess_tensor_is_param(p), 1);
+
+    hess_tensor *s = hess_scalar(ctx, -2.5);
+    check_scalar(ctx, s, -2.5);
+    assert_int_equal(hess_tensor_numel(s), 1);
+
+    /* rank HESS_MAX_DIMS is allowed */
+    hess_tensor *big = mk(ctx, 6, SHP(1, 2, 1, 2, 1, 2), NULL);
+    check_shape(big, 6, SHP(1, 2, 1, 2, 1, 2));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise binary ops and broadcasting                                  */
+/* ------------------------------------------------------------------------ */
+
+static void test_ops_add_sub_mul_div_same_shape(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 2), VAL(1, 2, 3, 4));
+    hess_tensor *b = mk(ctx, 2, SHP(2, 2), VAL(0.5, -2, 8, 16));
+    check_tensor(ctx, hess_add(ctx, a, b), 2, SHP(2, 2), VAL(1.5, 0, 11, 20));
+    check_tensor(ctx, hess_sub(ctx, a, b), 2, SHP(2, 2), VAL(0.5, 4, -5, -12));
+    check_tensor(ctx, hess_mul(ctx, a, b), 2, SHP(2, 2), VAL(0.5, -4, 24, 64));
+    check_tensor(ctx, hess_div(ctx, a, b), 2, SHP(2, 2), VAL(2, -1, 0.375, 0.25));
+}
+
+static void test_ops_add_broadcast_row(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *b = mk(ctx, 1, SHP(3), VAL(10, 20, 30));
+    const double *want = VAL(11, 22, 33, 14, 25, 36);
+    check_tensor(ctx, hess_add(ctx, a, b), 2, SHP(2, 3), want);
+    check_tensor(ctx, hess_add(ctx, b, a), 2, SHP(2, 3), want);
+    check_tensor(ctx, hess_sub(ctx, b, a), 2, SHP(2, 3), VAL(9, 18, 27, 6, 15, 24));
+    check_tensor(ctx, hess_div(ctx, a, b), 2, SHP(2, 3), VAL(0.1, 0.1, 0.1, 0.4, 0.25, 0.2));
+}
+
+static void test_ops_mul_broadcast_outer(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 1), VAL(2, 3));
+    hess_tensor *b = mk(ctx, 2, SHP(1, 3), VAL(1, 10, 100));
+    check_tensor(ctx, hess_mul(ctx, a, b), 2, SHP(2, 3), VAL(2, 20, 200, 3, 30, 300));
+    check_tensor(ctx, hess_mul(ctx, b, a), 2, SHP(2, 3), VAL(2, 20, 200, 3, 30, 300));
+    check_tensor(ctx, hess_add(ctx, a, b), 2, SHP(2, 3), VAL(3, 12, 102, 4, 13, 103));
+    check_tensor(ctx, hess_sub(ctx, a, b), 2, SHP(2, 3), VAL(1, -8, -98, 2, -7, -97));
+}
+
+static void test_ops_binary_scalar_with_tensor(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *s = hess_scalar(ctx, 4.0);
+    hess_tensor *t = mk(ctx, 2, SHP(2, 2), VAL(1, 2, -4, 8));
+    check_tensor(ctx, hess_add(ctx, s, t), 2, SHP(2, 2), VAL(5, 6, 0, 12));
+    check_tensor(ctx, hess_add(ctx, t, s), 2, SHP(2, 2), VAL(5, 6, 0, 12));
+    check_tensor(ctx, hess_sub(ctx, s, t), 2, SHP(2, 2), VAL(3, 2, 8, -4));
+    check_tensor(ctx, hess_sub(ctx, t, s), 2, SHP(2, 2), VAL(-3, -2, -8, 4));
+    check_tensor(ctx, hess_mul(ctx, s, t), 2, SHP(2, 2), VAL(4, 8, -16, 32));
+    check_tensor(ctx, hess_div(ctx, s, t), 2, SHP(2, 2), VAL(4, 2, -1, 0.5));
+    check_tensor(ctx, hess_div(ctx, t, s), 2, SHP(2, 2), VAL(0.25, 0.5, -1, 2));
+    /* rank 0 with rank 0 stays rank 0 */
+    check_scalar(ctx, hess_mul(ctx, s, hess_scalar(ctx, -0.5)), -2.0);
+    check_scalar(ctx, hess_sub(ctx, s, hess_scalar(ctx, 1.5)), 2.5);
+    /* a [1] tensor with a scalar gives [1] */
+    check_tensor(ctx, hess_add(ctx, mk(ctx, 1, SHP(1), VAL(1)), s), 1, SHP(1), VAL(5));
+}
+
+static void test_ops_sub_broadcast_rank3(void **state)
+{
+    hess_context *ctx = *state;
+    /* [4,1,3] - [2,3] -> [4,2,3] */
+    hess_tensor *a = ramp(ctx, 3, SHP(4, 1, 3), 0.0, 1.0); /* a[i,0,k] = 3i + k */
+    hess_tensor *b = ramp(ctx, 2, SHP(2, 3), 100.0, 10.0); /* b[j,k] = 100 + 10(3j + k) */
+    double want[24];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 3; k++)
+                want[(i * 2 + j) * 3 + k] = (3 * i + k) - (100 + 10 * (3 * j + k));
+    check_tensor(ctx, hess_sub(ctx, a, b), 3, SHP(4, 2, 3), want);
+    for (int q = 0; q < 24; q++)
+        want[q] = -want[q];
+    check_tensor(ctx, hess_sub(ctx, b, a), 3, SHP(4, 2, 3), want);
+}
+
+/* Every binary op on [2,1,3,1] with [4,1,2] -> [2,4,3,2], against index arithmetic. */
+static void test_ops_binary_broadcast_general(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 4, SHP(2, 1, 3, 1), 1.0, 1.0); /* a[i,0,k,0] = 1 + 3i + k */
+    hess_tensor *b = ramp(ctx, 3, SHP(4, 1, 2), 0.5, 0.25);   /* b[j,0,l] = 0.5 + (2j + l)/4 */
+    double want[4][48];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 3; k++)
+                for (int l = 0; l < 2; l++) {
+                    const double x = 1.0 + 3 * i + k, y = 0.5 + 0.25 * (2 * j + l);
+                    const int q = ((i * 4 + j) * 3 + k) * 2 + l;
+                    want[0][q] = x + y;
+                    want[1][q] = x - y;
+                    want[2][q] = x * y;
+                    want[3][q] = x / y;
+                }
+    const int64_t *shape = SHP(2, 4, 3, 2);
+    check_tensor(ctx, hess_add(ctx, a, b), 4, shape, want[0]);
+    check_tensor(ctx, hess_sub(ctx, a, b), 4, shape, want[1]);
+    check_tensor(ctx, hess_mul(ctx, a, b), 4, shape, want[2]);
+    check_tensor(ctx, hess_div(ctx, a, b), 4, shape, want[3]);
+}
+
+static void test_ops_div_broadcast_column(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *b = mk(ctx, 2, SHP(2, 1), VAL(2, -4));
+    check_tensor(ctx, hess_div(ctx, a, b), 2, SHP(2, 3), VAL(0.5, 1, 1.5, -1, -1.25, -1.5));
+    check_tensor(ctx, hess_div(ctx, b, a), 2, SHP(2, 3), VAL(2, 1, 2.0 / 3, -1, -0.8, -4.0 / 6));
+}
+
+static void test_ops_neg_scale(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(3, 1), VAL(1, -2, 0.5));
+    check_tensor(ctx, hess_neg(ctx, a), 2, SHP(3, 1), VAL(-1, 2, -0.5));
+    check_tensor(ctx, hess_scale(ctx, a, 3.0), 2, SHP(3, 1), VAL(3, -6, 1.5));
+    check_tensor(ctx, hess_scale(ctx, a, 0.0), 2, SHP(3, 1), VAL(0, 0, 0));
+    check_scalar(ctx, hess_scale(ctx, hess_scalar(ctx, 2.0), -0.25), -0.5);
+    check_scalar(ctx, hess_neg(ctx, hess_scalar(ctx, 2.0)), -2.0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Matrix products, transpose, reshape                                      */
+/* ------------------------------------------------------------------------ */
+
+/* c[m,n] = a[m,k] b[k,n] by the textbook loop. */
+static void naive_mm(int m, int k, int n, const double *a, const double *b, double *c)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++)
+                s += a[i * k + p] * b[p * n + j];
+            c[i * n + j] = s;
+        }
+}
+
+static void test_ops_matmul_matrix_matrix(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *b = mk(ctx, 2, SHP(3, 2), VAL(7, 8, 9, 10, 11, 12));
+    check_tensor(ctx, hess_matmul(ctx, a, b), 2, SHP(2, 2), VAL(58, 64, 139, 154));
+    check_tensor(ctx, hess_matmul(ctx, b, a), 2, SHP(3, 3),
+                 VAL(39, 54, 69, 49, 68, 87, 59, 82, 105));
+
+    /* sizes that use the blocked kernel's four-row groups and the remainder rows */
+    double x[9 * 7], y[7 * 6], want[9 * 6];
+    for (int i = 0; i < 9 * 7; i++)
+        x[i] = sin(0.3 * i) + 0.1 * i;
+    for (int i = 0; i < 7 * 6; i++)
+        y[i] = cos(0.7 * i) - 0.05 * i;
+    naive_mm(9, 7, 6, x, y, want);
+    hess_tensor *X = mk(ctx, 2, SHP(9, 7), x), *Y = mk(ctx, 2, SHP(7, 6), y);
+    hess_tensor *c = hess_matmul(ctx, X, Y);
+    assert_ok(ctx, hess_context_status(ctx));
+    check_shape(c, 2, SHP(9, 6));
+    assert_close_array(hess_tensor_data(c), want, 54, 1e-13, 1e-13);
+}
+
+static void test_ops_matmul_matrix_vector(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *v = mk(ctx, 1, SHP(3), VAL(1, -1, 2));
+    check_tensor(ctx, hess_matmul(ctx, a, v), 1, SHP(2), VAL(5, 11));
+}
+
+static void test_ops_matmul_vector_matrix(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *v = mk(ctx, 1, SHP(2), VAL(2, -1));
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    check_tensor(ctx, hess_matmul(ctx, v, a), 1, SHP(3), VAL(-2, -1, 0));
+}
+
+static void test_ops_matmul_vector_vector(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *u = mk(ctx, 1, SHP(4), VAL(1, 2, 3, 4));
+    hess_tensor *v = mk(ctx, 1, SHP(4), VAL(0.5, -1, 2, 0.25));
+    check_scalar(ctx, hess_matmul(ctx, u, v), 0.5 - 2 + 6 + 1);
+    /* [1] x [1] is a dot product too */
+    check_scalar(ctx, hess_matmul(ctx, mk(ctx, 1, SHP(1), VAL(3)), mk(ctx, 1, SHP(1), VAL(-2))),
+                 -6);
+}
+
+/* Batched hess_matmul against per-matrix products, the batch dims broadcast. */
+static void test_ops_matmul_batched(void **state)
+{
+    hess_context *ctx = *state;
+    double want[64], tmp[16];
+
+    /* [2,3,4] x [4,2] -> [2,3,2]: the shared right operand */
+    hess_tensor *a = ramp(ctx, 3, SHP(2, 3, 4), -1.0, 0.125);
+    hess_tensor *b = ramp(ctx, 2, SHP(4, 2), 0.5, -0.25);
+    for (int q = 0; q < 2; q++)
+        naive_mm(3, 4, 2, hess_tensor_data(a) + q * 12, hess_tensor_data(b), want + q * 6);
+    check_tensor(ctx, hess_matmul(ctx, a, b), 3, SHP(2, 3, 2), want);
+
+    /* [3,4] x [2,4,2] -> [2,3,2]: the shared left operand */
+    hess_tensor *l = ramp(ctx, 2, SHP(3, 4), 1.0, -0.5);
+    hess_tensor *r = ramp(ctx, 3, SHP(2, 4, 2), -2.0, 0.375);
+    for (int q = 0; q < 2; q++)
+        naive_mm(3, 4, 2, hess_tensor_data(l), hess_tensor_data(r) + q * 8, want + q * 6);
+    check_tensor(ctx, hess_matmul(ctx, l, r), 3, SHP(2, 3, 2), want);
+
+    /* [2,1,2,3] x [3,3,2] -> [2,3,2,2]: both operands broadcast */
+    hess_tensor *x = ramp(ctx, 4, SHP(2, 1, 2, 3), 0.25, 0.5);
+    hess_tensor *y = ramp(ctx, 3, SHP(3, 3, 2), 1.0, -0.125);
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            naive_mm(2, 3, 2, hess_tensor_data(x) + i * 6, hess_tensor_data(y) + j * 6,
+                     want + (i * 3 + j) * 4);
+    check_tensor(ctx, hess_matmul(ctx, x, y), 4, SHP(2, 3, 2, 2), want);
+
+    /* [2,3,4] x [4] -> [2,3] and [4] x [2,4,2] -> [2,2] */
+    hess_tensor *v = mk(ctx, 1, SHP(4), VAL(1, -1, 0.5, 2));
+    for (int q = 0; q < 2; q++)
+        naive_mm(3, 4, 1, hess_tensor_data(a) + q * 12, hess_tensor_data(v), want + q * 3);
+    check_tensor(ctx, hess_matmul(ctx, a, v), 2, SHP(2, 3), want);
+    for (int q = 0; q < 2; q++) {
+        naive_mm(1, 4, 2, hess_tensor_data(v), hess_tensor_data(r) + q * 8, tmp);
+        want[q * 2] = tmp[0];
+        want[q * 2 + 1] = tmp[1];
+    }
+    check_tensor(ctx, hess_matmul(ctx, v, r), 2, SHP(2, 2), want);
+}
+
+static void test_ops_transpose(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    check_tensor(ctx, hess_transpose(ctx, a), 2, SHP(3, 2), VAL(1, 4, 2, 5, 3, 6));
+    check_tensor(ctx, hess_transpose(ctx, hess_transpose(ctx, a)), 2, SHP(2, 3),
+                 hess_tensor_data(a));
+
+    /* larger than the 32 x 32 tiles, not a multiple of them */
+    static double x[33 * 40], want[33 * 40];
+    for (int i = 0; i < 33 * 40; i++)
+        x[i] = (double)i;
+    for (int i = 0; i < 33; i++)
+        for (int j = 0; j < 40; j++)
+            want[j * 33 + i] = x[i * 40 + j];
+    hess_tensor *X = hess_tensor_new(ctx, 2, SHP(33, 40), x);
+    check_tensor(ctx, hess_transpose(ctx, X), 2, SHP(40, 33), want);
+
+    /* batched: the last two dims swap */
+    hess_tensor *b = ramp(ctx, 3, SHP(2, 2, 3), 0.0, 1.0);
+    check_tensor(ctx, hess_transpose(ctx, b), 3, SHP(2, 3, 2),
+                 VAL(0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11));
+}
+
+static void test_ops_reshape(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 2, SHP(2, 3), 1.0, 1.0);
+    check_tensor(ctx, hess_reshape(ctx, a, 2, SHP(3, 2)), 2, SHP(3, 2), VAL(1, 2, 3, 4, 5, 6));
+    check_tensor(ctx, hess_reshape(ctx, a, 1, SHP(6)), 1, SHP(6), VAL(1, 2, 3, 4, 5, 6));
+    check_tensor(ctx, hess_reshape(ctx, a, 4, SHP(1, 3, 1, 2)), 4, SHP(1, 3, 1, 2),
+                 VAL(1, 2, 3, 4, 5, 6));
+    /* rank 0 <-> [1] <-> [1,1] */
+    hess_tensor *s = hess_scalar(ctx, 7.0);
+    hess_tensor *s11 = hess_reshape(ctx, s, 2, SHP(1, 1));
+    check_tensor(ctx, s11, 2, SHP(1, 1), VAL(7));
+    check_scalar(ctx, hess_reshape(ctx, s11, 0, NULL), 7.0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reductions and broadcasting                                              */
+/* ------------------------------------------------------------------------ */
+
+static void test_ops_sum_mean(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6.5));
+    check_scalar(ctx, hess_sum(ctx, a), 21.5);
+    check_scalar(ctx, hess_mean(ctx, a), 21.5 / 6);
+    hess_tensor *s = hess_scalar(ctx, -3.0);
+    check_scalar(ctx, hess_sum(ctx, s), -3.0);
+    check_scalar(ctx, hess_mean(ctx, s), -3.0);
+    hess_tensor *r3 = ramp(ctx, 3, SHP(2, 3, 4), 0.0, 1.0);
+    check_scalar(ctx, hess_sum(ctx, r3), 276.0);
+    check_scalar(ctx, hess_mean(ctx, r3), 11.5);
+}
+
+/* Sums of a [2,3,4] ramp along each axis, positive and negative, by loops. */
+static void test_ops_sum_axis_each_axis(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 3, SHP(2, 3, 4), 0.5, 1.0);
+    const double *x = hess_tensor_data(a);
+    double s0[12] = {0}, s1[8] = {0}, s2[6] = {0};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < 4; k++) {
+                const double v = x[(i * 3 + j) * 4 + k];
+                s0[j * 4 + k] += v;
+                s1[i * 4 + k] += v;
+                s2[i * 3 + j] += v;
+            }
+    check_tensor(ctx, hess_sum_axis(ctx, a, 0), 2, SHP(3, 4), s0);
+    check_tensor(ctx, hess_sum_axis(ctx, a, 1), 2, SHP(2, 4), s1);
+    check_tensor(ctx, hess_sum_axis(ctx, a, 2), 2, SHP(2, 3), s2);
+    check_tensor(ctx, hess_sum_axis(ctx, a, -3), 2, SHP(3, 4), s0);
+    check_tensor(ctx, hess_sum_axis(ctx, a, -2), 2, SHP(2, 4), s1);
+    check_tensor(ctx, hess_sum_axis(ctx, a, -1), 2, SHP(2, 3), s2);
+
+    /* a vector reduces to rank 0; an axis of length 1 just disappears */
+    hess_tensor *v = mk(ctx, 1, SHP(3), VAL(1, 2, 4));
+    check_scalar(ctx, hess_sum_axis(ctx, v, 0), 7);
+    check_scalar(ctx, hess_sum_axis(ctx, v, -1), 7);
+    hess_tensor *c = mk(ctx, 2, SHP(3, 1), VAL(1, 2, 4));
+    check_tensor(ctx, hess_sum_axis(ctx, c, 1), 1, SHP(3), VAL(1, 2, 4));
+    check_tensor(ctx, hess_sum_axis(ctx, c, 0), 1, SHP(1), VAL(7));
+}
+
+static void test_ops_mean_axis(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 9));
+    check_tensor(ctx, hess_mean_axis(ctx, a, 0), 1, SHP(3), VAL(2.5, 3.5, 6));
+    check_tensor(ctx, hess_mean_axis(ctx, a, 1), 1, SHP(2), VAL(2, 6));
+    check_tensor(ctx, hess_mean_axis(ctx, a, -1), 1, SHP(2), VAL(2, 6));
+    check_tensor(ctx, hess_mean_axis(ctx, a, -2), 1, SHP(3), VAL(2.5, 3.5, 6));
+    hess_tensor *b = ramp(ctx, 3, SHP(2, 3, 2), 0.0, 1.0);
+    check_tensor(ctx, hess_mean_axis(ctx, b, 1), 2, SHP(2, 2), VAL(2, 3, 8, 9));
+}
+
+static void test_ops_sum_to(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 2, SHP(2, 3), 1.0, 1.0); /* 1..6 */
+    check_tensor(ctx, hess_sum_to(ctx, a, 1, SHP(3)), 1, SHP(3), VAL(5, 7, 9));
+    check_tensor(ctx, hess_sum_to(ctx, a, 2, SHP(1, 3)), 2, SHP(1, 3), VAL(5, 7, 9));
+    check_tensor(ctx, hess_sum_to(ctx, a, 2, SHP(2, 1)), 2, SHP(2, 1), VAL(6, 15));
+    check_tensor(ctx, hess_sum_to(ctx, a, 2, SHP(1, 1)), 2, SHP(1, 1), VAL(21));
+    check_tensor(ctx, hess_sum_to(ctx, a, 2, SHP(2, 3)), 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    check_scalar(ctx, hess_sum_to(ctx, a, 0, NULL), 21);
+
+    /* [2,3,4] down to [3,1] (leading dim dropped, last summed) */
+    hess_tensor *b = ramp(ctx, 3, SHP(2, 3, 4), 0.0, 1.0);
+    double want[3] = {0};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < 4; k++)
+                want[j] += (double)((i * 3 + j) * 4 + k);
+    check_tensor(ctx, hess_sum_to(ctx, b, 2, SHP(3, 1)), 2, SHP(3, 1), want);
+    /* and to [2,1,4] */
+    double w2[8] = {0};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (int k = 0; k < 4; k++)
+                w2[i * 4 + k] += (double)((i * 3 + j) * 4 + k);
+    check_tensor(ctx, hess_sum_to(ctx, b, 3, SHP(2, 1, 4)), 3, SHP(2, 1, 4), w2);
+}
+
+static void test_ops_broadcast_to(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *r = mk(ctx, 1, SHP(3), VAL(1, 2, 3));
+    check_tensor(ctx, hess_broadcast_to(ctx, r, 2, SHP(2, 3)), 2, SHP(2, 3), VAL(1, 2, 3, 1, 2, 3));
+    hess_tensor *c = mk(ctx, 2, SHP(2, 1), VAL(7, 8));
+    check_tensor(ctx, hess_broadcast_to(ctx, c, 2, SHP(2, 3)), 2, SHP(2, 3), VAL(7, 7, 7, 8, 8, 8));
+    check_tensor(ctx, hess_broadcast_to(ctx, c, 3, SHP(2, 2, 2)), 3, SHP(2, 2, 2),
+                 VAL(7, 7, 8, 8, 7, 7, 8, 8));
+    check_tensor(ctx, hess_broadcast_to(ctx, hess_scalar(ctx, 5), 2, SHP(2, 2)), 2, SHP(2, 2),
+                 VAL(5, 5, 5, 5));
+    check_tensor(ctx, hess_broadcast_to(ctx, r, 1, SHP(3)), 1, SHP(3), VAL(1, 2, 3));
+    /* [2,1,3] to [2,2,3] repeats the middle */
+    hess_tensor *m = ramp(ctx, 3, SHP(2, 1, 3), 1.0, 1.0);
+    check_tensor(ctx, hess_broadcast_to(ctx, m, 3, SHP(2, 2, 3)), 3, SHP(2, 2, 3),
+                 VAL(1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6));
+    /* sum_to undoes broadcast_to up to the repeat count */
+    hess_tensor *back =
+        hess_sum_to(ctx, hess_broadcast_to(ctx, m, 3, SHP(2, 2, 3)), 3, SHP(2, 1, 3));
+    check_tensor(ctx, back, 3, SHP(2, 1, 3), VAL(2, 4, 6, 8, 10, 12));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise functions                                                    */
+/* ------------------------------------------------------------------------ */
+
+#define NX 7
+static const double xs[NX] = {-3.0, -1.25, -0.5, 0.0, 0.3, 1.0, 2.75};
+
+/* f applied to xs, compared with the op's result on a [NX] tensor. */
+static void check_unary(hess_context *ctx, hess_tensor *out, double (*f)(double))
+{
+    double want[NX];
+    for (int i = 0; i < NX; i++)
+        want[i] = f(xs[i]);
+    check_tensor(ctx, out, 1, SHP(NX), want);
+}
+
+static double ref_sigmoid(double x)
+{
+    return 1.0 / (1.0 + exp(-x));
+}
+static double ref_relu(double x)
+{
+    return x > 0 ? x : 0.0;
+}
+static double ref_softplus(double x)
+{
+    return log1p(exp(x));
+}
+static double ref_square(double x)
+{
+    return x * x;
+}
+
+static void test_ops_exp_log(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
+    check_unary(ctx, hess_exp(ctx, x), exp);
+    hess_tensor *p = mk(ctx, 2, SHP(2, 2), VAL(1, exp(1.0), 0.25, 1e10));
+    check_tensor(ctx, hess_log(ctx, p), 2, SHP(2, 2), VAL(0, 1, log(0.25), log(1e10)));
+    /* log(exp(x)) round trip */
+    check_tensor(ctx, hess_log(ctx, hess_exp(ctx, x)), 1, SHP(NX), xs);
+    /* log(0) is -Inf, as documented (the context does not check values) */
+    hess_tensor *z = hess_log(ctx, hess_scalar(ctx, 0.0));
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_true(isinf(hess_tensor_data(z)[0]) && hess_tensor_data(z)[0] < 0);
+}
+
+static void test_ops_tanh_sigmoid(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
+    check_unary(ctx, hess_tanh(ctx, x), tanh);
+    check_unary(ctx, hess_sigmoid(ctx, x), ref_sigmoid);
+    /* far tails: no overflow, no NaN, the exact limits */
+    hess_tensor *big = mk(ctx, 1, SHP(4), VAL(-800, -40, 40, 800));
+    const double e40 = exp(-40.0);
+    check_tensor(ctx, hess_sigmoid(ctx, big), 1, SHP(4), VAL(0, e40 / (1 + e40), 1 / (1 + e40), 1));
+    check_tensor(ctx, hess_tanh(ctx, big), 1, SHP(4), VAL(-1, -1, 1, 1));
+    check_scalar(ctx, hess_sigmoid(ctx, hess_scalar(ctx, 0.0)), 0.5);
+}
+
+static void test_ops_relu_softplus(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
+    check_unary(ctx, hess_relu(ctx, x), ref_relu);
+    check_unary(ctx, hess_softplus(ctx, x), ref_softplus);
+    check_scalar(ctx, hess_softplus(ctx, hess_scalar(ctx, 0.0)), log(2.0));
+    /* large |x|: softplus(x) = x + log1p(exp(-x)), softplus(-x) = log1p(exp(-x)) */
+    hess_tensor *big = mk(ctx, 1, SHP(4), VAL(-1000, -50, 50, 1000));
+    check_tensor(ctx, hess_softplus(ctx, big), 1, SHP(4),
+                 VAL(0, log1p(exp(-50.0)), 50 + log1p(exp(-50.0)), 1000));
+}
+
+static void test_ops_square_sqrt_pow(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
+    check_unary(ctx, hess_square(ctx, x), ref_square);
+    hess_tensor *p = mk(ctx, 1, SHP(5), VAL(0, 0.25, 1, 2, 9));
+    check_tensor(ctx, hess_sqrt(ctx, p), 1, SHP(5), VAL(0, 0.5, 1, sqrt(2.0), 3));
+    check_tensor(ctx, hess_pow(ctx, p, 2.0), 1, SHP(5), VAL(0, 0.0625, 1, 4, 81));
+    check_tensor(ctx, hess_pow(ctx, p, 0.5), 1, SHP(5), VAL(0, 0.5, 1, sqrt(2.0), 3));
+    check_tensor(ctx, hess_pow(ctx, p, 3.0), 1, SHP(5), VAL(0, 0.015625, 1, 8, 729));
+    check_tensor(ctx, hess_pow(ctx, p, 0.0), 1, SHP(5), VAL(1, 1, 1, 1, 1));
+    check_tensor(ctx, hess_pow(ctx, p, 1.0), 1, SHP(5), VAL(0, 0.25, 1, 2, 9));
+    hess_tensor *q = mk(ctx, 1, SHP(3), VAL(0.5, 2, 4));
+    check_tensor(ctx, hess_pow(ctx, q, -1.5), 1, SHP(3),
+                 VAL(pow(0.5, -1.5), pow(2.0, -1.5), 0.125));
+    check_tensor(ctx, hess_pow(ctx, q, 2.7), 1, SHP(3),
+                 VAL(pow(0.5, 2.7), pow(2.0, 2.7), pow(4.0, 2.7)));
+    /* integral exponents of negative bases */
+    hess_tensor *n = mk(ctx, 1, SHP(2), VAL(-2, -0.5));
+    check_tensor(ctx, hess_pow(ctx, n, 3.0), 1, SHP(2), VAL(-8, -0.125));
+    check_tensor(ctx, hess_pow(ctx, n, -2.0), 1, SHP(2), VAL(0.25, 4));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Softmax                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* log_softmax of x (shape[nd]) along axis by the textbook formula, into y. */
+static void ref_log_softmax(const double *x, int nd, const int64_t *shape, int axis, double *y)
+{
+    int64_t outer = 1, inner = 1, n = shape[axis];
+    for (int i = 0; i < axis; i++)
+        outer *= shape[i];
+    for (int i = axis + 1; i < nd; i++)
+        inner *= shape[i];
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double s = 0;
+            for (int64_t j = 0; j < n; j++)
+                s += exp(x[(o * n + j) * inner + i]);
+            for (int64_t j = 0; j < n; j++)
+                y[(o * n + j) * inner + i] = x[(o * n + j) * inner + i] - log(s);
+        }
+}
+
+/* log_softmax and softmax of a along every axis (and its negative alias). */
+static void check_softmax_all_axes(hess_context *ctx, hess_tensor *a)
+{
+    const int nd = hess_tensor_ndim(a);
+    const int64_t *shape = hess_tensor_shape(a);
+    const size_t n = (size_t)hess_tensor_numel(a);
+    double ls[64], sm[64];
+    assert_true(n <= 64);
+    for (int axis = 0; axis < nd; axis++) {
+        ref_log_softmax(hess_tensor_data(a), nd, shape, axis, ls);
+        for (size_t i = 0; i < n; i++)
+            sm[i] = exp(ls[i]);
+        check_tensor(ctx, hess_log_softmax(ctx, a, axis), nd, shape, ls);
+        check_tensor(ctx, hess_log_softmax(ctx, a, axis - nd), nd, shape, ls);
+        hess_tensor *s = hess_softmax(ctx, a, axis);
+        check_tensor(ctx, s, nd, shape, sm);
+        check_tensor(ctx, hess_softmax(ctx, a, axis - nd), nd, shape, sm);
+        /* each slice along the axis sums to one */
+        hess_tensor *tot = hess_sum_axis(ctx, s, axis);
+        for (int64_t i = 0; i < hess_tensor_numel(tot); i++)
+            assert_close(hess_tensor_data(tot)[i], 1.0, 1e-15, 0);
+    }
+}
+
+static void test_ops_log_softmax_2d(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, -1, 0.5, 4));
+    check_softmax_all_axes(ctx, a);
+    /* one hand value: row [1,2,3] along the last axis */
+    const double lse = log(exp(1.0) + exp(2.0) + exp(3.0));
+    hess_tensor *ls = hess_log_softmax(ctx, a, 1);
+    assert_close(hess_tensor_data(ls)[0], 1.0 - lse, RTOL, ATOL);
+    assert_close(hess_tensor_data(ls)[2], 3.0 - lse, RTOL, ATOL);
+}
+
+static void test_ops_log_softmax_3d(void **state)
+{
+    hess_context *ctx = *state;
+    double x[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = sin(1.7 * i) * 2.0;
+    hess_tensor *a = mk(ctx, 3, SHP(2, 3, 4), x);
+    check_softmax_all_axes(ctx, a);
+    /* an axis of length 1 gives log_softmax 0 and softmax 1 */
+    hess_tensor *b = mk(ctx, 2, SHP(3, 1), VAL(-5, 0, 5));
+    check_tensor(ctx, hess_log_softmax(ctx, b, 1), 2, SHP(3, 1), VAL(0, 0, 0));
+    check_tensor(ctx, hess_softmax(ctx, b, 1), 2, SHP(3, 1), VAL(1, 1, 1));
+}
+
+static void test_ops_log_softmax_large_inputs(void **state)
+{
+    hess_context *ctx = *state;
+    /* shifted log-sum-exp: finite and exact where the naive formula overflows */
+    hess_tensor *a = mk(ctx, 1, SHP(3), VAL(1000, 1001, 999));
+    const double lse = log(exp(-1.0) + 1.0 + exp(-2.0)); /* relative to 1001 */
+    const double want[3] = {-1 - lse, -lse, -2 - lse};
+    hess_tensor *ls = hess_log_softmax(ctx, a, 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    check_shape(ls, 1, SHP(3));
+    /* Absolute 1e-12, a few ulps of the inputs' magnitude: x - (max + log s)
+     * rounds at the scale of 1000 (see the report; (x - max) - log s would not). */
+    assert_close_array(hess_tensor_data(ls), want, 3, 0, 1e-12);
+    hess_tensor *b = mk(ctx, 1, SHP(2), VAL(-1000, 0));
+    hess_tensor *s = hess_softmax(ctx, b, 0);
+    check_tensor(ctx, s, 1, SHP(2), VAL(0, 1));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Layers and losses                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void test_ops_linear_vector(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(3), VAL(1, 2, 3));
+    hess_tensor *W = mk(ctx, 2, SHP(2, 3), VAL(1, 0, -1, 0.5, 0.5, 0.5));
+    hess_tensor *b = mk(ctx, 1, SHP(2), VAL(10, -10));
+    check_tensor(ctx, hess_linear(ctx, x, W, NULL), 1, SHP(2), VAL(-2, 3));
+    check_tensor(ctx, hess_linear(ctx, x, W, b), 1, SHP(2), VAL(8, -7));
+    /* in = 1, out = 1 */
+    hess_tensor *w1 = mk(ctx, 2, SHP(1, 1), VAL(-3));
+    check_tensor(ctx, hess_linear(ctx, mk(ctx, 1, SHP(1), VAL(2)), w1, mk(ctx, 1, SHP(1), VAL(1))),
+                 1, SHP(1), VAL(-5));
+}
+
+static void test_ops_linear_batch(void **state)
+{
+    hess_context *ctx = *state;
+    /* x [4,3], W [2,3], b [2]: y = x W^T + b, by loops */
+    hess_tensor *x = ramp(ctx, 2, SHP(4, 3), -1.0, 0.5);
+    hess_tensor *W = mk(ctx, 2, SHP(2, 3), VAL(1, 2, -1, 0.25, -0.5, 3));
+    hess_tensor *b = mk(ctx, 1, SHP(2), VAL(0.5, -2));
+    double want[8], wantb[8];
+    for (int i = 0; i < 4; i++)
+        for (int o = 0; o < 2; o++) {
+            double s = 0;
+            for (int k = 0; k < 3; k++)
+                s += hess_tensor_data(x)[i * 3 + k] * hess_tensor_data(W)[o * 3 + k];
+            want[i * 2 + o] = s;
+            wantb[i * 2 + o] = s + hess_tensor_data(b)[o];
+        }
+    check_tensor(ctx, hess_linear(ctx, x, W, NULL), 2, SHP(4, 2), want);
+    check_tensor(ctx, hess_linear(ctx, x, W, b), 2, SHP(4, 2), wantb);
+    /* a batch of one row equals the vector form */
+    hess_tensor *x1 = mk(ctx, 2, SHP(1, 3), VAL(1, 2, 3));
+    check_tensor(ctx, hess_linear(ctx, x1, W, b), 2, SHP(1, 2),
+                 VAL(1 + 4 - 3 + 0.5, 0.25 - 1 + 9 - 2));
+}
+
+static void test_ops_mse_loss(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *p = mk(ctx, 2, SHP(2, 2), VAL(1, 2, 3, 4));
+    hess_tensor *t = mk(ctx, 2, SHP(2, 2), VAL(1.5, 2, 1, 7));
+    /* (0.25 + 0 + 4 + 9) / 4: the mean over all elements, as torch.nn.MSELoss */
+    check_scalar(ctx, hess_mse_loss(ctx, p, t), 13.25 / 4);
+    check_scalar(ctx, hess_mse_loss(ctx, p, p), 0.0);
+    check_scalar(ctx, hess_mse_loss(ctx, hess_scalar(ctx, 3), hess_scalar(ctx, -1)), 16.0);
+}
+
+static void test_ops_cross_entropy_batch(void **state)
+{
+    hess_context *ctx = *state;
+    const double z[6] = {1, 2, 3, 0.5, -1, 2};
+    hess_tensor *logits = mk(ctx, 2, SHP(2, 3), z);
+    hess_tensor *targets = mk(ctx, 1, SHP(2), VAL(2, 0));
+    const double l0 = log(exp(1.0) + exp(2.0) + exp(3.0)) - 3.0;
+    const double l1 = log(exp(0.5) + exp(-1.0) + exp(2.0)) - 0.5;
+    check_scalar(ctx, hess_cross_entropy(ctx, logits, targets), (l0 + l1) / 2);
+    /* uniform logits give log C whatever the targets */
+    hess_tensor *u = mk(ctx, 2, SHP(3, 4), NULL);
+    check_scalar(ctx, hess_cross_entropy(ctx, u, mk(ctx, 1, SHP(3), VAL(0, 3, 1))), log(4.0));
+}
+
+static void test_ops_cross_entropy_single(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *logits = mk(ctx, 1, SHP(3), VAL(0.5, -1, 2));
+    const double lse = log(exp(0.5) + exp(-1.0) + exp(2.0));
+    check_scalar(ctx, hess_cross_entropy(ctx, logits, hess_scalar(ctx, 1)), lse + 1.0);
+    check_scalar(ctx, hess_cross_entropy(ctx, logits, hess_scalar(ctx, 0)), lse - 0.5);
+    check_scalar(ctx, hess_cross_entropy(ctx, logits, hess_scalar(ctx, 2)), lse - 2.0);
+}
+
+static void test_ops_bce_with_logits(void **state)
+{
+    hess_context *ctx = *state;
+    const double x[4] = {0.5, -1, 2, 0}, y[4] = {1, 0, 0.25, 1};
+    double want = 0;
+    for (int i = 0; i < 4; i++)
+        want += log1p(exp(x[i])) - x[i] * y[i];
+    check_scalar(ctx, hess_bce_with_logits(ctx, mk(ctx, 2, SHP(2, 2), x), mk(ctx, 2, SHP(2, 2), y)),
+                 want / 4);
+    /* the textbook form -[y log s + (1-y) log(1-s)] agrees */
+    double tb = 0;
+    for (int i = 0; i < 4; i++) {
+        const double s = 1 / (1 + exp(-x[i]));
+        tb -= y[i] * log(s) + (1 - y[i]) * log(1 - s);
+    }
+    assert_close(want / 4, tb / 4, 1e-14, 0);
+    /* finite for huge logits: softplus(1000) - 1000*1 = 0, softplus(-1000) = 0 */
+    check_scalar(ctx,
+                 hess_bce_with_logits(ctx, mk(ctx, 1, SHP(2), VAL(1000, -1000)),
+                                      mk(ctx, 1, SHP(2), VAL(1, 0))),
+                 0.0);
+}
+
+/* Building ops never changes their operands. */
+static void test_ops_operands_unchanged(void **state)
+{
+    hess_context *ctx = *state;
+    const double av[6] = {1, -2, 3, -4, 5, 0.5}, bv[3] = {0.5, 2, -1};
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), av);
+    hess_tensor *b = hess_param_new(ctx, 1, SHP(3), bv);
+    hess_tensor *y = hess_add(ctx, hess_mul(ctx, a, b), hess_div(ctx, b, a));
+    y = hess_log_softmax(
+        ctx, hess_tanh(ctx, hess_linear(ctx, a, hess_reshape(ctx, a, 2, SHP(2, 3)), NULL)), 0);
+    y = hess_add(ctx, hess_sum(ctx, y), hess_sum(ctx, hess_transpose(ctx, a)));
+    assert_non_null(y);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_memory_equal(hess_tensor_data(a), av, sizeof av);
+    assert_memory_equal(hess_tensor_data(b), bv, sizeof bv);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_ctx, teardown_ctx)
+    const struct CMUnitTest tests[] = {
+        T(test_ops_tensor_new_copies_data),
+        T(test_ops_add_sub_mul_div_same_shape),
+        T(test_ops_add_broadcast_row),
+        T(test_ops_mul_broadcast_outer),
+        T(test_ops_binary_scalar_with_tensor),
+        T(test_ops_sub_broadcast_rank3),
+        T(test_ops_binary_broadcast_general),
+        T(test_ops_div_broadcast_column),
+        T(test_ops_neg_scale),
+        T(test_ops_matmul_matrix_matrix),
+        T(test_ops_matmul_matrix_vector),
+        T(test_ops_matmul_vector_matrix),
+        T(test_ops_matmul_vector_vector),
+        T(test_ops_matmul_batched),
+        T(test_ops_transpose),
+        T(test_ops_reshape),
+        T(test_ops_sum_mean),
+        T(test_ops_sum_axis_each_axis),
+        T(test_ops_mean_axis),
+        T(test_ops_sum_to),
+        T(test_ops_broadcast_to),
+        T(test_ops_exp_log),
+        T(test_ops_tanh_sigmoid),
+        T(test_ops_relu_softplus),
+        T(test_ops_square_sqrt_pow),
+        T(test_ops_log_softmax_2d),
+        T(test_ops_log_softmax_3d),
+        T(test_ops_log_softmax_large_inputs),
+        T(test_ops_linear_vector),
+        T(test_ops_linear_batch),
+        T(test_ops_mse_loss),
+        T(test_ops_cross_entropy_batch),
+        T(test_ops_cross_entropy_single),
+        T(test_ops_bce_with_logits),
+        T(test_ops_operands_unchanged),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
