@@ -39,6 +39,9 @@
 #ifndef HESS_BENCH_NATIVE
 #define HESS_BENCH_NATIVE 0
 #endif
+#ifndef HESS_BENCH_LIB_BLAS
+#define HESS_BENCH_LIB_BLAS "" /* the CBLAS library libhessian links for matmul, if any */
+#endif
 
 #define REF_TOL  1e-10 /* relative to the reference's largest magnitude */
 #define FD_TOL   1e-6  /* finite-difference checks (W2 has no reference) */
@@ -649,8 +652,9 @@ typedef struct opts {
     const char *workload; /* W0, W1, W2, all or none */
     const char *dir;      /* where W0.ref and W1.ref are */
     const char *json;     /* NULL: no JSON */
+    const char *op;       /* NULL: every op; else only this one (for profiling) */
     int repeat;           /* > 0: fixed repeat count */
-    bool quick, sweep;
+    bool quick, sweep, no_peak;
 } opts;
 
 static plan plan_for(const opts *o, bool slow)
@@ -678,7 +682,8 @@ static void print_row(const result *r, double pk)
         const double g = r->flops / r->s.med / 1e9;
         snprintf(fl, sizeof fl, "%.4g", r->flops / 1e6);
         snprintf(gf, sizeof gf, "%.2f", g);
-        snprintf(pc, sizeof pc, "%.1f %%", 100.0 * g / pk);
+        if (pk > 0)
+            snprintf(pc, sizeof pc, "%.1f %%", 100.0 * g / pk);
     }
     printf("| %-10s | 1 | %s | %6zu | %-8s | %10s | %10s | %5d | %9s | %7s | %6s |\n", "libhessian",
            r->w, r->n, r->op, fmt_t(a, sizeof a, r->s.med), fmt_t(b, sizeof b, r->s.min), r->s.reps,
@@ -688,6 +693,8 @@ static void print_row(const result *r, double pk)
 
 static result *bench_op(report *rep, const opts *o, job *j, const char *op, op_fn f, double flops)
 {
+    if (o->op && strcmp(o->op, op) != 0)
+        return NULL;
     if (rep->nr == MAX_ROWS)
         exit(1);
     result *r = &rep->r[rep->nr++];
@@ -753,9 +760,10 @@ static void run_workload(report *rep, const opts *o, const char *name)
         bench_op(rep, o, &j, "diag", op_diag, fl.hess);
         bench_op(rep, o, &j, "hessian", op_hessian, fl.hess);
     }
-    printf("# %s tape: forward %lld nodes, forward+gradient %lld nodes; grad median %.0f ns "
-           "per node\n",
-           name, (long long)fwd_nodes, (long long)g->nodes, 1e9 * g->s.med / (double)g->nodes);
+    if (g)
+        printf("# %s tape: forward %lld nodes, forward+gradient %lld nodes; grad median %.0f ns "
+               "per node\n",
+               name, (long long)fwd_nodes, (long long)g->nodes, 1e9 * g->s.med / (double)g->nodes);
     job_free(&j);
     model_free(&m);
     ref_free(&rc);
@@ -819,17 +827,18 @@ static void sweep_point(report *rep, const opts *o, const char *kind, int64_t wi
         s->hess = time_op(op_hessian, &j, plan_for(o, true));
         sweep_check(&j, j.out);
     }
-    char a[32], b[32], c[32] = "-", d[32] = "-", e[32] = "-";
-    const double gf = fl.hvp / s->hvp.med / 1e9;
+    char a[32], b[32], c[32] = "-", d[32] = "-", e[32] = "-", pc[32] = "-";
+    const double gf = fl.hvp / s->hvp.med / 1e9, pk = peak_ref(&rep->pk);
+    if (pk > 0)
+        snprintf(pc, sizeof pc, "%.1f %%", 100.0 * gf / pk);
     if (hess) {
         fmt_t(c, sizeof c, s->hess.med);
         fmt_t(d, sizeof d, (double)m.n * s->hvp.med);
         snprintf(e, sizeof e, "%.3f", s->hess.med / ((double)m.n * s->hvp.med));
     }
-    printf(
-        "| %5lld | %5lld | %7zu | %10s | %10s | %9.4g | %7.2f | %5.1f %% | %10s | %10s | %6s |\n",
-        (long long)width, (long long)batch, m.n, fmt_t(a, sizeof a, s->grad.med),
-        fmt_t(b, sizeof b, s->hvp.med), fl.hvp / 1e6, gf, 100.0 * gf / peak_ref(&rep->pk), c, d, e);
+    printf("| %5lld | %5lld | %7zu | %10s | %10s | %9.4g | %7.2f | %7s | %10s | %10s | %6s |\n",
+           (long long)width, (long long)batch, m.n, fmt_t(a, sizeof a, s->grad.med),
+           fmt_t(b, sizeof b, s->hvp.med), fl.hvp / 1e6, gf, pc, c, d, e);
     fflush(stdout);
     job_free(&j);
     model_free(&m);
@@ -892,8 +901,11 @@ static void write_json(const report *rep, const char *path, const char *cpu)
         fprintf(stderr, "hessian_bench: cannot write %s\n", path);
         exit(1);
     }
-    fprintf(f, "{\n  \"libhessian\": \"%s\", \"build\": \"%s\", \"native\": %d, \"cpu\": \"%s\",\n",
-            hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE, cpu);
+    fprintf(f,
+            "{\n  \"libhessian\": \"%s\", \"build\": \"%s\", \"native\": %d, \"matmul_blas\": "
+            "\"%s\", \"cpu\": \"%s\",\n",
+            hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE, HESS_BENCH_LIB_BLAS,
+            cpu);
     fprintf(f,
             "  \"peak_gflops\": {\"openblas_median\": %.4g, \"openblas_best\": %.4g, "
             "\"c_kernel_median\": %.4g, \"c_kernel_best\": %.4g, \"reference\": %.4g},\n",
@@ -905,8 +917,9 @@ static void write_json(const report *rep, const char *path, const char *cpu)
         fprintf(f, "%s\n    {\"workload\": \"%s\", \"n\": %zu, \"op\": \"%s\", ", i ? "," : "",
                 r->w, r->n, r->op);
         json_stats(f, "time", r->s);
-        fprintf(f, ", \"flops\": %.6g, \"gflops\": %.4g, \"pct_peak\": %.3g", r->flops, g,
-                100.0 * g / peak_ref(&rep->pk));
+        fprintf(f, ", \"flops\": %.6g, \"gflops\": %.4g", r->flops, g);
+        if (peak_ref(&rep->pk) > 0)
+            fprintf(f, ", \"pct_peak\": %.3g", 100.0 * g / peak_ref(&rep->pk));
         if (r->nodes)
             fprintf(f, ", \"nodes\": %lld, \"ns_per_node\": %.4g", (long long)r->nodes,
                     1e9 * r->s.med / (double)r->nodes);
@@ -937,14 +950,38 @@ static void write_json(const report *rep, const char *path, const char *cpu)
 /* main                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* One thread.  OpenBLAS (the peak's, and libhessian's own when it links it)
+ * starts its worker threads when it is loaded, and idle workers spin on
+ * sched_yield beside the timed thread even after openblas_set_num_threads(1);
+ * so unless OPENBLAS_NUM_THREADS=1 is already set, set it and re-execute. */
+static void one_thread(char **argv)
+{
+#ifdef __linux__
+    const char *t = getenv("OPENBLAS_NUM_THREADS");
+    if (!t || strcmp(t, "1") != 0) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        setenv("OMP_NUM_THREADS", "1", 1);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "hessian_bench: could not re-execute with OPENBLAS_NUM_THREADS=1\n");
+    }
+#endif
+#ifdef HESS_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+#endif
+    (void)argv;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick]\n"
+            "                     [--op grad|hvp|diag|hessian] [--no-peak]\n"
             "                     [--sweep] [--json FILE] [--workloads DIR]\n"
             "  --workload   which peer workload to run (default all; none with --sweep)\n"
             "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
             "  --quick      short budgets, for a smoke run\n"
+            "  --op OP      time only grad, hvp, diag or hessian (checks still run)\n"
+            "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
             "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
             "  --json FILE  also write the results as JSON\n"
             "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
@@ -953,17 +990,21 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, 0, false, false};
+    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, NULL, 0, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0)
             o->quick = true;
+        else if (strcmp(a, "--no-peak") == 0)
+            o->no_peak = true;
         else if (strcmp(a, "--sweep") == 0)
             o->sweep = true;
         else if (strcmp(a, "--workload") == 0 && next)
             o->workload = argv[++i];
         else if (strcmp(a, "--workloads") == 0 && next)
             o->dir = argv[++i];
+        else if (strcmp(a, "--op") == 0 && next)
+            o->op = argv[++i];
         else if (strcmp(a, "--json") == 0 && next)
             o->json = argv[++i];
         else if (strcmp(a, "--repeat") == 0 && next && atoi(next) > 0)
@@ -973,12 +1014,17 @@ static void parse_args(int argc, char **argv, opts *o)
             exit(strcmp(a, "--help") == 0 ? 0 : 2);
         }
     }
-    const char *ok[] = {"W0", "W1", "W2", "all", "none"};
+    const char *ok[] = {"W0", "W1", "W2", "all", "none"},
+               *ops[] = {"grad", "hvp", "diag", "hessian"};
+    bool w_ok = false, op_ok = !o->op;
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
-        if (strcmp(o->workload, ok[k]) == 0)
-            return;
-    usage(stderr);
-    exit(2);
+        w_ok = w_ok || strcmp(o->workload, ok[k]) == 0;
+    for (size_t k = 0; o->op && k < sizeof ops / sizeof ops[0]; k++)
+        op_ok = op_ok || strcmp(o->op, ops[k]) == 0;
+    if (!w_ok || !op_ok) {
+        usage(stderr);
+        exit(2);
+    }
 }
 
 int main(int argc, char **argv)
@@ -988,12 +1034,17 @@ int main(int argc, char **argv)
     static report rep;
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
+    one_thread(argv);
     printf("# libhessian %s bench, %s build%s, double, 1 thread; %s, %ld CPUs online\n",
            hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE ? " -march=native" : "",
            cpu, sysconf(_SC_NPROCESSORS_ONLN));
-    rep.pk = measure_peak(o.quick);
-    printf("# %% peak is against %.1f GFLOP/s; FLOPs count matmuls only (peers/README.md)\n",
-           peak_ref(&rep.pk));
+    printf("# libhessian matmul: %s%s\n", HESS_BENCH_LIB_BLAS[0] ? "CBLAS -l" : "built-in kernel",
+           HESS_BENCH_LIB_BLAS);
+    if (!o.no_peak) {
+        rep.pk = measure_peak(o.quick);
+        printf("# %% peak is against %.1f GFLOP/s; FLOPs count matmuls only (peers/README.md)\n",
+               peak_ref(&rep.pk));
+    }
     static const char *const all[] = {"W0", "W1", "W2"};
     if (strcmp(o.workload, "none") != 0) {
         print_header();

@@ -1,0 +1,134 @@
+#!/bin/sh
+# run_peers.sh -- builds and runs the libhessian benchmark, then the peer
+# benchmarks of /work/shared/peers (PyTorch, ADOL-C) when they are installed,
+# all at one thread in the same session, and prints the ratios peer/ours per
+# operation (above 1: libhessian is faster).  See bench/README.md.
+#
+#   bench/run_peers.sh [--quick] [--workload W0|W1|W2|all]
+#
+# Environment: PEERS_DIR (default /work/shared/peers), BUILD_DIR (default
+# <repo>/build-bench), OUT_DIR (default $BUILD_DIR/peers-run), BENCH_PIN (a
+# command prefix such as "taskset -c 1" to pin every benchmark to one CPU).
+# Peers: apt-get install -y python3-torch python3-numpy libadolc-dev (Debian 12).
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+PEERS=${PEERS_DIR:-/work/shared/peers}
+BUILD=${BUILD_DIR:-$ROOT/build-bench}
+OUT=${OUT_DIR:-$BUILD/peers-run}
+PIN=${BENCH_PIN:-}
+W=all
+QUICK=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) QUICK=--quick ;;
+    --workload) W=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--workload W0|W1|W2|all]" >&2; exit 2 ;;
+    esac
+    shift
+done
+case $W in W0 | W1 | W2 | all) ;; *) echo "$0: unknown workload $W" >&2; exit 2 ;; esac
+
+# One thread everywhere, whatever the caller's environment says.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p "$OUT"
+rm -f "$OUT/ours.md" "$OUT/torch.md" "$OUT/adolc.md" "$OUT/peak.md"
+
+echo "# machine"
+lscpu | grep -E '^(Model name|CPU\(s\)|Thread|L1d|L2|L3)' || true
+echo "# load average: $(cut -d' ' -f1-3 /proc/loadavg)  ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+echo "# libhessian tree: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" \
+    "$(git -C "$ROOT" status --short -- src include CMakeLists.txt 2>/dev/null | tr '\n' ' ')"
+
+echo "# building libhessian bench in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHESSIAN_BUILD_TESTS=OFF \
+    -DHESSIAN_BUILD_EXAMPLES=OFF >"$OUT/cmake.log" 2>&1
+cmake --build "$BUILD" -j1 --target hessian_bench >>"$OUT/cmake.log" 2>&1 ||
+    { cat "$OUT/cmake.log" >&2; exit 1; }
+
+echo
+echo "# libhessian"
+# set -e: a wrong result makes hessian_bench exit 1, and nothing is compared.
+$PIN "$BUILD/bench/hessian_bench" --workload "$W" $QUICK --json "$OUT/ours.json" |
+    tee "$OUT/ours.md"
+[ -s "$OUT/ours.json" ] || { echo "$0: libhessian bench failed" >&2; exit 1; }
+
+if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
+    echo
+    echo "# PyTorch ($PEERS/bench_torch.py --threads 1)"
+    $PIN /usr/bin/python3 "$PEERS/bench_torch.py" --threads 1 --workload "$W" | tee "$OUT/torch.md"
+    $PIN /usr/bin/python3 "$PEERS/peak_flops.py" | tee "$OUT/peak.md"
+else
+    echo "# PyTorch not installed (apt-get install -y python3-torch python3-numpy): skipped"
+fi
+
+if [ -f /usr/include/adolc/adolc.h ] && command -v g++ >/dev/null; then
+    if [ "$W" != W2 ]; then
+        echo
+        echo "# ADOL-C ($PEERS/bench_adolc.cpp, g++ -O2)"
+        g++ -O2 -o "$OUT/bench_adolc" "$PEERS/bench_adolc.cpp" -ladolc
+        # ADOL-C writes tape files into the current directory: a scratch one.
+        mkdir -p "$OUT/scratch"
+        AW=
+        [ "$W" = all ] || AW=$W
+        (cd "$OUT/scratch" && $PIN ../bench_adolc "$PEERS/workloads" $AW) | tee "$OUT/adolc.md"
+    fi
+else
+    echo "# ADOL-C not installed (apt-get install -y libadolc-dev): skipped"
+fi
+
+# Ratios.  Rows are "| impl | t | W | n | op | median | min | reps | ..." in all
+# three outputs; the op names are mapped onto grad, hvp, diag and hessian, and
+# for the full Hessian each peer's fastest method counts.
+echo
+echo "# ratios peer median / libhessian median (above 1: libhessian faster)"
+for f in ours torch adolc; do
+    [ -f "$OUT/$f.md" ] && cat "$OUT/$f.md"
+done | awk -F'|' '
+function secs(s,   v, u) {
+    v = s + 0; u = s; sub(/^ *[0-9.eE+-]+ */, "", u); sub(/ *$/, "", u)
+    return u == "us" ? v * 1e-6 : u == "ms" ? v * 1e-3 : v
+}
+function trim(s) { sub(/^ +/, "", s); sub(/ +$/, "", s); return s }
+function fmt(s) {
+    if (s == "") return "-"
+    return s < 1e-3 ? sprintf("%.1f us", s * 1e6) : s < 1 ? sprintf("%.2f ms", s * 1e3) \
+         : sprintf("%.2f s", s)
+}
+function ratio(p, o) { return (p == "" || o == "") ? "-" : sprintf("%.2f", p / o) }
+NF >= 10 && $4 ~ /W[0-9]/ && $7 ~ /s *$/ {
+    impl = trim($2); w = trim($4); op = trim($6); t = secs(trim($7))
+    if (impl == "libhessian") peer = "ours"
+    else if (impl == "torch") peer = "torch"
+    else if (impl ~ /^adolc/) peer = "adolc"
+    else next
+    key = ""
+    if (op == "grad" || op ~ /^grad \(/) key = "grad"
+    else if (op == "hvp" || op ~ /^hvp \(/) key = "hvp"
+    else if (op == "diag" || op ~ /^diag_loop/) key = "diag"
+    else if (op == "hessian" || op ~ /^hess_(loop|vmap|functorch|mat64)/ || op ~ /^hessian2?\(\)/)
+        key = "hessian"
+    if (key == "") next
+    k = w SUBSEP key SUBSEP peer
+    if (!(k in best) || t < best[k]) { best[k] = t; how[k] = op }
+    if (!((w SUBSEP key) in seen)) { seen[w SUBSEP key] = 1; order[++n] = w SUBSEP key }
+}
+END {
+    printf "| W | op | libhessian | PyTorch | PyTorch/ours | ADOL-C | ADOL-C/ours |\n"
+    printf "|---|---|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        split(order[i], a, SUBSEP)
+        o = best[order[i] SUBSEP "ours"]; pt = best[order[i] SUBSEP "torch"]
+        ad = best[order[i] SUBSEP "adolc"]
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", a[1], a[2], fmt(o), fmt(pt), ratio(pt, o),
+               fmt(ad), ratio(ad, o)
+    }
+    for (k in how)
+        if (k ~ /hessian/) {
+            split(k, a, SUBSEP)
+            if (a[3] != "ours") notes = notes sprintf("#   %s %s fastest full Hessian: %s\n", a[1], a[3], how[k])
+        }
+    printf "%s", notes
+}' | tee "$OUT/ratios.md"
+echo "# outputs in $OUT"
