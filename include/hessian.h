@@ -440,11 +440,14 @@ typedef int (*hess_progress_fn)(size_t done, size_t total, void *user);
  * block_rows is k, the number of rows evaluated per sweep of the
  * double-backward graph (k directions carried at once as a leading dimension
  * of the cotangents, so that matrix-vector work becomes matrix-matrix work);
- * 0 lets the library choose k from the sizes and max_bytes.
+ * 0 lets the library choose k so that one sweep's values take about
+ * max_bytes (2 MiB by default, about an L2 cache: measured on W1, sweeps
+ * much larger than the cache run slower, not faster).  A sweep holds about
+ * k times twice the gradient graph's values.
  */
 typedef struct hess_hessian_opts {
     size_t block_rows;         /**< rows per sweep; 0 = chosen by the library */
-    size_t max_bytes;          /**< memory budget of one sweep; 0 = 32 MiB */
+    size_t max_bytes;          /**< memory budget of one sweep; 0 = 2 MiB */
     hess_progress_fn progress; /**< NULL = no callback */
     void *user;                /**< passed to progress */
 } hess_hessian_opts;
@@ -486,6 +489,231 @@ HESS_API hess_status hess_hvp_batch(hess_context *ctx,
                                     const double *V,
                                     const hess_hessian_opts *opts,
                                     double *HV);
+
+/* ------------------------------------------------------------------------ */
+/* Interchange: NumPy .npy files and the plain-text reference format.       */
+/* These functions read and write whole files.  Like the Hessian functions, */
+/* the status-returning ones do nothing and return the pending error when   */
+/* the context already holds one.  HESS_ERR_IO messages name the function,  */
+/* the file and the problem, e.g.                                           */
+/* "hess_load_npy: w.npy: dtype '<f4' is not supported (only '<f8', ...)".  */
+/* Numbers are written in C notation ('.' as the decimal point) whatever    */
+/* the locale.                                                              */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Writes @p t to @p path as a NumPy .npy file, readable with numpy.load(path):
+ * format version 1.0, dtype '<f8' (little-endian float64 on any host),
+ * fortran_order False, shape = t's shape (a rank-0 tensor gives shape ()),
+ * the header padded with spaces and ended by '\n' so that the data starts at
+ * a multiple of 64 bytes.  An existing file is replaced; a file left half
+ * written by an error is removed.
+ * @return HESS_OK; HESS_ERR_ARG (NULL context, path or tensor, tensor of
+ * another context); HESS_ERR_STATE (tensor freed by a rewind); HESS_ERR_IO
+ * (the file cannot be created or written).  Cost O(numel), no context memory.
+ */
+HESS_API hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor *t);
+
+/**
+ * Like hess_save_npy() for an array in the caller's buffer, e.g. a Hessian
+ * from hess_hessian() (ndim 2, shape {N, N}): @p data holds the product of
+ * the shape's numel doubles, row-major.  @p ndim is 0..HESS_MAX_DIMS and every
+ * dimension >= 1 (HESS_ERR_ARG otherwise); other statuses and cost as
+ * hess_save_npy().
+ */
+HESS_API hess_status hess_save_npy_array(
+    hess_context *ctx, const char *path, int ndim, const int64_t *shape, const double *data);
+
+/**
+ * Reads a .npy file into a new tensor owned by @p ctx: a constant, or a
+ * parameter (as hess_param_new()) when @p as_param is non-zero.  Reads format
+ * versions 1.0, 2.0 and 3.0 with dtype '<f8', fortran_order False and a shape
+ * of rank 0..HESS_MAX_DIMS with every dimension >= 1; the file must hold
+ * exactly the shape's data after the header.  Anything else, including a
+ * truncated or malformed file, is HESS_ERR_IO with a message saying what is
+ * wrong (bad magic, unsupported version, header too long, missing key, Fortran
+ * order, other dtype, negative, zero or absurd dimension, truncated data,
+ * trailing bytes).  Sizes are checked against the file's size before any
+ * allocation, so a hostile header cannot make it allocate more than the file
+ * could fill.  The file must be seekable (a regular file).
+ * @return the tensor, or NULL with HESS_ERR_ARG (NULL path), HESS_ERR_IO or
+ * HESS_ERR_NOMEM recorded (nothing is left in the context).  Cost O(numel).
+ */
+HESS_API hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param);
+
+/** A tensor with a name, an entry of a hess_ref_file. */
+typedef struct hess_named_tensor {
+    const char *name;    /**< 1..63 bytes, no blanks or control characters */
+    hess_tensor *tensor; /**< the tensor, of the context that loads or saves */
+} hess_named_tensor;
+
+/**
+ * The contents of a file in libhessian's plain-text reference format
+ * (tests/data/README.md): a header line "# libhessian reference case v1",
+ * optional "case <word>" and "model <text>" lines, then for each tensor a line
+ * "tensor <name> <ndim> <d0> ..." followed by its numel values, row-major,
+ * printed with 17 significant digits (so they read back bit for bit).
+ */
+typedef struct hess_ref_file {
+    const char *case_name; /**< the case's name, one word (<= 127 bytes); NULL or "" = none */
+    const char *model;     /**< one line of free text (<= 500 bytes); NULL or "" = none */
+    size_t n;              /**< number of tensors, >= 1 */
+    const hess_named_tensor *tensors; /**< n tensors with distinct names, in file order */
+} hess_ref_file;
+
+/**
+ * Writes @p file to @p path in the reference format, one row (last dimension)
+ * of values per line.  An existing file is replaced; a file left half written
+ * by an error is removed.
+ * @return HESS_OK; HESS_ERR_ARG (NULL context, path or file, no tensors, a
+ * name that is empty, too long, has blanks or repeats an earlier one, a case
+ * name or model text that does not fit, a NULL tensor or one of another
+ * context); HESS_ERR_STATE (tensor freed by a rewind); HESS_ERR_IO (the file
+ * cannot be created or written).  Cost O(total numel), no context memory.
+ */
+HESS_API hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file);
+
+/**
+ * Reads a reference-format file into @p out.  Every tensor is new and owned by
+ * @p ctx, and so are the names, the tensors array and the case and model
+ * strings ("" when absent).  Tensors whose names begin with @p param_prefix
+ * (e.g. "param:") are made parameters, the others constants; NULL or "" makes
+ * them all constants.  Malformed input (bad header, unknown keyword, rank
+ * above HESS_MAX_DIMS, a dimension < 1, more values than the file could hold,
+ * a malformed or missing value, a repeated name, no tensors) is HESS_ERR_IO
+ * with the file and line in the message.  The file must be seekable.
+ * @return HESS_OK; HESS_ERR_ARG (NULL path or out); HESS_ERR_IO;
+ * HESS_ERR_NOMEM.  On error *out is zeroed and nothing is left in the context.
+ * Cost O(file size).
+ */
+HESS_API hess_status hess_load_ref(hess_context *ctx,
+                                   const char *path,
+                                   const char *param_prefix,
+                                   hess_ref_file *out);
+
+/**
+ * The tensor called @p name in @p file, or NULL if there is none (or an
+ * argument is NULL).  Cost O(n).
+ */
+HESS_API hess_tensor *hess_ref_find(const hess_ref_file *file, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Pictures                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Writes the square matrix @p m (n x n doubles, row-major, e.g. a Hessian from
+ * hess_hessian()) to @p path as a stand-alone SVG heatmap: no scripts, fonts
+ * or images from elsewhere.  Colours are a diverging blue-white-red scale,
+ * linear and symmetric about 0 up to the largest finite |value| (white for 0,
+ * red for positive, blue for negative; NaN grey, +-Inf the end colours); a
+ * legend shows the scale with its values.  When @p nblocks > 0 the rows and
+ * columns are split into parameter blocks of @p sizes[0..nblocks-1] (which must
+ * sum to n): the blocks are outlined and labelled "name (size)" along both
+ * axes; @p names may be NULL, and so may any names[i] (the label is then the
+ * size).  @p title (may be NULL) is drawn above the matrix.  Text is escaped
+ * for XML, invalid UTF-8 replaced.  Above 300 rows the matrix is shown
+ * downsampled to 300 x 300 cells, each showing the entry of largest magnitude
+ * in its bin (the caption says so).
+ * @return HESS_OK; HESS_ERR_ARG (NULL context, path or m, n = 0 or too large,
+ * sizes NULL or 0 or not summing to n); HESS_ERR_IO (the file cannot be
+ * created or written; a half-written file is removed).  Cost O(n^2) time, file
+ * size O(min(n, 300)^2), no context memory.
+ */
+HESS_API hess_status hess_write_svg_heatmap(hess_context *ctx,
+                                            const char *path,
+                                            size_t n,
+                                            const double *m,
+                                            size_t nblocks,
+                                            const char *const names[],
+                                            const size_t sizes[],
+                                            const char *title);
+
+/* ------------------------------------------------------------------------ */
+/* Derivative checks for users (in the spirit of PyTorch's gradcheck and    */
+/* gradgradcheck)                                                           */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A loss callback for hess_check_derivatives(): builds, from libhessian ops on
+ * @p params[0..n-1] (and any tensors it holds in @p user), the same scalar loss
+ * each time it is called, and returns it (NULL with an error recorded in the
+ * context on failure).  It is called at perturbed parameter values and must
+ * read the parameters' current values, i.e. rebuild the whole expression.
+ */
+typedef hess_tensor *(*hess_loss_fn)(hess_context *ctx,
+                                     size_t n,
+                                     hess_tensor *const params[],
+                                     void *user);
+
+/** Options of hess_check_derivatives(); a zeroed struct (or NULL) gives the defaults. */
+typedef struct hess_check_opts {
+    double eps;   /**< finite-difference step, scaled by max(1, |x|); 0 = 1e-6 */
+    double rtol;  /**< relative tolerance; 0 = 1e-3 */
+    double atol;  /**< absolute tolerance; 0 = 1e-5 */
+    size_t n_hvp; /**< random directions for the Hessian-vector check; 0 = 4 */
+    uint64_t seed; /**< seed of the directions (the same seed, the same directions) */
+} hess_check_opts;
+
+/** What hess_check_report::what names: the kind of the worst element. */
+enum hess_check_what {
+    HESS_CHECK_NONE = 0,     /**< no element was compared */
+    HESS_CHECK_GRADIENT = 1, /**< an element of the gradient */
+    HESS_CHECK_HVP = 2       /**< an element of a Hessian-vector product */
+};
+
+/**
+ * The result of hess_check_derivatives().  An element passes when
+ * |analytic - numeric| <= atol + rtol * |numeric|; its scaled error is
+ * |analytic - numeric| / (atol + rtol * |numeric|), so it passes when that is
+ * <= 1 (NaN on either side counts as +Inf).  The worst element is the one with
+ * the largest scaled error over both checks.
+ */
+typedef struct hess_check_report {
+    int ok;              /**< 1 when every element passed, else 0 */
+    double max_grad_err; /**< largest scaled error of the gradient check */
+    double max_hvp_err;  /**< largest scaled error of the HVP check (0 if it did not run) */
+    size_t param;        /**< worst element: index into params[] */
+    int64_t index;       /**< worst element: row-major index within that parameter */
+    double analytic;     /**< worst element: the analytic value */
+    double numeric;      /**< worst element: the finite-difference value */
+    int what;            /**< worst element: an enum hess_check_what value */
+} hess_check_report;
+
+/**
+ * Checks the analytic derivatives of the loss built by @p f against central
+ * finite differences at the parameters' current values.
+ *
+ * 1. Gradient: hess_grad() of the loss, against (f(x + h e_i) - f(x - h e_i)) /
+ *    2h for every element i of every parameter, h = eps * max(1, |x_i|).
+ * 2. Hessian-vector products, only when the gradient check passed: hess_hvp()
+ *    along n_hvp random directions v (components uniform in [-1, 1], scaled to
+ *    max |v_i| = 1), against (g(x + h v) - g(x - h v)) / 2h with g the analytic
+ *    gradient, h = eps * max(1, max |x_i|).
+ *
+ * Each perturbed loss is built by calling @p f inside a mark and rewind, so
+ * memory stays bounded; parameter values are restored afterwards (also on
+ * error) and the context's memory is left as found.  A parameter the loss does
+ * not depend on has a zero gradient.  Central differences have error O(h^2)
+ * plus rounding O(|loss| * 1e-16 / h): with the defaults, tolerances suit
+ * losses of moderate size; near a kink (relu at 0) the check may fail though
+ * the derivatives are right.
+ * @return HESS_OK when the check ran (@p report says whether it passed);
+ * HESS_ERR_ARG (NULL context, callback, report or params, n = 0, a
+ * non-parameter or another context's tensor, negative or non-finite options,
+ * the callback's loss not a scalar); HESS_ERR_STATE; the callback's own error
+ * when it returns NULL (HESS_ERR_ARG if it recorded none); HESS_ERR_NOMEM;
+ * HESS_ERR_NONFINITE.  Cost: (2N + 1) calls of f plus one gradient, then per
+ * direction one hess_hvp and 2 calls of f with their gradients (N =
+ * hess_param_count()); memory 6N doubles plus two loss graphs.
+ */
+HESS_API hess_status hess_check_derivatives(hess_context *ctx,
+                                            hess_loss_fn f,
+                                            void *user,
+                                            size_t n,
+                                            hess_tensor *const params[],
+                                            const hess_check_opts *opts,
+                                            hess_check_report *report);
 
 #ifdef __cplusplus
 }

@@ -130,6 +130,10 @@ hess_status hess__backward(hess_context *ctx,
             break;
         }
         hess_tensor *gin[HESS_MAX_SRC] = {NULL, NULL};
+        ctx->need = 0;
+        for (int k = 0; k < def->arity; k++)
+            if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
+                ctx->need |= 1u << k;
         def->backward(ctx, t, g, gin);
         for (int k = 0; k < def->arity && ctx->status == HESS_OK; k++) {
             hess_tensor *s = t->src[k];

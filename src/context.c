@@ -355,7 +355,13 @@ hess_tensor *hess__node(hess_context *ctx,
 {
     int64_t numel = hess__numel(ndim, shape);
     hess_tensor *t = hess__alloc(ctx, sizeof *t, fn);
-    double *data = t ? hess__alloc(ctx, (size_t)numel * sizeof(double), fn) : NULL;
+    if (!t)
+        return NULL;
+    /* A reshape shares its source's values, which never change in place:
+     * only parameters do (hess_param_set), so a reshaped parameter is a copy. */
+    double *data = op == HESS_OP_RESHAPE && !(a->flags & HESS_T_PARAM)
+                       ? a->data
+                       : hess__alloc(ctx, (size_t)numel * sizeof(double), fn);
     if (!data)
         return NULL;
     memset(t, 0, sizeof *t);

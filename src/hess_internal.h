@@ -81,6 +81,7 @@ struct hess_tensor {
     double p[2]; /* op parameters (AFFINE alpha/beta, POW exponent) */
     hess_tensor *src[HESS_MAX_SRC];
     double *data;
+    double *scratch; /* op workspace reused by every evaluation (MATMUL), or NULL */
 };
 
 /* One op's behaviour.  forward computes out->data from out->src[] (numbers
@@ -88,6 +89,9 @@ struct hess_tensor {
  * cotangent of each source given the cotangent g of out; it sets gin[i] to
  * NULL when the contribution is exactly zero.  A NULL backward means the op
  * has no derivative (differentiating through it is HESS_ERR_NODIFF). */
+/* In a backward rule: whether source i needs a cotangent (rules may skip the rest). */
+#define HESS_NEED(ctx, i) (((ctx)->need >> (i)) & 1u)
+
 typedef struct hess_op_def {
     const char *name;
     int arity;
@@ -122,6 +126,7 @@ struct hess_context {
     uint64_t epoch;     /* distinguishes contexts in marks */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
+    unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */
     hess_status status;
     char errmsg[320];
 };

@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-#define DEFAULT_SWEEP_BYTES ((size_t)32 << 20)
+#define DEFAULT_SWEEP_BYTES ((size_t)2 << 20) /* about an L2 cache: larger sweeps spill */
 #define MAX_BLOCK_ROWS      512
 
 /* The double-backward graph for rows over params pi[] and columns over pj[]. */

@@ -162,21 +162,27 @@ static void div_forward(hess_tensor *out)
 /* d(a+b) = g da + g db, each summed back to its operand's shape */
 static void add_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    gin[0] = hess__sum_like(ctx, g, out->src[0]);
-    gin[1] = hess__sum_like(ctx, g, out->src[1]);
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, g, out->src[0]);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, g, out->src[1]);
 }
 
 static void sub_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    gin[0] = hess__sum_like(ctx, g, out->src[0]);
-    gin[1] = hess__sum_like(ctx, hess_neg(ctx, g), out->src[1]);
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, g, out->src[0]);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, hess_neg(ctx, g), out->src[1]);
 }
 
 static void mul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
     hess_tensor *a = out->src[0], *b = out->src[1];
-    gin[0] = hess__sum_like(ctx, hess_mul(ctx, g, b), a);
-    gin[1] = hess__sum_like(ctx, hess_mul(ctx, g, a), b);
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, hess_mul(ctx, g, b), a);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, hess_mul(ctx, g, a), b);
 }
 
 /* d(a/b) = g/b da - g*out/b db */
@@ -184,8 +190,10 @@ static void div_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, he
 {
     hess_tensor *a = out->src[0], *b = out->src[1];
     hess_tensor *gb = hess_div(ctx, g, b);
-    gin[0] = hess__sum_like(ctx, gb, a);
-    gin[1] = hess__sum_like(ctx, hess_neg(ctx, hess_mul(ctx, gb, out)), b);
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, gb, a);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, hess_neg(ctx, hess_mul(ctx, gb, out)), b);
 }
 
 static hess_tensor *
@@ -361,7 +369,8 @@ hess_tensor *hess_reshape(hess_context *ctx, hess_tensor *a, int ndim, const int
 
 static void reshape_forward(hess_tensor *out)
 {
-    memcpy(out->data, out->src[0]->data, (size_t)out->numel * sizeof(double));
+    if (out->data != out->src[0]->data) /* a view needs nothing */
+        memcpy(out->data, out->src[0]->data, (size_t)out->numel * sizeof(double));
 }
 
 static void

@@ -8,6 +8,12 @@
 
 #include <string.h>
 
+#ifdef HESSIAN_HAVE_CBLAS
+#include <cblas.h>
+/* Below this many multiply-adds the call overhead of BLAS outweighs its speed. */
+#define HESS_BLAS_MIN_FLOPS 4096
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Kernels                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -24,6 +30,16 @@ static void gemm(int64_t m,
                  int64_t bj,
                  double *c)
 {
+    if (n == 1) {
+        /* matrix-vector: c[i] = sum_p A(i,p) b[p*bp] */
+        for (int64_t i = 0; i < m; i++) {
+            double acc = 0.0;
+            for (int64_t p = 0; p < k; p++)
+                acc += a[i * ai + p * ap] * b[p * bp];
+            c[i] = acc;
+        }
+        return;
+    }
     if (bj == 1) {
         /* Rows of B are contiguous: C[i,:] += A(i,p) B[p,:], four rows of C at a
          * time so that each loaded row of B is used four times.  Columns are
@@ -88,6 +104,24 @@ static void gemm(int64_t m,
     }
 }
 
+/* C[m,n] = op(A) op(B) with op(A) [m,k], op(B) [k,n], A and B row-major as
+ * stored (A is [k,m] when ta, B is [n,k] when tb).  CBLAS when the build has
+ * it and the product is not tiny, else the portable kernel above. */
+static void gemm_t(
+    bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
+{
+#ifdef HESSIAN_HAVE_CBLAS
+    if (m * n * k >= HESS_BLAS_MIN_FLOPS) {
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)m, (int)n, (int)k, 1.0, a, (int)(ta ? m : k), b, (int)(tb ? k : n), 0.0, c,
+                    (int)n);
+        return;
+    }
+#endif
+    /* element strides of op(A)(i,p) and op(B)(p,j) within one matrix */
+    gemm(m, n, k, a, ta ? 1 : k, ta ? m : 1, b, tb ? 1 : n, tb ? k : 1, c);
+}
+
 /* Offset of batch element bi of t (batch dims = all but the last two) in the
  * broadcast batch space bshape[nb]. */
 static int64_t batch_offset(const hess_tensor *t, int nb, const int64_t *bshape, int64_t bi)
@@ -108,7 +142,50 @@ static int64_t batch_offset(const hess_tensor *t, int nb, const int64_t *bshape,
     return off;
 }
 
-/* C[..., m, n] = op(A)[..., m, k] op(B)[..., k, n], batch dims broadcast. */
+/* y[b] = x[b]^T for nb blocks of [r, c]. */
+static void transpose_blocks(const double *x, double *y, int64_t nb, int64_t r, int64_t c)
+{
+    const int64_t T = 32;
+    for (int64_t bi = 0; bi < nb; bi++, x += r * c, y += r * c)
+        for (int64_t i0 = 0; i0 < r; i0 += T)
+            for (int64_t j0 = 0; j0 < c; j0 += T)
+                for (int64_t i = i0; i < r && i < i0 + T; i++)
+                    for (int64_t j = j0; j < c && j < j0 + T; j++)
+                        y[j * r + i] = x[i * c + j];
+}
+
+static int64_t batch_numel(const hess_tensor *t)
+{
+    return hess__numel(t->ndim - 2, t->shape);
+}
+
+/* Which single-product form a batched matmul takes (see matmul_forward) and
+ * the scratch it needs, in doubles. */
+typedef enum { MM_LOOP, MM_STACK_A, MM_STACK_B } mm_form;
+
+static mm_form
+mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size_t *scratch)
+{
+    const int64_t nbatch = batch_numel(out);
+    const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    *scratch = 0;
+    if (nbatch > 1 && batch_numel(A) == nbatch && batch_numel(B) == 1) {
+        *scratch = ta ? (size_t)A->numel : 0;
+        return MM_STACK_A;
+    }
+    if (nbatch > 1 && batch_numel(B) == nbatch && batch_numel(A) == 1) {
+        *scratch = (size_t)out->numel + (tb ? 0 : (size_t)B->numel);
+        return MM_STACK_B;
+    }
+    return MM_LOOP;
+}
+
+/* C[..., m, n] = op(A)[..., m, k] op(B)[..., k, n], batch dims broadcast.
+ * When only one operand is batched -- the directions of a Hessian sweep -- the
+ * batch becomes one tall product:
+ *   A batched:  [C_1; ...; C_K] = [op(A_1); ...; op(A_K)] op(B)
+ *   B batched:  [C_1^T; ...; C_K^T] = [op(B_1)^T; ...] op(A)^T, then transposed
+ * with transposed operand blocks copied to the node's scratch first. */
 static void matmul_forward(hess_tensor *out)
 {
     const hess_tensor *A = out->src[0], *B = out->src[1];
@@ -116,18 +193,39 @@ static void matmul_forward(hess_tensor *out)
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
-    /* element strides of op(A)(i,p) and op(B)(p,j) within one matrix */
-    const int64_t ai = ta ? 1 : k, ap = ta ? m : 1;
-    const int64_t bp = tb ? 1 : n, bj = tb ? k : 1;
     const int64_t nbatch = hess__numel(nb, out->shape);
-    if (nbatch == 1 || (B->ndim == 2 && !ta && A->ndim == out->ndim)) {
-        /* one product: A's batch rows stack into one tall matrix */
-        gemm(m * nbatch, n, k, A->data, ai, ap, B->data, bp, bj, out->data);
+    size_t scratch;
+    if (nbatch == 1) {
+        gemm_t(ta, tb, m, n, k, A->data, B->data, out->data);
         return;
     }
+    switch (mm_plan(out, A, B, &scratch)) {
+    case MM_STACK_A: {
+        const double *a = A->data;
+        if (ta) { /* A_b is stored [k, m]: make the rows [m, k] */
+            transpose_blocks(A->data, out->scratch, nbatch, k, m);
+            a = out->scratch;
+        }
+        gemm_t(false, tb, nbatch * m, n, k, a, B->data, out->data);
+        return;
+    }
+    case MM_STACK_B: {
+        double *r = out->scratch; /* [K, n, m] */
+        const double *b = B->data;
+        if (!tb) { /* B_b is stored [k, n]: make op(B_b)^T = [n, k] */
+            transpose_blocks(B->data, r + out->numel, nbatch, k, n);
+            b = r + out->numel;
+        }
+        gemm_t(false, !ta, nbatch * n, m, k, b, A->data, r);
+        transpose_blocks(r, out->data, nbatch, n, m);
+        return;
+    }
+    case MM_LOOP:
+        break;
+    }
     for (int64_t bi = 0; bi < nbatch; bi++)
-        gemm(m, n, k, A->data + batch_offset(A, nb, out->shape, bi), ai, ap,
-             B->data + batch_offset(B, nb, out->shape, bi), bp, bj, out->data + bi * m * n);
+        gemm_t(ta, tb, m, n, k, A->data + batch_offset(A, nb, out->shape, bi),
+               B->data + batch_offset(B, nb, out->shape, bi), out->data + bi * m * n);
 }
 
 /* out[..., j, i] = a[..., i, j] */
@@ -135,17 +233,7 @@ static void transpose_forward(hess_tensor *out)
 {
     const hess_tensor *a = out->src[0];
     const int64_t r = a->shape[a->ndim - 2], c = a->shape[a->ndim - 1];
-    const int64_t nbatch = a->numel / (r * c);
-    const int64_t T = 32;
-    for (int64_t bi = 0; bi < nbatch; bi++) {
-        const double *x = a->data + bi * r * c;
-        double *y = out->data + bi * r * c;
-        for (int64_t i0 = 0; i0 < r; i0 += T)
-            for (int64_t j0 = 0; j0 < c; j0 += T)
-                for (int64_t i = i0; i < r && i < i0 + T; i++)
-                    for (int64_t j = j0; j < c && j < j0 + T; j++)
-                        y[j * r + i] = x[i * c + j];
-    }
+    transpose_blocks(a->data, out->data, a->numel / (r * c), r, c);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -163,17 +251,18 @@ static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
 {
     hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
-    hess_tensor *ga, *gb;
-    if (!ta) {
-        ga = mm(ctx, g, B, false, !tb);
-        gb = tb ? mm(ctx, g, A, true, false) : mm(ctx, A, g, true, false);
-    } else {
-        ga = tb ? mm(ctx, B, g, true, true) : mm(ctx, B, g, false, true);
-        gb = tb ? mm(ctx, g, A, true, true) : mm(ctx, A, g, false, false);
+    /* each product only when that operand needs it; sum_like undoes the
+     * broadcast of batch dims */
+    if (HESS_NEED(ctx, 0)) {
+        hess_tensor *ga = !ta ? mm(ctx, g, B, false, !tb)
+                              : (tb ? mm(ctx, B, g, true, true) : mm(ctx, B, g, false, true));
+        gin[0] = hess__sum_like(ctx, ga, A);
     }
-    /* undo the broadcast of batch dims */
-    gin[0] = hess__sum_like(ctx, ga, A);
-    gin[1] = hess__sum_like(ctx, gb, B);
+    if (HESS_NEED(ctx, 1)) {
+        hess_tensor *gb = !ta ? (tb ? mm(ctx, g, A, true, false) : mm(ctx, A, g, true, false))
+                              : (tb ? mm(ctx, g, A, true, true) : mm(ctx, A, g, false, false));
+        gin[1] = hess__sum_like(ctx, gb, B);
+    }
 }
 
 static void
@@ -236,6 +325,10 @@ mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const
         return NULL;
     t->p[0] = ta;
     t->p[1] = tb;
+    size_t scratch;
+    mm_plan(t, a, b, &scratch);
+    if (scratch && !(t->scratch = hess__alloc(ctx, scratch * sizeof(double), fn)))
+        return NULL;
     return hess__finish(ctx, t, fn);
 }
 

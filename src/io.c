@@ -1,0 +1,981 @@
+/*
+ * io.c -- interchange files: NumPy .npy (format 1.0 to 3.0, dtype '<f8', C
+ * order) and the plain-text reference format of tests/data/README.md.
+ *
+ * Every reader parses from a file or, for the fuzzers, from a memory buffer
+ * through the same code; it never reads past the bytes it has, and it checks
+ * every size against the bytes actually present before it allocates, so a
+ * hostile header cannot make it allocate more than the file could fill.
+ * Numbers are written and read in the "C" notation whatever the locale.
+ * Pictures (SVG) are in svg.c.
+ */
+#include "hess_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(double) == 8, "the file formats store IEEE 754 binary64");
+
+/* Entry points for the fuzzers (tests/fuzz): parse a whole file image held
+ * in memory; `name` stands for the path in messages.  Same results and
+ * statuses as hess_load_npy() and hess_load_ref(). */
+HESS_INTERNAL hess_tensor *
+hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
+HESS_INTERNAL hess_status hess__ref_load_mem(hess_context *ctx,
+                                             const void *buf,
+                                             size_t len,
+                                             const char *name,
+                                             const char *param_prefix,
+                                             hess_ref_file *out);
+
+/* ------------------------------------------------------------------------ */
+/* Little helpers: byte order, locale-independent numbers, files            */
+/* ------------------------------------------------------------------------ */
+
+/* .npy data is little-endian whatever the host: bytes are assembled by shifts. */
+static double get_f64le(const unsigned char *b)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = u << 8 | b[i];
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static void put_f64le(unsigned char *b, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(u >> (8 * i));
+}
+
+/* The decimal point of the current C locale, as printf writes it ("." or e.g. ","). */
+static void locale_point(char pt[8])
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.1f", 0.5); /* "0<point>5" */
+    size_t n = strlen(b);
+    n = n >= 3 && n - 2 < 8 ? n - 2 : 1;
+    memcpy(pt, b + 1, n);
+    pt[n] = '\0';
+}
+
+/* x with 17 significant digits ("%.17g", exact for binary64), '.' as the point. */
+static void fmt_double(char *buf, size_t cap, double x)
+{
+    snprintf(buf, cap, "%.17g", x);
+    char pt[8];
+    locale_point(pt);
+    if (strcmp(pt, ".") == 0)
+        return;
+    char *p = strstr(buf, pt);
+    if (p) {
+        *p = '.';
+        memmove(p + 1, p + strlen(pt), strlen(p + strlen(pt)) + 1);
+    }
+}
+
+/* Parses a whole token as a double, '.' as the point whatever the locale. */
+static bool parse_double(const char *tok, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(tok, &end);
+    if (end != tok && *end == '\0')
+        return true; /* ERANGE (underflow, overflow to Inf) still gives the nearest value */
+    char pt[8];
+    locale_point(pt);
+    const char *dot = strchr(tok, '.');
+    if (!dot || strcmp(pt, ".") == 0 || strlen(tok) > 127)
+        return false;
+    char tmp[144];
+    const size_t head = (size_t)(dot - tok);
+    memcpy(tmp, tok, head);
+    snprintf(tmp + head, sizeof tmp - head, "%s%s", pt, dot + 1);
+    *out = strtod(tmp, &end);
+    return end != tmp && *end == '\0';
+}
+
+/* Size of an open file in bytes, or false (not a seekable file). */
+static bool file_size(FILE *f, size_t *size)
+{
+    if (fseek(f, 0, SEEK_END) != 0)
+        return false;
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
+        return false;
+    *size = (size_t)n;
+    return true;
+}
+
+/* Closes a file being written; on any error removes it and records HESS_ERR_IO. */
+static hess_status
+close_written(hess_context *ctx, FILE *f, bool ok, const char *path, const char *fn)
+{
+    int err = ok ? 0 : errno;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (ok)
+        return HESS_OK;
+    remove(path);
+    hess__error(ctx, HESS_ERR_IO, "%s: %s: write failed (%s)", fn, path,
+                err ? strerror(err) : "unknown error");
+    return HESS_ERR_IO;
+}
+
+/* Opens path for writing; NULL with HESS_ERR_IO recorded. */
+static FILE *open_write(hess_context *ctx, const char *path, const char *fn)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
+    return f;
+}
+
+/* ------------------------------------------------------------------------ */
+/* .npy: writing                                                            */
+/* ------------------------------------------------------------------------ */
+
+#define NPY_MAGIC_LEN 6
+static const unsigned char npy_magic[NPY_MAGIC_LEN] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+/* Largest header accepted on reading (NumPy writes about 128 bytes for '<f8'). */
+#define NPY_MAX_HEADER 65536u
+#define NPY_ALIGN      64u
+
+/* The preamble and header NumPy writes for a C-order '<f8' array of this shape:
+ * magic, version 1.0, header length (uint16 LE), then the dict as Python's repr
+ * prints it, padded with spaces and ended by '\n' so that the data starts at a
+ * multiple of 64 bytes.  Returns the total length (<= 320). */
+static size_t npy_header(unsigned char buf[320], int ndim, const int64_t *shape)
+{
+    char dict[256];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f8', 'fortran_order': False, 'shape': (");
+    for (int i = 0; i < ndim; i++)
+        len += snprintf(dict + len, sizeof dict - (size_t)len, i ? ", %lld" : "%lld",
+                        (long long)shape[i]);
+    len += snprintf(dict + len, sizeof dict - (size_t)len, ndim == 1 ? ",), }" : "), }");
+    const size_t pre = NPY_MAGIC_LEN + 2 + 2;
+    size_t total = pre + (size_t)len + 1; /* + '\n' */
+    total = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    const size_t hlen = total - pre;
+    memcpy(buf, npy_magic, NPY_MAGIC_LEN);
+    buf[6] = 1; /* version 1.0 */
+    buf[7] = 0;
+    buf[8] = (unsigned char)(hlen & 0xff);
+    buf[9] = (unsigned char)(hlen >> 8);
+    memcpy(buf + pre, dict, (size_t)len);
+    memset(buf + pre + len, ' ', total - pre - (size_t)len - 1);
+    buf[total - 1] = '\n';
+    return total;
+}
+
+/* Checks rank and shape of an array to be written; HESS_ERR_ARG recorded. */
+static hess_status
+check_array(hess_context *ctx, int ndim, const int64_t *shape, const double *data, const char *fn)
+{
+    if (ndim < 0 || ndim > HESS_MAX_DIMS || (ndim > 0 && !shape) || !data) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn,
+                    !data ? "NULL data" : "rank outside 0..HESS_MAX_DIMS or NULL shape");
+        return HESS_ERR_ARG;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1 || shape[i] > INT64_MAX / 8 / n) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: dimension %d is %lld (must be >= 1, no overflow)",
+                        fn, i, (long long)shape[i]);
+            return HESS_ERR_ARG;
+        }
+        n *= shape[i];
+    }
+    return HESS_OK;
+}
+
+static hess_status write_npy(hess_context *ctx,
+                             const char *path,
+                             int ndim,
+                             const int64_t *shape,
+                             const double *data,
+                             const char *fn)
+{
+    unsigned char head[320];
+    const size_t hl = npy_header(head, ndim, shape);
+    FILE *f = open_write(ctx, path, fn);
+    if (!f)
+        return HESS_ERR_IO;
+    bool ok = fwrite(head, 1, hl, f) == hl;
+    const size_t numel = (size_t)hess__numel(ndim, shape);
+    unsigned char chunk[4096];
+    for (size_t i = 0; ok && i < numel;) {
+        size_t k = 0;
+        for (; k < sizeof chunk / 8 && i < numel; k++, i++)
+            put_f64le(chunk + 8 * k, data[i]);
+        ok = fwrite(chunk, 8, k, f) == k;
+    }
+    return close_written(ctx, f, ok, path, fn);
+}
+
+hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor *t)
+{
+    static const char fn[] = "hess_save_npy";
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
+    hess_status st = hess__check(ctx, t, fn);
+    if (st != HESS_OK)
+        return st;
+    if (!path) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
+        return HESS_ERR_ARG;
+    }
+    return write_npy(ctx, path, t->ndim, t->shape, t->data, fn);
+}
+
+hess_status hess_save_npy_array(
+    hess_context *ctx, const char *path, int ndim, const int64_t *shape, const double *data)
+{
+    static const char fn[] = "hess_save_npy_array";
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status;
+    if (!path) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
+        return HESS_ERR_ARG;
+    }
+    hess_status st = check_array(ctx, ndim, shape, data, fn);
+    if (st != HESS_OK)
+        return st;
+    return write_npy(ctx, path, ndim, shape, data, fn);
+}
+
+/* ------------------------------------------------------------------------ */
+/* .npy: reading                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* What a header says, and where the data is. */
+typedef struct npy_info {
+    int ndim;
+    int64_t shape[HESS_MAX_DIMS];
+    size_t data_off; /* preamble + header bytes */
+    size_t numel;
+} npy_info;
+
+/* The preamble: magic, version, header length.  p holds avail (>= 0) bytes of
+ * the file's start.  Sets *data_off; returns NULL or the problem. */
+static const char *npy_preamble(const unsigned char *p, size_t avail, size_t *data_off)
+{
+    if (avail < NPY_MAGIC_LEN || memcmp(p, npy_magic, NPY_MAGIC_LEN) != 0)
+        return "bad magic (not a .npy file)";
+    if (avail < 8)
+        return "truncated preamble";
+    if (p[6] < 1 || p[6] > 3 || p[7] != 0)
+        return "unsupported format version (1.0, 2.0 and 3.0 are read)";
+    const size_t lenbytes = p[6] == 1 ? 2 : 4;
+    if (avail < 8 + lenbytes)
+        return "truncated preamble";
+    size_t hlen = 0;
+    for (size_t i = lenbytes; i-- > 0;)
+        hlen = hlen << 8 | p[8 + i];
+    if (hlen > NPY_MAX_HEADER)
+        return "header too long (more than 65536 bytes)";
+    *data_off = 8 + lenbytes + hlen;
+    return NULL;
+}
+
+/* A cursor over the header text; never reads at or past end. */
+typedef struct cur {
+    const char *s, *end;
+} cur;
+
+static void skip_ws(cur *c)
+{
+    while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\n' || *c->s == '\r'))
+        c->s++;
+}
+
+static bool eat(cur *c, char ch)
+{
+    skip_ws(c);
+    if (c->s < c->end && *c->s == ch) {
+        c->s++;
+        return true;
+    }
+    return false;
+}
+
+/* A quoted Python string without escapes into out (cap bytes); false if not one. */
+static bool read_str(cur *c, char *out, size_t cap)
+{
+    skip_ws(c);
+    if (c->s >= c->end || (*c->s != '\'' && *c->s != '"'))
+        return false;
+    const char q = *c->s++;
+    size_t n = 0;
+    while (c->s < c->end && *c->s != q) {
+        if (*c->s == '\\' || n + 1 >= cap)
+            return false;
+        out[n++] = *c->s++;
+    }
+    if (c->s >= c->end)
+        return false;
+    c->s++;
+    out[n] = '\0';
+    return true;
+}
+
+/* An identifier (True, False) into out; false if none. */
+static bool read_word(cur *c, char *out, size_t cap)
+{
+    skip_ws(c);
+    size_t n = 0;
+    while (c->s < c->end && ((*c->s >= 'A' && *c->s <= 'Z') || (*c->s >= 'a' && *c->s <= 'z'))) {
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = *c->s++;
+    }
+    out[n] = '\0';
+    return n > 0;
+}
+
+/* The shape tuple: "()", "(5,)", "(3, 4)"; NULL or the problem. */
+static const char *read_shape(cur *c, npy_info *info)
+{
+    if (!eat(c, '('))
+        return "'shape' is not a tuple";
+    info->ndim = 0;
+    for (;;) {
+        if (eat(c, ')'))
+            return NULL;
+        skip_ws(c);
+        if (c->s < c->end && *c->s == '-')
+            return "negative dimension in 'shape'";
+        if (c->s >= c->end || *c->s < '0' || *c->s > '9')
+            return "malformed 'shape'";
+        int64_t d = 0;
+        while (c->s < c->end && *c->s >= '0' && *c->s <= '9') {
+            if (d > (INT64_MAX - 9) / 10)
+                return "absurd dimension in 'shape'";
+            d = d * 10 + (*c->s++ - '0');
+        }
+        if (c->s < c->end && *c->s == 'L')
+            c->s++; /* Python 2 long */
+        if (d == 0)
+            return "zero dimension in 'shape' (empty arrays are not supported)";
+        if (info->ndim == HESS_MAX_DIMS)
+            return "rank of 'shape' exceeds HESS_MAX_DIMS";
+        info->shape[info->ndim++] = d;
+        if (!eat(c, ',')) {
+            if (eat(c, ')'))
+                return NULL;
+            return "malformed 'shape'";
+        }
+    }
+}
+
+/* The header dict; fills info (not data_off).  NULL or the problem, which may
+ * be written into why (cap bytes). */
+static const char *npy_dict(const char *s, size_t len, npy_info *info, char *why, size_t cap)
+{
+    cur c = {s, s + len};
+    bool have_descr = false, have_order = false, have_shape = false;
+    if (!eat(&c, '{'))
+        return "header is not a dict";
+    while (!eat(&c, '}')) {
+        char key[32], val[32];
+        if (!read_str(&c, key, sizeof key) || !eat(&c, ':'))
+            return "malformed header dict";
+        if (strcmp(key, "descr") == 0 && !have_descr) {
+            have_descr = true;
+            if (!read_str(&c, val, sizeof val))
+                return "'descr' is not a simple dtype (only '<f8' is read)";
+            if (strcmp(val, "<f8") != 0) {
+                snprintf(why, cap, "dtype '%s' is not supported (only '<f8', float64 LE)", val);
+                return why;
+            }
+        } else if (strcmp(key, "fortran_order") == 0 && !have_order) {
+            have_order = true;
+            if (!read_word(&c, val, sizeof val) ||
+                (strcmp(val, "False") != 0 && strcmp(val, "True") != 0))
+                return "malformed 'fortran_order'";
+            if (strcmp(val, "True") == 0)
+                return "fortran_order is True (only C order is read)";
+        } else if (strcmp(key, "shape") == 0 && !have_shape) {
+            have_shape = true;
+            const char *e = read_shape(&c, info);
+            if (e)
+                return e;
+        } else {
+            snprintf(why, cap, "unexpected or repeated key '%s' in header", key);
+            return why;
+        }
+        if (!eat(&c, ',')) {
+            if (eat(&c, '}'))
+                break;
+            return "malformed header dict";
+        }
+    }
+    skip_ws(&c);
+    if (c.s != c.end)
+        return "junk after the header dict";
+    if (!have_descr || !have_order || !have_shape) {
+        snprintf(why, cap, "header lacks '%s'",
+                 !have_descr   ? "descr"
+                 : !have_order ? "fortran_order"
+                               : "shape");
+        return why;
+    }
+    return NULL;
+}
+
+/* Checks that the element count fits the bytes after the header: total is the
+ * whole file's size.  NULL or the problem (in why). */
+static const char *npy_fit(npy_info *info, size_t total, char *why, size_t cap)
+{
+    const size_t avail = total - info->data_off;
+    size_t n = 1;
+    for (int i = 0; i < info->ndim; i++) {
+        const int64_t d = info->shape[i];
+        if ((uint64_t)d > (uint64_t)(avail / 8) || (size_t)d > avail / 8 / n) {
+            snprintf(why, cap, "truncated data (the shape needs more than the %zu bytes present)",
+                     avail);
+            return why;
+        }
+        n *= (size_t)d;
+    }
+    info->numel = n;
+    if (avail != n * 8) {
+        snprintf(why, cap, "%s data (%zu bytes after the header, the shape needs %zu)",
+                 avail < n * 8 ? "truncated" : "trailing bytes after the", avail, n * 8);
+        return why;
+    }
+    return NULL;
+}
+
+/* A new leaf for the loaded values (filled by the caller). */
+static hess_tensor *
+new_leaf(hess_context *ctx, int ndim, const int64_t *shape, int as_param, const char *fn)
+{
+    hess_tensor *t = hess__node(ctx, HESS_OP_NONE, ndim, shape, NULL, NULL, fn);
+    if (t)
+        t->flags = as_param ? HESS_T_PARAM : 0; /* as hess_param_new / hess_tensor_new */
+    return t;
+}
+
+hess_tensor *
+hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param)
+{
+    static const char fn[] = "hess_load_npy";
+    if (!ctx)
+        return NULL;
+    if (!buf || !name) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL buffer or name", fn);
+        return NULL;
+    }
+    const unsigned char *p = buf;
+    npy_info info;
+    char why[160];
+    const char *e = npy_preamble(p, len, &info.data_off);
+    if (!e && info.data_off > len)
+        e = "truncated header";
+    const size_t pre = e ? 0 : (p[6] == 1 ? 10 : 12);
+    if (!e)
+        e = npy_dict((const char *)p + pre, info.data_off - pre, &info, why, sizeof why);
+    if (!e)
+        e = npy_fit(&info, len, why, sizeof why);
+    if (e) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: %s", fn, name, e);
+        return NULL;
+    }
+    hess_tensor *t = new_leaf(ctx, info.ndim, info.shape, as_param, fn);
+    if (t)
+        for (size_t i = 0; i < info.numel; i++)
+            t->data[i] = get_f64le(p + info.data_off + 8 * i);
+    return t;
+}
+
+/* Reads the header of an open file; fills info or returns the problem.  Uses
+ * arena scratch, which the caller rewinds. */
+static const char *
+npy_read_header(hess_context *ctx, FILE *f, npy_info *info, char *why, size_t cap, const char *fn)
+{
+    size_t total;
+    if (!file_size(f, &total))
+        return "cannot determine the file size (not a regular file?)";
+    unsigned char pre[12];
+    const size_t got = fread(pre, 1, sizeof pre, f);
+    const char *e = npy_preamble(pre, got, &info->data_off);
+    if (e)
+        return e;
+    const size_t plen = pre[6] == 1 ? 10 : 12;
+    if (info->data_off > total)
+        return "truncated header";
+    const size_t hlen = info->data_off - plen;
+    char *h = hess__alloc(ctx, hlen + 1, fn);
+    if (!h)
+        return "out of memory";
+    if (fseek(f, (long)plen, SEEK_SET) != 0 || fread(h, 1, hlen, f) != hlen)
+        return "read error in the header";
+    if ((e = npy_dict(h, hlen, info, why, cap)) != NULL)
+        return e;
+    return npy_fit(info, total, why, cap);
+}
+
+hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param)
+{
+    static const char fn[] = "hess_load_npy";
+    if (!ctx)
+        return NULL;
+    if (!path) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
+        return NULL;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
+        return NULL;
+    }
+    const hess_mark mk = hess_context_mark(ctx);
+    npy_info info;
+    char why[160];
+    const char *e = npy_read_header(ctx, f, &info, why, sizeof why, fn);
+    hess_context_rewind(ctx, mk); /* the header scratch */
+    hess_tensor *t = NULL;
+    if (e)
+        hess__error(ctx, strcmp(e, "out of memory") ? HESS_ERR_IO : HESS_ERR_NOMEM, "%s: %s: %s",
+                    fn, path, e);
+    else if ((t = new_leaf(ctx, info.ndim, info.shape, as_param, fn)) != NULL &&
+             fseek(f, (long)info.data_off, SEEK_SET) == 0) {
+        unsigned char chunk[4096];
+        size_t i = 0;
+        while (i < info.numel) {
+            const size_t want =
+                info.numel - i < sizeof chunk / 8 ? info.numel - i : sizeof chunk / 8;
+            if (fread(chunk, 8, want, f) != want)
+                break;
+            for (size_t k = 0; k < want; k++, i++)
+                t->data[i] = get_f64le(chunk + 8 * k);
+        }
+        if (i < info.numel) {
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: read error in the data", fn, path);
+            hess_context_rewind(ctx, mk);
+            t = NULL;
+        }
+    }
+    fclose(f);
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reference format: writing                                                */
+/* ------------------------------------------------------------------------ */
+
+#define REF_HEADER    "# libhessian reference case v1"
+#define REF_MAX_NAME  63  /* as tests/support/ref.c reads them */
+#define REF_MAX_CASE  127 /* idem */
+#define REF_MAX_MODEL 500
+#define REF_MAX_TOKEN 128
+
+/* A word: 1..max bytes, none of them blank or a control character. */
+static bool is_word(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= ' ' || s[n] == 0x7f)
+            return false;
+    return n >= 1 && n <= max;
+}
+
+/* Checks what hess_save_ref will write; HESS_ERR_ARG/STATE recorded. */
+static hess_status check_ref(hess_context *ctx, const hess_ref_file *file, const char *fn)
+{
+    if (!file || !file->tensors || file->n == 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn, file ? "no tensors" : "NULL file");
+        return HESS_ERR_ARG;
+    }
+    if (file->case_name && file->case_name[0] && !is_word(file->case_name, REF_MAX_CASE)) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: case name has blanks or more than %d bytes", fn,
+                    REF_MAX_CASE);
+        return HESS_ERR_ARG;
+    }
+    if (file->model) {
+        size_t n = 0;
+        for (; file->model[n]; n++)
+            if ((unsigned char)file->model[n] < ' ' || file->model[n] == 0x7f)
+                break;
+        if (file->model[n] || n > REF_MAX_MODEL) {
+            hess__error(ctx, HESS_ERR_ARG,
+                        "%s: model text has a control character or more "
+                        "than %d bytes",
+                        fn, REF_MAX_MODEL);
+            return HESS_ERR_ARG;
+        }
+    }
+    for (size_t i = 0; i < file->n; i++) {
+        const hess_named_tensor *nt = &file->tensors[i];
+        if (!nt->name || !is_word(nt->name, REF_MAX_NAME)) {
+            hess__error(ctx, HESS_ERR_ARG,
+                        "%s: tensors[%zu]: the name must be 1..%d bytes "
+                        "without blanks",
+                        fn, i, REF_MAX_NAME);
+            return HESS_ERR_ARG;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(file->tensors[j].name, nt->name) == 0) {
+                hess__error(ctx, HESS_ERR_ARG, "%s: tensors[%zu]: name '%s' is repeated", fn, i,
+                            nt->name);
+                return HESS_ERR_ARG;
+            }
+        hess_status st = hess__check(ctx, nt->tensor, fn);
+        if (st != HESS_OK)
+            return st;
+    }
+    return HESS_OK;
+}
+
+/* One tensor: its line, then its values, one row (last dimension) per line. */
+static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
+{
+    bool ok = fprintf(f, "tensor %s %d", name, t->ndim) > 0;
+    for (int i = 0; i < t->ndim && ok; i++)
+        ok = fprintf(f, " %lld", (long long)t->shape[i]) > 0;
+    ok = ok && fputc('\n', f) != EOF;
+    const int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
+    for (int64_t i = 0; i < t->numel && ok; i++) {
+        char num[40];
+        fmt_double(num, sizeof num, t->data[i]);
+        ok = fputs(num, f) != EOF && fputc((i + 1) % row ? ' ' : '\n', f) != EOF;
+    }
+    return ok;
+}
+
+hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file)
+{
+    static const char fn[] = "hess_save_ref";
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status;
+    if (!path) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
+        return HESS_ERR_ARG;
+    }
+    hess_status st = check_ref(ctx, file, fn);
+    if (st != HESS_OK)
+        return st;
+    FILE *f = open_write(ctx, path, fn);
+    if (!f)
+        return HESS_ERR_IO;
+    bool ok = fprintf(f, REF_HEADER "\n") > 0;
+    if (ok && file->case_name && file->case_name[0])
+        ok = fprintf(f, "case %s\n", file->case_name) > 0;
+    if (ok && file->model && file->model[0])
+        ok = fprintf(f, "model %s\n", file->model) > 0;
+    for (size_t i = 0; i < file->n && ok; i++)
+        ok = write_ref_tensor(f, file->tensors[i].name, file->tensors[i].tensor);
+    return close_written(ctx, f, ok, path, fn);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reference format: reading                                                */
+/* ------------------------------------------------------------------------ */
+
+/* A byte source: an open file or a memory buffer. */
+typedef struct src {
+    FILE *f;
+    const unsigned char *p;
+    size_t size; /* total bytes */
+    size_t pos;  /* bytes consumed */
+    long line;   /* current line, from 1 */
+} src;
+
+static int src_getc(src *r)
+{
+    int c = EOF;
+    if (r->f)
+        c = getc(r->f);
+    else if (r->pos < r->size)
+        c = r->p[r->pos];
+    if (c != EOF) {
+        r->pos++;
+        if (c == '\n')
+            r->line++;
+    }
+    return c;
+}
+
+static bool is_blank(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* The next blank-separated token into tok (REF_MAX_TOKEN bytes).  Returns 1,
+ * 0 at the end of input, -1 for a token too long. */
+static int next_token(src *r, char tok[REF_MAX_TOKEN])
+{
+    int c;
+    while ((c = src_getc(r)) != EOF && is_blank(c))
+        ;
+    if (c == EOF)
+        return 0;
+    size_t n = 0;
+    const long line = r->line;
+    for (; c != EOF && !is_blank(c); c = src_getc(r)) {
+        if (n + 1 >= REF_MAX_TOKEN)
+            return -1;
+        tok[n++] = (char)c;
+    }
+    tok[n] = '\0';
+    if (c == '\n')
+        r->line = line; /* report the token's own line */
+    return 1;
+}
+
+/* The rest of the line (without leading blanks and the trailing "\r\n") into
+ * buf (cap bytes); false if longer. */
+static bool rest_of_line(src *r, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int c;
+    while ((c = src_getc(r)) == ' ' || c == '\t')
+        ;
+    for (; c != EOF && c != '\n'; c = src_getc(r)) {
+        if (n + 1 >= cap)
+            return false;
+        buf[n++] = (char)c;
+    }
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return true;
+}
+
+/* A copy of s in the arena. */
+static char *arena_strdup(hess_context *ctx, const char *s, const char *fn)
+{
+    const size_t n = strlen(s) + 1;
+    char *d = hess__alloc(ctx, n, fn);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* State of one hess_load_ref call. */
+typedef struct ref_reader {
+    hess_context *ctx;
+    src in;
+    const char *name;   /* path, for messages */
+    const char *prefix; /* param prefix or NULL */
+    hess_named_tensor *items;
+    size_t n, cap;
+    char why[160];
+} ref_reader;
+
+/* Sets the problem text; returns false for use in return statements. */
+HESS_PRINTF(2, 3) static bool bad(ref_reader *rr, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rr->why, sizeof rr->why, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Reads one "tensor <name> <ndim> <dims...>" line and its values. */
+static bool read_tensor(ref_reader *rr, const char *fn)
+{
+    char tok[REF_MAX_TOKEN], name[REF_MAX_TOKEN];
+    const long line = rr->in.line;
+    if (next_token(&rr->in, name) != 1 || strlen(name) > REF_MAX_NAME)
+        return bad(rr, "line %ld: missing or too long tensor name", line);
+    for (size_t j = 0; j < rr->n; j++)
+        if (strcmp(rr->items[j].name, name) == 0)
+            return bad(rr, "line %ld: tensor '%s' appears twice", line, name);
+    int64_t shape[HESS_MAX_DIMS];
+    long ndim = -1;
+    char *end;
+    if (next_token(&rr->in, tok) == 1)
+        ndim = strtol(tok, &end, 10), ndim = *end ? -1 : ndim;
+    if (ndim < 0 || ndim > HESS_MAX_DIMS)
+        return bad(rr, "line %ld: tensor '%s': rank must be 0..%d", line, name, HESS_MAX_DIMS);
+    /* Each value takes at least two bytes (digit and separator), except the last. */
+    const size_t room = (rr->in.size - rr->in.pos) / 2 + 1;
+    size_t numel = 1;
+    for (long i = 0; i < ndim; i++) {
+        long long d = -1;
+        if (next_token(&rr->in, tok) == 1)
+            d = strtoll(tok, &end, 10), d = *end ? -1 : d;
+        if (d < 1)
+            return bad(rr, "line %ld: tensor '%s': dimension %ld is not a positive integer", line,
+                       name, i);
+        if ((unsigned long long)d > room || (size_t)d > room / numel)
+            return bad(rr,
+                       "line %ld: tensor '%s': the shape needs more values than the file "
+                       "can hold",
+                       line, name);
+        shape[i] = d;
+        numel *= (size_t)d;
+    }
+    hess_tensor *t = new_leaf(rr->ctx, (int)ndim, shape,
+                              rr->prefix && strncmp(name, rr->prefix, strlen(rr->prefix)) == 0, fn);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < numel; i++) {
+        const int got = next_token(&rr->in, tok);
+        if (got != 1 || !parse_double(tok, &t->data[i]))
+            return bad(rr, "line %ld: tensor '%s': %s after %zu of %zu values", rr->in.line, name,
+                       got == 1 ? "malformed value"
+                       : got    ? "token too long"
+                                : "file ends",
+                       i, numel);
+    }
+    if (rr->n == rr->cap) { /* grow: the old array is left in the arena */
+        size_t cap = rr->cap ? 2 * rr->cap : 16;
+        hess_named_tensor *a = hess__alloc(rr->ctx, cap * sizeof *a, fn);
+        if (!a)
+            return false;
+        if (rr->n)
+            memcpy(a, rr->items, rr->n * sizeof *a);
+        rr->items = a;
+        rr->cap = cap;
+    }
+    rr->items[rr->n].name = arena_strdup(rr->ctx, name, fn);
+    rr->items[rr->n].tensor = t;
+    return rr->items[rr->n++].name != NULL;
+}
+
+/* Parses the whole input into rr and *out. */
+static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
+{
+    char line[REF_MAX_MODEL + 8];
+    if (!rest_of_line(&rr->in, line, sizeof line) ||
+        strncmp(line, REF_HEADER, sizeof REF_HEADER - 1) != 0)
+        return bad(rr, "line 1: not a libhessian reference file (bad header)");
+    char tok[REF_MAX_TOKEN];
+    int got;
+    while ((got = next_token(&rr->in, tok)) == 1) {
+        const long ln = rr->in.line;
+        if (strcmp(tok, "case") == 0) {
+            if (next_token(&rr->in, tok) != 1 || strlen(tok) > REF_MAX_CASE)
+                return bad(rr, "line %ld: bad case line", ln);
+            if (!(out->case_name = arena_strdup(rr->ctx, tok, fn)))
+                return false;
+        } else if (strcmp(tok, "model") == 0) {
+            if (!rest_of_line(&rr->in, line, sizeof line) || strlen(line) > REF_MAX_MODEL)
+                return bad(rr, "line %ld: model line too long", ln);
+            if (!(out->model = arena_strdup(rr->ctx, line, fn)))
+                return false;
+        } else if (strcmp(tok, "tensor") == 0) {
+            if (!read_tensor(rr, fn))
+                return false;
+        } else {
+            return bad(rr, "line %ld: unknown keyword '%.40s'", ln, tok);
+        }
+    }
+    if (got < 0)
+        return bad(rr, "line %ld: token too long", rr->in.line);
+    if (rr->in.f && ferror(rr->in.f))
+        return bad(rr, "read error");
+    if (rr->n == 0)
+        return bad(rr, "no tensors");
+    out->n = rr->n;
+    out->tensors = rr->items;
+    return true;
+}
+
+/* The common body of the file and memory readers. */
+static hess_status load_ref(hess_context *ctx,
+                            src in,
+                            const char *name,
+                            const char *param_prefix,
+                            hess_ref_file *out,
+                            const char *fn)
+{
+    const hess_mark mk = hess_context_mark(ctx);
+    ref_reader rr;
+    memset(&rr, 0, sizeof rr);
+    rr.ctx = ctx;
+    rr.in = in;
+    rr.name = name;
+    rr.prefix = param_prefix && param_prefix[0] ? param_prefix : NULL;
+    hess_ref_file res = {"", "", 0, NULL};
+    if (read_ref(&rr, &res, fn)) {
+        *out = res;
+        return HESS_OK;
+    }
+    if (ctx->status == HESS_OK) /* else an allocation failed and said so */
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: %s", fn, name, rr.why);
+    hess_context_rewind(ctx, mk);
+    return ctx->status;
+}
+
+/* Arguments common to both readers; clears *out. */
+static hess_status
+check_load_ref(hess_context *ctx, const void *where, hess_ref_file *out, const char *fn)
+{
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (ctx->status != HESS_OK)
+        return ctx->status;
+    if (!where || !out) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL %s", fn, out ? "path" : "out");
+        return HESS_ERR_ARG;
+    }
+    return HESS_OK;
+}
+
+hess_status
+hess_load_ref(hess_context *ctx, const char *path, const char *param_prefix, hess_ref_file *out)
+{
+    static const char fn[] = "hess_load_ref";
+    hess_status st = check_load_ref(ctx, path, out, fn);
+    if (st != HESS_OK)
+        return st;
+    src in = {NULL, NULL, 0, 0, 1};
+    in.f = fopen(path, "rb");
+    if (!in.f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
+        return HESS_ERR_IO;
+    }
+    if (!file_size(in.f, &in.size)) {
+        fclose(in.f);
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot determine the file size", fn, path);
+        return HESS_ERR_IO;
+    }
+    st = load_ref(ctx, in, path, param_prefix, out, fn);
+    fclose(in.f);
+    return st;
+}
+
+hess_status hess__ref_load_mem(hess_context *ctx,
+                               const void *buf,
+                               size_t len,
+                               const char *name,
+                               const char *param_prefix,
+                               hess_ref_file *out)
+{
+    static const char fn[] = "hess_load_ref";
+    hess_status st = check_load_ref(ctx, buf, out, fn);
+    if (st != HESS_OK)
+        return st;
+    src in = {NULL, buf, len, 0, 1};
+    return load_ref(ctx, in, name ? name : "<memory>", param_prefix, out, fn);
+}
+
+hess_tensor *hess_ref_find(const hess_ref_file *file, const char *name)
+{
+    if (!file || !file->tensors || !name)
+        return NULL;
+    for (size_t i = 0; i < file->n; i++)
+        if (file->tensors[i].name && strcmp(file->tensors[i].name, name) == 0)
+            return file->tensors[i].tensor;
+    return NULL;
+}
