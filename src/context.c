@@ -364,18 +364,21 @@ hess_tensor *hess__node(hess_context *ctx,
                        : hess__alloc(ctx, (size_t)numel * sizeof(double), fn);
     if (!data)
         return NULL;
-    memset(t, 0, sizeof *t);
+    /* field by field: a memset of the whole struct costs more than the rest
+     * of this function on small graphs (shape[] past ndim is never read) */
     t->op = (uint8_t)op;
+    t->flags = ctx->no_record ? HESS_T_DETACHED : 0;
     t->ndim = (uint8_t)ndim;
+    t->axis = 0;
     t->ctx = ctx;
     t->numel = numel;
     for (int i = 0; i < ndim; i++)
         t->shape[i] = shape[i];
+    t->p[0] = t->p[1] = 0.0;
     t->src[0] = a;
     t->src[1] = b;
     t->data = data;
-    if (ctx->no_record)
-        t->flags = HESS_T_DETACHED;
+    t->scratch = NULL;
     if (!tape_push(ctx, t, fn))
         return NULL;
     t->magic = HESS_TENSOR_MAGIC;

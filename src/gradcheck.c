@@ -218,9 +218,9 @@ static hess_status hvp_unused(gc *c, hess_tensor *loss, const double *v, double 
     hess_context *ctx = c->ctx;
     const hess_mark mk = hess_context_mark(ctx);
     hess_tensor **g = hess__alloc(ctx, c->n * sizeof *g, fn);
-    hess_status st = g ? hess_grad(ctx, loss, c->n, c->params, g, HESS_CREATE_GRAPH |
-                                                                      HESS_ALLOW_UNUSED)
-                       : ctx->status;
+    hess_status st =
+        g ? hess_grad(ctx, loss, c->n, c->params, g, HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)
+          : ctx->status;
     hess_tensor *dot = NULL;
     for (size_t i = 0; i < c->n && st == HESS_OK; i++) {
         const hess_tensor *p = c->params[i];
@@ -299,8 +299,12 @@ hess_status hess_check_derivatives(hess_context *ctx,
     hess_status st = check_args(ctx, f, n, params, opts, report);
     if (st != HESS_OK)
         return st;
-    gc c = {ctx, f, user, n, params, hess_param_count(n, params), DEFAULT_EPS, DEFAULT_RTOL,
-            DEFAULT_ATOL, report, -1.0};
+    gc c = {ctx,          f,
+            user,         n,
+            params,       hess_param_count(n, params),
+            DEFAULT_EPS,  DEFAULT_RTOL,
+            DEFAULT_ATOL, report,
+            -1.0};
     if (opts && opts->eps > 0)
         c.eps = opts->eps;
     if (opts && opts->rtol > 0)

@@ -64,15 +64,12 @@ static void locale_point(char pt[8])
     pt[n] = '\0';
 }
 
-/* x with 17 significant digits ("%.17g", exact for binary64), '.' as the point. */
-static void fmt_double(char *buf, size_t cap, double x)
+/* x with 17 significant digits ("%.17g", exact for binary64), '.' as the
+ * point; pt is the locale's point from locale_point(). */
+static void fmt_double(char *buf, size_t cap, double x, const char *pt)
 {
     snprintf(buf, cap, "%.17g", x);
-    char pt[8];
-    locale_point(pt);
-    if (strcmp(pt, ".") == 0)
-        return;
-    char *p = strstr(buf, pt);
+    char *p = strcmp(pt, ".") ? strstr(buf, pt) : NULL;
     if (p) {
         *p = '.';
         memmove(p + 1, p + strlen(pt), strlen(p + strlen(pt)) + 1);
@@ -642,6 +639,8 @@ static hess_status check_ref(hess_context *ctx, const hess_ref_file *file, const
 /* One tensor: its line, then its values, one row (last dimension) per line. */
 static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
 {
+    char pt[8];
+    locale_point(pt);
     bool ok = fprintf(f, "tensor %s %d", name, t->ndim) > 0;
     for (int i = 0; i < t->ndim && ok; i++)
         ok = fprintf(f, " %lld", (long long)t->shape[i]) > 0;
@@ -649,7 +648,7 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
     const int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
     for (int64_t i = 0; i < t->numel && ok; i++) {
         char num[40];
-        fmt_double(num, sizeof num, t->data[i]);
+        fmt_double(num, sizeof num, t->data[i], pt);
         ok = fputs(num, f) != EOF && fputc((i + 1) % row ? ' ' : '\n', f) != EOF;
     }
     return ok;
@@ -692,7 +691,8 @@ typedef struct src {
     const unsigned char *p;
     size_t size; /* total bytes */
     size_t pos;  /* bytes consumed */
-    long line;   /* current line, from 1 */
+    long line;   /* line of the last byte read, from 1 */
+    bool nl;     /* the last byte read was a newline */
 } src;
 
 static int src_getc(src *r)
@@ -704,8 +704,8 @@ static int src_getc(src *r)
         c = r->p[r->pos];
     if (c != EOF) {
         r->pos++;
-        if (c == '\n')
-            r->line++;
+        r->line += r->nl;
+        r->nl = c == '\n';
     }
     return c;
 }
@@ -725,15 +725,12 @@ static int next_token(src *r, char tok[REF_MAX_TOKEN])
     if (c == EOF)
         return 0;
     size_t n = 0;
-    const long line = r->line;
     for (; c != EOF && !is_blank(c); c = src_getc(r)) {
         if (n + 1 >= REF_MAX_TOKEN)
             return -1;
         tok[n++] = (char)c;
     }
     tok[n] = '\0';
-    if (c == '\n')
-        r->line = line; /* report the token's own line */
     return 1;
 }
 
@@ -800,8 +797,11 @@ static bool read_tensor(ref_reader *rr, const char *fn)
     int64_t shape[HESS_MAX_DIMS];
     long ndim = -1;
     char *end;
-    if (next_token(&rr->in, tok) == 1)
-        ndim = strtol(tok, &end, 10), ndim = *end ? -1 : ndim;
+    if (next_token(&rr->in, tok) == 1) {
+        ndim = strtol(tok, &end, 10);
+        if (*end)
+            ndim = -1;
+    }
     if (ndim < 0 || ndim > HESS_MAX_DIMS)
         return bad(rr, "line %ld: tensor '%s': rank must be 0..%d", line, name, HESS_MAX_DIMS);
     /* Each value takes at least two bytes (digit and separator), except the last. */
@@ -809,8 +809,11 @@ static bool read_tensor(ref_reader *rr, const char *fn)
     size_t numel = 1;
     for (long i = 0; i < ndim; i++) {
         long long d = -1;
-        if (next_token(&rr->in, tok) == 1)
-            d = strtoll(tok, &end, 10), d = *end ? -1 : d;
+        if (next_token(&rr->in, tok) == 1) {
+            d = strtoll(tok, &end, 10);
+            if (*end)
+                d = -1;
+        }
         if (d < 1)
             return bad(rr, "line %ld: tensor '%s': dimension %ld is not a positive integer", line,
                        name, i);
@@ -939,7 +942,7 @@ hess_load_ref(hess_context *ctx, const char *path, const char *param_prefix, hes
     hess_status st = check_load_ref(ctx, path, out, fn);
     if (st != HESS_OK)
         return st;
-    src in = {NULL, NULL, 0, 0, 1};
+    src in = {NULL, NULL, 0, 0, 1, false};
     in.f = fopen(path, "rb");
     if (!in.f) {
         hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
@@ -966,7 +969,7 @@ hess_status hess__ref_load_mem(hess_context *ctx,
     hess_status st = check_load_ref(ctx, buf, out, fn);
     if (st != HESS_OK)
         return st;
-    src in = {NULL, buf, len, 0, 1};
+    src in = {NULL, buf, len, 0, 1, false};
     return load_ref(ctx, in, name ? name : "<memory>", param_prefix, out, fn);
 }
 

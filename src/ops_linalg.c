@@ -388,7 +388,7 @@ hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
         return NULL;
     }
     int64_t shape[HESS_DIMS];
-    memcpy(shape, a->shape, sizeof shape);
+    memcpy(shape, a->shape, (size_t)a->ndim * sizeof *shape);
     shape[a->ndim - 2] = a->shape[a->ndim - 1];
     shape[a->ndim - 1] = a->shape[a->ndim - 2];
     return hess__finish(ctx, hess__node(ctx, HESS_OP_TRANSPOSE, a->ndim, shape, a, NULL, fn), fn);

@@ -49,7 +49,7 @@ log_softmax_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_t
 {
     /* g may carry a leading direction dim: count the axis from the end */
     int64_t keep[HESS_DIMS];
-    memcpy(keep, g->shape, sizeof keep);
+    memcpy(keep, g->shape, (size_t)g->ndim * sizeof *keep);
     keep[g->ndim - (out->ndim - out->axis)] = 1;
     hess_tensor *sg = hess_sum_to(ctx, g, g->ndim, keep);
     gin[0] = hess_sub(ctx, g, hess_mul(ctx, hess_exp(ctx, out), sg));

@@ -1,0 +1,476 @@
+/*
+ * svg.c -- pictures: a square matrix (typically a Hessian) as a stand-alone
+ * SVG 1.1 heatmap with a diverging colour scale centred on zero, parameter
+ * blocks outlined and labelled along both axes, a colour legend and a title.
+ * No scripts, fonts or images from elsewhere.  Number files are in io.c.
+ *
+ * Layout (pixels): [left labels | matrix PLOT x PLOT | gap | legend], with the
+ * title and the rotated top labels above the matrix and a caption below it.
+ * The matrix is drawn in cell units (one unit per row) inside a scaled group,
+ * so a cell is a 1 x 1 rect; runs of equal colour in a row are merged and
+ * white cells are not drawn (the matrix background is white).
+ */
+#include "hess_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PLOT       640.0 /* matrix side */
+#define MAX_CELLS  300   /* larger matrices are downsampled to this many rows */
+#define FONT       12.0  /* label font size */
+#define LABEL_STEP 14.0  /* least distance between neighbouring labels */
+#define CHAR_W     6.8   /* estimated width of a label character */
+#define TITLE_H    44.0
+#define LEGEND_W   18.0
+#define LEGEND_GAP 28.0
+
+/* End colours of the scale; 0 is white, and colours are linear in between. */
+static const double NEG_RGB[3] = {33.0, 82.0, 170.0}; /* blue  */
+static const double POS_RGB[3] = {190.0, 30.0, 45.0}; /* red   */
+static const char NAN_COLOUR[] = "#9a9a9a";           /* grey  */
+
+static const char fn[] = "hess_write_svg_heatmap";
+
+/* ------------------------------------------------------------------------ */
+/* Text: numbers in C notation whatever the locale, escaped UTF-8           */
+/* ------------------------------------------------------------------------ */
+
+/* printf of one double with '.' as the decimal point. */
+static const char *num(char buf[48], const char *format, double x)
+{
+    snprintf(buf, 48, format, x);
+    char pt[16];
+    snprintf(pt, sizeof pt, "%.1f", 0.5); /* "0<point>5" */
+    const size_t pl = strlen(pt) - 2;
+    if (pl == 1 && pt[1] == '.')
+        return buf;
+    pt[1 + pl] = '\0';
+    char *p = strstr(buf, pt + 1);
+    if (p) {
+        *p = '.';
+        memmove(p + 1, p + pl, strlen(p + pl) + 1);
+    }
+    return buf;
+}
+
+/* A coordinate, to 0.01 px. */
+static const char *px(char buf[48], double x)
+{
+    return num(buf, "%.2f", x);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid; also
+ * rejects code points XML 1.0 forbids (controls other than tab and newline,
+ * U+FFFE, U+FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    const unsigned c = s[0];
+    if (c < 0x80)
+        return c >= 0x20 || c == '\t' || c == '\n' ? 1 : 0;
+    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (!n)
+        return 0;
+    const unsigned lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+    const unsigned hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    if (n == 3 && c == 0xef && s[1] == 0xbf && s[2] >= 0xbe)
+        return 0; /* U+FFFE, U+FFFF */
+    return n;
+}
+
+/* Writes at most max characters of s, XML-escaped; invalid bytes become '?'. */
+static void put_text(FILE *f, const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t chars = 0; *p && chars < max; chars++) {
+        const size_t n = utf8_len(p);
+        if (n == 0) {
+            fputc('?', f);
+            p++;
+            continue;
+        }
+        switch (*p) {
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&apos;", f);
+            break;
+        default:
+            fwrite(p, 1, n, f);
+        }
+        p += n;
+    }
+    if (*p)
+        fputs("\xe2\x80\xa6", f); /* ... (U+2026) */
+}
+
+/* Characters put_text would write for s (for layout). */
+static size_t text_chars(const char *s, size_t max)
+{
+    size_t chars = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && chars < max; chars++) {
+        const size_t n = utf8_len(p);
+        p += n ? n : 1;
+    }
+    return chars;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Colours                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* "#rrggbb" for v on the scale [-vmax, vmax]. */
+static void colour(char out[8], double v, double vmax)
+{
+    if (isnan(v)) {
+        memcpy(out, NAN_COLOUR, 8);
+        return;
+    }
+    double t = vmax > 0 ? fabs(v) / vmax : (isinf(v) ? 1.0 : 0.0);
+    t = t > 1.0 ? 1.0 : t;
+    const double *end = v < 0 ? NEG_RGB : POS_RGB;
+    int rgb[3];
+    for (int i = 0; i < 3; i++)
+        rgb[i] = (int)lround(255.0 + (end[i] - 255.0) * t);
+    snprintf(out, 8, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parts of the picture                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* The geometry shared by the parts. */
+typedef struct layout {
+    double left, top; /* matrix origin */
+    double width, height;
+    size_t n, g; /* rows, and cells shown per row (g <= n) */
+    double vmax; /* largest finite |value| */
+    int has_nan;
+} layout;
+
+/* The shown value of cell (r, c): the entry itself, or when downsampled the
+ * entry of largest magnitude in the bin (NaN wins, to stay visible). */
+static double cell(const layout *L, const double *m, size_t r, size_t c)
+{
+    if (L->g == L->n)
+        return m[r * L->n + c];
+    const size_t r0 = r * L->n / L->g, r1 = (r + 1) * L->n / L->g;
+    const size_t c0 = c * L->n / L->g, c1 = (c + 1) * L->n / L->g;
+    double best = 0.0;
+    for (size_t i = r0; i < r1; i++)
+        for (size_t j = c0; j < c1; j++) {
+            const double v = m[i * L->n + j];
+            if (isnan(v))
+                return v;
+            if (fabs(v) > fabs(best))
+                best = v;
+        }
+    return best;
+}
+
+static void put_cells(FILE *f, const layout *L, const double *m)
+{
+    char a[48], b[48];
+    fprintf(f, "<g transform=\"translate(%s %s) ", px(a, L->left), px(b, L->top));
+    fprintf(f, "scale(%s)\" shape-rendering=\"crispEdges\">\n",
+            num(a, "%.6f", PLOT / (double)L->g));
+    for (size_t r = 0; r < L->g; r++) {
+        char run[8] = "", c8[8];
+        size_t start = 0;
+        for (size_t c = 0; c <= L->g; c++) {
+            if (c < L->g)
+                colour(c8, cell(L, m, r, c), L->vmax);
+            if (c == L->g || strcmp(c8, run) != 0) {
+                if (c > 0 && strcmp(run, "#ffffff") != 0)
+                    fprintf(f,
+                            "<rect x=\"%zu\" y=\"%zu\" width=\"%zu\" height=\"1\" fill=\"%s\"/>\n",
+                            start, r, c - start, run);
+                memcpy(run, c8, sizeof run);
+                start = c;
+            }
+        }
+    }
+    fputs("</g>\n", f);
+}
+
+/* Spreads label positions pos[0..k) (ascending) at least LABEL_STEP apart
+ * within [lo, hi], moving each as little as the greedy passes allow. */
+static void spread(double *pos, size_t k, double lo, double hi)
+{
+    for (size_t i = 1; i < k; i++)
+        if (pos[i] < pos[i - 1] + LABEL_STEP)
+            pos[i] = pos[i - 1] + LABEL_STEP;
+    for (size_t i = k; i-- > 0;) {
+        const double cap = i + 1 < k ? pos[i + 1] - LABEL_STEP : hi;
+        if (pos[i] > cap)
+            pos[i] = cap;
+    }
+    for (size_t i = 0; i < k; i++)
+        if (pos[i] < lo + (double)i * LABEL_STEP)
+            pos[i] = lo + (double)i * LABEL_STEP; /* too many labels: they overflow at the end */
+}
+
+static void put_label_text(FILE *f, const char *const names[], const size_t sizes[], size_t i)
+{
+    if (names && names[i]) {
+        put_text(f, names[i], 40);
+        fprintf(f, " (%zu)", sizes[i]);
+    } else {
+        fprintf(f, "%zu", sizes[i]);
+    }
+}
+
+/* Block boundaries across the matrix, and the labels on the left and on top,
+ * each joined to the middle of its block by a leader line. */
+static void put_blocks(FILE *f,
+                       const layout *L,
+                       size_t nb,
+                       const char *const names[],
+                       const size_t sizes[],
+                       double *mid)
+{
+    char a[48], b[48], c[48], d[48];
+    const double s = PLOT / (double)L->n;
+    fputs("<g stroke=\"#222222\" stroke-width=\"1.2\" fill=\"none\">\n", f);
+    size_t off = 0;
+    for (size_t i = 0; i < nb; i++) {
+        mid[i] = ((double)off + (double)sizes[i] / 2) * s;
+        off += sizes[i];
+        if (i + 1 == nb)
+            break;
+        const double e = (double)off * s;
+        fprintf(f, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(a, L->left),
+                px(b, L->top + e), px(c, L->left + PLOT), px(d, L->top + e));
+        fprintf(f, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(a, L->left + e),
+                px(b, L->top), px(c, L->left + e), px(d, L->top + PLOT));
+    }
+    fputs("</g>\n", f);
+
+    /* Left labels, right-aligned, spread vertically. */
+    double *pos = mid + nb;
+    memcpy(pos, mid, nb * sizeof *pos);
+    spread(pos, nb, LABEL_STEP / 2, PLOT - LABEL_STEP / 2);
+    fprintf(f, "<g font-family=\"sans-serif\" font-size=\"%d\" fill=\"#111111\">\n", (int)FONT);
+    for (size_t i = 0; i < nb; i++) {
+        fprintf(f, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#777777\"/>\n",
+                px(a, L->left - 14), px(b, L->top + pos[i]), px(c, L->left - 2),
+                px(d, L->top + mid[i]));
+        fprintf(f, "<text x=\"%s\" y=\"%s\" text-anchor=\"end\" dominant-baseline=\"central\">",
+                px(a, L->left - 17), px(b, L->top + pos[i]));
+        put_label_text(f, names, sizes, i);
+        fputs("</text>\n", f);
+    }
+    /* Top labels, rotated by -45 degrees, spread horizontally. */
+    memcpy(pos, mid, nb * sizeof *pos);
+    spread(pos, nb, LABEL_STEP / 2, PLOT + 60);
+    for (size_t i = 0; i < nb; i++) {
+        const double x = L->left + pos[i], y = L->top - 16;
+        fprintf(f, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#777777\"/>\n", px(a, x),
+                px(b, L->top - 13), px(c, L->left + mid[i]), px(d, L->top - 2));
+        fprintf(f, "<text x=\"%s\" y=\"%s\" transform=\"rotate(-45 %s %s)\">", px(a, x), px(b, y),
+                px(c, x), px(d, y));
+        put_label_text(f, names, sizes, i);
+        fputs("</text>\n", f);
+    }
+    fputs("</g>\n", f);
+}
+
+/* The colour bar: red (+vmax) at the top, white (0) in the middle, blue at the
+ * bottom, with five ticks. */
+static void put_legend(FILE *f, const layout *L)
+{
+    char a[48], b[48], c[48], v[48];
+    const double x = L->left + PLOT + LEGEND_GAP, y = L->top, h = PLOT;
+    char top[8], bot[8];
+    colour(top, 1.0, 1.0);
+    colour(bot, -1.0, 1.0);
+    fprintf(f,
+            "<defs><linearGradient id=\"scale\" x1=\"0\" y1=\"0\" x2=\"0\" y2=\"1\">"
+            "<stop offset=\"0\" stop-color=\"%s\"/><stop offset=\"0.5\" stop-color=\"#ffffff\"/>"
+            "<stop offset=\"1\" stop-color=\"%s\"/></linearGradient></defs>\n",
+            top, bot);
+    fprintf(f,
+            "<rect x=\"%s\" y=\"%s\" width=\"%d\" height=\"%s\" fill=\"url(#scale)\" "
+            "stroke=\"#222222\"/>\n",
+            px(a, x), px(b, y), (int)LEGEND_W, px(c, h));
+    fputs("<g font-family=\"sans-serif\" font-size=\"11\" fill=\"#111111\">\n", f);
+    for (int k = 0; k <= 4; k++) {
+        const double frac = k / 4.0, val = L->vmax * (1.0 - 2.0 * frac);
+        const double ty = y + h * frac;
+        fprintf(f, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#222222\"/>\n",
+                px(a, x + LEGEND_W), px(b, ty), px(c, x + LEGEND_W + 4), px(v, ty));
+        fprintf(f, "<text x=\"%s\" y=\"%s\" dominant-baseline=\"central\">%s</text>\n",
+                px(a, x + LEGEND_W + 7), px(b, ty), num(v, "%.3g", val == 0 ? 0.0 : val));
+    }
+    if (L->has_nan)
+        fprintf(f,
+                "<rect x=\"%s\" y=\"%s\" width=\"%d\" height=\"12\" fill=\"%s\"/>"
+                "<text x=\"%s\" y=\"%s\" dominant-baseline=\"central\">NaN</text>\n",
+                px(a, x), px(b, y + h + 14), (int)LEGEND_W, NAN_COLOUR, px(c, x + LEGEND_W + 7),
+                px(v, y + h + 20));
+    fputs("</g>\n", f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public function                                                          */
+/* ------------------------------------------------------------------------ */
+
+static hess_status check_args(
+    hess_context *ctx, const char *path, size_t n, const double *m, size_t nb, const size_t sizes[])
+{
+    if (!path || !m || n == 0 || n > 1u << 20) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn,
+                    !path ? "NULL path"
+                    : !m  ? "NULL matrix"
+                          : "n must be 1..2^20");
+        return HESS_ERR_ARG;
+    }
+    if (nb && !sizes) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL sizes for %zu blocks", fn, nb);
+        return HESS_ERR_ARG;
+    }
+    size_t sum = 0;
+    for (size_t i = 0; i < nb; i++) {
+        if (sizes[i] == 0 || sizes[i] > n - sum) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: block sizes must be >= 1 and sum to n = %zu", fn,
+                        n);
+            return HESS_ERR_ARG;
+        }
+        sum += sizes[i];
+    }
+    if (nb && sum != n) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: block sizes sum to %zu, not n = %zu", fn, sum, n);
+        return HESS_ERR_ARG;
+    }
+    return HESS_OK;
+}
+
+/* The layout from the sizes of the labels. */
+static layout make_layout(size_t n,
+                          const double *m,
+                          size_t nb,
+                          const char *const names[],
+                          const size_t sizes[],
+                          const char *title)
+{
+    layout L;
+    memset(&L, 0, sizeof L);
+    L.n = n;
+    L.g = n > MAX_CELLS ? MAX_CELLS : n;
+    for (size_t i = 0; i < n * n; i++) {
+        if (isnan(m[i]))
+            L.has_nan = 1;
+        else if (isfinite(m[i]) && fabs(m[i]) > L.vmax)
+            L.vmax = fabs(m[i]);
+    }
+    double label = 0.0; /* widest label, in characters */
+    for (size_t i = 0; i < nb; i++) {
+        char digits[32];
+        double w = (double)snprintf(digits, sizeof digits, "%zu", sizes[i]);
+        if (names && names[i])
+            w += 3.0 + (double)text_chars(names[i], 40);
+        label = w > label ? w : label;
+    }
+    const double lw = label * CHAR_W;
+    L.left = 20.0 + (nb ? lw + 20.0 : 0.0);
+    L.top = (title ? TITLE_H : 14.0) + (nb ? lw * 0.7071 + 22.0 : 0.0);
+    L.width = L.left + PLOT + LEGEND_GAP + LEGEND_W + 70.0;
+    if (nb && L.width < L.left + PLOT + 60 + lw * 0.7071 + 10)
+        L.width = L.left + PLOT + 60 + lw * 0.7071 + 10; /* room for the last top label */
+    L.height = L.top + PLOT + 50.0;
+    return L;
+}
+
+hess_status hess_write_svg_heatmap(hess_context *ctx,
+                                   const char *path,
+                                   size_t n,
+                                   const double *m,
+                                   size_t nblocks,
+                                   const char *const names[],
+                                   const size_t sizes[],
+                                   const char *title)
+{
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
+    hess_status st = check_args(ctx, path, n, m, nblocks, sizes);
+    if (st != HESS_OK)
+        return st;
+    const layout L = make_layout(n, m, nblocks, names, sizes, title);
+    /* Label positions: 2 per block, on the arena, given back at the end. */
+    const hess_mark mk = hess_context_mark(ctx);
+    double *mid = nblocks ? hess__alloc(ctx, 2 * nblocks * sizeof *mid, fn) : NULL;
+    if (nblocks && !mid)
+        return ctx->status;
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
+        hess_context_rewind(ctx, mk);
+        return HESS_ERR_IO;
+    }
+    char a[48], b[48];
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
+            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
+            px(a, L.width), px(b, L.height), a, b);
+    fputs("<title>", f);
+    put_text(f, title ? title : "matrix heatmap", 200);
+    fprintf(f,
+            "</title>\n<desc>%zu x %zu matrix; colour scale symmetric about 0, "
+            "max |value| = %s</desc>\n",
+            n, n, num(a, "%.6g", L.vmax));
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    if (title) {
+        fprintf(f,
+                "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+                "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
+                px(a, L.left + PLOT / 2));
+        put_text(f, title, 200);
+        fputs("</text>\n", f);
+    }
+    put_cells(f, &L, m);
+    if (nblocks)
+        put_blocks(f, &L, nblocks, names, sizes, mid);
+    fprintf(f,
+            "<rect x=\"%s\" y=\"%s\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"#222222\" stroke-width=\"1.2\"/>\n",
+            px(a, L.left), px(b, L.top), (int)PLOT, (int)PLOT);
+    put_legend(f, &L);
+    fprintf(f,
+            "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+            "font-size=\"12\" fill=\"#444444\">%zu &#215; %zu",
+            px(a, L.left + PLOT / 2), px(b, L.top + PLOT + 24), n, n);
+    if (L.g < n)
+        fprintf(f, ", shown as %zu &#215; %zu cells (largest |value| per cell)", L.g, L.g);
+    fprintf(f, "; max |value| = %s</text>\n</svg>\n", num(a, "%.4g", L.vmax));
+
+    hess_context_rewind(ctx, mk);
+    const bool ok = !ferror(f);
+    if (fclose(f) != 0 || !ok) {
+        remove(path);
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: write failed", fn, path);
+        return HESS_ERR_IO;
+    }
+    return HESS_OK;
+}
