@@ -143,6 +143,7 @@ typedef struct hess_mark {
     size_t used;    /**< bytes used in that block */
     int64_t nodes;  /**< tape length */
     uint64_t epoch; /**< context identity check */
+    uint64_t last;  /**< serial of the last tensor, to detect a stale mark */
 } hess_mark;
 
 /** Records the current point so that hess_context_rewind() can return to it. Cost O(1). */
@@ -154,7 +155,8 @@ HESS_API hess_mark hess_context_mark(const hess_context *ctx);
  * a newer tensor).  Arena blocks are kept for reuse, so a loop of forward,
  * gradient, update, rewind calls the allocator only in its first iteration.
  * @return HESS_OK; HESS_ERR_ARG for a NULL context or a mark that is not an
- * earlier point of this context.  Cost O(tensors freed).
+ * earlier point of this context, including a stale mark: one taken after a
+ * point that has since been rewound to.  Cost O(tensors freed).
  */
 HESS_API hess_status hess_context_rewind(hess_context *ctx, hess_mark mark);
 
@@ -648,10 +650,10 @@ typedef hess_tensor *(*hess_loss_fn)(hess_context *ctx,
 
 /** Options of hess_check_derivatives(); a zeroed struct (or NULL) gives the defaults. */
 typedef struct hess_check_opts {
-    double eps;   /**< finite-difference step, scaled by max(1, |x|); 0 = 1e-6 */
-    double rtol;  /**< relative tolerance; 0 = 1e-3 */
-    double atol;  /**< absolute tolerance; 0 = 1e-5 */
-    size_t n_hvp; /**< random directions for the Hessian-vector check; 0 = 4 */
+    double eps;    /**< finite-difference step, scaled by max(1, |x|); 0 = 1e-6 */
+    double rtol;   /**< relative tolerance; 0 = 1e-3 */
+    double atol;   /**< absolute tolerance; 0 = 1e-5 */
+    size_t n_hvp;  /**< random directions for the Hessian-vector check; 0 = 4 */
     uint64_t seed; /**< seed of the directions (the same seed, the same directions) */
 } hess_check_opts;
 

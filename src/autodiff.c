@@ -170,6 +170,9 @@ hess_status hess_grad(hess_context *ctx,
                       unsigned flags)
 {
     static const char fn[] = "hess_grad";
+    if (grads)
+        for (size_t i = 0; i < n; i++)
+            grads[i] = NULL; /* NULL on every failure */
     if (!ctx)
         return HESS_ERR_ARG;
     if (ctx->status != HESS_OK)
@@ -203,6 +206,9 @@ hess_status hess_vjp(hess_context *ctx,
                      hess_tensor *grads[],
                      unsigned flags)
 {
+    if (grads)
+        for (size_t i = 0; i < n; i++)
+            grads[i] = NULL; /* NULL on every failure */
     if (!ctx)
         return HESS_ERR_ARG;
     if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {

@@ -264,19 +264,21 @@ static bool tape_push(hess_context *ctx, hess_tensor *t, const char *fn)
         ctx->cap_nodes = cap;
     }
     t->id = ctx->n_nodes;
+    t->serial = ++ctx->serial;
     ctx->nodes[ctx->n_nodes++] = t;
     return true;
 }
 
 hess_mark hess_context_mark(const hess_context *ctx)
 {
-    hess_mark m = {0, 0, 0, 0};
+    hess_mark m = {0, 0, 0, 0, 0};
     if (!ctx)
         return m;
     m.block = ctx->cur_index;
     m.used = ctx->cur->used;
     m.nodes = ctx->n_nodes;
     m.epoch = ctx->epoch;
+    m.last = ctx->n_nodes ? ctx->nodes[ctx->n_nodes - 1]->serial : 0;
     return m;
 }
 
@@ -286,7 +288,12 @@ hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
         return HESS_ERR_ARG;
     bool later = mark.block < ctx->cur_index ||
                  (mark.block == ctx->cur_index && mark.used <= ctx->cur->used);
-    if (mark.epoch != ctx->epoch || mark.nodes > ctx->n_nodes || !later) {
+    /* A stale mark (taken after a point since rewound to) is caught by the
+     * serial of its last tensor, which a rebuilt tape cannot repeat. */
+    bool same =
+        mark.nodes <= ctx->n_nodes &&
+        (mark.nodes == 0 ? mark.last == 0 : ctx->nodes[mark.nodes - 1]->serial == mark.last);
+    if (mark.epoch != ctx->epoch || !same || !later) {
         hess__error(ctx, HESS_ERR_ARG,
                     "hess_context_rewind: the mark is not an earlier point "
                     "of this context");

@@ -75,6 +75,7 @@ struct hess_tensor {
     uint8_t ndim;
     int8_t axis;       /* op parameter (LOG_SOFTMAX) */
     int64_t id;        /* position on the tape */
+    uint64_t serial;   /* never reused within a context: tells marks apart */
     hess_context *ctx; /* owner */
     int64_t numel;
     int64_t shape[HESS_DIMS];
@@ -124,6 +125,7 @@ struct hess_context {
     int64_t n_nodes;
     int64_t cap_nodes;
     uint64_t epoch;     /* distinguishes contexts in marks */
+    uint64_t serial;    /* serials handed out so far */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
     unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */

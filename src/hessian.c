@@ -356,6 +356,21 @@ hess_hessian(hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const 
     return hess_hessian_ex(ctx, loss, n, params, NULL, h);
 }
 
+/* The diagonal, with fn naming the public function in messages. */
+static hess_status diag_call(hess_context *ctx,
+                             hess_tensor *loss,
+                             size_t n,
+                             hess_tensor *const params[],
+                             const hess_hessian_opts *opts,
+                             double *diag,
+                             const char *fn)
+{
+    hess_status st = check_call(ctx, loss, n, params, diag, fn);
+    if (st != HESS_OK)
+        return st;
+    return rows_call(ctx, loss, n, params, n, params, NULL, 0, NULL, diag, opts, fn);
+}
+
 hess_status hess_hessian_diag_ex(hess_context *ctx,
                                  hess_tensor *loss,
                                  size_t n,
@@ -363,17 +378,13 @@ hess_status hess_hessian_diag_ex(hess_context *ctx,
                                  const hess_hessian_opts *opts,
                                  double *diag)
 {
-    static const char fn[] = "hess_hessian_diag";
-    hess_status st = check_call(ctx, loss, n, params, diag, fn);
-    if (st != HESS_OK)
-        return st;
-    return rows_call(ctx, loss, n, params, n, params, NULL, 0, NULL, diag, opts, fn);
+    return diag_call(ctx, loss, n, params, opts, diag, "hess_hessian_diag");
 }
 
 hess_status hess_hessian_diag(
     hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *diag)
 {
-    return hess_hessian_diag_ex(ctx, loss, n, params, NULL, diag);
+    return diag_call(ctx, loss, n, params, NULL, diag, "hess_hessian_diag");
 }
 
 hess_status hess_hessian_diag_tensors(
@@ -394,7 +405,7 @@ hess_status hess_hessian_diag_tensors(
     double *diag = ctx->status == HESS_OK
                        ? hess__alloc(ctx, hess_param_count(n, params) * sizeof(double), fn)
                        : NULL;
-    st = diag ? hess_hessian_diag(ctx, loss, n, params, diag) : ctx->status;
+    st = diag ? diag_call(ctx, loss, n, params, NULL, diag, fn) : ctx->status;
     for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)out[i]->numel, i++)
         memcpy(out[i]->data, diag + off, (size_t)out[i]->numel * sizeof(double));
     hess_context_rewind(ctx, st == HESS_OK ? mk : m0);
