@@ -248,6 +248,7 @@ typedef struct job {
     hess_mark mark; /* after the leaves, before any forward pass */
     double *out;    /* n (or n*n for the Hessian) doubles of results */
     bool keep;      /* op_grad copies the gradient into out */
+    size_t k;       /* op_hessian_k: rows per sweep (hess_hessian_opts.block_rows), 0 = auto */
     double loss;
     int64_t nodes; /* tape nodes the last op_grad made (forward + backward) */
 } job;
@@ -347,6 +348,15 @@ static void op_hessian(job *j)
     hess_tensor *loss = forward(j);
     op_end(j, loss ? hess_hessian(j->ctx, loss, N_PARAMS, j->p, j->out) : HESS_ERR_STATE,
            "hessian");
+}
+
+/* The full Hessian through hess_hessian_ex with block_rows = j->k. */
+static void op_hessian_k(job *j)
+{
+    const hess_hessian_opts opt = {j->k, 0, NULL, NULL};
+    hess_tensor *loss = forward(j);
+    op_end(j, loss ? hess_hessian_ex(j->ctx, loss, N_PARAMS, j->p, &opt, j->out) : HESS_ERR_STATE,
+           "hessian_ex");
 }
 
 typedef void (*op_fn)(job *j);
@@ -634,9 +644,9 @@ typedef struct result {
 } result;
 
 typedef struct sweep_row {
-    const char *kind; /* "width" or "batch" */
+    const char *kind; /* "width", "batch" or "block_rows" */
     int64_t width, batch;
-    size_t n;
+    size_t n, k;           /* k: block_rows of the "block_rows" rows, 0 = auto */
     stats grad, hvp, hess; /* hess.reps == 0: not run */
     double grad_flops, hvp_flops, hess_flops;
 } sweep_row;
@@ -844,6 +854,47 @@ static void sweep_point(report *rep, const opts *o, const char *kind, int64_t wi
     model_free(&m);
 }
 
+/* Full Hessian time against k, the rows per sweep of the double-backward graph. */
+static void sweep_k(report *rep, const opts *o, int64_t batch)
+{
+    static const size_t ks[] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "w32-b%lld", (long long)batch);
+    m.in = 64, m.hidden = 32, m.out = 10, m.batch = batch;
+    m.batched = m.tanh_hidden = true;
+    model_random(&m, 1000 + 32u * 7919u + (uint64_t)batch);
+    const flop_model fl = flops_of(&m);
+    job j;
+    job_bind(&j, &m, m.n * m.n);
+    plan p = plan_for(o, true);
+    p.budget = o->quick ? 0.3 : 1.0;
+    double t_auto = 0.0;
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0] && rep->ns < MAX_ROWS; i++) {
+        j.k = ks[i];
+        sweep_row *s = &rep->sw[rep->ns++];
+        memset(s, 0, sizeof *s);
+        s->kind = "block_rows";
+        s->width = 32;
+        s->batch = batch;
+        s->n = m.n;
+        s->k = ks[i];
+        s->hess_flops = fl.hess;
+        s->hess = time_op(op_hessian_k, &j, p);
+        sweep_check(&j, j.out);
+        t_auto = i == 0 ? s->hess.med : t_auto;
+        char a[32], b[32], k[24] = "auto";
+        if (ks[i])
+            snprintf(k, sizeof k, "%zu", ks[i]);
+        printf("| %5lld | %5lld | %7zu | %5s | %10s | %10s | %7.2f | %8.2f |\n", (long long)32,
+               (long long)batch, m.n, k, fmt_t(a, sizeof a, s->hess.med),
+               fmt_t(b, sizeof b, s->hess.min), fl.hess / s->hess.med / 1e9, t_auto / s->hess.med);
+        fflush(stdout);
+    }
+    job_free(&j);
+    model_free(&m);
+}
+
 static void run_sweep(report *rep, const opts *o)
 {
     static const int64_t widths[] = {16, 32, 64, 128, 256, 512, 1024};
@@ -864,6 +915,12 @@ static void run_sweep(report *rep, const opts *o)
     printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++)
         sweep_point(rep, o, "batch", 32, batches[i]);
+    printf("\n# full Hessian (hess_hessian_ex) against block_rows k, width 32; auto/k above 1: "
+           "k beats the library's choice\n");
+    printf("| width | batch |       n |     k |    hessian |        min | GFLOP/s |  auto/k |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    sweep_k(rep, o, 32);
+    sweep_k(rep, o, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -930,15 +987,21 @@ static void write_json(const report *rep, const char *path, const char *cpu)
         const sweep_row *s = &rep->sw[i];
         fprintf(f, "%s\n    {\"kind\": \"%s\", \"width\": %lld, \"batch\": %lld, \"n\": %zu, ",
                 i ? "," : "", s->kind, (long long)s->width, (long long)s->batch, s->n);
-        json_stats(f, "grad", s->grad);
-        fprintf(f, ", ");
-        json_stats(f, "hvp", s->hvp);
-        fprintf(f, ", \"grad_flops\": %.6g, \"hvp_flops\": %.6g", s->grad_flops, s->hvp_flops);
+        if (s->grad.reps) {
+            json_stats(f, "grad", s->grad);
+            fprintf(f, ", ");
+            json_stats(f, "hvp", s->hvp);
+            fprintf(f, ", \"grad_flops\": %.6g, \"hvp_flops\": %.6g", s->grad_flops, s->hvp_flops);
+        } else {
+            fprintf(f, "\"block_rows\": %zu", s->k);
+        }
         if (s->hess.reps) {
             fprintf(f, ", ");
             json_stats(f, "hessian", s->hess);
-            fprintf(f, ", \"hessian_flops\": %.6g, \"hessian_over_n_hvp\": %.4g", s->hess_flops,
-                    s->hess.med / ((double)s->n * s->hvp.med));
+            fprintf(f, ", \"hessian_flops\": %.6g", s->hess_flops);
+            if (s->hvp.reps)
+                fprintf(f, ", \"hessian_over_n_hvp\": %.4g",
+                        s->hess.med / ((double)s->n * s->hvp.med));
         }
         fprintf(f, "}");
     }
