@@ -18,7 +18,8 @@
  * Usage: ann_mse [--full] [--precision N] [--sigmoid | --tanh] [--case FILE]
  *   (no options)   the network above, with the weights of tests/data/seed_ann.ref
  *                  built in, so that no file is needed
- *   --full         also print the full N x N Hessian (hess_hessian)
+ *   --full         also print the full N x N Hessian (hess_hessian_ex; while
+ *                  it runs, a progress bar on stderr if that is a terminal)
  *   --precision N  digits after the point, 0 to 17 (default 4, as PyTorch)
  *   --sigmoid      put a sigmoid between the layers; --tanh a tanh
  *   --case FILE    take the weights, x and y from a reference file
@@ -51,6 +52,8 @@
  * counted only where |a-b| > 1e-14, so that values that should be zero and
  * come out as rounding noise do not divide by ~0.  NaN counts as a failure.
  */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
+
 #include "hessian.h"
 #include "ref.h"
 
@@ -58,6 +61,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _WIN32
+#include <io.h>
+#define isatty _isatty
+#define fileno _fileno
+#else
+#include <unistd.h>
+#endif
 
 /* Exit statuses (documented above). */
 enum { ANN_OK = 0, ANN_DEVIATION = 1, ANN_BAD_INPUT = 2, ANN_LIBRARY_ERROR = 3 };
@@ -148,6 +159,42 @@ static int library_error(const hess_context *ctx, const char *what, hess_status 
     fprintf(stderr, "ann_mse: %s failed: %s: %s\n", what, hess_status_str(st),
             hess_context_errmsg(ctx));
     return ANN_LIBRARY_ERROR;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A progress bar for hess_hessian_ex, drawn only on a terminal             */
+/* ------------------------------------------------------------------------ */
+
+#define BAR_CELLS 20
+
+/* hess_progress_fn: redraws "\r[#####.....] done/total rows" on stderr. */
+static int draw_progress(size_t done, size_t total, void *user)
+{
+    (void)user;
+    char cells[BAR_CELLS + 1];
+    size_t filled = total ? done * BAR_CELLS / total : BAR_CELLS;
+    for (size_t c = 0; c < BAR_CELLS; c++)
+        cells[c] = c < filled ? '#' : '.';
+    cells[BAR_CELLS] = '\0';
+    fprintf(stderr, "\r[%s] %zu/%zu rows", cells, done, total);
+    fflush(stderr);
+    return 0; /* never cancel */
+}
+
+/* The options for hess_hessian_ex: the bar when stderr is a terminal, else no callback. */
+static hess_hessian_opts progress_opts(void)
+{
+    hess_hessian_opts opts = {0};
+    if (isatty(fileno(stderr)))
+        opts.progress = draw_progress;
+    return opts;
+}
+
+/* Erases the bar's line, if one was drawn, so that it leaves nothing behind. */
+static void progress_done(const hess_hessian_opts *opts)
+{
+    if (opts->progress)
+        fprintf(stderr, "\r%*s\r", BAR_CELLS + 40, "");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -562,9 +609,12 @@ static int run(hess_context *ctx, const options *opt, const net_spec *net, const
             fprintf(stderr, "ann_mse: out of memory for the %zu x %zu Hessian\n", n, n);
             return ANN_LIBRARY_ERROR;
         }
-        if ((st = hess_hessian(ctx, loss, 4, p, h)) != HESS_OK) {
+        hess_hessian_opts opts = progress_opts();
+        st = hess_hessian_ex(ctx, loss, 4, p, &opts, h);
+        progress_done(&opts);
+        if (st != HESS_OK) {
             free(h);
-            return library_error(ctx, "hess_hessian", st);
+            return library_error(ctx, "hess_hessian_ex", st);
         }
     }
     if (opt->full)
