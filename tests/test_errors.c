@@ -830,6 +830,27 @@ static void test_errors_clear_error_keeps_tensors(void **state)
     }
 }
 
+/* A broadcast to a shape whose element count (or byte count) overflows is
+ * refused, like the same shape in hess_tensor_new, not allocated short.
+ * Last in the list: without the check the write overruns the arena. */
+static void test_errors_broadcast_to_overflowing_shape(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *s = hess_scalar(ctx, 1.0);
+    const int64_t two31 = (int64_t)1 << 31, two32 = (int64_t)1 << 32;
+    assert_null(hess_tensor_new(ctx, 2, SHP(two31, two31), NULL));
+    EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_tensor_new", "overflow");
+    assert_null(hess_broadcast_to(ctx, s, 2, SHP(two32, two32))); /* 2^64 elements */
+    assert_int_not_equal(hess_context_status(ctx), HESS_OK);
+    EXPECT_ERR(ctx, hess_context_status(ctx), "hess_broadcast_to");
+    assert_null(hess_broadcast_to(ctx, s, 2, SHP(two31, two31))); /* 2^65 bytes */
+    assert_int_not_equal(hess_context_status(ctx), HESS_OK);
+    EXPECT_ERR(ctx, hess_context_status(ctx), "hess_broadcast_to");
+    hess_tensor *ok = hess_broadcast_to(ctx, s, 2, SHP(2, 2));
+    assert_non_null(ok);
+    assert_true(hess_tensor_data(ok)[3] == 1.0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_ctx, teardown_ctx)
@@ -864,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_errors_check_finite),
         T(test_errors_no_check_finite_by_default),
         T(test_errors_clear_error_keeps_tensors),
+        T(test_errors_broadcast_to_overflowing_shape),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
