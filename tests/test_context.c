@@ -572,12 +572,16 @@ static void test_context_param_set(void **state)
     hess_tensor *p = hess_param_new(ctx, 1, SHP(3), VAL(1, 2, 3));
     assert_non_null(p);
     hess_tensor *y = hess_sum(ctx, hess_square(ctx, p));
+    hess_tensor *r = hess_reshape(ctx, p, 2, SHP(3, 1)); /* a reshape too keeps old values */
+    hess_tensor *rr = hess_reshape(ctx, r, 1, SHP(3));
     assert_true(hess_tensor_data(y)[0] == 14.0);
     double nv[3] = {0, 0, 2};
     assert_ok(ctx, hess_param_set(ctx, p, nv));
     nv[2] = 99; /* copied, not borrowed */
     assert_memory_equal(hess_tensor_data(p), VAL(0, 0, 2), 3 * sizeof(double));
     assert_true(hess_tensor_data(y)[0] == 14.0); /* old results keep old values */
+    assert_memory_equal(hess_tensor_data(r), VAL(1, 2, 3), 3 * sizeof(double));
+    assert_memory_equal(hess_tensor_data(rr), VAL(1, 2, 3), 3 * sizeof(double));
     hess_tensor *y2 = hess_sum(ctx, hess_square(ctx, p));
     assert_true(hess_tensor_data(y2)[0] == 4.0);
     hess_tensor *g[1];

@@ -206,6 +206,12 @@ BUILD(reshape)
     hess_tensor *r = hess_reshape(CTX, p[0], 2, SHP(3, 2));
     return head(e, hess_mul(CTX, r, hess_reshape(CTX, p[0], 3, SHP(3, 1, 2))));
 }
+/* a reshape of an op result shares its values: replays must see them */
+BUILD(reshape_view)
+{
+    hess_tensor *r = hess_reshape(CTX, hess_sigmoid(CTX, p[0]), 2, SHP(3, 2));
+    return head(e, hess_mul(CTX, hess_reshape(CTX, r, 1, SHP(6)), p[1]));
+}
 BUILD(reshape_scalar)
 {
     return head(e, hess_mul(CTX, hess_reshape(CTX, p[0], 0, NULL), p[1]));
@@ -389,6 +395,7 @@ static grad_case cases[] = {
     CASE(transpose, TRANSPOSE, 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 3, 2)),
     CASE(transpose_batched, TRANSPOSE, 1, P(3, -1, 1, 2, 2, 3)),
     CASE(reshape, RESHAPE, 1, P(2, -1, 1, 2, 3)),
+    CASE(reshape_view, RESHAPE, 2, P(2, -1.5, 1.5, 2, 3), P(1, -1, 1, 6)),
     CASE(reshape_scalar, RESHAPE, 2, P(2, -1, 1, 1, 1), P(1, -1, 1, 3)),
     CASE(sum_to, SUM_TO, 1, P(2, -1, 1, 2, 3)),
     CASE(sum_axis, SUM_TO, 1, P(3, -1, 1, 2, 2, 2)),
