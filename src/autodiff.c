@@ -72,16 +72,16 @@ static void accumulate(hess_context *ctx, hess_tensor **slot, hess_tensor *c)
     *slot = *slot ? hess_add(ctx, *slot, c) : c;
 }
 
-hess_status hess__backward(hess_context *ctx,
-                           size_t n_out,
-                           hess_tensor *const outputs[],
-                           hess_tensor *const seeds[],
-                           size_t n,
-                           hess_tensor *const wrt[],
-                           hess_tensor *grads[],
-                           unsigned flags,
-                           const char *fn,
-                           const char *what)
+static hess_status backward_impl(hess_context *ctx,
+                                 size_t n_out,
+                                 hess_tensor *const outputs[],
+                                 hess_tensor *const seeds[],
+                                 size_t n,
+                                 hess_tensor *const wrt[],
+                                 hess_tensor *grads[],
+                                 unsigned flags,
+                                 const char *fn,
+                                 const char *what)
 {
     hess_status st = check_args(ctx, n_out, outputs, seeds, n, wrt, grads, fn, what);
     if (st != HESS_OK)
@@ -162,6 +162,24 @@ hess_status hess__backward(hess_context *ctx,
     return ctx->status;
 }
 
+hess_status hess__backward(hess_context *ctx,
+                           size_t n_out,
+                           hess_tensor *const outputs[],
+                           hess_tensor *const seeds[],
+                           size_t n,
+                           hess_tensor *const wrt[],
+                           hess_tensor *grads[],
+                           unsigned flags,
+                           const char *fn,
+                           const char *what)
+{
+    /* errors raised by the ops of the backward rules name fn */
+    const char *saved = hess__api_enter(ctx, fn);
+    hess_status st = backward_impl(ctx, n_out, outputs, seeds, n, wrt, grads, flags, fn, what);
+    hess__api_leave(ctx, saved, NULL);
+    return st;
+}
+
 hess_status hess_grad(hess_context *ctx,
                       hess_tensor *y,
                       size_t n,
@@ -211,6 +229,8 @@ hess_status hess_vjp(hess_context *ctx,
             grads[i] = NULL; /* NULL on every failure */
     if (!ctx)
         return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
     if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
         hess__error(ctx, HESS_ERR_ARG, "hess_vjp: unknown flags 0x%x", flags);
         return HESS_ERR_ARG;

@@ -76,10 +76,22 @@ void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
     if (!ctx || ctx->status != HESS_OK)
         return;
     ctx->status = s;
+    /* Inside a composite (hess_mean, hess_linear, the Hessians, ...) the
+     * message is prefixed with the public function the caller called. */
+    size_t off = 0;
+    if (ctx->api && strncmp(fmt, "%s", 2) == 0) {
+        off = (size_t)snprintf(ctx->errmsg, sizeof ctx->errmsg, "%s: ", ctx->api);
+        if (off >= sizeof ctx->errmsg)
+            off = 0;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    vsnprintf(ctx->errmsg + off, sizeof ctx->errmsg - off, fmt, ap);
     va_end(ap);
+    /* "hess_mean: hess_mean: ..." when the composite itself failed */
+    const size_t n = ctx->api ? strlen(ctx->api) : 0;
+    if (off && strncmp(ctx->errmsg + off, ctx->api, n) == 0 && ctx->errmsg[off + n] == ':')
+        memmove(ctx->errmsg, ctx->errmsg + off, strlen(ctx->errmsg + off) + 1);
 }
 
 hess_status hess_context_status(const hess_context *ctx)
@@ -114,6 +126,23 @@ const char *hess__shape_str(char *buf, int ndim, const int64_t *shape)
         buf[n] = '\0';
     }
     return buf;
+}
+
+const char *hess__api_enter(hess_context *ctx, const char *fn)
+{
+    if (!ctx)
+        return NULL;
+    const char *saved = ctx->api;
+    if (!saved)
+        ctx->api = fn;
+    return saved;
+}
+
+hess_tensor *hess__api_leave(hess_context *ctx, const char *saved, hess_tensor *result)
+{
+    if (ctx)
+        ctx->api = saved;
+    return result;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -315,6 +344,48 @@ hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
 /* Nodes                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* The largest element count a tensor may have: its bytes fit size_t with room. */
+#define HESS_MAX_NUMEL                                                                             \
+    ((uint64_t)(SIZE_MAX / 4 / sizeof(double)) < (uint64_t)(INT64_MAX / 4)                         \
+         ? (int64_t)(SIZE_MAX / 4 / sizeof(double))                                                \
+         : INT64_MAX / 4)
+
+/* Element count of a shape, or -1 when it exceeds HESS_MAX_NUMEL. */
+static int64_t numel_checked(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1 || shape[i] > HESS_MAX_NUMEL / n)
+            return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+bool hess__check_shape(
+    hess_context *ctx, int ndim, const int64_t *shape, int max_dims, const char *fn)
+{
+    if (ndim < 0 || ndim > max_dims) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d", fn, ndim, max_dims);
+        return false;
+    }
+    if (ndim > 0 && !shape) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL shape for rank %d", fn, ndim);
+        return false;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 1) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: dimension %d is %lld; dimensions must be >= 1", fn,
+                        i, (long long)shape[i]);
+            return false;
+        }
+    if (numel_checked(ndim, shape) < 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: element count overflows", fn);
+        return false;
+    }
+    return true;
+}
+
 int64_t hess__numel(int ndim, const int64_t *shape)
 {
     int64_t n = 1;
@@ -360,7 +431,12 @@ hess_tensor *hess__node(hess_context *ctx,
                         hess_tensor *b,
                         const char *fn)
 {
-    int64_t numel = hess__numel(ndim, shape);
+    /* every result passes here: a broadcast of two valid shapes can still overflow */
+    const int64_t numel = numel_checked(ndim, shape);
+    if (numel < 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: element count overflows", fn);
+        return NULL;
+    }
     hess_tensor *t = hess__alloc(ctx, sizeof *t, fn);
     if (!t)
         return NULL;
@@ -457,16 +533,18 @@ hess_status hess__replay_plan(hess_context *ctx,
     return HESS_OK;
 }
 
-hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan)
+hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan, const char *fn)
 {
     bool check = (ctx->cfg.flags & HESS_CHECK_FINITE) != 0;
     for (int64_t i = 0; i < plan->n; i++) {
         hess_tensor *t = ctx->nodes[plan->ids[i]];
         hess__ops[t->op]->forward(t);
         if (check && !all_finite(t->data, t->numel)) {
+            char s0[96];
             hess__error(ctx, HESS_ERR_NONFINITE,
-                        "hess_replay: non-finite value in the result of %s",
-                        hess__ops[t->op]->name);
+                        "%s: non-finite value in the result of %s (shape %s) in the second "
+                        "backward pass",
+                        fn, hess__ops[t->op]->name, hess__shape_str(s0, t->ndim, t->shape));
             return HESS_ERR_NONFINITE;
         }
     }

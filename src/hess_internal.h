@@ -129,6 +129,7 @@ struct hess_context {
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
     unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */
+    const char *api;    /* the public function running (Hessians), for messages */
     hess_status status;
     char errmsg[320];
 };
@@ -138,9 +139,21 @@ struct hess_context {
 HESS_INTERNAL void *hess__alloc(hess_context *ctx, size_t size, const char *fn);
 HESS_INTERNAL void *hess__calloc(hess_context *ctx, size_t size, const char *fn);
 
+/* Composite builders run between these two, so that errors raised by the ops
+ * they are made of name the public function:  saved = hess__api_enter(ctx, fn);
+ * return hess__api_leave(ctx, saved, impl(...)).  The outermost call wins. */
+HESS_INTERNAL const char *hess__api_enter(hess_context *ctx, const char *fn);
+HESS_INTERNAL hess_tensor *hess__api_leave(hess_context *ctx, const char *saved,
+                                           hess_tensor *result);
+
 /* Records the first error; later ones are ignored until cleared. */
 HESS_INTERNAL void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
     HESS_PRINTF(3, 4);
+
+/* Checks rank (0..max_dims), dimensions (>= 1) and element count; false with
+ * HESS_ERR_ARG recorded otherwise. */
+HESS_INTERNAL bool
+hess__check_shape(hess_context *ctx, int ndim, const int64_t *shape, int max_dims, const char *fn);
 
 /* Formats a shape as "[4,3]" into buf (at least 96 bytes). */
 HESS_INTERNAL const char *hess__shape_str(char *buf, int ndim, const int64_t *shape);
@@ -213,7 +226,9 @@ HESS_INTERNAL hess_status hess__replay_plan(hess_context *ctx,
                                             hess_tensor *const leaves[],
                                             hess__replay *plan);
 /* Recomputes the planned nodes in order. */
-HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan);
+HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx,
+                                           const hess__replay *plan,
+                                           const char *fn);
 
 #define HESS_ASSERT(c)                                                                             \
     do {                                                                                           \

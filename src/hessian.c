@@ -244,7 +244,7 @@ static hess_status run_rows(hess_context *ctx,
     for (size_t r0 = 0; r0 < m; r0 += (size_t)G->k) {
         const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
         set_dirs(G, Vsrc, r0, kk);
-        hess_status st = hess__replay_run(ctx, &G->plan);
+        hess_status st = hess__replay_run(ctx, &G->plan, fn);
         if (st != HESS_OK)
             return st;
         for (size_t q = 0; q < kk; q++) {
@@ -281,9 +281,11 @@ static hess_status rows_call(hess_context *ctx,
     if (!V)
         m = hess_param_count(ni, pi);
     hvp_graph G;
+    ctx->api = fn;
     hess_status st = hvp_build(ctx, loss, ni, pi, nj, pj, m, NULL, opts, &G, fn);
     if (st == HESS_OK)
         st = run_rows(ctx, &G, V, m, out, diag, opts, fn);
+    ctx->api = NULL;
     hess_context_rewind(ctx, mk);
     return st;
 }
@@ -309,7 +311,9 @@ hess_status hess_hvp(hess_context *ctx,
     }
     const hess_mark mk = hess_context_mark(ctx);
     hvp_graph G;
+    ctx->api = fn;
     st = hvp_build(ctx, loss, n, params, n, params, 1, v, NULL, &G, fn);
+    ctx->api = NULL;
     if (st == HESS_OK)
         get_row(&G, 0, hv);
     hess_context_rewind(ctx, mk);

@@ -589,6 +589,15 @@ static bool is_word(const char *s, size_t max)
     return n >= 1 && n <= max;
 }
 
+/* Model text: no control characters but tabs. */
+static bool model_text_ok(const char *s)
+{
+    for (; *s; s++)
+        if (((unsigned char)*s < ' ' && *s != '\t') || *s == 0x7f)
+            return false;
+    return true;
+}
+
 /* Checks what hess_save_ref will write; HESS_ERR_ARG/STATE recorded. */
 static hess_status check_ref(hess_context *ctx, const hess_ref_file *file, const char *fn)
 {
@@ -602,11 +611,7 @@ static hess_status check_ref(hess_context *ctx, const hess_ref_file *file, const
         return HESS_ERR_ARG;
     }
     if (file->model) {
-        size_t n = 0;
-        for (; file->model[n]; n++)
-            if ((unsigned char)file->model[n] < ' ' || file->model[n] == 0x7f)
-                break;
-        if (file->model[n] || n > REF_MAX_MODEL) {
+        if (!model_text_ok(file->model) || strlen(file->model) > REF_MAX_MODEL) {
             hess__error(ctx, HESS_ERR_ARG,
                         "%s: model text has a control character or more "
                         "than %d bytes",
@@ -715,8 +720,18 @@ static bool is_blank(int c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* A control byte other than a blank: never part of a token or a model line
+ * (a NUL would cut a name short). */
+static bool is_control(int c)
+{
+    return (c < 0x20 && !is_blank(c)) || c == 0x7f;
+}
+
+#define TOK_LONG    (-1) /* next_token: token too long */
+#define TOK_CONTROL (-2) /* next_token: control byte */
+
 /* The next blank-separated token into tok (REF_MAX_TOKEN bytes).  Returns 1,
- * 0 at the end of input, -1 for a token too long. */
+ * 0 at the end of input, TOK_LONG or TOK_CONTROL. */
 static int next_token(src *r, char tok[REF_MAX_TOKEN])
 {
     int c;
@@ -726,16 +741,25 @@ static int next_token(src *r, char tok[REF_MAX_TOKEN])
         return 0;
     size_t n = 0;
     for (; c != EOF && !is_blank(c); c = src_getc(r)) {
+        if (is_control(c))
+            return TOK_CONTROL;
         if (n + 1 >= REF_MAX_TOKEN)
-            return -1;
+            return TOK_LONG;
         tok[n++] = (char)c;
     }
     tok[n] = '\0';
     return 1;
 }
 
+/* What went wrong in a token, for messages. */
+static const char *token_problem(int got)
+{
+    return got == TOK_LONG ? "token too long" : got == TOK_CONTROL ? "control byte" : "file ends";
+}
+
 /* The rest of the line (without leading blanks and the trailing "\r\n") into
- * buf (cap bytes); false if longer. */
+ * buf (cap bytes); false if longer or if it holds a control byte other than a
+ * tab. */
 static bool rest_of_line(src *r, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -750,7 +774,7 @@ static bool rest_of_line(src *r, char *buf, size_t cap)
     if (n && buf[n - 1] == '\r')
         n--;
     buf[n] = '\0';
-    return true;
+    return model_text_ok(buf);
 }
 
 /* A copy of s in the arena. */
@@ -790,7 +814,7 @@ static bool read_tensor(ref_reader *rr, const char *fn)
     char tok[REF_MAX_TOKEN], name[REF_MAX_TOKEN];
     const long line = rr->in.line;
     if (next_token(&rr->in, name) != 1 || strlen(name) > REF_MAX_NAME)
-        return bad(rr, "line %ld: missing or too long tensor name", line);
+        return bad(rr, "line %ld: missing, too long or malformed tensor name", line);
     for (size_t j = 0; j < rr->n; j++)
         if (strcmp(rr->items[j].name, name) == 0)
             return bad(rr, "line %ld: tensor '%s' appears twice", line, name);
@@ -833,10 +857,7 @@ static bool read_tensor(ref_reader *rr, const char *fn)
         const int got = next_token(&rr->in, tok);
         if (got != 1 || !parse_double(tok, &t->data[i]))
             return bad(rr, "line %ld: tensor '%s': %s after %zu of %zu values", rr->in.line, name,
-                       got == 1 ? "malformed value"
-                       : got    ? "token too long"
-                                : "file ends",
-                       i, numel);
+                       got == 1 ? "malformed value" : token_problem(got), i, numel);
     }
     if (rr->n == rr->cap) { /* grow: the old array is left in the arena */
         size_t cap = rr->cap ? 2 * rr->cap : 16;
@@ -871,7 +892,7 @@ static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
                 return false;
         } else if (strcmp(tok, "model") == 0) {
             if (!rest_of_line(&rr->in, line, sizeof line) || strlen(line) > REF_MAX_MODEL)
-                return bad(rr, "line %ld: model line too long", ln);
+                return bad(rr, "line %ld: model line too long or with a control byte", ln);
             if (!(out->model = arena_strdup(rr->ctx, line, fn)))
                 return false;
         } else if (strcmp(tok, "tensor") == 0) {
@@ -882,7 +903,7 @@ static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
         }
     }
     if (got < 0)
-        return bad(rr, "line %ld: token too long", rr->in.line);
+        return bad(rr, "line %ld: %s", rr->in.line, token_problem(got));
     if (rr->in.f && ferror(rr->in.f))
         return bad(rr, "read error");
     if (rr->n == 0)

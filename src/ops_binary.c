@@ -318,9 +318,10 @@ static hess_tensor *reshape_op(
 {
     if (!ctx || hess__check(ctx, a, fn))
         return NULL;
-    if (ndim < 0 || ndim > (ctx->batch_k ? HESS_DIMS : HESS_MAX_DIMS) || (ndim > 0 && !shape)) {
+    const int max_dims = ctx->batch_k ? HESS_DIMS : HESS_MAX_DIMS;
+    if (ndim < 0 || ndim > max_dims || (ndim > 0 && !shape)) {
         hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d or shape is NULL", fn, ndim,
-                    HESS_MAX_DIMS);
+                    max_dims);
         return NULL;
     }
     for (int i = 0; i < ndim; i++)
@@ -329,6 +330,8 @@ static hess_tensor *reshape_op(
                         i, (long long)shape[i]);
             return NULL;
         }
+    /* a count that cannot match is a shape error below; a broadcast whose
+     * count overflows is refused by hess__node */
     bool ok;
     if (op == HESS_OP_SUM_TO)
         ok = broadcasts_to(ndim, shape, a->ndim, a->shape);

@@ -345,7 +345,7 @@ hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool 
     return mm_fn(ctx, a, b, ta, tb, fn);
 }
 
-hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+static hess_tensor *matmul_impl(hess_context *ctx, hess_tensor *a, hess_tensor *b)
 {
     static const char fn[] = "hess_matmul";
     if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn))
@@ -396,3 +396,14 @@ hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
 
 const hess_op_def hess__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
 const hess_op_def hess__op_transpose = {"transpose", 1, transpose_forward, transpose_backward};
+
+/* ------------------------------------------------------------------------ */
+/* Public entry points of the composites: errors from the ops they are made */
+/* of name the function the caller called.                                 */
+/* ------------------------------------------------------------------------ */
+
+hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    const char *saved = hess__api_enter(ctx, "hess_matmul");
+    return hess__api_leave(ctx, saved, matmul_impl(ctx, a, b));
+}

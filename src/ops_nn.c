@@ -37,9 +37,10 @@ static void log_softmax_forward(hess_tensor *out)
             double s = 0.0;
             for (int64_t j = 0; j < n; j++)
                 s += exp(xr[j * inner] - mx);
-            const double lse = mx + log(s);
+            /* (x - max) - log s is exact where x - (max + log s) loses digits */
+            const double ls = log(s);
             for (int64_t j = 0; j < n; j++)
-                yr[j * inner] = xr[j * inner] - lse;
+                yr[j * inner] = (xr[j * inner] - mx) - ls;
         }
 }
 
@@ -84,7 +85,7 @@ hess_tensor *hess_log_softmax(hess_context *ctx, hess_tensor *a, int axis)
     return hess__finish(ctx, t, fn);
 }
 
-hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis)
+static hess_tensor *softmax_impl(hess_context *ctx, hess_tensor *a, int axis)
 {
     return hess_exp(ctx, hess_log_softmax(ctx, a, axis));
 }
@@ -93,14 +94,14 @@ hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis)
 /* Reductions composed from sum_to and reshape                              */
 /* ------------------------------------------------------------------------ */
 
-hess_tensor *hess_sum(hess_context *ctx, hess_tensor *a)
+static hess_tensor *sum_impl(hess_context *ctx, hess_tensor *a)
 {
     if (!ctx || hess__check(ctx, a, "hess_sum"))
         return NULL;
     return hess_sum_to(ctx, a, 0, NULL);
 }
 
-hess_tensor *hess_mean(hess_context *ctx, hess_tensor *a)
+static hess_tensor *mean_impl(hess_context *ctx, hess_tensor *a)
 {
     if (!ctx || hess__check(ctx, a, "hess_mean"))
         return NULL;
@@ -122,12 +123,12 @@ static hess_tensor *sum_axis(hess_context *ctx, hess_tensor *a, int axis, bool m
     return mean ? hess_scale(ctx, s, 1.0 / (double)a->shape[axis]) : s;
 }
 
-hess_tensor *hess_sum_axis(hess_context *ctx, hess_tensor *a, int axis)
+static hess_tensor *sum_axis_impl(hess_context *ctx, hess_tensor *a, int axis)
 {
     return sum_axis(ctx, a, axis, false, "hess_sum_axis");
 }
 
-hess_tensor *hess_mean_axis(hess_context *ctx, hess_tensor *a, int axis)
+static hess_tensor *mean_axis_impl(hess_context *ctx, hess_tensor *a, int axis)
 {
     return sum_axis(ctx, a, axis, true, "hess_mean_axis");
 }
@@ -136,7 +137,7 @@ hess_tensor *hess_mean_axis(hess_context *ctx, hess_tensor *a, int axis)
 /* Layers and losses                                                        */
 /* ------------------------------------------------------------------------ */
 
-hess_tensor *hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b)
+static hess_tensor *linear_impl(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b)
 {
     static const char fn[] = "hess_linear";
     if (!ctx || hess__check(ctx, x, fn) || hess__check(ctx, W, fn) ||
@@ -176,7 +177,7 @@ same_shape_or_fail(hess_context *ctx, const hess_tensor *a, const hess_tensor *b
     return false;
 }
 
-hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
+static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
 {
     static const char fn[] = "hess_mse_loss";
     if (!ctx || hess__check(ctx, pred, fn) || hess__check(ctx, target, fn) ||
@@ -185,7 +186,8 @@ hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *ta
     return hess_mean(ctx, hess_square(ctx, hess_sub(ctx, pred, target)));
 }
 
-hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+static hess_tensor *
+bce_with_logits_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
 {
     static const char fn[] = "hess_bce_with_logits";
     if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn) ||
@@ -195,7 +197,7 @@ hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_t
                      hess_sub(ctx, hess_softplus(ctx, logits), hess_mul(ctx, logits, targets)));
 }
 
-hess_tensor *hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
 {
     static const char fn[] = "hess_cross_entropy";
     if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn))
@@ -229,4 +231,63 @@ hess_tensor *hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_ten
         onehot->data[i * C + (int64_t)targets->data[i]] = 1.0;
     hess_tensor *lp = hess_log_softmax(ctx, logits, -1);
     return hess_scale(ctx, hess_sum(ctx, hess_mul(ctx, onehot, lp)), -1.0 / (double)B);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public entry points of the composites: errors from the ops they are made */
+/* of name the function the caller called.                                 */
+/* ------------------------------------------------------------------------ */
+
+hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis)
+{
+    const char *saved = hess__api_enter(ctx, "hess_softmax");
+    return hess__api_leave(ctx, saved, softmax_impl(ctx, a, axis));
+}
+
+hess_tensor *hess_sum(hess_context *ctx, hess_tensor *a)
+{
+    const char *saved = hess__api_enter(ctx, "hess_sum");
+    return hess__api_leave(ctx, saved, sum_impl(ctx, a));
+}
+
+hess_tensor *hess_mean(hess_context *ctx, hess_tensor *a)
+{
+    const char *saved = hess__api_enter(ctx, "hess_mean");
+    return hess__api_leave(ctx, saved, mean_impl(ctx, a));
+}
+
+hess_tensor *hess_sum_axis(hess_context *ctx, hess_tensor *a, int axis)
+{
+    const char *saved = hess__api_enter(ctx, "hess_sum_axis");
+    return hess__api_leave(ctx, saved, sum_axis_impl(ctx, a, axis));
+}
+
+hess_tensor *hess_mean_axis(hess_context *ctx, hess_tensor *a, int axis)
+{
+    const char *saved = hess__api_enter(ctx, "hess_mean_axis");
+    return hess__api_leave(ctx, saved, mean_axis_impl(ctx, a, axis));
+}
+
+hess_tensor *hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b)
+{
+    const char *saved = hess__api_enter(ctx, "hess_linear");
+    return hess__api_leave(ctx, saved, linear_impl(ctx, x, W, b));
+}
+
+hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
+{
+    const char *saved = hess__api_enter(ctx, "hess_mse_loss");
+    return hess__api_leave(ctx, saved, mse_loss_impl(ctx, pred, target));
+}
+
+hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    const char *saved = hess__api_enter(ctx, "hess_bce_with_logits");
+    return hess__api_leave(ctx, saved, bce_with_logits_impl(ctx, logits, targets));
+}
+
+hess_tensor *hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    const char *saved = hess__api_enter(ctx, "hess_cross_entropy");
+    return hess__api_leave(ctx, saved, cross_entropy_impl(ctx, logits, targets));
 }

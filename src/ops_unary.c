@@ -121,6 +121,15 @@ static void sqrt_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, h
 static void pow_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
     const double p = out->p[0];
+    if (p == 0.0) { /* a^0 = 1: a zero cotangent (not 0 * pow(0, -1) = NaN), kept
+                     * on the graph so that the dependence stays, as in PyTorch */
+        gin[0] = hess__affine(ctx, g, 0.0, 0.0);
+        return;
+    }
+    if (p == 1.0) {
+        gin[0] = g;
+        return;
+    }
     hess_tensor *d = p == 2.0 ? hess__affine(ctx, out->src[0], 2.0, 0.0)
                               : hess__affine(ctx, hess_pow(ctx, out->src[0], p - 1.0), p, 0.0);
     gin[0] = hess_mul(ctx, g, d);

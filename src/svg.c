@@ -63,12 +63,14 @@ static const char *px(char buf[48], double x)
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid; also
  * rejects code points XML 1.0 forbids (controls other than tab and newline,
- * U+FFFE, U+FFFF). */
+ * U+FFFE, U+FFFF) and the controls DEL and U+0080..U+009F. */
 static size_t utf8_len(const unsigned char *s)
 {
     const unsigned c = s[0];
     if (c < 0x80)
-        return c >= 0x20 || c == '\t' || c == '\n' ? 1 : 0;
+        return (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n' ? 1 : 0;
+    if (c == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+        return 0; /* C1 controls: legal XML, but drawn as boxes */
     size_t n = c >= 0xc2 && c <= 0xdf   ? 2
                : c >= 0xe0 && c <= 0xef ? 3
                : c >= 0xf0 && c <= 0xf4 ? 4

@@ -6,37 +6,6 @@
 
 #include <string.h>
 
-/* Checks rank and dimensions; returns false with HESS_ERR_ARG recorded. */
-static bool check_shape(hess_context *ctx, int ndim, const int64_t *shape, const char *fn)
-{
-    if (ndim < 0 || ndim > HESS_MAX_DIMS) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d", fn, ndim, HESS_MAX_DIMS);
-        return false;
-    }
-    if (ndim > 0 && !shape) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: NULL shape for rank %d", fn, ndim);
-        return false;
-    }
-    /* Element count must fit the arena's size_t arithmetic with room to spare. */
-    const int64_t limit = (int64_t)(SIZE_MAX / 4 / sizeof(double)) < INT64_MAX / 4
-                              ? (int64_t)(SIZE_MAX / 4 / sizeof(double))
-                              : INT64_MAX / 4;
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 1) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: dimension %d is %lld; dimensions must be >= 1", fn,
-                        i, (long long)shape[i]);
-            return false;
-        }
-        if (shape[i] > limit / n) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: element count overflows", fn);
-            return false;
-        }
-        n *= shape[i];
-    }
-    return true;
-}
-
 static hess_tensor *leaf_new(hess_context *ctx,
                              int ndim,
                              const int64_t *shape,
@@ -44,7 +13,7 @@ static hess_tensor *leaf_new(hess_context *ctx,
                              unsigned flags,
                              const char *fn)
 {
-    if (!ctx || !check_shape(ctx, ndim, shape, fn))
+    if (!ctx || !hess__check_shape(ctx, ndim, shape, HESS_MAX_DIMS, fn))
         return NULL;
     hess_tensor *t = hess__node(ctx, HESS_OP_NONE, ndim, shape, NULL, NULL, fn);
     if (!t)
