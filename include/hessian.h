@@ -39,8 +39,11 @@ extern "C" {
 /* Version: written once, here; CMake reads it from this file.              */
 /* ------------------------------------------------------------------------ */
 
+/** Major version: releases with the same major version are ABI compatible. */
 #define HESS_VERSION_MAJOR 0
+/** Minor version: additions that keep the ABI. */
 #define HESS_VERSION_MINOR 1
+/** Patch version: fixes only. */
 #define HESS_VERSION_PATCH 0
 /** The version as one number, MAJOR*10000 + MINOR*100 + PATCH. */
 #define HESS_VERSION_NUMBER                                                                        \
@@ -50,6 +53,11 @@ extern "C" {
 /* Export macro                                                             */
 /* ------------------------------------------------------------------------ */
 
+/**
+ * @def HESS_API
+ * Marks a public declaration: exported from the shared library (default
+ * visibility; dllexport/dllimport on Windows).  Everything else is hidden.
+ */
 #if defined(_WIN32) && defined(HESSIAN_SHARED)
 #ifdef HESSIAN_BUILDING
 #define HESS_API __declspec(dllexport)
@@ -85,9 +93,11 @@ HESS_API const char *hess_version_string(void);
 
 /** A status code: HESS_OK (0) or one of the negative HESS_ERR_* values. */
 typedef enum hess_status {
+/** @cond INTERNAL */
 #define HESS_X_(name, value, text) name = value,
     HESS_STATUS_LIST(HESS_X_)
 #undef HESS_X_
+    /** @endcond */
 } hess_status;
 
 /** Static text for a status code ("out of memory"); never NULL. */
@@ -558,7 +568,7 @@ typedef struct hess_named_tensor {
  */
 typedef struct hess_ref_file {
     const char *case_name; /**< the case's name, one word (<= 127 bytes); NULL or "" = none */
-    const char *model;     /**< one line of free text (<= 500 bytes); NULL or "" = none */
+    const char *model;     /**< one line, <= 500 bytes, no controls but tabs; NULL or "" = none */
     size_t n;              /**< number of tensors, >= 1 */
     const hess_named_tensor *tensors; /**< n tensors with distinct names, in file order */
 } hess_ref_file;
@@ -580,10 +590,12 @@ HESS_API hess_status hess_save_ref(hess_context *ctx, const char *path, const he
  * @p ctx, and so are the names, the tensors array and the case and model
  * strings ("" when absent).  Tensors whose names begin with @p param_prefix
  * (e.g. "param:") are made parameters, the others constants; NULL or "" makes
- * them all constants.  Malformed input (bad header, unknown keyword, rank
- * above HESS_MAX_DIMS, a dimension < 1, more values than the file could hold,
- * a malformed or missing value, a repeated name, no tensors) is HESS_ERR_IO
- * with the file and line in the message.  The file must be seekable.
+ * them all constants.  Malformed input (bad header, unknown keyword, a
+ * control byte, rank above HESS_MAX_DIMS, a dimension < 1, more values than
+ * the file could hold, a malformed or missing value, a name or token too
+ * long, a repeated name, no tensors) is HESS_ERR_IO with the file and line in
+ * the message.  What is read can always be written back by hess_save_ref().
+ * The file must be seekable.
  * @return HESS_OK; HESS_ERR_ARG (NULL path or out); HESS_ERR_IO;
  * HESS_ERR_NOMEM.  On error *out is zeroed and nothing is left in the context.
  * Cost O(file size).
