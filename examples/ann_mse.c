@@ -16,6 +16,7 @@
  * the create_graph gradient itself and differentiates it once per element).
  *
  * Usage: ann_mse [--full] [--precision N] [--sigmoid | --tanh] [--case FILE]
+ *                [--svg FILE] [--npy FILE]
  *   (no options)   the network above, with the weights of tests/data/seed_ann.ref
  *                  built in, so that no file is needed
  *   --full         also print the full N x N Hessian (hess_hessian_ex; while
@@ -31,10 +32,21 @@
  *                  the largest absolute and relative deviation.  Values the
  *                  file lacks are skipped.  The activation is not read from
  *                  the file: give --sigmoid or --tanh to match its model line.
+ *   --svg FILE     write the full Hessian as an SVG heatmap
+ *                  (hess_write_svg_heatmap): blocks W1 b1 W2 b2 outlined and
+ *                  labelled with their sizes, a title naming the network
+ *   --npy FILE     write the full Hessian as a NumPy .npy file, shape (N, N),
+ *                  float64 (hess_save_npy_array); np.load(FILE) reads it
+ *   --svg and --npy combine with each other, with --full and with --case (the
+ *   Hessian is computed once).  Everything is computed and the files are
+ *   written before anything is printed, so a file that cannot be written ends
+ *   the run with one line on stderr and nothing on stdout.
  *
  * Exit status: 0 success; 1 some relative deviation from the --case file is
- * above 1e-10; 2 bad arguments, or a file that cannot be read, is malformed
- * or does not fit a two-layer network; 3 a library call failed.
+ * above 1e-10; 2 bad arguments, a --case file that cannot be read, is
+ * malformed or does not fit a two-layer network, or an --svg or --npy file
+ * that cannot be written (the library's HESS_ERR_IO, whose message names the
+ * file); 3 any other failure of a library call.
  *
  * Printing.  Tensors are printed as PyTorch's print() shows them with its
  * default options, values only (no grad_fn=, no dtype= since float64 is the
@@ -455,6 +467,8 @@ typedef struct options {
     int full, help, precision;
     activation act;
     const char *case_file; /* NULL: the built-in network */
+    const char *svg_file;  /* --svg FILE, or NULL */
+    const char *npy_file;  /* --npy FILE, or NULL */
 } options;
 
 static const char *const act_names[3] = {"", " -> sigmoid", " -> tanh"};
@@ -571,20 +585,65 @@ static int compare_with_case(hess_context *ctx,
     return bad ? ANN_DEVIATION : ANN_OK;
 }
 
-/* Builds the network, prints its loss, gradient and Hessian diagonal, compares with the case. */
+/*
+ * A file the library could not write: for HESS_ERR_IO, the context's message
+ * (it names the function, the file and the problem) as the one line on stderr
+ * and ANN_BAD_INPUT, like a --case file that cannot be read; any other status
+ * is a library error.
+ */
+static int write_error(const hess_context *ctx, const char *what, hess_status st)
+{
+    if (st != HESS_ERR_IO)
+        return library_error(ctx, what, st);
+    fprintf(stderr, "ann_mse: %s\n", hess_context_errmsg(ctx));
+    return ANN_BAD_INPUT;
+}
+
+/* --svg and --npy: the n x n Hessian h as a heatmap and as a .npy file. */
+static int write_files(hess_context *ctx,
+                       const options *opt,
+                       const net_spec *net,
+                       hess_tensor *const p[4],
+                       const double *h,
+                       size_t n)
+{
+    if (opt->svg_file) {
+        size_t sizes[4];
+        for (int i = 0; i < 4; i++)
+            sizes[i] = (size_t)hess_tensor_numel(p[i]);
+        char samples[40] = "one sample";
+        if (net->batch)
+            snprintf(samples, sizeof samples, "batch of %lld", (long long)net->batch);
+        char title[200];
+        snprintf(title, sizeof title,
+                 "Hessian of Linear(%lld,%lld)%s -> Linear(%lld,%lld), MSE, %s", (long long)net->in,
+                 (long long)net->hidden, act_names[opt->act], (long long)net->hidden,
+                 (long long)net->out, samples);
+        hess_status st =
+            hess_write_svg_heatmap(ctx, opt->svg_file, n, h, 4, param_names, sizes, title);
+        if (st != HESS_OK)
+            return write_error(ctx, "hess_write_svg_heatmap", st);
+    }
+    if (opt->npy_file) {
+        const int64_t shape[2] = {(int64_t)n, (int64_t)n};
+        hess_status st = hess_save_npy_array(ctx, opt->npy_file, 2, shape, h);
+        if (st != HESS_OK)
+            return write_error(ctx, "hess_save_npy_array", st);
+    }
+    return ANN_OK;
+}
+
+/*
+ * Builds the network and computes its loss, gradient, Hessian diagonal and,
+ * when asked for, the full Hessian; writes the --svg and --npy files; only
+ * then prints, and compares with the case.
+ */
 static int run(hess_context *ctx, const options *opt, const net_spec *net, const expected *want)
 {
     hess_tensor *p[4];
     hess_tensor *loss = build_loss(ctx, net, opt->act, p);
     if (!loss)
         return library_error(ctx, "building the model", hess_context_status(ctx));
-    print_intro(opt, net, p);
-
-    printf("\nloss = ");
-    print_tensor("", loss, opt->precision);
-    printf("loss.item() = ");
-    print_shortest(hess_tensor_data(loss)[0]);
-    putchar('\n');
 
     /* The gradient, one tensor per parameter, shaped like it.  No HESS_CREATE_GRAPH:
      * the Hessian functions below make their own differentiable gradient. */
@@ -592,19 +651,17 @@ static int run(hess_context *ctx, const options *opt, const net_spec *net, const
     hess_status st = hess_grad(ctx, loss, 4, p, grad, 0);
     if (st != HESS_OK)
         return library_error(ctx, "hess_grad", st);
-    print_per_param("gradient dL/dtheta:", grad, opt->precision);
 
     /* The second derivatives d2L/dtheta_i^2, again one tensor per parameter. */
     hess_tensor *diag[4];
     st = hess_hessian_diag_tensors(ctx, loss, 4, p, diag);
     if (st != HESS_OK)
         return library_error(ctx, "hess_hessian_diag_tensors", st);
-    print_per_param("Hessian diagonal d2L/dtheta_i^2:", diag, opt->precision);
 
-    /* The full Hessian only when it is printed or compared. */
+    /* The full Hessian only when it is printed, written or compared. */
     const size_t n = hess_param_count(4, p);
     double *h = NULL;
-    if (opt->full || want->hessian) {
+    if (opt->full || opt->svg_file || opt->npy_file || want->hessian) {
         if (!(h = malloc(n * n * sizeof *h))) {
             fprintf(stderr, "ann_mse: out of memory for the %zu x %zu Hessian\n", n, n);
             return ANN_LIBRARY_ERROR;
@@ -616,9 +673,29 @@ static int run(hess_context *ctx, const options *opt, const net_spec *net, const
             free(h);
             return library_error(ctx, "hess_hessian_ex", st);
         }
+        int status = write_files(ctx, opt, net, p, h, n);
+        if (status != ANN_OK) {
+            free(h);
+            return status;
+        }
     }
+
+    print_intro(opt, net, p);
+    printf("\nloss = ");
+    print_tensor("", loss, opt->precision);
+    printf("loss.item() = ");
+    print_shortest(hess_tensor_data(loss)[0]);
+    putchar('\n');
+    print_per_param("gradient dL/dtheta:", grad, opt->precision);
+    print_per_param("Hessian diagonal d2L/dtheta_i^2:", diag, opt->precision);
     if (opt->full)
         print_hessian(h, n, p, opt->precision);
+    if (opt->svg_file || opt->npy_file)
+        putchar('\n');
+    if (opt->svg_file)
+        printf("wrote the %zu x %zu Hessian as an SVG heatmap to %s\n", n, n, opt->svg_file);
+    if (opt->npy_file)
+        printf("wrote the %zu x %zu Hessian as .npy (float64) to %s\n", n, n, opt->npy_file);
     int status =
         opt->case_file ? compare_with_case(ctx, opt, want, loss, p, grad, diag, h) : ANN_OK;
     free(h);
@@ -632,19 +709,23 @@ static int run(hess_context *ctx, const options *opt, const net_spec *net, const
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ann_mse [--full] [--precision N] [--sigmoid | --tanh] [--case FILE]\n"
+                 "               [--svg FILE] [--npy FILE]\n"
                  "  --full         also print the full Hessian\n"
                  "  --precision N  digits after the point, 0 to 17 (default 4)\n"
                  "  --sigmoid      sigmoid between the layers\n"
                  "  --tanh         tanh between the layers\n"
                  "  --case FILE    weights and data from a reference file; compare its values\n"
-                 "exit status: 0 ok, 1 deviation above 1e-10, 2 bad arguments or file, "
-                 "3 library error\n");
+                 "  --svg FILE     write the full Hessian as an SVG heatmap\n"
+                 "  --npy FILE     write the full Hessian as a NumPy .npy file\n"
+                 "exit status: 0 ok; 1 deviation above 1e-10; 2 bad arguments, a --case file\n"
+                 "  that cannot be read or does not fit, or an --svg/--npy file that cannot be\n"
+                 "  written; 3 other library error\n");
 }
 
 /* Parses argv into *opt; on a bad argument prints one line and returns -1. */
 static int parse_args(int argc, char **argv, options *opt)
 {
-    *opt = (options){0, 0, 4, ACT_NONE, NULL};
+    *opt = (options){0, 0, 4, ACT_NONE, NULL, NULL, NULL};
     const char *problem = NULL;
     for (int i = 1; i < argc && !problem; i++) {
         const char *arg = argv[i];
@@ -655,11 +736,17 @@ static int parse_args(int argc, char **argv, options *opt)
             if (opt->act != ACT_NONE && opt->act != act)
                 problem = "--sigmoid and --tanh exclude each other";
             opt->act = act;
-        } else if (strcmp(arg, "--case") == 0) {
+        } else if (strcmp(arg, "--case") == 0 || strcmp(arg, "--svg") == 0 ||
+                   strcmp(arg, "--npy") == 0) {
+            const char **file = arg[2] == 'c'   ? &opt->case_file
+                                : arg[2] == 's' ? &opt->svg_file
+                                                : &opt->npy_file;
             if (i + 1 < argc)
-                opt->case_file = argv[++i];
+                *file = argv[++i];
             else
-                problem = "--case needs a FILE";
+                problem = arg[2] == 'c'   ? "--case needs a FILE"
+                          : arg[2] == 's' ? "--svg needs a FILE"
+                                          : "--npy needs a FILE";
         } else if (strcmp(arg, "--precision") == 0) {
             char *end = NULL;
             long digits = i + 1 < argc ? strtol(argv[++i], &end, 10) : -1;
