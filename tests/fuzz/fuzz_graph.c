@@ -822,6 +822,77 @@ out:
     free(d);
 }
 
+/* Cancels hess_hessian_ex once `at` rows are done; records how many were. */
+typedef struct cancel_at {
+    size_t at, done;
+} cancel_at;
+
+static int progress_cancel(size_t done, size_t total, void *user)
+{
+    cancel_at *c = user;
+    CHECK(done <= total && done > c->done, "progress %zu of %zu after %zu", done, total, c->done);
+    c->done = done;
+    return done >= c->at;
+}
+
+/* The other functions on the same loss, after the mark check (they leave
+ * tensors in the context): hess_vjp seeded with 2 (= 2 g), the diagonal as
+ * tensors (= diag) and hess_hessian_ex cancelled part way (the rows reported
+ * done = those of H).  compare: the loss is fit for comparisons. */
+static void more_checks(run *R,
+                        int n,
+                        hess_tensor *const p[],
+                        size_t N,
+                        const double *g,
+                        const double *H,
+                        const double *diag,
+                        size_t size,
+                        bool compare)
+{
+    hess_tensor *two = hess_scalar(R->ctx, 2.0), *gt[MAX_PARAMS], *dt[MAX_PARAMS];
+    hess_tensor *seed =
+        two && hess_tensor_ndim(R->loss) > 0
+            ? hess_reshape(R->ctx, two, hess_tensor_ndim(R->loss), hess_tensor_shape(R->loss))
+            : two;
+    if (!seed)
+        return;
+    hess_status st = hess_vjp(R->ctx, 1, &R->loss, &seed, (size_t)n, p, gt, 0);
+    check_status(R, st, "hess_vjp");
+    for (int i = 0, off = 0; st == HESS_OK && compare && i < n;
+         off += (int)hess_tensor_numel(gt[i]), i++)
+        for (int64_t j = 0; j < hess_tensor_numel(gt[i]); j++)
+            CHECK(close_enough(hess_tensor_data(gt[i])[j], 2 * g[off + j], 1e-12, 1e-300),
+                  "hess_vjp with seed 2 gave %.17g, 2 g = %.17g", hess_tensor_data(gt[i])[j],
+                  2 * g[off + j]);
+    st = hess_hessian_diag_tensors(R->ctx, R->loss, (size_t)n, p, dt);
+    check_status(R, st, "hess_hessian_diag_tensors");
+    for (int i = 0, off = 0; st == HESS_OK && compare && i < n;
+         off += (int)hess_tensor_numel(dt[i]), i++)
+        for (int64_t j = 0; j < hess_tensor_numel(dt[i]); j++)
+            CHECK(hess_tensor_data(dt[i])[j] == diag[off + j],
+                  "hess_hessian_diag_tensors gave %.17g, hess_hessian_diag %.17g",
+                  hess_tensor_data(dt[i])[j], diag[off + j]);
+    double *rows = malloc(N * N * sizeof *rows);
+    cancel_at c = {1 + size % N, 0};
+    const hess_hessian_opts o = {1 + size % 4, 0, progress_cancel, &c};
+    st = hess_hessian_ex(R->ctx, R->loss, (size_t)n, p, &o, rows);
+    check_status(R, st, "hess_hessian_ex");
+    if (st == HESS_OK)
+        CHECK(c.done == N, "hess_hessian_ex finished after %zu of %zu rows", c.done, N);
+    if (st == HESS_ERR_CANCELLED) {
+        CHECK(c.done < N || c.at <= N, "cancelled with nothing left to do");
+        double hmax = 0;
+        for (size_t i = 0; i < N * N; i++)
+            hmax = fmax(hmax, fabs(H[i]));
+        for (size_t i = 0; compare && i < c.done * N; i++)
+            CHECK(close_enough(rows[i], H[i], 1e-9, 1e-9 * (1 + hmax)),
+                  "hess_hessian_ex cancelled after %zu rows: element %zu = %.17g, H = %.17g",
+                  c.done, i, rows[i], H[i]);
+        hess_context_clear_error(R->ctx);
+    }
+    free(rows);
+}
+
 /* Every Hessian function on the run's loss: statuses and messages always;
  * symmetry and agreement between them when they succeed. */
 static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
@@ -864,6 +935,8 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
 
     const bool all_ok = st_g == HESS_OK && st_h == HESS_OK && st_v == HESS_OK && st_d == HESS_OK &&
                         st_b == HESS_OK && st_k == HESS_OK;
+    more_checks(R, n, p, N, g, H, diag, size,
+                all_ok && !R->loss_unsafe && all_finite(H, N * N, 1e8) && all_finite(g, N, 1e8));
     /* Only for a loss away from kinks and singularities: near one (sqrt of
      * 1e-16, say) the double-backward graph holds terms of 1e16 that cancel,
      * and the functions' different summation orders differ by their rounding
