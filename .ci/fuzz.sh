@@ -54,6 +54,6 @@ if [ "$status" -ne 0 ] || ls crash-* oom-* timeout-* >/dev/null 2>&1; then
     grep -E 'fuzz_graph: check failed|ERROR: |SUMMARY' fuzz.log | head -5 >&2 || true
     exit 1
 fi
-echo "fuzz.sh: no crash in ${time_s}s (corpus now $(ls corpus | wc -l) inputs)"
+echo "fuzz.sh: no crash in ${time_s}s (corpus now $(find corpus -type f | wc -l) inputs)"
 [ "${FUZZ_KEEP_CORPUS:-0}" = 1 ] || rm -rf "$work/corpus"
 exit 0
