@@ -437,7 +437,9 @@ static void decode_unary(run *R, reader *rd)
         break;
     }
     case 10:
+        /* a factor like 1e300 turns the finite-difference step into overflow */
         t = hess_scale(c, a, SCALES[pb % 8]);
+        unsafe = unsafe || !(fabs(SCALES[pb % 8]) <= MODERATE);
         break;
     case 11:
         t = hess_sum(c, a);
@@ -740,7 +742,8 @@ static bool eval_at(const uint8_t *data, size_t size, const double *d, double *l
         size_t N;
         const int n = used_params(&R2, p, &N);
         *loss = hess_tensor_data(R2.loss)[0];
-        ok = n > 0 && (!g || flat_grad(&R2, n, p, g, 0) == HESS_OK);
+        ok = n > 0 && isfinite(*loss) && (!g || flat_grad(&R2, n, p, g, 0) == HESS_OK) &&
+             (!g || all_finite(g, N, INFINITY));
     }
     if (R2.ctx)
         finish(&R2);
