@@ -143,8 +143,8 @@ HESS_INTERNAL void *hess__calloc(hess_context *ctx, size_t size, const char *fn)
  * they are made of name the public function:  saved = hess__api_enter(ctx, fn);
  * return hess__api_leave(ctx, saved, impl(...)).  The outermost call wins. */
 HESS_INTERNAL const char *hess__api_enter(hess_context *ctx, const char *fn);
-HESS_INTERNAL hess_tensor *hess__api_leave(hess_context *ctx, const char *saved,
-                                           hess_tensor *result);
+HESS_INTERNAL hess_tensor *
+hess__api_leave(hess_context *ctx, const char *saved, hess_tensor *result);
 
 /* Records the first error; later ones are ignored until cleared. */
 HESS_INTERNAL void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
