@@ -180,6 +180,25 @@ hess_status hess__backward(hess_context *ctx,
     return st;
 }
 
+/* What hess_grad and hess_vjp check first: grads[] is NULL on every failure,
+ * a pending error is returned as it is, and the flags must be known ones. */
+static hess_status
+entry_checks(hess_context *ctx, size_t n, hess_tensor *grads[], unsigned flags, const char *fn)
+{
+    if (grads)
+        for (size_t i = 0; i < n; i++)
+            grads[i] = NULL;
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
+    if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: unknown flags 0x%x", fn, flags);
+        return HESS_ERR_ARG;
+    }
+    return HESS_OK;
+}
+
 hess_status hess_grad(hess_context *ctx,
                       hess_tensor *y,
                       size_t n,
@@ -188,24 +207,13 @@ hess_status hess_grad(hess_context *ctx,
                       unsigned flags)
 {
     static const char fn[] = "hess_grad";
-    if (grads)
-        for (size_t i = 0; i < n; i++)
-            grads[i] = NULL; /* NULL on every failure */
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status;
-    hess_status st = hess__check(ctx, y, fn);
-    if (st != HESS_OK)
+    hess_status st = entry_checks(ctx, n, grads, flags, fn);
+    if (st != HESS_OK || (st = hess__check(ctx, y, fn)) != HESS_OK)
         return st;
     if (y->numel != 1) {
         char s[96];
         hess__error(ctx, HESS_ERR_ARG, "%s: y must be a scalar, got %s", fn,
                     hess__shape_str(s, y->ndim, y->shape));
-        return HESS_ERR_ARG;
-    }
-    if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: unknown flags 0x%x", fn, flags);
         return HESS_ERR_ARG;
     }
     const double one = 1.0;
@@ -224,16 +232,8 @@ hess_status hess_vjp(hess_context *ctx,
                      hess_tensor *grads[],
                      unsigned flags)
 {
-    if (grads)
-        for (size_t i = 0; i < n; i++)
-            grads[i] = NULL; /* NULL on every failure */
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
-    if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
-        hess__error(ctx, HESS_ERR_ARG, "hess_vjp: unknown flags 0x%x", flags);
-        return HESS_ERR_ARG;
-    }
+    hess_status st = entry_checks(ctx, n, grads, flags, "hess_vjp");
+    if (st != HESS_OK)
+        return st;
     return hess__backward(ctx, n_out, outputs, seeds, n, wrt, grads, flags, "hess_vjp", "wrt");
 }
