@@ -79,11 +79,13 @@ static void tanh_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, h
     gin[0] = hess_mul(ctx, g, hess__affine(ctx, hess_square(ctx, out), -1.0, 1.0));
 }
 
-/* d sigmoid(a) = out (1 - out) da */
+/* d sigmoid(a) = out (1 - out) da = sigmoid(a) sigmoid(-a) da */
 static void
 sigmoid_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    gin[0] = hess_mul(ctx, g, hess_mul(ctx, out, hess__affine(ctx, out, -1.0, 1.0)));
+    /* 1 - sigmoid(a) is sigmoid(-a): exact where 1 - out cancels (a >~ 30) */
+    hess_tensor *rest = hess_sigmoid(ctx, hess_neg(ctx, out->src[0]));
+    gin[0] = hess_mul(ctx, g, hess_mul(ctx, out, rest));
 }
 
 /* d relu(a) = step(a) da; step's own derivative is zero */

@@ -296,6 +296,25 @@ static void test_analytic_cubic_third_derivative(void **state)
     }
 }
 
+/* sigmoid' = sigmoid(x) sigmoid(-x) keeps full relative accuracy in the tail,
+ * where sigmoid (1 - sigmoid) cancels; and so does its second derivative. */
+static void test_analytic_sigmoid_tail(void **state)
+{
+    hess_context *ctx = *state;
+    const double xs[4] = {30.0, 40.0, 100.0, -40.0};
+    for (int i = 0; i < 4; i++) {
+        const double x = xs[i];
+        hess_tensor *p = hess_param_new(ctx, 0, NULL, &x), *g, *h;
+        hess_tensor *y = hess_sigmoid(ctx, p);
+        assert_ok(ctx, hess_grad(ctx, y, 1, &p, &g, HESS_CREATE_GRAPH));
+        assert_ok(ctx, hess_grad(ctx, g, 1, &p, &h, 0));
+        const double e = exp(-fabs(x)), s1 = e / ((1 + e) * (1 + e));
+        const double s2 = (x > 0 ? -1 : 1) * s1 * (1 - e) / (1 + e);
+        assert_close(hess_tensor_data(g)[0], s1, 1e-14, 0);
+        assert_close(hess_tensor_data(h)[0], s2, 1e-13, 0);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Invariants on random small networks                                      */
 /* ------------------------------------------------------------------------ */
@@ -555,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_analytic_linear_mse, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_analytic_cubic_third_derivative, setup_ctx,
                                         teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_analytic_sigmoid_tail, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_invariants_tanh_mse, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_invariants_relu_cross_entropy, setup_ctx,
                                         teardown_ctx),
