@@ -150,8 +150,8 @@ hess__api_leave(hess_context *ctx, const char *saved, hess_tensor *result);
 HESS_INTERNAL void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
     HESS_PRINTF(3, 4);
 
-/* Checks rank (0..max_dims), dimensions (>= 1) and element count; false with
- * HESS_ERR_ARG recorded otherwise. */
+/* Checks rank (0..max_dims), a shape pointer and dimensions (>= 1); false with
+ * HESS_ERR_ARG recorded otherwise.  The element count is checked by hess__node. */
 HESS_INTERNAL bool
 hess__check_shape(hess_context *ctx, int ndim, const int64_t *shape, int max_dims, const char *fn);
 
@@ -229,11 +229,5 @@ HESS_INTERNAL hess_status hess__replay_plan(hess_context *ctx,
 HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx,
                                            const hess__replay *plan,
                                            const char *fn);
-
-#define HESS_ASSERT(c)                                                                             \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 #endif /* HESS_INTERNAL_H */

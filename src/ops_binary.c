@@ -318,18 +318,8 @@ static hess_tensor *reshape_op(
 {
     if (!ctx || hess__check(ctx, a, fn))
         return NULL;
-    const int max_dims = ctx->batch_k ? HESS_DIMS : HESS_MAX_DIMS;
-    if (ndim < 0 || ndim > max_dims || (ndim > 0 && !shape)) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: rank %d is outside 0..%d or shape is NULL", fn, ndim,
-                    max_dims);
+    if (!hess__check_shape(ctx, ndim, shape, ctx->batch_k ? HESS_DIMS : HESS_MAX_DIMS, fn))
         return NULL;
-    }
-    for (int i = 0; i < ndim; i++)
-        if (shape[i] < 1) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: dimension %d is %lld; dimensions must be >= 1", fn,
-                        i, (long long)shape[i]);
-            return NULL;
-        }
     /* a count that cannot match is a shape error below; a broadcast whose
      * count overflows is refused by hess__node */
     bool ok;
