@@ -105,21 +105,36 @@ static void gemm(int64_t m,
 }
 
 /* C[m,n] = op(A) op(B) with op(A) [m,k], op(B) [k,n], A and B row-major as
- * stored (A is [k,m] when ta, B is [n,k] when tb).  CBLAS when the build has
- * it and the product is not tiny, else the portable kernel above. */
-static void gemm_t(
-    bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
+ * stored with leading dimensions lda and ldb (A is [k,m] when ta, B is [n,k]
+ * when tb).  CBLAS when the build has it and the product is not tiny, else the
+ * portable kernel above. */
+static void gemm_ld(bool ta,
+                    bool tb,
+                    int64_t m,
+                    int64_t n,
+                    int64_t k,
+                    const double *a,
+                    int64_t lda,
+                    const double *b,
+                    int64_t ldb,
+                    double *c)
 {
 #ifdef HESSIAN_HAVE_CBLAS
     if (m * n * k >= HESS_BLAS_MIN_FLOPS) {
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)m, (int)n, (int)k, 1.0, a, (int)(ta ? m : k), b, (int)(tb ? k : n), 0.0, c,
-                    (int)n);
+                    (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c, (int)n);
         return;
     }
 #endif
-    /* element strides of op(A)(i,p) and op(B)(p,j) within one matrix */
-    gemm(m, n, k, a, ta ? 1 : k, ta ? m : 1, b, tb ? 1 : n, tb ? k : 1, c);
+    /* element strides of op(A)(i,p) and op(B)(p,j) */
+    gemm(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb, tb ? ldb : 1, c);
+}
+
+/* gemm_ld for operands stored densely. */
+static void gemm_t(
+    bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
+{
+    gemm_ld(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c);
 }
 
 /* Offset of batch element bi of t (batch dims = all but the last two) in the
@@ -159,6 +174,18 @@ static int64_t batch_numel(const hess_tensor *t)
     return hess__numel(t->ndim - 2, t->shape);
 }
 
+/* Moves rows of c doubles between the layouts [K, r, c] and [r, K, c]:
+ * y[i, b, :] = x[b, i, :] (to_inner) or y[b, i, :] = x[i, b, :]. */
+static void swap_outer(const double *x, double *y, int64_t K, int64_t r, int64_t c, bool to_inner)
+{
+    const size_t len = (size_t)c * sizeof(double);
+    for (int64_t b = 0; b < K; b++)
+        for (int64_t i = 0; i < r; i++) {
+            const int64_t kri = (b * r + i) * c, rki = (i * K + b) * c;
+            memcpy(y + (to_inner ? rki : kri), x + (to_inner ? kri : rki), len);
+        }
+}
+
 /* Which single-product form a batched matmul takes (see matmul_forward) and
  * the scratch it needs, in doubles. */
 typedef enum { MM_LOOP, MM_STACK_A, MM_STACK_B } mm_form;
@@ -182,10 +209,12 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
 
 /* C[..., m, n] = op(A)[..., m, k] op(B)[..., k, n], batch dims broadcast.
  * When only one operand is batched -- the directions of a Hessian sweep -- the
- * batch becomes one tall product:
- *   A batched:  [C_1; ...; C_K] = [op(A_1); ...; op(A_K)] op(B)
- *   B batched:  [C_1^T; ...; C_K^T] = [op(B_1)^T; ...] op(A)^T, then transposed
- * with transposed operand blocks copied to the node's scratch first. */
+ * batch becomes one product, with whole rows moved where a layout must change
+ * (never element-wise transposes):
+ *   A batched:  [C_1; ...; C_K] = [op(A_1); ...; op(A_K)] op(B); when ta the
+ *               stack is (A_1 | ... | A_K)^T, a transposed operand to BLAS
+ *   B batched:  (C_1 | ... | C_K) = op(A) (op(B_1) | ... | op(B_K)); when tb the
+ *               right side is the stored [B_1; ...; B_K] transposed */
 static void matmul_forward(hess_tensor *out)
 {
     const hess_tensor *A = out->src[0], *B = out->src[1];
@@ -200,24 +229,25 @@ static void matmul_forward(hess_tensor *out)
         return;
     }
     switch (mm_plan(out, A, B, &scratch)) {
-    case MM_STACK_A: {
-        const double *a = A->data;
-        if (ta) { /* A_b is stored [k, m]: make the rows [m, k] */
-            transpose_blocks(A->data, out->scratch, nbatch, k, m);
-            a = out->scratch;
+    case MM_STACK_A:
+        if (!ta) {
+            gemm_t(false, tb, nbatch * m, n, k, A->data, B->data, out->data);
+        } else { /* A_b is stored [k, m]: side by side they are [k, K*m] */
+            swap_outer(A->data, out->scratch, nbatch, k, m, true);
+            gemm_ld(true, tb, nbatch * m, n, k, out->scratch, nbatch * m, B->data, tb ? k : n,
+                    out->data);
         }
-        gemm_t(false, tb, nbatch * m, n, k, a, B->data, out->data);
         return;
-    }
     case MM_STACK_B: {
-        double *r = out->scratch; /* [K, n, m] */
-        const double *b = B->data;
-        if (!tb) { /* B_b is stored [k, n]: make op(B_b)^T = [n, k] */
-            transpose_blocks(B->data, r + out->numel, nbatch, k, n);
-            b = r + out->numel;
+        double *cs = out->scratch; /* [m, K, n] */
+        if (tb) {                  /* B_b is stored [n, k]: the stack is [K*n, k] as it is */
+            gemm_ld(ta, true, m, nbatch * n, k, A->data, ta ? m : k, B->data, k, cs);
+        } else { /* B_b is stored [k, n]: side by side they are [k, K*n] */
+            double *bs = cs + out->numel;
+            swap_outer(B->data, bs, nbatch, k, n, true);
+            gemm_ld(ta, false, m, nbatch * n, k, A->data, ta ? m : k, bs, nbatch * n, cs);
         }
-        gemm_t(false, !ta, nbatch * n, m, k, b, A->data, r);
-        transpose_blocks(r, out->data, nbatch, n, m);
+        swap_outer(cs, out->data, nbatch, m, n, false);
         return;
     }
     case MM_LOOP:

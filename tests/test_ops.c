@@ -6,6 +6,7 @@
  * every dimension) are checked with the values.  Derivatives are test_grad's.
  */
 #include "check.h"
+#include "hess_internal.h" /* hess__matmul_t: the transpose-flag forms */
 
 #include <math.h>
 #include <string.h>
@@ -321,6 +322,46 @@ static void test_ops_matmul_batched(void **state)
         want[q * 2 + 1] = tmp[1];
     }
     check_tensor(ctx, hess_matmul(ctx, v, r), 2, SHP(2, 2), want);
+}
+
+/* op(A) op(B) with one operand batched -- the form a Hessian sweep's products
+ * take -- for every transpose-flag pair, against a loop over the batch; the
+ * small size runs the built-in kernel, the larger one CBLAS when built in. */
+static void test_ops_matmul_stacked_flags(void **state)
+{
+    hess_context *ctx = *state;
+    static const int64_t sizes[2][3] = {{5, 7, 6}, {20, 24, 16}}; /* m, n, k */
+    static double av[3 * 24 * 24], bv[3 * 24 * 24], want[3 * 24 * 24];
+    for (int s = 0; s < 2; s++)
+        for (int f = 0; f < 4; f++)
+            for (int side = 0; side < 2; side++) {
+                const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], K = 3;
+                const bool ta = f & 1, tb = f & 2, abat = side == 0;
+                /* stored shapes: A [m,k] or [k,m]; B [k,n] or [n,k] */
+                const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+                const int64_t na = (abat ? K : 1) * ar * ac, nb = (abat ? 1 : K) * br * bc;
+                for (int64_t i = 0; i < na; i++)
+                    av[i] = sin(0.37 * (double)i + s + f);
+                for (int64_t i = 0; i < nb; i++)
+                    bv[i] = cos(0.23 * (double)i - s + f);
+                for (int64_t q = 0; q < K; q++) {
+                    const double *a = av + (abat ? q * ar * ac : 0);
+                    const double *b = bv + (abat ? 0 : q * br * bc);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            double acc = 0.0;
+                            for (int64_t p = 0; p < k; p++)
+                                acc += (ta ? a[p * m + i] : a[i * k + p]) *
+                                       (tb ? b[j * k + p] : b[p * n + j]);
+                            want[(q * m + i) * n + j] = acc;
+                        }
+                }
+                const int64_t sa[3] = {K, ar, ac}, sb[3] = {K, br, bc};
+                hess_tensor *A = abat ? mk(ctx, 3, sa, av) : mk(ctx, 2, sa + 1, av);
+                hess_tensor *B = abat ? mk(ctx, 2, sb + 1, bv) : mk(ctx, 3, sb, bv);
+                check_tensor(ctx, hess__matmul_t(ctx, A, B, ta, tb, "test_ops"), 3, SHP(K, m, n),
+                             want);
+            }
 }
 
 static void test_ops_transpose(void **state)
@@ -796,6 +837,7 @@ int main(void)
         T(test_ops_matmul_vector_matrix),
         T(test_ops_matmul_vector_vector),
         T(test_ops_matmul_batched),
+        T(test_ops_matmul_stacked_flags),
         T(test_ops_transpose),
         T(test_ops_reshape),
         T(test_ops_sum_mean),
