@@ -46,7 +46,9 @@
     X(SQUARE, square, 1)                                                                           \
     X(SQRT, sqrt, 1)                                                                               \
     X(POW, pow, 1)                                                                                 \
-    X(LOG_SOFTMAX, log_softmax, 1)
+    X(LOG_SOFTMAX, log_softmax, 1)                                                                 \
+    X(TANH_GRAD, tanh_grad, 2)                                                                     \
+    X(SIGMOID_GRAD, sigmoid_grad, 2)
 
 typedef enum hess_op {
 #define HESS_X_(e, n, a) HESS_OP_##e,
@@ -178,6 +180,10 @@ HESS_INTERNAL hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, con
 HESS_INTERNAL hess_tensor *
 hess__affine(hess_context *ctx, hess_tensor *a, double alpha, double beta);
 HESS_INTERNAL hess_tensor *hess__step(hess_context *ctx, hess_tensor *a);
+/* Fused derivatives, elementwise with broadcasting: g (1 - y^2), the
+ * cotangent of tanh with y = tanh(a); and g sigmoid'(a) = g sigmoid(a) sigmoid(-a). */
+HESS_INTERNAL hess_tensor *hess__tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y);
+HESS_INTERNAL hess_tensor *hess__sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *a);
 /* sum_to / broadcast_to the shape of `like`; returns a itself when equal. */
 HESS_INTERNAL hess_tensor *
 hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);

@@ -1,11 +1,12 @@
 /*
  * ops_binary.c -- broadcasting and the elementwise binary ops add, sub, mul,
- * div, with the broadcast pair sum_to / broadcast_to that are each other's
- * adjoints.  Legend: `out` is the result, `a`, `b` the operands; shapes align
- * at the trailing dimension (NumPy).
+ * div, the fused activation derivatives tanh_grad and sigmoid_grad, with the
+ * broadcast pair sum_to / broadcast_to that are each other's adjoints.  Legend: `out` is the
+ * result, `a`, `b` the operands; shapes align at the trailing dimension (NumPy).
  */
 #include "hess_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
@@ -106,9 +107,9 @@ typedef struct {
     const double *a, *b;
 } bin_args;
 
-/* One row: o[i] = a[i*sa] OP b[i*sb], specialised for the strides 0/1 so that
- * the compiler vectorises the common cases. */
-#define HESS_BINARY_ROW(name, OP)                                                                  \
+/* One row: o[i] = F(a[i*sa], b[i*sb]), specialised for the strides 0/1 so
+ * that the compiler vectorises the common cases. */
+#define HESS_BINARY_ROW(name, F)                                                                   \
     static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)                    \
     {                                                                                              \
         bin_args *g = k;                                                                           \
@@ -116,24 +117,41 @@ typedef struct {
         const double *a = g->a + off[1], *b = g->b + off[2];                                       \
         if (st[1] == 1 && st[2] == 1)                                                              \
             for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] OP b[i];                                                               \
+                o[i] = F(a[i], b[i]);                                                              \
         else if (st[1] == 1 && st[2] == 0) {                                                       \
             const double bv = b[0];                                                                \
             for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] OP bv;                                                                 \
+                o[i] = F(a[i], bv);                                                                \
         } else if (st[1] == 0 && st[2] == 1) {                                                     \
             const double av = a[0];                                                                \
             for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = av OP b[i];                                                                 \
+                o[i] = F(av, b[i]);                                                                \
         } else                                                                                     \
             for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i * st[1]] OP b[i * st[2]];                                               \
+                o[i] = F(a[i * st[1]], b[i * st[2]]);                                              \
     }
 
-HESS_BINARY_ROW(add_row, +)
-HESS_BINARY_ROW(sub_row, -)
-HESS_BINARY_ROW(mul_row, *)
-HESS_BINARY_ROW(div_row, /)
+/* sigmoid'(v) = sigmoid(v) sigmoid(-v) = e / (1 + e)^2 with e = exp(-|v|) <= 1:
+ * one exp, no overflow, full relative accuracy in both tails */
+static double dsigmoid1(double v)
+{
+    const double e = exp(-fabs(v)), d = 1.0 + e;
+    return e / (d * d);
+}
+
+#define ADD_F(x, y)          ((x) + (y))
+#define SUB_F(x, y)          ((x) - (y))
+#define MUL_F(x, y)          ((x) * (y))
+#define DIV_F(x, y)          ((x) / (y))
+#define TANH_GRAD_F(x, y)    ((x) * (1.0 - (y) * (y)))
+#define SIGMOID_GRAD_F(x, y) ((x)*dsigmoid1(y))
+
+HESS_BINARY_ROW(add_row, ADD_F)
+HESS_BINARY_ROW(sub_row, SUB_F)
+HESS_BINARY_ROW(mul_row, MUL_F)
+HESS_BINARY_ROW(div_row, DIV_F)
+HESS_BINARY_ROW(tanh_grad_row, TANH_GRAD_F)
+HESS_BINARY_ROW(sigmoid_grad_row, SIGMOID_GRAD_F)
 
 static void binary_forward(hess_tensor *out, row_fn row)
 {
@@ -157,6 +175,14 @@ static void mul_forward(hess_tensor *out)
 static void div_forward(hess_tensor *out)
 {
     binary_forward(out, div_row);
+}
+static void tanh_grad_forward(hess_tensor *out)
+{
+    binary_forward(out, tanh_grad_row);
+}
+static void sigmoid_grad_forward(hess_tensor *out)
+{
+    binary_forward(out, sigmoid_grad_row);
 }
 
 /* d(a+b) = g da + g db, each summed back to its operand's shape */
@@ -196,6 +222,37 @@ static void div_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, he
         gin[1] = hess__sum_like(ctx, hess_neg(ctx, hess_mul(ctx, gb, out)), b);
 }
 
+/* out = g (1 - y^2):  d/dg = (1 - y^2),  d/dy = -2 g y.  The factor -2 g y
+ * is formed before it meets the cotangent: in a Hessian sweep g and y are
+ * fixed, so only the last product is replayed for each block of rows. */
+static void
+tanh_grad_backward(hess_context *ctx, hess_tensor *out, hess_tensor *c, hess_tensor *gin[])
+{
+    hess_tensor *g = out->src[0], *y = out->src[1];
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, hess__tanh_grad(ctx, c, y), g);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(
+            ctx, hess_mul(ctx, c, hess__affine(ctx, hess_mul(ctx, g, y), -2.0, 0.0)), y);
+}
+
+/* out = g s'(a) with s' = sigmoid':  d/dg = s'(a),  d/da = g s''(a), where
+ * s'' = s' (1 - 2 sigmoid) = -s' tanh(a/2) keeps its relative accuracy in the
+ * tails; the fixed factor is formed first, as for tanh_grad. */
+static void
+sigmoid_grad_backward(hess_context *ctx, hess_tensor *out, hess_tensor *c, hess_tensor *gin[])
+{
+    hess_tensor *g = out->src[0], *a = out->src[1];
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, hess__sigmoid_grad(ctx, c, a), g);
+    if (HESS_NEED(ctx, 1)) {
+        hess_tensor *t = hess_tanh(ctx, hess__affine(ctx, a, 0.5, 0.0));
+        hess_tensor *d2 =
+            hess__sigmoid_grad(ctx, hess__affine(ctx, hess_mul(ctx, g, t), -1.0, 0.0), a);
+        gin[1] = hess__sum_like(ctx, hess_mul(ctx, c, d2), a);
+    }
+}
+
 static hess_tensor *
 binary(hess_context *ctx, hess_op op, hess_tensor *a, hess_tensor *b, const char *fn)
 {
@@ -230,6 +287,16 @@ hess_tensor *hess_mul(hess_context *ctx, hess_tensor *a, hess_tensor *b)
 hess_tensor *hess_div(hess_context *ctx, hess_tensor *a, hess_tensor *b)
 {
     return binary(ctx, HESS_OP_DIV, a, b, "hess_div");
+}
+
+hess_tensor *hess__tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y)
+{
+    return binary(ctx, HESS_OP_TANH_GRAD, g, y, "hess_tanh");
+}
+
+hess_tensor *hess__sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *a)
+{
+    return binary(ctx, HESS_OP_SIGMOID_GRAD, g, a, "hess_sigmoid");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -472,6 +539,9 @@ const hess_op_def hess__op_add = {"add", 2, add_forward, add_backward};
 const hess_op_def hess__op_sub = {"sub", 2, sub_forward, sub_backward};
 const hess_op_def hess__op_mul = {"mul", 2, mul_forward, mul_backward};
 const hess_op_def hess__op_div = {"div", 2, div_forward, div_backward};
+const hess_op_def hess__op_tanh_grad = {"tanh_grad", 2, tanh_grad_forward, tanh_grad_backward};
+const hess_op_def hess__op_sigmoid_grad = {"sigmoid_grad", 2, sigmoid_grad_forward,
+                                           sigmoid_grad_backward};
 const hess_op_def hess__op_sum_to = {"sum_to", 1, sum_to_forward, sum_to_backward};
 const hess_op_def hess__op_broadcast_to = {"broadcast_to", 1, broadcast_to_forward,
                                            broadcast_to_backward};

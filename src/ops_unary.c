@@ -73,19 +73,18 @@ static void log_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, he
     gin[0] = hess_div(ctx, g, out->src[0]);
 }
 
-/* d tanh(a) = (1 - out^2) da */
+/* d tanh(a) = (1 - out^2) da, one fused op (tanh_grad, ops_binary.c) */
 static void tanh_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    gin[0] = hess_mul(ctx, g, hess__affine(ctx, hess_square(ctx, out), -1.0, 1.0));
+    gin[0] = hess__tanh_grad(ctx, g, out);
 }
 
-/* d sigmoid(a) = out (1 - out) da = sigmoid(a) sigmoid(-a) da */
+/* d sigmoid(a) = sigmoid(a) sigmoid(-a) da, one fused op (sigmoid_grad), exact
+ * where 1 - out would cancel (a >~ 30) */
 static void
 sigmoid_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
-    /* 1 - sigmoid(a) is sigmoid(-a): exact where 1 - out cancels (a >~ 30) */
-    hess_tensor *rest = hess_sigmoid(ctx, hess_neg(ctx, out->src[0]));
-    gin[0] = hess_mul(ctx, g, hess_mul(ctx, out, rest));
+    gin[0] = hess__sigmoid_grad(ctx, g, out->src[0]);
 }
 
 /* d relu(a) = step(a) da; step's own derivative is zero */

@@ -252,6 +252,15 @@ BUILD(sigmoid)
 {
     return head(e, hess_sigmoid(CTX, p[0]));
 }
+/* The fused derivatives as forward ops, broadcasting both ways. */
+BUILD(tanh_grad_bcast)
+{
+    return head(e, hess__tanh_grad(CTX, p[0], p[1]));
+}
+BUILD(sigmoid_grad_bcast)
+{
+    return head(e, hess__sigmoid_grad(CTX, p[1], p[0]));
+}
 BUILD(relu)
 {
     return head(e, hess_mul(CTX, hess_relu(CTX, p[0]), p[1]));
@@ -404,6 +413,22 @@ static grad_case cases[] = {
     CASE(log, LOG, 1, P(2, 0.5, 2, 2, 2)),
     CASE(tanh, TANH, 1, P(2, -1.5, 1.5, 2, 2)),
     CASE(sigmoid, SIGMOID, 1, P(2, -2, 2, 2, 2)),
+    /* TANH_GRAD and SIGMOID_GRAD are made by the backward passes of tanh and
+     * sigmoid, and work as forward ops of their own */
+    {.name = "test_grad_tanh_grad",
+     .op = HESS_OP_TANH_GRAD,
+     .build = b_tanh,
+     .np = 1,
+     .p = {P(2, -1.5, 1.5, 2, 2)},
+     .in_grad = true},
+    CASE(tanh_grad_bcast, TANH_GRAD, 2, P(2, -1.5, 1.5, 2, 3), P(1, -1.5, 1.5, 3)),
+    {.name = "test_grad_sigmoid_grad",
+     .op = HESS_OP_SIGMOID_GRAD,
+     .build = b_sigmoid,
+     .np = 1,
+     .p = {P(2, -2, 2, 2, 2)},
+     .in_grad = true},
+    CASE(sigmoid_grad_bcast, SIGMOID_GRAD, 2, P(2, -4, 4, 2, 3), P(2, -1.5, 1.5, 2, 1)),
     CASE(relu, RELU, 2, PA(2, 0.05, 2, 3, 4), P(1, -1, 1, 4)),
     /* STEP is relu's derivative: it is made by the backward pass */
     {.name = "test_grad_step",
