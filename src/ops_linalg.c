@@ -201,6 +201,14 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
         return MM_STACK_A;
     }
     if (nbatch > 1 && batch_numel(B) == nbatch && batch_numel(A) == 1) {
+#ifdef HESSIAN_HAVE_CBLAS
+        /* Products big enough for BLAS run faster one by one than as one wide
+         * product with rows moved in and out (OpenBLAS 0.3.21, Zen 3: 26 vs 21
+         * GFLOP/s for 16 x [32,64] x [64,32]; 17 vs 11 at inner dimension 10). */
+        const int64_t m = out->shape[out->ndim - 2], n = out->shape[out->ndim - 1];
+        if (m * n * A->shape[A->ndim - (ta ? 2 : 1)] >= HESS_BLAS_MIN_FLOPS)
+            return MM_LOOP;
+#endif
         *scratch = (size_t)out->numel + (tb ? 0 : (size_t)B->numel);
         return MM_STACK_B;
     }
