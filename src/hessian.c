@@ -119,9 +119,31 @@ choose_k(const hess_context *ctx, int64_t first, size_t m, const hess_hessian_op
     return k ? (int64_t)k : 1;
 }
 
+/* Writes directions r0..r0+kk-1 into the k slots of V (unit vectors when Vsrc is
+ * NULL, else rows of Vsrc); slots past kk are zero. */
+static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t kk)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < G->ni; i++) {
+        double *d = G->v[i]->data;
+        const size_t len = (size_t)G->v[i]->numel / (size_t)G->k;
+        if (!Vsrc || kk < (size_t)G->k)
+            memset(d, 0, (size_t)G->v[i]->numel * sizeof *d);
+        for (size_t q = 0; q < kk; q++) {
+            const size_t r = r0 + q;
+            if (Vsrc)
+                memcpy(d + q * len, Vsrc + r * G->rows + off, len * sizeof *d);
+            else if (r >= off && r < off + len)
+                d[q * len + (r - off)] = 1.0;
+        }
+        off += len;
+    }
+}
+
 /* Builds g = dL/dpi (recorded) and HV = V . d g / d pj (detached, k directions),
- * for m directions in all; with v0 (k = 1) the direction is set at once and no
- * replay plan is made. */
+ * for m directions in all (rows of Vsrc, or unit vectors when it is NULL).  The
+ * first k directions are set before the build, so the first sweep's results
+ * are ready when it returns; a replay plan is made only when more follow. */
 static hess_status hvp_build(hess_context *ctx,
                              hess_tensor *loss,
                              size_t ni,
@@ -129,7 +151,7 @@ static hess_status hvp_build(hess_context *ctx,
                              size_t nj,
                              hess_tensor *const pj[],
                              size_t m,
-                             const double *v0,
+                             const double *Vsrc,
                              const hess_hessian_opts *opts,
                              hvp_graph *G,
                              const char *fn)
@@ -159,8 +181,7 @@ static hess_status hvp_build(hess_context *ctx,
     if (st != HESS_OK)
         return st;
 
-    G->k = v0 ? 1 : choose_k(ctx, first, m, opts);
-    size_t off = 0;
+    G->k = choose_k(ctx, first, m, opts);
     for (size_t i = 0; i < ni; i++) {
         int64_t shape[HESS_DIMS];
         shape[0] = G->k;
@@ -168,17 +189,13 @@ static hess_status hvp_build(hess_context *ctx,
         hess_tensor *v = hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + 1, shape, NULL, NULL, fn);
         if (!v)
             return ctx->status;
-        if (v0)
-            memcpy(v->data, v0 + off, (size_t)v->numel * sizeof(double));
-        else
-            memset(v->data, 0, (size_t)v->numel * sizeof(double));
-        off += (size_t)pi[i]->numel;
         G->v[i] = v;
     }
+    set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
     ctx->batch_k = G->k;
     st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
     ctx->batch_k = 0;
-    if (st != HESS_OK || v0)
+    if (st != HESS_OK || m <= (size_t)G->k)
         return st;
     return hess__replay_plan(ctx, ni, G->v, &G->plan);
 }
@@ -186,27 +203,6 @@ static hess_status hvp_build(hess_context *ctx,
 /* ------------------------------------------------------------------------ */
 /* Sweeps                                                                   */
 /* ------------------------------------------------------------------------ */
-
-/* Writes directions r0..r0+kk-1 into the k slots of V (unit vectors when Vsrc is
- * NULL, else rows of Vsrc); slots past kk are zero. */
-static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t kk)
-{
-    size_t off = 0;
-    for (size_t i = 0; i < G->ni; i++) {
-        double *d = G->v[i]->data;
-        const size_t len = (size_t)G->v[i]->numel / (size_t)G->k;
-        if (!Vsrc || kk < (size_t)G->k)
-            memset(d, 0, (size_t)G->v[i]->numel * sizeof *d);
-        for (size_t q = 0; q < kk; q++) {
-            const size_t r = r0 + q;
-            if (Vsrc)
-                memcpy(d + q * len, Vsrc + r * G->rows + off, len * sizeof *d);
-            else if (r >= off && r < off + len)
-                d[q * len + (r - off)] = 1.0;
-        }
-        off += len;
-    }
-}
 
 /* Copies result row q of the current sweep into out (cols doubles). */
 static void get_row(const hvp_graph *G, size_t q, double *out)
@@ -243,10 +239,12 @@ static hess_status run_rows(hess_context *ctx,
 {
     for (size_t r0 = 0; r0 < m; r0 += (size_t)G->k) {
         const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
-        set_dirs(G, Vsrc, r0, kk);
-        hess_status st = hess__replay_run(ctx, &G->plan, fn);
-        if (st != HESS_OK)
-            return st;
+        if (r0 > 0) { /* the first sweep ran when the graph was built */
+            set_dirs(G, Vsrc, r0, kk);
+            hess_status st = hess__replay_run(ctx, &G->plan, fn);
+            if (st != HESS_OK)
+                return st;
+        }
         for (size_t q = 0; q < kk; q++) {
             if (diag)
                 diag[r0 + q] = get_elem(G, q, r0 + q);
@@ -282,7 +280,7 @@ static hess_status rows_call(hess_context *ctx,
         m = hess_param_count(ni, pi);
     hvp_graph G;
     ctx->api = fn;
-    hess_status st = hvp_build(ctx, loss, ni, pi, nj, pj, m, NULL, opts, &G, fn);
+    hess_status st = hvp_build(ctx, loss, ni, pi, nj, pj, m, V, opts, &G, fn);
     if (st == HESS_OK)
         st = run_rows(ctx, &G, V, m, out, diag, opts, fn);
     ctx->api = NULL;
