@@ -178,11 +178,17 @@ static int64_t batch_numel(const hess_tensor *t)
  * y[i, b, :] = x[b, i, :] (to_inner) or y[b, i, :] = x[i, b, :]. */
 static void swap_outer(const double *x, double *y, int64_t K, int64_t r, int64_t c, bool to_inner)
 {
-    const size_t len = (size_t)c * sizeof(double);
     for (int64_t b = 0; b < K; b++)
         for (int64_t i = 0; i < r; i++) {
             const int64_t kri = (b * r + i) * c, rki = (i * K + b) * c;
-            memcpy(y + (to_inner ? rki : kri), x + (to_inner ? kri : rki), len);
+            const double *src = x + (to_inner ? kri : rki);
+            double *dst = y + (to_inner ? rki : kri);
+            if (c >= 16) {
+                memcpy(dst, src, (size_t)c * sizeof(double));
+            } else { /* short rows (small models): a call per row costs more */
+                for (int64_t j = 0; j < c; j++)
+                    dst[j] = src[j];
+            }
         }
 }
 
