@@ -380,6 +380,8 @@ static bool broadcasts_to(int nsmall, const int64_t *small, int nbig, const int6
     return true;
 }
 
+static bool shape_is(const hess_tensor *a, int nd, const int64_t *shape);
+
 static hess_tensor *reshape_op(
     hess_context *ctx, hess_op op, hess_tensor *a, int ndim, const int64_t *shape, const char *fn)
 {
@@ -409,6 +411,13 @@ static hess_tensor *reshape_op(
                     hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, ndim, shape));
         return NULL;
     }
+    /* reshape(reshape(x)) back to x's shape is x, when both were made alike
+     * (recorded or detached) and x is not a parameter, whose values change */
+    if (op == HESS_OP_RESHAPE && a->op == HESS_OP_RESHAPE && shape_is(a->src[0], ndim, shape) &&
+        !(a->src[0]->flags & HESS_T_PARAM) &&
+        (a->flags & HESS_T_DETACHED) == (a->src[0]->flags & HESS_T_DETACHED) &&
+        (a->flags & HESS_T_DETACHED) == (ctx->no_record ? HESS_T_DETACHED : 0u))
+        return a->src[0];
     return hess__finish(ctx, hess__node(ctx, op, ndim, shape, a, NULL, fn), fn);
 }
 
