@@ -401,6 +401,16 @@ static void test_ops_reshape(void **state)
     hess_tensor *s11 = hess_reshape(ctx, s, 2, SHP(1, 1));
     check_tensor(ctx, s11, 2, SHP(1, 1), VAL(7));
     check_scalar(ctx, hess_reshape(ctx, s11, 0, NULL), 7.0);
+    /* back to the original shape is the original tensor, except for a
+     * parameter, whose values hess_param_set changes: that stays a copy */
+    assert_ptr_equal(hess_reshape(ctx, hess_reshape(ctx, a, 1, SHP(6)), 2, SHP(2, 3)), a);
+    double pv[6] = {1, 2, 3, 4, 5, 6};
+    hess_tensor *p = hess_param_new(ctx, 2, SHP(2, 3), pv);
+    hess_tensor *pp = hess_reshape(ctx, hess_reshape(ctx, p, 1, SHP(6)), 2, SHP(2, 3));
+    assert_ptr_not_equal(pp, p);
+    pv[0] = -1.0;
+    assert_ok(ctx, hess_param_set(ctx, p, pv));
+    check_tensor(ctx, pp, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
 }
 
 /* ------------------------------------------------------------------------ */
