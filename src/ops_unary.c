@@ -35,6 +35,19 @@ static double sigmoid1(double v)
     return e / (1.0 + e);
 }
 
+/* tanh through exp where no digits cancel (glibc's tanh pays for expm1 on
+ * every argument): for |v| >= 0.55, 1 - 2 / (exp(2|v|) + 1) >= 0.5 is within
+ * 2 ulp; below that, and for NaN, libm's tanh. */
+static double tanh1(double v)
+{
+    const double a = fabs(v);
+    if (!(a >= 0.55))
+        return tanh(v);
+    if (a > 20.0) /* 1 - tanh < 2^-57: exactly 1 in double */
+        return copysign(1.0, v);
+    return copysign(1.0 - 2.0 / (exp(2.0 * a) + 1.0), v);
+}
+
 static double softplus1(double v)
 {
     return (v > 0 ? v : 0.0) + log1p(exp(-fabs(v)));
@@ -43,7 +56,7 @@ static double softplus1(double v)
 HESS_UNARY_FORWARD(affine, p0 *v + p1)
 HESS_UNARY_FORWARD(exp, exp(v))
 HESS_UNARY_FORWARD(log, log(v))
-HESS_UNARY_FORWARD(tanh, tanh(v))
+HESS_UNARY_FORWARD(tanh, tanh1(v))
 HESS_UNARY_FORWARD(sigmoid, sigmoid1(v))
 HESS_UNARY_FORWARD(relu, v > 0 ? v : 0.0)
 HESS_UNARY_FORWARD(step, v > 0 ? 1.0 : 0.0)

@@ -584,6 +584,26 @@ static void test_ops_tanh_sigmoid(void **state)
     check_tensor(ctx, hess_sigmoid(ctx, big), 1, SHP(4), VAL(0, e40 / (1 + e40), 1 / (1 + e40), 1));
     check_tensor(ctx, hess_tanh(ctx, big), 1, SHP(4), VAL(-1, -1, 1, 1));
     check_scalar(ctx, hess_sigmoid(ctx, hess_scalar(ctx, 0.0)), 0.5);
+    /* tanh within 2 ulp of libm's on a fine grid over -21..21, across the
+     * switch between its two formulas at |x| = 0.55 and the limit at 20 */
+    enum { NG = 1001 };
+    static double g[NG], want[NG];
+    for (int i = 0; i < NG; i++) {
+        g[i] = -21.0 + 42.0 * i / (NG - 1) + 1e-3 * sin((double)i);
+        want[i] = tanh(g[i]);
+    }
+    hess_tensor *th = hess_tanh(ctx, mk(ctx, 1, SHP(NG), g));
+    assert_non_null(th);
+    for (int i = 0; i < NG; i++)
+        assert_true(fabs(hess_tensor_data(th)[i] - want[i]) <= 4.5e-16 * fabs(want[i]));
+    const double edges[6] = {0.55, nextafter(0.55, 0.0),  -0.55,
+                             20.0, nextafter(20.0, 30.0), 1e-300};
+    for (int i = 0; i < 6; i++) {
+        hess_tensor *t = hess_tanh(ctx, hess_scalar(ctx, edges[i]));
+        assert_non_null(t);
+        assert_true(fabs(hess_tensor_data(t)[0] - tanh(edges[i])) <=
+                    4.5e-16 * fabs(tanh(edges[i])));
+    }
 }
 
 static void test_ops_relu_softplus(void **state)
