@@ -155,8 +155,17 @@ HESS_BINARY_ROW(sigmoid_grad_row, SIGMOID_GRAD_F)
 
 static void binary_forward(hess_tensor *out, row_fn row)
 {
-    bin_args g = {out->data, out->src[0]->data, out->src[1]->data};
-    const hess_tensor *t[3] = {out, out->src[0], out->src[1]};
+    const hess_tensor *a = out->src[0], *b = out->src[1];
+    bin_args g = {out->data, a->data, b->data};
+    /* An operand with the result's element count is laid out like it, and one
+     * element is a scalar: both are one row, without the general iterator. */
+    if ((a->numel == out->numel || a->numel == 1) && (b->numel == out->numel || b->numel == 1)) {
+        static const int64_t off[3] = {0, 0, 0};
+        const int64_t st[3] = {1, a->numel == out->numel, b->numel == out->numel};
+        row(&g, off, st, out->numel);
+        return;
+    }
+    const hess_tensor *t[3] = {out, a, b};
     bcast_rows(out->ndim, out->shape, 3, t, row, &g);
 }
 
@@ -326,6 +335,13 @@ static void sum_row(void *k, const int64_t *off, const int64_t *st, int64_t n)
 static void sum_to_forward(hess_tensor *out)
 {
     hess_tensor *a = out->src[0];
+    if (out->numel == 1) { /* a full sum */
+        double acc = 0.0;
+        for (int64_t i = 0; i < a->numel; i++)
+            acc += a->data[i];
+        out->data[0] = acc;
+        return;
+    }
     memset(out->data, 0, (size_t)out->numel * sizeof(double));
     bin_args g = {out->data, a->data, NULL};
     const hess_tensor *t[2] = {a, out};
@@ -351,6 +367,12 @@ static void copy_row(void *k, const int64_t *off, const int64_t *st, int64_t n)
 
 static void broadcast_to_forward(hess_tensor *out)
 {
+    if (out->src[0]->numel == 1) { /* a fill */
+        const double v = out->src[0]->data[0];
+        for (int64_t i = 0; i < out->numel; i++)
+            out->data[i] = v;
+        return;
+    }
     bin_args g = {out->data, out->src[0]->data, NULL};
     const hess_tensor *t[2] = {out, out->src[0]};
     bcast_rows(out->ndim, out->shape, 2, t, copy_row, &g);
