@@ -435,16 +435,15 @@ hess_tensor *hess__node(hess_context *ctx,
         hess__error(ctx, HESS_ERR_ARG, "%s: element count overflows", fn);
         return NULL;
     }
-    hess_tensor *t = hess__alloc(ctx, sizeof *t, fn);
+    /* A reshape shares its source's values, which never change in place:
+     * only parameters do (hess_param_set), so a reshaped parameter is a copy.
+     * Otherwise the values follow the header in the same allocation. */
+    const bool view = op == HESS_OP_RESHAPE && !(a->flags & HESS_T_PARAM);
+    const size_t head = (sizeof(hess_tensor) + HESS_ALIGN - 1) & ~(size_t)(HESS_ALIGN - 1);
+    hess_tensor *t = hess__alloc(ctx, head + (view ? 0 : (size_t)numel * sizeof(double)), fn);
     if (!t)
         return NULL;
-    /* A reshape shares its source's values, which never change in place:
-     * only parameters do (hess_param_set), so a reshaped parameter is a copy. */
-    double *data = op == HESS_OP_RESHAPE && !(a->flags & HESS_T_PARAM)
-                       ? a->data
-                       : hess__alloc(ctx, (size_t)numel * sizeof(double), fn);
-    if (!data)
-        return NULL;
+    double *data = view ? a->data : (double *)(void *)((char *)t + head);
     /* field by field: a memset of the whole struct costs more than the rest
      * of this function on small graphs (shape[] past ndim is never read) */
     t->op = (uint8_t)op;
