@@ -221,11 +221,28 @@ HESS_API int hess_tensor_is_param(const hess_tensor *t);
 /**
  * Overwrites a parameter's values in place (an optimizer step): copies numel
  * values from @p data.  Tensors computed from the old values keep their old
- * values; build the model again (typically after hess_context_rewind()).
+ * values: build the model again (typically after hess_context_rewind()), or
+ * evaluate the graph already built again with hess_recompute().
  * @return HESS_OK; HESS_ERR_ARG (NULL, not a parameter, other context);
  * HESS_ERR_STATE (freed by a rewind).  Cost O(numel).
  */
 HESS_API hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *data);
+
+/**
+ * Evaluates again, in place, every tensor that depends on a parameter, so that
+ * the graph already built -- the forward pass and any gradients taken since with
+ * hess_grad() or hess_vjp(), with or without HESS_CREATE_GRAPH -- holds the
+ * values for the parameters' current values (after hess_param_set()).  Define
+ * once, run many times: the tensors keep their identity, and no node is made.
+ * Functions that build their own graphs and rewind it (hess_hvp(), the Hessian
+ * functions) need no recompute; they start from the tensors' current values.
+ * @return HESS_OK; the pending status, doing nothing; HESS_ERR_ARG (NULL
+ * context); HESS_ERR_NOMEM; HESS_ERR_NONFINITE under HESS_CHECK_FINITE (the
+ * tensors before the failing one hold new values, the rest old ones).
+ * Cost: the kernels of the dependent tensors, O(tape length) to find them;
+ * memory: O(tape length) while it runs, none after.
+ */
+HESS_API hess_status hess_recompute(hess_context *ctx);
 
 /* ------------------------------------------------------------------------ */
 /* Operators.  Each returns a new tensor owned by ctx, or NULL with the     */

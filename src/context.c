@@ -539,11 +539,40 @@ hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan, const 
         if (check && !all_finite(t->data, t->numel)) {
             char s0[96];
             hess__error(ctx, HESS_ERR_NONFINITE,
-                        "%s: non-finite value in the result of %s (shape %s) in the second "
-                        "backward pass",
+                        "%s: non-finite value in the result of %s (shape %s) when it was "
+                        "evaluated again",
                         fn, hess__ops[t->op]->name, hess__shape_str(s0, t->ndim, t->shape));
             return HESS_ERR_NONFINITE;
         }
     }
     return HESS_OK;
+}
+
+hess_status hess_recompute(hess_context *ctx)
+{
+    static const char fn[] = "hess_recompute";
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* an earlier error is pending: do nothing */
+    /* the parameters are the leaves whose values change (hess_param_set) */
+    const hess_mark mk = hess_context_mark(ctx);
+    int64_t n = 0;
+    for (int64_t id = 0; id < ctx->n_nodes; id++)
+        n += (ctx->nodes[id]->flags & HESS_T_PARAM) != 0;
+    if (n == 0)
+        return HESS_OK;
+    hess_tensor **params = hess__alloc(ctx, (size_t)n * sizeof *params, fn);
+    if (!params)
+        return ctx->status;
+    n = 0;
+    for (int64_t id = 0; id < ctx->n_nodes; id++)
+        if (ctx->nodes[id]->flags & HESS_T_PARAM)
+            params[n++] = ctx->nodes[id];
+    hess__replay plan;
+    hess_status st = hess__replay_plan(ctx, (size_t)n, params, &plan);
+    if (st == HESS_OK)
+        st = hess__replay_run(ctx, &plan, fn);
+    hess_context_rewind(ctx, mk); /* the plan only */
+    return st;
 }

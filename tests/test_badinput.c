@@ -747,6 +747,8 @@ enum { K_BUILD, K_WORK, K_OTHER };
       CALL(hess_param_set(f->ctx, f->fparam, f->buf)))                                             \
     X(param_set_freed, K_OTHER, "hess_param_set", ST, "freed", 0,                                  \
       CALL(hess_param_set(f->ctx, f->deadp, f->buf)))                                              \
+    X(recompute_null_ctx, K_WORK, "hess_recompute", A, NULL, F_NOCTX, CALL(hess_recompute(NULL)))  \
+    X(recompute_unchanged, K_WORK, "hess_recompute", OK, NULL, 0, CALL(hess_recompute(f->ctx)))    \
     /* elementwise */                                                                              \
     BINARY_ROWS(X, add)                                                                            \
     BINARY_ROWS(X, sub)                                                                            \

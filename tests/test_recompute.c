@@ -1,0 +1,289 @@
+/*
+ * test_recompute.c -- hess_recompute: a graph built once, evaluated again for
+ * new parameter values.  Every check compares against a fresh build in a
+ * second context with the same values, which runs the same kernels in the
+ * same order, so the results must be bit for bit the same: the loss, the
+ * gradients (recorded or detached), tensors built from the gradients, and a
+ * full Hessian taken after the recompute.  Also: it allocates nothing after
+ * its first call, and it reports a pending error, a NULL context and a
+ * non-finite value under HESS_CHECK_FINITE.
+ */
+#include "check.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHP(...) ((const int64_t[]){__VA_ARGS__})
+
+enum { B = 5, IN = 4, HID = 6, OUT = 3, NP = 5 };
+/* W1 [HID,IN], b1 [HID], W2 [OUT,HID], b2 [OUT], s [HID] */
+static const int64_t pshape[NP][2] = {{HID, IN}, {HID, 0}, {OUT, HID}, {OUT, 0}, {HID, 0}};
+static const int pnd[NP] = {2, 1, 2, 1, 1};
+
+static int64_t pnumel(int i)
+{
+    return pnd[i] == 2 ? pshape[i][0] * pshape[i][1] : pshape[i][0];
+}
+
+typedef struct model {
+    hess_tensor *p[NP], *loss, *g[NP], *gv;
+} model;
+
+/* Parameter values from a seed; the scale s stays positive (it meets sqrt, log
+ * and pow). */
+static void theta(uint64_t seed, double *th[NP])
+{
+    uint64_t st = seed * 0x9E3779B97F4A7C15u + 1;
+    for (int i = 0; i < NP; i++)
+        for (int64_t j = 0; j < pnumel(i); j++)
+            th[i][j] = i == 4 ? rnd_uniform(&st, 0.5, 1.5) : rnd_uniform(&st, -0.8, 0.8);
+}
+
+/* A loss that goes through most ops: linear, tanh, sigmoid, relu, softplus,
+ * exp, log, sqrt, pow, div, square, transpose, matmul, reshape (of a parameter:
+ * a copy; of a node: a view), sum_axis, mean, log_softmax / cross-entropy and
+ * MSE. */
+static hess_tensor *build_loss(hess_context *ctx, hess_tensor *const p[NP])
+{
+    double xv[B * IN], yv[B] = {0, 2, 1, 1, 0}, tv[B * OUT];
+    for (int i = 0; i < B * IN; i++)
+        xv[i] = sin(0.7 * i + 0.3);
+    for (int i = 0; i < B * OUT; i++)
+        tv[i] = cos(0.4 * i);
+    hess_tensor *x = hess_tensor_new(ctx, 2, SHP(B, IN), xv);
+    hess_tensor *y = hess_tensor_new(ctx, 1, SHP(B), yv);
+    hess_tensor *t = hess_tensor_new(ctx, 2, SHP(B, OUT), tv);
+    hess_tensor *s = p[4];
+
+    hess_tensor *h = hess_tanh(ctx, hess_linear(ctx, x, p[0], p[1]));       /* [B,HID] */
+    hess_tensor *h2 = hess_add(ctx, hess_mul(ctx, hess_sigmoid(ctx, h), s), /* s broadcast */
+                               hess_softplus(ctx, hess_relu(ctx, h)));
+    hess_tensor *o = hess_linear(ctx, h2, p[2], p[3]); /* [B,OUT] */
+    hess_tensor *ce = hess_cross_entropy(ctx, o, y);
+    hess_tensor *mse = hess_mse_loss(ctx, hess_exp(ctx, hess_scale(ctx, o, 0.3)), t);
+    /* s through sqrt, log, pow and div; a reshaped parameter and a view */
+    hess_tensor *sv = hess_reshape(ctx, s, 2, SHP(2, HID / 2));
+    hess_tensor *s2 = hess_div(ctx, hess_sqrt(ctx, sv), hess_pow(ctx, sv, 1.5));
+    hess_tensor *hv = hess_reshape(ctx, hess_mean_axis(ctx, h, 0), 2, SHP(2, HID / 2));
+    hess_tensor *reg =
+        hess_sum(ctx, hess_mul(ctx, hess_log(ctx, hess_add(ctx, s2, hess_square(ctx, hv))), s2));
+    /* a product through transpose and matmul */
+    hess_tensor *w = hess_matmul(ctx, hess_transpose(ctx, p[2]), p[2]); /* [HID,HID] */
+    hess_tensor *reg2 = hess_mean(ctx, hess_sum_axis(ctx, hess_square(ctx, w), 1));
+    return hess_add(ctx, hess_add(ctx, ce, mse), hess_add(ctx, hess_scale(ctx, reg, 0.1), reg2));
+}
+
+/* Parameters from th, the loss, its gradient with flags, and (recorded
+ * gradients only) gv = sum_i sum(g_i * g_i), a tensor built from them. */
+static void build_model(hess_context *ctx, double *th[NP], unsigned flags, model *m)
+{
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < NP; i++)
+        m->p[i] = hess_param_new(ctx, pnd[i], pshape[i], th[i]);
+    m->loss = build_loss(ctx, m->p);
+    assert_non_null(m->loss);
+    assert_ok(ctx, hess_grad(ctx, m->loss, NP, m->p, m->g, flags));
+    if (flags & HESS_CREATE_GRAPH) {
+        hess_tensor *acc = NULL;
+        for (int i = 0; i < NP; i++) {
+            hess_tensor *q = hess_sum(ctx, hess_square(ctx, m->g[i]));
+            acc = acc ? hess_add(ctx, acc, q) : q;
+        }
+        m->gv = acc;
+    }
+    assert_ok(ctx, hess_context_status(ctx));
+}
+
+static void assert_same(const hess_tensor *a, const hess_tensor *b)
+{
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(hess_tensor_numel(a), hess_tensor_numel(b));
+    assert_memory_equal(hess_tensor_data(a), hess_tensor_data(b),
+                        (size_t)hess_tensor_numel(a) * sizeof(double));
+}
+
+/* Storage for one set of parameter values. */
+typedef struct values {
+    double buf[NP][HID * IN];
+    double *th[NP];
+} values;
+
+static void values_init(values *v, uint64_t seed)
+{
+    for (int i = 0; i < NP; i++)
+        v->th[i] = v->buf[i];
+    theta(seed, v->th);
+}
+
+/* Built once for seed 1, then recomputed for seeds 2..6: the loss, the
+ * gradients and (recorded) gv equal a fresh build for each seed. */
+static void recompute_rounds(unsigned flags)
+{
+    hess_context *ctx = test_context();
+    values v0;
+    values_init(&v0, 1);
+    model m;
+    build_model(ctx, v0.th, flags, &m);
+    const double first_loss = hess_tensor_data(m.loss)[0];
+    for (uint64_t seed = 2; seed <= 6; seed++) {
+        values v;
+        values_init(&v, seed);
+        for (int i = 0; i < NP; i++)
+            assert_ok(ctx, hess_param_set(ctx, m.p[i], v.th[i]));
+        assert_ok(ctx, hess_recompute(ctx));
+
+        hess_context *fresh = test_context();
+        model f;
+        build_model(fresh, v.th, flags, &f);
+        assert_same(m.loss, f.loss);
+        for (int i = 0; i < NP; i++)
+            assert_same(m.g[i], f.g[i]);
+        if (flags & HESS_CREATE_GRAPH)
+            assert_same(m.gv, f.gv);
+        hess_context_destroy(fresh);
+    }
+    assert_true(hess_tensor_data(m.loss)[0] != first_loss); /* it did change */
+    hess_context_destroy(ctx);
+}
+
+static void test_recompute_detached_gradient(void **state)
+{
+    (void)state;
+    recompute_rounds(0);
+}
+
+static void test_recompute_recorded_gradient(void **state)
+{
+    (void)state;
+    recompute_rounds(HESS_CREATE_GRAPH);
+}
+
+/* The Hessian functions start from the tensors' values: after a recompute
+ * they give the fresh build's Hessian; without it, the old point's. */
+static void test_recompute_then_hessian(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context(), *fresh = test_context();
+    values v1, v2;
+    values_init(&v1, 11);
+    values_init(&v2, 12);
+    model m, f;
+    build_model(ctx, v1.th, 0, &m);
+    build_model(fresh, v2.th, 0, &f);
+    const size_t n = hess_param_count(NP, m.p);
+    double *h = test_malloc(n * n * sizeof *h), *want = test_malloc(n * n * sizeof *want);
+    double *stale = test_malloc(n * n * sizeof *stale);
+    assert_ok(fresh, hess_hessian(fresh, f.loss, NP, f.p, want));
+
+    for (int i = 0; i < NP; i++)
+        assert_ok(ctx, hess_param_set(ctx, m.p[i], v2.th[i]));
+    assert_ok(ctx, hess_hessian(ctx, m.loss, NP, m.p, stale)); /* forward values of v1 */
+    assert_ok(ctx, hess_recompute(ctx));
+    assert_ok(ctx, hess_hessian(ctx, m.loss, NP, m.p, h));
+    assert_memory_equal(h, want, n * n * sizeof *h);
+    assert_true(memcmp(stale, want, n * n * sizeof *h) != 0);
+
+    test_free(h);
+    test_free(want);
+    test_free(stale);
+    hess_context_destroy(ctx);
+    hess_context_destroy(fresh);
+}
+
+/* A counting allocator: after the first recompute, further ones make no
+ * allocator call and leave the arena where it was. */
+typedef struct counter {
+    size_t calls;
+} counter;
+
+static void *c_alloc(size_t size, void *user)
+{
+    ((counter *)user)->calls++;
+    return test_malloc(size);
+}
+
+static void c_free(void *ptr, size_t size, void *user)
+{
+    (void)size, (void)user;
+    test_free(ptr);
+}
+
+static void test_recompute_allocates_nothing(void **state)
+{
+    (void)state;
+    counter c = {0};
+    const hess_config cfg = {c_alloc, c_free, &c, 0, 4096, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    values v;
+    values_init(&v, 21);
+    model m;
+    build_model(ctx, v.th, HESS_CREATE_GRAPH, &m);
+    assert_ok(ctx, hess_recompute(ctx));
+    const hess_mark before = hess_context_mark(ctx);
+    const size_t calls = c.calls;
+    for (uint64_t seed = 22; seed < 32; seed++) {
+        values_init(&v, seed);
+        for (int i = 0; i < NP; i++)
+            assert_ok(ctx, hess_param_set(ctx, m.p[i], v.th[i]));
+        assert_ok(ctx, hess_recompute(ctx));
+    }
+    const hess_mark after = hess_context_mark(ctx);
+    assert_int_equal(c.calls, calls);
+    assert_int_equal(after.block, before.block);
+    assert_int_equal(after.used, before.used);
+    assert_int_equal(after.nodes, before.nodes);
+    hess_context_destroy(ctx);
+}
+
+static void test_recompute_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(hess_recompute(NULL), HESS_ERR_ARG);
+
+    /* no parameters: nothing to do */
+    hess_context *ctx = test_context();
+    assert_non_null(hess_exp(ctx, hess_scalar(ctx, 1.0)));
+    assert_ok(ctx, hess_recompute(ctx));
+
+    /* a pending error is returned and nothing is evaluated */
+    double one = 1.0, two = 2.0;
+    hess_tensor *p = hess_param_new(ctx, 0, NULL, &one);
+    hess_tensor *e = hess_exp(ctx, p);
+    assert_null(hess_add(ctx, hess_tensor_new(ctx, 1, SHP(2), (const double[]){1, 2}),
+                         hess_tensor_new(ctx, 1, SHP(3), (const double[]){1, 2, 3})));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    assert_int_equal(hess_param_set(ctx, p, &two), HESS_OK);
+    assert_int_equal(hess_recompute(ctx), HESS_ERR_SHAPE);
+    assert_true(hess_tensor_data(e)[0] == exp(1.0));
+    hess_context_clear_error(ctx);
+    assert_ok(ctx, hess_recompute(ctx));
+    assert_true(hess_tensor_data(e)[0] == exp(2.0));
+    hess_context_destroy(ctx);
+
+    /* a value that turns non-finite, under HESS_CHECK_FINITE */
+    ctx = test_context_flags(HESS_CHECK_FINITE);
+    p = hess_param_new(ctx, 0, NULL, &one);
+    hess_tensor *l = hess_log(ctx, p);
+    assert_non_null(l);
+    const double neg = -1.0;
+    assert_ok(ctx, hess_param_set(ctx, p, &neg));
+    assert_int_equal(hess_recompute(ctx), HESS_ERR_NONFINITE);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "hess_recompute"));
+    assert_non_null(strstr(hess_context_errmsg(ctx), "log"));
+    hess_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recompute_detached_gradient),
+        cmocka_unit_test(test_recompute_recorded_gradient),
+        cmocka_unit_test(test_recompute_then_hessian),
+        cmocka_unit_test(test_recompute_allocates_nothing),
+        cmocka_unit_test(test_recompute_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
