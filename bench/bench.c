@@ -250,7 +250,9 @@ typedef struct job {
     bool keep;      /* op_grad copies the gradient into out */
     size_t k;       /* op_hessian_k: rows per sweep (hess_hessian_opts.block_rows), 0 = auto */
     double loss;
-    int64_t nodes; /* tape nodes the last op_grad made (forward + backward) */
+    int64_t nodes;             /* tape nodes the last op_grad made (forward + backward) */
+    hess_tensor *rloss;        /* op_regrad: the loss of the graph built once */
+    hess_tensor *rg[N_PARAMS]; /* ... and its gradient */
 } job;
 
 static void die_ctx(const job *j, const char *what)
@@ -357,6 +359,21 @@ static void op_hessian_k(job *j)
     hess_tensor *loss = forward(j);
     op_end(j, loss ? hess_hessian_ex(j->ctx, loss, N_PARAMS, j->p, &opt, j->out) : HESS_ERR_STATE,
            "hessian_ex");
+}
+
+/* The gradient of a graph built once (bench_regrad): the parameters are set
+ * from theta and the graph evaluated again (hess_recompute), no node made. */
+static void op_regrad(job *j)
+{
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        if (hess_param_set(j->ctx, j->p[i], j->m->theta + off) != HESS_OK)
+            die_ctx(j, "regrad");
+        off += (size_t)hess_tensor_numel(j->p[i]);
+    }
+    if (hess_recompute(j->ctx) != HESS_OK)
+        die_ctx(j, "regrad");
+    j->loss = hess_tensor_data(j->rloss)[0];
 }
 
 typedef void (*op_fn)(job *j);
@@ -722,6 +739,35 @@ static result *bench_op(report *rep, const opts *o, job *j, const char *op, op_f
     return r;
 }
 
+/* "regrad": forward + gradient built once, then timed as parameters set +
+ * hess_recompute -- what a tape replay does (ADOL-C's gradient() replays a
+ * taped function).  Checked first: bit for bit the gradient built afresh. */
+static void bench_regrad(report *rep, const opts *o, job *j, double flops)
+{
+    if (o->op && strcmp(o->op, "regrad") != 0)
+        return;
+    j->keep = true;
+    op_grad(j); /* the reference, into out */
+    j->keep = false;
+    hess_tensor *loss = forward(j);
+    if (!loss || hess_grad(j->ctx, loss, N_PARAMS, j->p, j->rg, 0) != HESS_OK)
+        die_ctx(j, "regrad");
+    j->rloss = loss;
+    op_regrad(j);
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        const size_t len = (size_t)hess_tensor_numel(j->rg[i]);
+        if (memcmp(hess_tensor_data(j->rg[i]), j->out + off, len * sizeof(double)) != 0) {
+            fprintf(stderr, "hessian_bench: %s regrad: gradient differs from a fresh build\n",
+                    j->m->name);
+            exit(1);
+        }
+        off += len;
+    }
+    bench_op(rep, o, j, "regrad", op_regrad, flops);
+    hess_context_rewind(j->ctx, j->mark);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The workloads                                                            */
 /* ------------------------------------------------------------------------ */
@@ -767,6 +813,7 @@ static void run_workload(report *rep, const opts *o, const char *name)
     hess_context_rewind(j.ctx, j.mark);
 
     const result *g = bench_op(rep, o, &j, "grad", op_grad, fl.grad);
+    bench_regrad(rep, o, &j, fl.grad);
     bench_op(rep, o, &j, "hvp", op_hvp, fl.hvp);
     if (small) {
         bench_op(rep, o, &j, "diag", op_diag, fl.hess);
@@ -1040,12 +1087,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick]\n"
-            "                     [--op grad|hvp|diag|hessian] [--no-peak]\n"
+            "                     [--op grad|regrad|hvp|diag|hessian] [--no-peak]\n"
             "                     [--sweep] [--json FILE] [--workloads DIR]\n"
             "  --workload   which peer workload to run (default all; none with --sweep)\n"
             "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
             "  --quick      short budgets, for a smoke run\n"
-            "  --op OP      time only grad, hvp, diag or hessian (checks still run)\n"
+            "  --op OP      time only grad, regrad, hvp, diag or hessian (checks still run)\n"
             "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
             "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
             "  --json FILE  also write the results as JSON\n"
@@ -1080,7 +1127,7 @@ static void parse_args(int argc, char **argv, opts *o)
         }
     }
     const char *ok[] = {"W0", "W1", "W2", "all", "none"},
-               *ops[] = {"grad", "hvp", "diag", "hessian"};
+               *ops[] = {"grad", "regrad", "hvp", "diag", "hessian"};
     bool w_ok = false, op_ok = !o->op;
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
         w_ok = w_ok || strcmp(o->workload, ok[k]) == 0;
