@@ -250,9 +250,11 @@ typedef struct job {
     bool keep;      /* op_grad copies the gradient into out */
     size_t k;       /* op_hessian_k: rows per sweep (hess_hessian_opts.block_rows), 0 = auto */
     double loss;
-    int64_t nodes;             /* tape nodes the last op_grad made (forward + backward) */
-    hess_tensor *rloss;        /* op_regrad: the loss of the graph built once */
-    hess_tensor *rg[N_PARAMS]; /* ... and its gradient */
+    int64_t nodes;              /* tape nodes the last op_grad made (forward + backward) */
+    hess_tensor *rloss;         /* op_regrad: the loss of the graph built once */
+    hess_tensor *rg[N_PARAMS];  /* ... and its gradient */
+    hess_tensor *rv[N_PARAMS];  /* op_rehvp: the direction, as parameters */
+    hess_tensor *rhv[N_PARAMS]; /* ... and H v */
 } job;
 
 static void die_ctx(const job *j, const char *what)
@@ -373,6 +375,22 @@ static void op_regrad(job *j)
     }
     if (hess_recompute(j->ctx) != HESS_OK)
         die_ctx(j, "regrad");
+    j->loss = hess_tensor_data(j->rloss)[0];
+}
+
+/* H v of a graph built once (bench_rehvp): parameters and direction set,
+ * the graph evaluated again. */
+static void op_rehvp(job *j)
+{
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        if (hess_param_set(j->ctx, j->p[i], j->m->theta + off) != HESS_OK ||
+            hess_param_set(j->ctx, j->rv[i], j->m->v + off) != HESS_OK)
+            die_ctx(j, "rehvp");
+        off += (size_t)hess_tensor_numel(j->p[i]);
+    }
+    if (hess_recompute(j->ctx) != HESS_OK)
+        die_ctx(j, "rehvp");
     j->loss = hess_tensor_data(j->rloss)[0];
 }
 
@@ -768,6 +786,49 @@ static void bench_regrad(report *rep, const opts *o, job *j, double flops)
     hess_context_rewind(j->ctx, j->mark);
 }
 
+/* "rehvp": H v as a graph built once -- g = dL/dθ recorded, s = Σ g·v with v
+ * held in parameters, H v = ds/dθ -- timed as parameters and v set +
+ * hess_recompute.  Checked first against hess_hvp (same values to rounding;
+ * the graphs differ, so not bit for bit). */
+static void bench_rehvp(report *rep, const opts *o, job *j, double flops)
+{
+    if (o->op && strcmp(o->op, "rehvp") != 0)
+        return;
+    op_hvp(j); /* the reference, into out */
+    hess_context *ctx = j->ctx;
+    hess_tensor *loss = forward(j), *g[N_PARAMS], *s = NULL;
+    if (!loss || hess_grad(ctx, loss, N_PARAMS, j->p, g, HESS_CREATE_GRAPH) != HESS_OK)
+        die_ctx(j, "rehvp");
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        j->rv[i] = hess_param_new(ctx, hess_tensor_ndim(j->p[i]), hess_tensor_shape(j->p[i]),
+                                  j->m->v + off);
+        hess_tensor *t = hess_sum(ctx, hess_mul(ctx, g[i], j->rv[i]));
+        s = s ? hess_add(ctx, s, t) : t;
+        off += (size_t)hess_tensor_numel(j->p[i]);
+    }
+    if (!s || hess_grad(ctx, s, N_PARAMS, j->p, j->rhv, 0) != HESS_OK)
+        die_ctx(j, "rehvp");
+    j->rloss = loss;
+    op_rehvp(j);
+    double err = 0.0, big = 0.0;
+    off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        const double *h = hess_tensor_data(j->rhv[i]);
+        for (int64_t e = 0; e < hess_tensor_numel(j->rhv[i]); e++, off++) {
+            err = fmax(err, fabs(h[e] - j->out[off]));
+            big = fmax(big, fabs(j->out[off]));
+        }
+    }
+    if (err > 1e-12 * big) {
+        fprintf(stderr, "hessian_bench: %s rehvp: differs from hess_hvp by %.3g (max %.3g)\n",
+                j->m->name, err, big);
+        exit(1);
+    }
+    bench_op(rep, o, j, "rehvp", op_rehvp, flops);
+    hess_context_rewind(ctx, j->mark);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The workloads                                                            */
 /* ------------------------------------------------------------------------ */
@@ -815,6 +876,7 @@ static void run_workload(report *rep, const opts *o, const char *name)
     const result *g = bench_op(rep, o, &j, "grad", op_grad, fl.grad);
     bench_regrad(rep, o, &j, fl.grad);
     bench_op(rep, o, &j, "hvp", op_hvp, fl.hvp);
+    bench_rehvp(rep, o, &j, fl.hvp);
     if (small) {
         bench_op(rep, o, &j, "diag", op_diag, fl.hess);
         bench_op(rep, o, &j, "hessian", op_hessian, fl.hess);
@@ -1087,12 +1149,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick]\n"
-            "                     [--op grad|regrad|hvp|diag|hessian] [--no-peak]\n"
+            "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
             "                     [--sweep] [--json FILE] [--workloads DIR]\n"
             "  --workload   which peer workload to run (default all; none with --sweep)\n"
             "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
             "  --quick      short budgets, for a smoke run\n"
-            "  --op OP      time only grad, regrad, hvp, diag or hessian (checks still run)\n"
+            "  --op OP      time only that operation (checks still run); re*: graph built once\n"
             "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
             "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
             "  --json FILE  also write the results as JSON\n"
@@ -1127,7 +1189,7 @@ static void parse_args(int argc, char **argv, opts *o)
         }
     }
     const char *ok[] = {"W0", "W1", "W2", "all", "none"},
-               *ops[] = {"grad", "regrad", "hvp", "diag", "hessian"};
+               *ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
     bool w_ok = false, op_ok = !o->op;
     for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
         w_ok = w_ok || strcmp(o->workload, ok[k]) == 0;
