@@ -6,6 +6,7 @@
  */
 #include "hess_internal.h"
 
+#include <math.h>
 #include <string.h>
 
 #ifdef HESSIAN_HAVE_CBLAS
@@ -221,6 +222,69 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
     return MM_LOOP;
 }
 
+/* True when t's values are a leaf's (a leaf, or a reshape view of one): values
+ * set from outside, such as the direction leaves of a Hessian sweep. */
+static bool leaf_values(const hess_tensor *t)
+{
+    while (t->op == HESS_OP_RESHAPE && t->data == t->src[0]->data)
+        t = t->src[0];
+    return t->op == HESS_OP_NONE;
+}
+
+/* Products with one batched operand that holds a leaf's values and is mostly
+ * zeros -- the unit directions of a Hessian sweep (hessian.c) are one-hot, so
+ * x V^T and the like have one term per direction, not n k.  Each nonzero
+ * adds a scaled column (B batched) or row (A batched) of the other operand.
+ * Taken only when that is under 1/8 of the dense work and the other operand
+ * is finite (so that 0 * inf gives NaN as the dense product does); false
+ * otherwise. */
+static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
+{
+    const hess_tensor *A = out->src[0], *B = out->src[1];
+    const int nb = out->ndim - 2;
+    const int64_t m = out->shape[nb], n = out->shape[nb + 1];
+    const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
+    const bool bside = batch_numel(A) == 1 && batch_numel(B) == nbatch && leaf_values(B);
+    if (!bside && !(batch_numel(B) == 1 && batch_numel(A) == nbatch && leaf_values(A)))
+        return false;
+    const hess_tensor *S = bside ? B : A, *D = bside ? A : B; /* sparse, dense */
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < S->numel; i++)
+        nnz += S->data[i] != 0.0;
+    if (nnz * 8 > S->numel)
+        return false;
+    for (int64_t i = 0; i < D->numel; i++)
+        if (!isfinite(D->data[i]))
+            return false;
+    memset(out->data, 0, (size_t)out->numel * sizeof(double));
+    /* element strides: op(A)(i, p) = a[i ai + p ap], op(B)(p, j) = b[p bp + j bj] */
+    const int64_t ai = ta ? 1 : k, ap = ta ? m : 1, bp = tb ? 1 : n, bj = tb ? k : 1;
+    /* each batch block of S as stored: rows x cols */
+    const bool st = bside ? tb : ta;
+    const int64_t rows = bside ? (tb ? n : k) : (ta ? k : m);
+    const int64_t cols = bside ? (tb ? k : n) : (ta ? m : k);
+    for (int64_t b = 0; b < nbatch; b++) {
+        const double *sb = S->data + b * rows * cols;
+        double *cb = out->data + b * m * n;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) {
+                const double v = sb[r * cols + c];
+                if (v == 0.0)
+                    continue;
+                if (bside) { /* B_b(p, j) = v: C_b(:, j) += v op(A)(:, p) */
+                    const int64_t p = st ? c : r, j = st ? r : c;
+                    for (int64_t i = 0; i < m; i++)
+                        cb[i * n + j] += v * D->data[i * ai + p * ap];
+                } else { /* A_b(i, p) = v: C_b(i, :) += v op(B)(p, :) */
+                    const int64_t i = st ? c : r, p = st ? r : c;
+                    for (int64_t j = 0; j < n; j++)
+                        cb[i * n + j] += v * D->data[p * bp + j * bj];
+                }
+            }
+    }
+    return true;
+}
+
 /* C[..., m, n] = op(A)[..., m, k] op(B)[..., k, n], batch dims broadcast.
  * When only one operand is batched -- the directions of a Hessian sweep -- the
  * batch becomes one product, with whole rows moved where a layout must change
@@ -238,6 +302,8 @@ static void matmul_forward(hess_tensor *out)
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
     const int64_t nbatch = hess__numel(nb, out->shape);
     size_t scratch;
+    if (matmul_sparse(out, ta, tb, nbatch))
+        return;
     if (nbatch == 1) {
         gemm_t(ta, tb, m, n, k, A->data, B->data, out->data);
         return;

@@ -326,42 +326,82 @@ static void test_ops_matmul_batched(void **state)
 
 /* op(A) op(B) with one operand batched -- the form a Hessian sweep's products
  * take -- for every transpose-flag pair, against a loop over the batch; the
- * small size runs the built-in kernel, the larger one CBLAS when built in. */
+ * small size runs the built-in kernel, the larger one CBLAS when built in.
+ * With sparse, the batched leaf is one-hot per block (the unit directions of
+ * a sweep), which takes the zero-skipping path. */
 static void test_ops_matmul_stacked_flags(void **state)
 {
     hess_context *ctx = *state;
     static const int64_t sizes[2][3] = {{5, 7, 6}, {20, 24, 16}}; /* m, n, k */
     static double av[3 * 24 * 24], bv[3 * 24 * 24], want[3 * 24 * 24];
-    for (int s = 0; s < 2; s++)
-        for (int f = 0; f < 4; f++)
-            for (int side = 0; side < 2; side++) {
-                const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], K = 3;
-                const bool ta = f & 1, tb = f & 2, abat = side == 0;
-                /* stored shapes: A [m,k] or [k,m]; B [k,n] or [n,k] */
-                const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
-                const int64_t na = (abat ? K : 1) * ar * ac, nb = (abat ? 1 : K) * br * bc;
-                for (int64_t i = 0; i < na; i++)
-                    av[i] = sin(0.37 * (double)i + s + f);
-                for (int64_t i = 0; i < nb; i++)
-                    bv[i] = cos(0.23 * (double)i - s + f);
-                for (int64_t q = 0; q < K; q++) {
-                    const double *a = av + (abat ? q * ar * ac : 0);
-                    const double *b = bv + (abat ? 0 : q * br * bc);
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = 0; j < n; j++) {
-                            double acc = 0.0;
-                            for (int64_t p = 0; p < k; p++)
-                                acc += (ta ? a[p * m + i] : a[i * k + p]) *
-                                       (tb ? b[j * k + p] : b[p * n + j]);
-                            want[(q * m + i) * n + j] = acc;
-                        }
+    for (int sparse = 0; sparse < 2; sparse++)
+        for (int s = 0; s < 2; s++)
+            for (int f = 0; f < 4; f++)
+                for (int side = 0; side < 2; side++) {
+                    const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], K = 3;
+                    const bool ta = f & 1, tb = f & 2, abat = side == 0;
+                    /* stored shapes: A [m,k] or [k,m]; B [k,n] or [n,k] */
+                    const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k,
+                                  bc = tb ? k : n;
+                    const int64_t na = (abat ? K : 1) * ar * ac, nb = (abat ? 1 : K) * br * bc;
+                    for (int64_t i = 0; i < na; i++)
+                        av[i] = sin(0.37 * (double)i + s + f);
+                    for (int64_t i = 0; i < nb; i++)
+                        bv[i] = cos(0.23 * (double)i - s + f);
+                    if (sparse) { /* the batched operand one-hot per block, as in a
+                                   * Hessian sweep, and one block all zero */
+                        double *bat = abat ? av : bv;
+                        const int64_t blk = abat ? ar * ac : br * bc;
+                        memset(bat, 0, (size_t)(K * blk) * sizeof(double));
+                        bat[(7 * (s + f) + side) % blk] = 1.0;
+                        bat[2 * blk + (3 * f + 1) % blk] = -2.5;
+                    }
+                    for (int64_t q = 0; q < K; q++) {
+                        const double *a = av + (abat ? q * ar * ac : 0);
+                        const double *b = bv + (abat ? 0 : q * br * bc);
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < n; j++) {
+                                double acc = 0.0;
+                                for (int64_t p = 0; p < k; p++)
+                                    acc += (ta ? a[p * m + i] : a[i * k + p]) *
+                                           (tb ? b[j * k + p] : b[p * n + j]);
+                                want[(q * m + i) * n + j] = acc;
+                            }
+                    }
+                    const int64_t sa[3] = {K, ar, ac}, sb[3] = {K, br, bc};
+                    hess_tensor *A = abat ? mk(ctx, 3, sa, av) : mk(ctx, 2, sa + 1, av);
+                    hess_tensor *B = abat ? mk(ctx, 2, sb + 1, bv) : mk(ctx, 3, sb, bv);
+                    check_tensor(ctx, hess__matmul_t(ctx, A, B, ta, tb, "test_ops"), 3,
+                                 SHP(K, m, n), want);
                 }
-                const int64_t sa[3] = {K, ar, ac}, sb[3] = {K, br, bc};
-                hess_tensor *A = abat ? mk(ctx, 3, sa, av) : mk(ctx, 2, sa + 1, av);
-                hess_tensor *B = abat ? mk(ctx, 2, sb + 1, bv) : mk(ctx, 3, sb, bv);
-                check_tensor(ctx, hess__matmul_t(ctx, A, B, ta, tb, "test_ops"), 3, SHP(K, m, n),
-                             want);
-            }
+}
+
+/* The zero-skipping path: a reshape view of a one-hot leaf takes it too, and
+ * a non-finite value in the dense operand gives NaN as 0 * inf does. */
+static void test_ops_matmul_sparse_edges(void **state)
+{
+    hess_context *ctx = *state;
+    double a[6] = {1, -2, 0.5, 3, 4, -1}, b[24] = {0}, want[16];
+    b[1] = 2.0;  /* block 0: B(0,1) */
+    b[10] = 1.0; /* block 1: B(2,0) */
+    /* blocks 2 and 3 stay zero */
+    hess_tensor *A = mk(ctx, 2, SHP(2, 3), a);
+    hess_tensor *Bv = hess_reshape(ctx, mk(ctx, 2, SHP(4, 6), b), 3, SHP(4, 3, 2));
+    for (int q = 0; q < 4; q++)
+        naive_mm(2, 3, 2, a, b + 6 * q, want + 4 * q);
+    check_tensor(ctx, hess_matmul(ctx, A, Bv), 3, SHP(4, 2, 2), want);
+
+    a[2] = INFINITY;
+    A = mk(ctx, 2, SHP(2, 3), a);
+    for (int q = 0; q < 4; q++)
+        naive_mm(2, 3, 2, a, b + 6 * q, want + 4 * q);
+    hess_tensor *C = hess_matmul(ctx, A, Bv);
+    assert_non_null(C);
+    for (int i = 0; i < 16; i++) {
+        const double got = hess_tensor_data(C)[i];
+        assert_true(isnan(want[i]) ? isnan(got) : got == want[i]);
+    }
+    assert_true(isnan(want[0])); /* the case is real: row 0 meets the inf */
 }
 
 static void test_ops_transpose(void **state)
@@ -880,6 +920,7 @@ int main(void)
         T(test_ops_matmul_vector_vector),
         T(test_ops_matmul_batched),
         T(test_ops_matmul_stacked_flags),
+        T(test_ops_matmul_sparse_edges),
         T(test_ops_transpose),
         T(test_ops_reshape),
         T(test_ops_sum_mean),
