@@ -66,6 +66,9 @@ typedef enum hess_op {
 #define HESS_T_PARAM    1u /* made by hess_param_new                                */
 #define HESS_T_DETACHED 2u /* made by a backward pass without HESS_CREATE_GRAPH:     */
                            /* a constant to later passes, though still replayable    */
+#define HESS_T_ONEHOT 4u   /* a direction leaf [k, ...] of unit vectors (hessian.c): */
+                           /* slot q < p[1] holds a 1 at element p[0] + q of its   */
+                           /* block when that is inside it, zeros elsewhere        */
 
 /* A magic value in live tensors; a rewound tensor has it cleared. */
 #define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */

@@ -125,10 +125,17 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
 {
     size_t off = 0;
     for (size_t i = 0; i < G->ni; i++) {
-        double *d = G->v[i]->data;
-        const size_t len = (size_t)G->v[i]->numel / (size_t)G->k;
-        if (!Vsrc || kk < (size_t)G->k)
-            memset(d, 0, (size_t)G->v[i]->numel * sizeof *d);
+        hess_tensor *v = G->v[i];
+        double *d = v->data;
+        const size_t len = (size_t)v->numel / (size_t)G->k;
+        if (!Vsrc && (v->flags & HESS_T_ONEHOT)) { /* clear only the last sweep's ones */
+            const int64_t s = (int64_t)v->p[0];
+            for (int64_t q = 0; q < (int64_t)v->p[1]; q++)
+                if (s + q >= 0 && s + q < (int64_t)len)
+                    d[q * (int64_t)len + s + q] = 0.0;
+        } else if (!Vsrc || kk < (size_t)G->k) {
+            memset(d, 0, (size_t)v->numel * sizeof *d);
+        }
         for (size_t q = 0; q < kk; q++) {
             const size_t r = r0 + q;
             if (Vsrc)
@@ -136,6 +143,10 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
             else if (r >= off && r < off + len)
                 d[q * len + (r - off)] = 1.0;
         }
+        /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
+        v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
+        v->p[0] = (double)((int64_t)r0 - (int64_t)off);
+        v->p[1] = (double)kk;
         off += len;
     }
 }

@@ -222,13 +222,22 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
     return MM_LOOP;
 }
 
-/* True when t's values are a leaf's (a leaf, or a reshape view of one): values
- * set from outside, such as the direction leaves of a Hessian sweep. */
-static bool leaf_values(const hess_tensor *t)
+/* The leaf whose values t holds (t itself, or the source of a chain of
+ * reshape views), or NULL: values set from outside, such as the direction
+ * leaves of a Hessian sweep. */
+static const hess_tensor *leaf_of(const hess_tensor *t)
 {
     while (t->op == HESS_OP_RESHAPE && t->data == t->src[0]->data)
         t = t->src[0];
-    return t->op == HESS_OP_NONE;
+    return t->op == HESS_OP_NONE ? t : NULL;
+}
+
+/* The one nonzero of the one-hot operand S's block b (S batched nbatch times,
+ * its leaf marked HESS_T_ONEHOT), as an element index into the block, or -1. */
+static int64_t onehot_at(const hess_tensor *leaf, int64_t b, int64_t blk)
+{
+    const int64_t e = (int64_t)leaf->p[0] + b;
+    return b < (int64_t)leaf->p[1] && e >= 0 && e < blk ? e : -1;
 }
 
 /* Products with one batched operand that holds a leaf's values and is mostly
@@ -244,15 +253,34 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
-    const bool bside = batch_numel(A) == 1 && batch_numel(B) == nbatch && leaf_values(B);
-    if (!bside && !(batch_numel(B) == 1 && batch_numel(A) == nbatch && leaf_values(A)))
+    const bool bside = batch_numel(A) == 1 && batch_numel(B) == nbatch && leaf_of(B);
+    if (!bside && !(batch_numel(B) == 1 && batch_numel(A) == nbatch && leaf_of(A)))
         return false;
     const hess_tensor *S = bside ? B : A, *D = bside ? A : B; /* sparse, dense */
-    int64_t nnz = 0;
-    for (int64_t i = 0; i < S->numel; i++)
-        nnz += S->data[i] != 0.0;
-    if (nnz * 8 > S->numel)
-        return false;
+    const hess_tensor *leaf = leaf_of(S);
+    const int64_t blk = S->numel / nbatch; /* one batch block of S */
+    /* unit directions: their ones are known, nothing to scan */
+    const bool onehot = (leaf->flags & HESS_T_ONEHOT) && leaf->ndim > 0 &&
+                        leaf->shape[0] == nbatch && leaf->numel / nbatch == blk;
+    /* One pass over S in chunks of 8, keeping the chunks with a nonzero (an OR
+     * of the bits without the sign: -0 counts as zero); too many: dense. */
+    enum { CHUNK = 8, MAX_CHUNKS = 1024 };
+    int64_t list[MAX_CHUNKS];
+    int64_t nl = 0;
+    for (int64_t e0 = 0; !onehot && e0 < S->numel; e0 += CHUNK) {
+        const int64_t e1 = e0 + CHUNK < S->numel ? e0 + CHUNK : S->numel;
+        uint64_t acc = 0;
+        for (int64_t e = e0; e < e1; e++) {
+            uint64_t u;
+            memcpy(&u, S->data + e, sizeof u);
+            acc |= u << 1;
+        }
+        if (acc) {
+            if (nl == MAX_CHUNKS || (nl + 1) * CHUNK * 8 > S->numel)
+                return false;
+            list[nl++] = e0;
+        }
+    }
     for (int64_t i = 0; i < D->numel; i++)
         if (!isfinite(D->data[i]))
             return false;
@@ -261,26 +289,35 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
     const int64_t ai = ta ? 1 : k, ap = ta ? m : 1, bp = tb ? 1 : n, bj = tb ? k : 1;
     /* each batch block of S as stored: rows x cols */
     const bool st = bside ? tb : ta;
-    const int64_t rows = bside ? (tb ? n : k) : (ta ? k : m);
     const int64_t cols = bside ? (tb ? k : n) : (ta ? m : k);
-    for (int64_t b = 0; b < nbatch; b++) {
-        const double *sb = S->data + b * rows * cols;
+    /* the nonzeros: one per block (onehot), or those of the kept chunks */
+    const int64_t count = onehot ? nbatch : nl * CHUNK;
+    for (int64_t q = 0; q < count; q++) {
+        int64_t e;
+        if (onehot) {
+            const int64_t at = onehot_at(leaf, q, blk);
+            if (at < 0)
+                continue;
+            e = q * blk + at;
+        } else {
+            e = list[q / CHUNK] + q % CHUNK;
+            if (e >= S->numel)
+                continue;
+        }
+        const double v = S->data[e];
+        if (v == 0.0)
+            continue;
+        const int64_t b = e / blk, r = e % blk / cols, c = e % blk % cols;
         double *cb = out->data + b * m * n;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t c = 0; c < cols; c++) {
-                const double v = sb[r * cols + c];
-                if (v == 0.0)
-                    continue;
-                if (bside) { /* B_b(p, j) = v: C_b(:, j) += v op(A)(:, p) */
-                    const int64_t p = st ? c : r, j = st ? r : c;
-                    for (int64_t i = 0; i < m; i++)
-                        cb[i * n + j] += v * D->data[i * ai + p * ap];
-                } else { /* A_b(i, p) = v: C_b(i, :) += v op(B)(p, :) */
-                    const int64_t i = st ? c : r, p = st ? r : c;
-                    for (int64_t j = 0; j < n; j++)
-                        cb[i * n + j] += v * D->data[p * bp + j * bj];
-                }
-            }
+        if (bside) { /* B_b(p, j) = v: C_b(:, j) += v op(A)(:, p) */
+            const int64_t p = st ? c : r, j = st ? r : c;
+            for (int64_t i = 0; i < m; i++)
+                cb[i * n + j] += v * D->data[i * ai + p * ap];
+        } else { /* A_b(i, p) = v: C_b(i, :) += v op(B)(p, :) */
+            const int64_t i = st ? c : r, p = st ? r : c;
+            for (int64_t jj = 0; jj < n; jj++)
+                cb[i * n + jj] += v * D->data[p * bp + jj * bj];
+        }
     }
     return true;
 }
