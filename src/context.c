@@ -477,6 +477,10 @@ hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
 {
     if (!out)
         return NULL;
+    if (ctx->defer) { /* computed later, if needed (hess__eval) */
+        out->flags |= HESS_T_STALE;
+        return out;
+    }
     hess__ops[out->op]->forward(out);
     if ((ctx->cfg.flags & HESS_CHECK_FINITE) && !all_finite(out->data, out->numel)) {
         char s0[96], s1[96] = "";
@@ -514,8 +518,8 @@ hess_status hess__replay_plan(hess_context *ctx,
     int64_t n = 0;
     for (int64_t id = first; id < ctx->n_nodes; id++) {
         const hess_tensor *t = ctx->nodes[id];
-        if (t->op == HESS_OP_NONE)
-            continue;
+        if (t->op == HESS_OP_NONE || (t->flags & HESS_T_STALE))
+            continue; /* a stale node is one nothing needs (hess__eval) */
         for (int k = 0; k < HESS_MAX_SRC; k++) {
             const hess_tensor *s = t->src[k];
             if (s && s->id >= first && dirty[s->id - first]) {
@@ -527,6 +531,45 @@ hess_status hess__replay_plan(hess_context *ctx,
     }
     plan->ids = ids;
     plan->n = n;
+    return HESS_OK;
+}
+
+hess_status
+hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn)
+{
+    const int64_t span = ctx->n_nodes - first;
+    if (span <= 0)
+        return HESS_OK;
+    unsigned char *need = hess__calloc(ctx, (size_t)span, fn);
+    if (!need)
+        return ctx->status;
+    for (size_t i = 0; i < n; i++)
+        if (outs[i] && outs[i]->id >= first)
+            need[outs[i]->id - first] = 1;
+    /* sources come before their users: one sweep down the tape marks ancestors */
+    for (int64_t id = ctx->n_nodes - 1; id >= first; id--) {
+        const hess_tensor *t = ctx->nodes[id];
+        if (!need[id - first] || !(t->flags & HESS_T_STALE))
+            continue;
+        for (int k = 0; k < HESS_MAX_SRC; k++)
+            if (t->src[k] && t->src[k]->id >= first)
+                need[t->src[k]->id - first] = 1;
+    }
+    const bool check = (ctx->cfg.flags & HESS_CHECK_FINITE) != 0;
+    for (int64_t id = first; id < ctx->n_nodes; id++) {
+        hess_tensor *t = ctx->nodes[id];
+        if (!need[id - first] || !(t->flags & HESS_T_STALE))
+            continue;
+        hess__ops[t->op]->forward(t);
+        t->flags &= ~HESS_T_STALE;
+        if (check && !all_finite(t->data, t->numel)) {
+            char s0[96];
+            hess__error(ctx, HESS_ERR_NONFINITE,
+                        "%s: non-finite value in the result of %s (shape %s)", fn,
+                        hess__ops[t->op]->name, hess__shape_str(s0, t->ndim, t->shape));
+            return HESS_ERR_NONFINITE;
+        }
+    }
     return HESS_OK;
 }
 

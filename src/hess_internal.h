@@ -66,6 +66,7 @@ typedef enum hess_op {
 #define HESS_T_PARAM    1u /* made by hess_param_new                                */
 #define HESS_T_DETACHED 2u /* made by a backward pass without HESS_CREATE_GRAPH:     */
                            /* a constant to later passes, though still replayable    */
+#define HESS_T_STALE  8u   /* made while ctx->defer: values not computed yet */
 #define HESS_T_ONEHOT 4u   /* a direction leaf [k, ...] of unit vectors (hessian.c): */
                            /* slot q < p[1] holds a 1 at element p[0] + q of its   */
                            /* block when that is inside it, zeros elsewhere        */
@@ -132,6 +133,7 @@ struct hess_context {
     uint64_t epoch;     /* distinguishes contexts in marks */
     uint64_t serial;    /* serials handed out so far */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
+    unsigned defer;     /* > 0: results are not computed (HESS_T_STALE), see hess__eval */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
     unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */
     const char *api;    /* the public function running (Hessians), for messages */
@@ -230,6 +232,11 @@ typedef struct hess__replay {
 } hess__replay;
 
 /* Plans the nodes after the leaves that depend on any of them (arena). */
+/* Computes, in tape order, the stale nodes (made while ctx->defer) that outs[]
+ * depend on, from node `first` on; stale nodes nothing needs stay stale. */
+HESS_INTERNAL hess_status
+hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn);
+
 HESS_INTERNAL hess_status hess__replay_plan(hess_context *ctx,
                                             size_t n_leaves,
                                             hess_tensor *const leaves[],

@@ -187,10 +187,15 @@ static hess_status hvp_build(hess_context *ctx,
     if (block)
         memcpy(wrt + ni, pj, nj * sizeof *wrt);
     const int64_t first = ctx->n_nodes;
+    /* Both passes only build; hess__eval then computes what the results need:
+     * the gradient's own values (g_W = delta^T x and the like) are never read. */
+    ctx->defer++;
     hess_status st =
         hess__backward(ctx, 1, &loss, &one, nw, wrt, g, HESS_CREATE_GRAPH, fn, "params");
-    if (st != HESS_OK)
+    if (st != HESS_OK) {
+        ctx->defer--;
         return st;
+    }
 
     G->k = choose_k(ctx, first, m, opts);
     for (size_t i = 0; i < ni; i++) {
@@ -198,14 +203,19 @@ static hess_status hvp_build(hess_context *ctx,
         shape[0] = G->k;
         memcpy(shape + 1, pi[i]->shape, (size_t)pi[i]->ndim * sizeof *shape);
         hess_tensor *v = hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + 1, shape, NULL, NULL, fn);
-        if (!v)
+        if (!v) {
+            ctx->defer--;
             return ctx->status;
+        }
         G->v[i] = v;
     }
     set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
     ctx->batch_k = G->k;
     st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
     ctx->batch_k = 0;
+    ctx->defer--;
+    if (st == HESS_OK)
+        st = hess__eval(ctx, first, nj, G->hv, fn);
     if (st != HESS_OK || m <= (size_t)G->k)
         return st;
     return hess__replay_plan(ctx, ni, G->v, &G->plan);
