@@ -402,7 +402,7 @@ bool hess__same_shape(const hess_tensor *a, const hess_tensor *b)
     return true;
 }
 
-hess_status hess__check(hess_context *ctx, const hess_tensor *t, const char *fn)
+hess_status hess__check_slow(hess_context *ctx, const hess_tensor *t, const char *fn)
 {
     /* A NULL operand usually follows an earlier failure, whose error is kept. */
     if (!t) {

@@ -168,7 +168,15 @@ HESS_INTERNAL const char *hess__shape_str(char *buf, int ndim, const int64_t *sh
 /* Checks that t is a live tensor of ctx: HESS_OK, or the error (recorded unless
  * an earlier one is): HESS_ERR_ARG for NULL or another context's tensor,
  * HESS_ERR_STATE for a tensor freed by a rewind. */
-HESS_INTERNAL hess_status hess__check(hess_context *ctx, const hess_tensor *t, const char *fn);
+HESS_INTERNAL hess_status hess__check_slow(hess_context *ctx, const hess_tensor *t, const char *fn);
+static inline hess_status hess__check(hess_context *ctx, const hess_tensor *t, const char *fn)
+{
+    /* the common case inline: every builder checks each operand */
+    if (t && t->ctx == ctx && t->magic == HESS_TENSOR_MAGIC && t->id >= 0 && t->id < ctx->n_nodes &&
+        ctx->nodes[t->id] == t)
+        return HESS_OK;
+    return hess__check_slow(ctx, t, fn);
+}
 
 /* A new node of the given op and shape with data allocated (not computed). */
 HESS_INTERNAL hess_tensor *hess__node(hess_context *ctx,

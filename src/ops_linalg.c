@@ -222,6 +222,10 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
     return MM_LOOP;
 }
 
+/* Below this many multiply-adds a product does not look for zeros to skip
+ * (a scan of the operand costs about as much as the product). */
+#define SPARSE_MIN_MACS 4096
+
 /* The leaf whose values t holds (t itself, or the source of a chain of
  * reshape views), or NULL: values set from outside, such as the direction
  * leaves of a Hessian sweep. */
@@ -262,6 +266,8 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
     /* unit directions: their ones are known, nothing to scan */
     const bool onehot = (leaf->flags & HESS_T_ONEHOT) && leaf->ndim > 0 &&
                         leaf->shape[0] == nbatch && leaf->numel / nbatch == blk;
+    if (!onehot && nbatch * m * n * k < SPARSE_MIN_MACS)
+        return false; /* a scan would cost about what it could save */
     /* One pass over S in chunks of 8, keeping the chunks with a nonzero (an OR
      * of the bits without the sign: -0 counts as zero); too many: dense. */
     enum { CHUNK = 8, MAX_CHUNKS = 1024 };

@@ -376,32 +376,38 @@ static void test_ops_matmul_stacked_flags(void **state)
                 }
 }
 
-/* The zero-skipping path: a reshape view of a one-hot leaf takes it too, and
- * a non-finite value in the dense operand gives NaN as 0 * inf does. */
+/* The zero-skipping path (products of at least 4096 multiply-adds): a reshape
+ * view of a mostly-zero leaf takes it too, and a non-finite value in the dense
+ * operand gives NaN as 0 * inf does. */
 static void test_ops_matmul_sparse_edges(void **state)
 {
     hess_context *ctx = *state;
-    double a[6] = {1, -2, 0.5, 3, 4, -1}, b[24] = {0}, want[16];
-    b[1] = 2.0;  /* block 0: B(0,1) */
-    b[10] = 1.0; /* block 1: B(2,0) */
+    enum { M = 16, K = 24, N = 16, Q = 4 }; /* Q x 16 x 16 x 24 multiply-adds */
+    static double a[M * K], b[Q * K * N], want[Q * M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = sin(0.3 * i + 0.1);
+    memset(b, 0, sizeof b);
+    b[1] = 2.0;                  /* block 0: B(0,1) */
+    b[K * N + 5 * N] = 1.0;      /* block 1: B(5,0) */
+    b[K * N + 7 * N + 3] = -0.5; /* and B(7,3) */
     /* blocks 2 and 3 stay zero */
-    hess_tensor *A = mk(ctx, 2, SHP(2, 3), a);
-    hess_tensor *Bv = hess_reshape(ctx, mk(ctx, 2, SHP(4, 6), b), 3, SHP(4, 3, 2));
-    for (int q = 0; q < 4; q++)
-        naive_mm(2, 3, 2, a, b + 6 * q, want + 4 * q);
-    check_tensor(ctx, hess_matmul(ctx, A, Bv), 3, SHP(4, 2, 2), want);
+    hess_tensor *A = mk(ctx, 2, SHP(M, K), a);
+    hess_tensor *Bv = hess_reshape(ctx, mk(ctx, 2, SHP(Q, K * N), b), 3, SHP(Q, K, N));
+    for (int q = 0; q < Q; q++)
+        naive_mm(M, K, N, a, b + K * N * q, want + M * N * q);
+    check_tensor(ctx, hess_matmul(ctx, A, Bv), 3, SHP(Q, M, N), want);
 
-    a[2] = INFINITY;
-    A = mk(ctx, 2, SHP(2, 3), a);
-    for (int q = 0; q < 4; q++)
-        naive_mm(2, 3, 2, a, b + 6 * q, want + 4 * q);
+    a[5] = INFINITY; /* row 0, column 5: meets B(5,0) of block 1 and zeros elsewhere */
+    A = mk(ctx, 2, SHP(M, K), a);
+    for (int q = 0; q < Q; q++)
+        naive_mm(M, K, N, a, b + K * N * q, want + M * N * q);
     hess_tensor *C = hess_matmul(ctx, A, Bv);
     assert_non_null(C);
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < Q * M * N; i++) {
         const double got = hess_tensor_data(C)[i];
         assert_true(isnan(want[i]) ? isnan(got) : got == want[i]);
     }
-    assert_true(isnan(want[0])); /* the case is real: row 0 meets the inf */
+    assert_true(isnan(want[1])); /* the case is real: 0 * inf in block 0, row 0 */
 }
 
 static void test_ops_transpose(void **state)
