@@ -473,6 +473,24 @@ static bool all_finite(const double *x, int64_t n)
     return acc == 0.0;
 }
 
+/* Runs t's kernel; under HESS_CHECK_FINITE, a non-finite result is an error
+ * naming fn, the op and its operands' shapes.  Every evaluation passes here:
+ * at build (hess__finish), deferred (hess__eval) and replayed. */
+static hess_status eval_node(hess_context *ctx, hess_tensor *t, const char *fn)
+{
+    hess__ops[t->op]->forward(t);
+    if (!(ctx->cfg.flags & HESS_CHECK_FINITE) || all_finite(t->data, t->numel))
+        return HESS_OK;
+    char s0[96], s1[96] = "";
+    const hess_tensor *a = t->src[0], *b = t->src[1];
+    hess__shape_str(s0, a->ndim, a->shape);
+    if (b)
+        hess__shape_str(s1, b->ndim, b->shape);
+    hess__error(ctx, HESS_ERR_NONFINITE, "%s: non-finite value in the result of %s(%s%s%s)", fn,
+                hess__ops[t->op]->name, s0, b ? ", " : "", s1);
+    return HESS_ERR_NONFINITE;
+}
+
 hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
 {
     if (!out)
@@ -481,18 +499,7 @@ hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
         out->flags |= HESS_T_STALE;
         return out;
     }
-    hess__ops[out->op]->forward(out);
-    if ((ctx->cfg.flags & HESS_CHECK_FINITE) && !all_finite(out->data, out->numel)) {
-        char s0[96], s1[96] = "";
-        hess_tensor *a = out->src[0], *b = out->src[1];
-        hess__shape_str(s0, a->ndim, a->shape);
-        if (b)
-            hess__shape_str(s1, b->ndim, b->shape);
-        hess__error(ctx, HESS_ERR_NONFINITE, "%s: non-finite value in the result of %s(%s%s%s)", fn,
-                    hess__ops[out->op]->name, s0, b ? ", " : "", s1);
-        return NULL;
-    }
-    return out;
+    return eval_node(ctx, out, fn) == HESS_OK ? out : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -555,38 +562,24 @@ hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[]
             if (t->src[k] && t->src[k]->id >= first)
                 need[t->src[k]->id - first] = 1;
     }
-    const bool check = (ctx->cfg.flags & HESS_CHECK_FINITE) != 0;
     for (int64_t id = first; id < ctx->n_nodes; id++) {
         hess_tensor *t = ctx->nodes[id];
         if (!need[id - first] || !(t->flags & HESS_T_STALE))
             continue;
-        hess__ops[t->op]->forward(t);
         t->flags &= ~HESS_T_STALE;
-        if (check && !all_finite(t->data, t->numel)) {
-            char s0[96];
-            hess__error(ctx, HESS_ERR_NONFINITE,
-                        "%s: non-finite value in the result of %s (shape %s)", fn,
-                        hess__ops[t->op]->name, hess__shape_str(s0, t->ndim, t->shape));
-            return HESS_ERR_NONFINITE;
-        }
+        hess_status st = eval_node(ctx, t, fn);
+        if (st != HESS_OK)
+            return st;
     }
     return HESS_OK;
 }
 
 hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan, const char *fn)
 {
-    bool check = (ctx->cfg.flags & HESS_CHECK_FINITE) != 0;
     for (int64_t i = 0; i < plan->n; i++) {
-        hess_tensor *t = ctx->nodes[plan->ids[i]];
-        hess__ops[t->op]->forward(t);
-        if (check && !all_finite(t->data, t->numel)) {
-            char s0[96];
-            hess__error(ctx, HESS_ERR_NONFINITE,
-                        "%s: non-finite value in the result of %s (shape %s) when it was "
-                        "evaluated again",
-                        fn, hess__ops[t->op]->name, hess__shape_str(s0, t->ndim, t->shape));
-            return HESS_ERR_NONFINITE;
-        }
+        hess_status st = eval_node(ctx, ctx->nodes[plan->ids[i]], fn);
+        if (st != HESS_OK)
+            return st;
     }
     return HESS_OK;
 }
