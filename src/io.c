@@ -217,27 +217,10 @@ static hess_status write_npy(hess_context *ctx,
     return close_written(ctx, f, ok, path, fn);
 }
 
-hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor *t)
+/* What every save function checks first: a context, no pending error (then it
+ * does nothing and returns that status), a path. */
+static hess_status save_begin(hess_context *ctx, const char *path, const char *fn)
 {
-    static const char fn[] = "hess_save_npy";
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
-    hess_status st = hess__check(ctx, t, fn);
-    if (st != HESS_OK)
-        return st;
-    if (!path) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
-        return HESS_ERR_ARG;
-    }
-    return write_npy(ctx, path, t->ndim, t->shape, t->data, fn);
-}
-
-hess_status hess_save_npy_array(
-    hess_context *ctx, const char *path, int ndim, const int64_t *shape, const double *data)
-{
-    static const char fn[] = "hess_save_npy_array";
     if (!ctx)
         return HESS_ERR_ARG;
     if (ctx->status != HESS_OK)
@@ -246,8 +229,24 @@ hess_status hess_save_npy_array(
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
         return HESS_ERR_ARG;
     }
-    hess_status st = check_array(ctx, ndim, shape, data, fn);
-    if (st != HESS_OK)
+    return HESS_OK;
+}
+
+hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor *t)
+{
+    static const char fn[] = "hess_save_npy";
+    hess_status st = save_begin(ctx, path, fn);
+    if (st != HESS_OK || (st = hess__check(ctx, t, fn)) != HESS_OK)
+        return st;
+    return write_npy(ctx, path, t->ndim, t->shape, t->data, fn);
+}
+
+hess_status hess_save_npy_array(
+    hess_context *ctx, const char *path, int ndim, const int64_t *shape, const double *data)
+{
+    static const char fn[] = "hess_save_npy_array";
+    hess_status st = save_begin(ctx, path, fn);
+    if (st != HESS_OK || (st = check_array(ctx, ndim, shape, data, fn)) != HESS_OK)
         return st;
     return write_npy(ctx, path, ndim, shape, data, fn);
 }
@@ -662,16 +661,8 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
 hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file)
 {
     static const char fn[] = "hess_save_ref";
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status;
-    if (!path) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
-        return HESS_ERR_ARG;
-    }
-    hess_status st = check_ref(ctx, file, fn);
-    if (st != HESS_OK)
+    hess_status st = save_begin(ctx, path, fn);
+    if (st != HESS_OK || (st = check_ref(ctx, file, fn)) != HESS_OK)
         return st;
     FILE *f = open_write(ctx, path, fn);
     if (!f)
