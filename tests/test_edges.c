@@ -141,19 +141,29 @@ static void expect(const eval *e,
 /* Scalar functions                                                         */
 /* ------------------------------------------------------------------------ */
 
-static void test_sigmoid(void **state)
+/* op at every XS: value, derivative and second derivative against f, df, ddf. */
+static void sweep_unary(hess_context *ctx,
+                        hess_tensor *(*op)(hess_context *, hess_tensor *),
+                        double (*f)(double),
+                        double (*df)(double),
+                        double (*ddf)(double),
+                        const char *name)
 {
-    hess_context *ctx = *state;
     for (int k = 0; k < NX; k++) {
         const double x = XS[k];
         const hess_mark m = hess_context_mark(ctx);
         hess_tensor *p = hess_param_new(ctx, 0, NULL, &x);
         eval e;
-        evaluate(ctx, hess_sigmoid(ctx, p), 1, &p, &e);
-        const double g = dsig(x), H = ddsig(x);
-        expect(&e, sig(x), &g, &H, 1.0, "sigmoid", x);
+        evaluate(ctx, op(ctx, p), 1, &p, &e);
+        const double g = df(x), H = ddf(x);
+        expect(&e, f(x), &g, &H, 1.0, name, x);
         assert_ok(ctx, hess_context_rewind(ctx, m));
     }
+}
+
+static void test_sigmoid(void **state)
+{
+    sweep_unary(*state, hess_sigmoid, sig, dsig, ddsig, "sigmoid");
 }
 
 /* The limits themselves, exactly. */
@@ -171,20 +181,10 @@ static void test_sigmoid_limits(void **state)
     assert_true(hess_tensor_data(g)[1] == 0.0);
 }
 
+/* softplus' = sigmoid, softplus'' = sigmoid' */
 static void test_softplus(void **state)
 {
-    hess_context *ctx = *state;
-    for (int k = 0; k < NX; k++) {
-        const double x = XS[k];
-        const hess_mark m = hess_context_mark(ctx);
-        hess_tensor *p = hess_param_new(ctx, 0, NULL, &x);
-        eval e;
-        evaluate(ctx, hess_softplus(ctx, p), 1, &p, &e);
-        /* softplus' = sigmoid, softplus'' = sigmoid' */
-        const double g = sig(x), H = dsig(x);
-        expect(&e, softplus(x), &g, &H, 1.0, "softplus", x);
-        assert_ok(ctx, hess_context_rewind(ctx, m));
-    }
+    sweep_unary(*state, hess_softplus, softplus, sig, dsig, "softplus");
 }
 
 static void test_softplus_limits(void **state)
