@@ -696,6 +696,25 @@ static void mlp_step(hess_context *ctx, mlp *m, hess_tensor *const g[4], double 
     }
 }
 
+/* The allocator's counts and the arena's size after iteration 0 of a loop;
+ * every later iteration must leave them as they were. */
+typedef struct steady {
+    size_t calls, frees, bytes;
+} steady;
+
+static void steady_check(hess_context *ctx, const counter *c, int it, steady *st)
+{
+    if (it == 0) {
+        *st = (steady){c->n_alloc, c->n_free, hess_context_bytes(ctx)};
+        return;
+    }
+    if (c->n_alloc != st->calls || c->n_free != st->frees)
+        fail_msg("iteration %d called the allocator: %zu allocs, %zu frees "
+                 "(after the first iteration: %zu, %zu)",
+                 it, c->n_alloc, c->n_free, st->calls, st->frees);
+    assert_int_equal(hess_context_bytes(ctx), st->bytes);
+}
+
 static void test_context_training_loop_no_allocations(void **state)
 {
     (void)state;
@@ -704,7 +723,7 @@ static void test_context_training_loop_no_allocations(void **state)
     double store[512];
     mlp m;
     mlp_init(ctx, &m, 16, 4, 8, 3, store);
-    size_t calls = 0, frees = 0, bytes = 0;
+    steady st = {0, 0, 0};
     double first = 0, last = 0;
     for (int it = 0; it < 20; it++) {
         const hess_mark mk0 = hess_context_mark(ctx);
@@ -718,17 +737,7 @@ static void test_context_training_loop_no_allocations(void **state)
         mlp_step(ctx, &m, g, 0.2);
         assert_ok(ctx, hess_context_rewind(ctx, mk0));
         assert_true(mark_equal(hess_context_mark(ctx), mk0));
-        if (it == 0) {
-            calls = c.n_alloc;
-            frees = c.n_free;
-            bytes = hess_context_bytes(ctx);
-        } else {
-            if (c.n_alloc != calls || c.n_free != frees)
-                fail_msg("iteration %d called the allocator: %zu allocs, %zu frees "
-                         "(after the first iteration: %zu, %zu)",
-                         it, c.n_alloc, c.n_free, calls, frees);
-            assert_int_equal(hess_context_bytes(ctx), bytes);
-        }
+        steady_check(ctx, &c, it, &st);
         assert_int_equal(hess_context_bytes(ctx), c.live_bytes);
     }
     assert_true(last < first); /* the updates reached the model */
@@ -748,7 +757,7 @@ static void test_context_training_loop_hvp_hessian_no_allocations(void **state)
     double v[64], hv[64], h[64 * 64], d[64];
     for (size_t i = 0; i < N; i++)
         v[i] = 1.0 / (1.0 + (double)i);
-    size_t calls = 0, frees = 0, bytes = 0;
+    steady st = {0, 0, 0};
     for (int it = 0; it < 20; it++) {
         const hess_mark mk0 = hess_context_mark(ctx);
         hess_tensor *loss = mlp_loss(ctx, &m);
@@ -768,17 +777,7 @@ static void test_context_training_loop_hvp_hessian_no_allocations(void **state)
         }
         mlp_step(ctx, &m, g, 0.1);
         assert_ok(ctx, hess_context_rewind(ctx, mk0));
-        if (it == 0) {
-            calls = c.n_alloc;
-            frees = c.n_free;
-            bytes = hess_context_bytes(ctx);
-        } else {
-            if (c.n_alloc != calls || c.n_free != frees)
-                fail_msg("iteration %d called the allocator: %zu allocs, %zu frees "
-                         "(after the first iteration: %zu, %zu)",
-                         it, c.n_alloc, c.n_free, calls, frees);
-            assert_int_equal(hess_context_bytes(ctx), bytes);
-        }
+        steady_check(ctx, &c, it, &st);
     }
     destroy_counted(ctx, &c);
 }
