@@ -257,11 +257,14 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
-    const bool bside = batch_numel(A) == 1 && batch_numel(B) == nbatch && leaf_of(B);
-    if (!bside && !(batch_numel(B) == 1 && batch_numel(A) == nbatch && leaf_of(A)))
+    const hess_tensor *lb = batch_numel(A) == 1 && batch_numel(B) == nbatch ? leaf_of(B) : NULL;
+    const hess_tensor *la =
+        !lb && batch_numel(B) == 1 && batch_numel(A) == nbatch ? leaf_of(A) : NULL;
+    if (!lb && !la)
         return false;
+    const bool bside = lb != NULL;
     const hess_tensor *S = bside ? B : A, *D = bside ? A : B; /* sparse, dense */
-    const hess_tensor *leaf = leaf_of(S);
+    const hess_tensor *leaf = bside ? lb : la;
     const int64_t blk = S->numel / nbatch; /* one batch block of S */
     /* unit directions: their ones are known, nothing to scan */
     const bool onehot = (leaf->flags & HESS_T_ONEHOT) && leaf->ndim > 0 &&
