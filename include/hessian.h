@@ -121,6 +121,14 @@ typedef struct hess_tensor hess_tensor;
 
 /** Context flag: fail any op whose result holds NaN or Inf (HESS_ERR_NONFINITE). */
 #define HESS_CHECK_FINITE 1u
+/**
+ * Context flag: matrix products use only the portable C kernel (and BLAS, when
+ * built in), not the AVX2+FMA kernel the library otherwise picks at run time
+ * on x86-64 CPUs that have it.  The kernels round differently (fused
+ * multiply-adds), so this makes small products give the same bits on every
+ * x86-64 CPU, at some cost in speed.
+ */
+#define HESS_NO_SIMD 2u
 
 /**
  * Creation options; a zeroed struct (or a NULL pointer) gives the defaults.
@@ -134,7 +142,7 @@ typedef struct hess_config {
     void *user;                                       /**< passed to alloc and free */
     size_t max_bytes;                                 /**< 0 = unlimited */
     size_t block_bytes;                               /**< first arena block size, 0 = 64 KiB */
-    unsigned flags;                                   /**< HESS_CHECK_FINITE or 0 */
+    unsigned flags;                                   /**< HESS_CHECK_FINITE, HESS_NO_SIMD or 0 */
 } hess_config;
 
 /**

@@ -188,6 +188,7 @@ hess_status hess_context_create(const hess_config *cfg, hess_context **out)
     memset(ctx, 0, sizeof *ctx);
     ctx->cfg = c;
     ctx->bytes = need;
+    ctx->simd = !(c.flags & HESS_NO_SIMD) && hess__simd_available();
     /* The epoch tells this context's marks from another's; the address is
      * unique among live contexts, which is all that is needed. */
     ctx->epoch = (uint64_t)(uintptr_t)ctx;

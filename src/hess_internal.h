@@ -135,11 +135,33 @@ struct hess_context {
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     unsigned defer;     /* > 0: results are not computed (HESS_T_STALE), see hess__eval */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
+    bool simd;          /* matrix products may use hess__gemm_simd (CPU has it, no HESS_NO_SIMD) */
     unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */
     const char *api;    /* the public function running (Hessians), for messages */
     hess_status status;
     char errmsg[320];
 };
+
+/* The AVX2+FMA matrix-product kernel (gemm_simd.c), compiled on x86-64 with
+ * GCC or Clang and run only where hess__simd_available() says the CPU has it.
+ * C[m,n] = op(A) op(B): A(i,p) = a[i ai + p ap]; op(B) from its stored rows
+ * (leading dimension ldb, transposed when tb); C dense. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HESS_SIMD_X86 1
+HESS_INTERNAL void hess__gemm_simd(int64_t m,
+                                   int64_t n,
+                                   int64_t k,
+                                   const double *a,
+                                   int64_t ai,
+                                   int64_t ap,
+                                   const double *b,
+                                   int64_t ldb,
+                                   bool tb,
+                                   double *c);
+#else
+#define HESS_SIMD_X86 0
+#endif
+HESS_INTERNAL bool hess__simd_available(void);
 
 /* Arena allocation, 32-byte aligned; NULL (and HESS_ERR_NOMEM recorded, named
  * by fn) when the allocator or the byte limit refuses. */

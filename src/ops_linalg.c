@@ -105,11 +105,22 @@ static void gemm(int64_t m,
     }
 }
 
+/* Products the AVX2 kernel (gemm_simd.c) takes when the context may use it:
+ * not the tiny ones (its panel and tile set-up cost more than they save),
+ * and with BLAS built in not those above 2^19 multiply-adds, where BLAS's
+ * cache blocking wins.  Below that the kernel beats OpenBLAS 0.3.21 (Zen 3,
+ * one thread: 1.1-1.7x on the shapes of a batch-32 MLP, about even at 2^19
+ * to 2^20, 0.75-0.8x at 2^21 and up). */
+#define HESS_SIMD_MIN_DIM  4
+#define HESS_SIMD_MAX_MACS ((int64_t)1 << 19)
+
 /* C[m,n] = op(A) op(B) with op(A) [m,k], op(B) [k,n], A and B row-major as
  * stored with leading dimensions lda and ldb (A is [k,m] when ta, B is [n,k]
- * when tb).  CBLAS when the build has it and the product is not tiny, else the
- * portable kernel above. */
-static void gemm_ld(bool ta,
+ * when tb).  The AVX2 kernel where simd allows it and it is fastest, else
+ * CBLAS when the build has it and the product is not tiny, else the portable
+ * kernel above. */
+static void gemm_ld(bool simd,
+                    bool ta,
                     bool tb,
                     int64_t m,
                     int64_t n,
@@ -120,6 +131,18 @@ static void gemm_ld(bool ta,
                     int64_t ldb,
                     double *c)
 {
+#if HESS_SIMD_X86
+    if (simd && m >= HESS_SIMD_MIN_DIM && n >= HESS_SIMD_MIN_DIM && k >= HESS_SIMD_MIN_DIM
+#ifdef HESSIAN_HAVE_CBLAS
+        && m * n * k <= HESS_SIMD_MAX_MACS
+#endif
+    ) {
+        hess__gemm_simd(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, ldb, tb, c);
+        return;
+    }
+#else
+    (void)simd;
+#endif
 #ifdef HESSIAN_HAVE_CBLAS
     if (m * n * k >= HESS_BLAS_MIN_FLOPS) {
         cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -132,10 +155,17 @@ static void gemm_ld(bool ta,
 }
 
 /* gemm_ld for operands stored densely. */
-static void gemm_t(
-    bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
+static void gemm_t(bool simd,
+                   bool ta,
+                   bool tb,
+                   int64_t m,
+                   int64_t n,
+                   int64_t k,
+                   const double *a,
+                   const double *b,
+                   double *c)
 {
-    gemm_ld(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c);
+    gemm_ld(simd, ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c);
 }
 
 /* Offset of batch element bi of t (batch dims = all but the last two) in the
@@ -347,31 +377,32 @@ static void matmul_forward(hess_tensor *out)
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
     const int64_t nbatch = hess__numel(nb, out->shape);
+    const bool simd = out->ctx->simd;
     size_t scratch;
     if (matmul_sparse(out, ta, tb, nbatch))
         return;
     if (nbatch == 1) {
-        gemm_t(ta, tb, m, n, k, A->data, B->data, out->data);
+        gemm_t(simd, ta, tb, m, n, k, A->data, B->data, out->data);
         return;
     }
     switch (mm_plan(out, A, B, &scratch)) {
     case MM_STACK_A:
         if (!ta) {
-            gemm_t(false, tb, nbatch * m, n, k, A->data, B->data, out->data);
+            gemm_t(simd, false, tb, nbatch * m, n, k, A->data, B->data, out->data);
         } else { /* A_b is stored [k, m]: side by side they are [k, K*m] */
             swap_outer(A->data, out->scratch, nbatch, k, m, true);
-            gemm_ld(true, tb, nbatch * m, n, k, out->scratch, nbatch * m, B->data, tb ? k : n,
+            gemm_ld(simd, true, tb, nbatch * m, n, k, out->scratch, nbatch * m, B->data, tb ? k : n,
                     out->data);
         }
         return;
     case MM_STACK_B: {
         double *cs = out->scratch; /* [m, K, n] */
         if (tb) {                  /* B_b is stored [n, k]: the stack is [K*n, k] as it is */
-            gemm_ld(ta, true, m, nbatch * n, k, A->data, ta ? m : k, B->data, k, cs);
+            gemm_ld(simd, ta, true, m, nbatch * n, k, A->data, ta ? m : k, B->data, k, cs);
         } else { /* B_b is stored [k, n]: side by side they are [k, K*n] */
             double *bs = cs + out->numel;
             swap_outer(B->data, bs, nbatch, k, n, true);
-            gemm_ld(ta, false, m, nbatch * n, k, A->data, ta ? m : k, bs, nbatch * n, cs);
+            gemm_ld(simd, ta, false, m, nbatch * n, k, A->data, ta ? m : k, bs, nbatch * n, cs);
         }
         swap_outer(cs, out->data, nbatch, m, n, false);
         return;
@@ -380,7 +411,7 @@ static void matmul_forward(hess_tensor *out)
         break;
     }
     for (int64_t bi = 0; bi < nbatch; bi++)
-        gemm_t(ta, tb, m, n, k, A->data + batch_offset(A, nb, out->shape, bi),
+        gemm_t(simd, ta, tb, m, n, k, A->data + batch_offset(A, nb, out->shape, bi),
                B->data + batch_offset(B, nb, out->shape, bi), out->data + bi * m * n);
 }
 

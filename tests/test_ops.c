@@ -9,6 +9,7 @@
 #include "hess_internal.h" /* hess__matmul_t: the transpose-flag forms */
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RTOL 1e-14
@@ -325,8 +326,8 @@ static void test_ops_matmul_batched(void **state)
 }
 
 /* op(A) op(B) with one operand batched -- the form a Hessian sweep's products
- * take -- for every transpose-flag pair, against a loop over the batch; the
- * small size runs the built-in kernel, the larger one CBLAS when built in.
+ * take -- for every transpose-flag pair, against a loop over the batch, at
+ * two sizes (the kernels themselves are test_ops_matmul_kernels').
  * With sparse, the batched leaf is one-hot per block (the unit directions of
  * a sweep), which takes the zero-skipping path. */
 static void test_ops_matmul_stacked_flags(void **state)
@@ -408,6 +409,75 @@ static void test_ops_matmul_sparse_edges(void **state)
         assert_true(isnan(want[i]) ? isnan(got) : got == want[i]);
     }
     assert_true(isnan(want[1])); /* the case is real: 0 * inf in block 0, row 0 */
+}
+
+/* Every matrix-product kernel against a long double loop, for every transpose
+ * pair: the AVX2 kernel (the default context, where the CPU has it) and the
+ * portable one (HESS_NO_SIMD), at sizes that take each tail of its 6 x 8 tile
+ * (m mod 6, n mod 8), several column panels (n > 16), several depth panels
+ * (k > 128), the tiny products it leaves to the portable kernel, and one
+ * above 2^19 multiply-adds (BLAS when built in).  Error bound: k ulps of
+ * sum |A(i,p) B(p,j)|. */
+static void test_ops_matmul_kernels(void **state)
+{
+    (void)state;
+    static const int64_t sizes[][3] = {{6, 8, 5},    {7, 9, 4},     {11, 13, 17}, {12, 16, 129},
+                                       {5, 37, 33},  {23, 10, 300}, {3, 5, 7},    {4, 4, 3},
+                                       {32, 10, 32}, {81, 83, 80}}; /* m, n, k */
+    hess_context *simd, *plain;
+    assert_int_equal(hess_context_create(NULL, &simd), HESS_OK);
+    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &plain), HESS_OK);
+    assert_true(hess__simd_available() == simd->simd);
+    assert_false(plain->simd);
+    bool differ = false; /* the kernels round differently: both ran */
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (int f = 0; f < 4; f++) {
+            const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2];
+            const bool ta = f & 1, tb = f & 2;
+            double *a = malloc((size_t)(m * k) * sizeof(double));
+            double *b = malloc((size_t)(k * n) * sizeof(double));
+            assert_non_null(a);
+            assert_non_null(b);
+            for (int64_t i = 0; i < m * k; i++)
+                a[i] = sin(0.37 * (double)i + (double)s) * (1.0 + 0.001 * (double)f);
+            for (int64_t i = 0; i < k * n; i++)
+                b[i] = cos(0.23 * (double)i - (double)s);
+            const hess_tensor *c[2];
+            hess_context *ctxs[2] = {simd, plain};
+            for (int q = 0; q < 2; q++) {
+                hess_tensor *A = hess_tensor_new(ctxs[q], 2, ta ? SHP(k, m) : SHP(m, k), a);
+                hess_tensor *B = hess_tensor_new(ctxs[q], 2, tb ? SHP(n, k) : SHP(k, n), b);
+                c[q] = hess__matmul_t(ctxs[q], A, B, ta, tb, "test_ops");
+                assert_ok(ctxs[q], hess_context_status(ctxs[q]));
+                check_shape(c[q], 2, SHP(m, n));
+            }
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    long double want = 0.0L, mag = 0.0L;
+                    for (int64_t p = 0; p < k; p++) {
+                        const long double t = (long double)(ta ? a[p * m + i] : a[i * k + p]) *
+                                              (tb ? b[j * k + p] : b[p * n + j]);
+                        want += t;
+                        mag += fabsl(t);
+                    }
+                    const double tol = (double)k * 0x1p-52 * (double)mag;
+                    for (int q = 0; q < 2; q++)
+                        if (!(fabs(hess_tensor_data(c[q])[i * n + j] - (double)want) <= tol))
+                            fail_msg(
+                                "%s kernel, [%lld,%lld,%lld] ta %d tb %d, C(%lld,%lld) = %.17g, "
+                                "want %.17Lg",
+                                q ? "portable" : "default", (long long)m, (long long)n,
+                                (long long)k, ta, tb, (long long)i, (long long)j,
+                                hess_tensor_data(c[q])[i * n + j], want);
+                    differ |=
+                        hess_tensor_data(c[0])[i * n + j] != hess_tensor_data(c[1])[i * n + j];
+                }
+            free(a);
+            free(b);
+        }
+    assert_true(differ == simd->simd);
+    hess_context_destroy(simd);
+    hess_context_destroy(plain);
 }
 
 static void test_ops_transpose(void **state)
@@ -927,6 +997,7 @@ int main(void)
         T(test_ops_matmul_batched),
         T(test_ops_matmul_stacked_flags),
         T(test_ops_matmul_sparse_edges),
+        T(test_ops_matmul_kernels),
         T(test_ops_transpose),
         T(test_ops_reshape),
         T(test_ops_sum_mean),
