@@ -122,11 +122,11 @@ typedef struct hess_tensor hess_tensor;
 /** Context flag: fail any op whose result holds NaN or Inf (HESS_ERR_NONFINITE). */
 #define HESS_CHECK_FINITE 1u
 /**
- * Context flag: matrix products use only the portable C kernel (and BLAS, when
- * built in), not the AVX2+FMA kernel the library otherwise picks at run time
- * on x86-64 CPUs that have it.  The kernels round differently (fused
- * multiply-adds), so this makes small products give the same bits on every
- * x86-64 CPU, at some cost in speed.
+ * Context flag: matrix products and tanh use only the portable C kernels (and
+ * BLAS for large products, when built in), not the AVX2+FMA kernels the
+ * library otherwise picks at run time on x86-64 CPUs that have them.  The
+ * kernels round differently (fused multiply-adds), so this makes results the
+ * same on every x86-64 CPU, at some cost in speed.
  */
 #define HESS_NO_SIMD 2u
 

@@ -142,10 +142,11 @@ struct hess_context {
     char errmsg[320];
 };
 
-/* The AVX2+FMA matrix-product kernel (gemm_simd.c), compiled on x86-64 with
- * GCC or Clang and run only where hess__simd_available() says the CPU has it.
- * C[m,n] = op(A) op(B): A(i,p) = a[i ai + p ap]; op(B) from its stored rows
- * (leading dimension ldb, transposed when tb); C dense. */
+/* The AVX2+FMA kernels (simd_x86.c), compiled on x86-64 with GCC or Clang and
+ * run only where hess__simd_available() says the CPU has AVX2 and FMA.
+ * hess__gemm_simd: C[m,n] = op(A) op(B), A(i,p) = a[i ai + p ap], op(B) from
+ * its stored rows (leading dimension ldb, transposed when tb), C dense.
+ * hess__tanh_simd: y[i] = tanh(x[i]), as ops_unary.c's tanh to 2 ulp. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HESS_SIMD_X86 1
 HESS_INTERNAL void hess__gemm_simd(int64_t m,
@@ -158,6 +159,7 @@ HESS_INTERNAL void hess__gemm_simd(int64_t m,
                                    int64_t ldb,
                                    bool tb,
                                    double *c);
+HESS_INTERNAL void hess__tanh_simd(const double *x, double *y, int64_t n);
 #else
 #define HESS_SIMD_X86 0
 #endif

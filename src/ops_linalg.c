@@ -105,7 +105,7 @@ static void gemm(int64_t m,
     }
 }
 
-/* Products the AVX2 kernel (gemm_simd.c) takes when the context may use it:
+/* Products the AVX2 kernel (simd_x86.c) takes when the context may use it:
  * not the tiny ones (its panel and tile set-up cost more than they save),
  * and with BLAS built in not those above 2^19 multiply-adds, where BLAS's
  * cache blocking wins.  Below that the kernel beats OpenBLAS 0.3.21 (Zen 3,

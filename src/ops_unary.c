@@ -95,13 +95,21 @@ static double tanh1(double v)
     return v; /* NaN */
 }
 
-/* Two passes: the rational branch for every element, vectorised, then the exp
- * branch (a call per element) only where |v| >= 0.55 or v is NaN. */
+/* The AVX2 kernel where the context may use it (the same formulas, both for
+ * every lane); else two passes: the rational branch for every element,
+ * vectorised, then the exp branch (a call per element) only where |v| >= 0.55
+ * or v is NaN. */
 static void tanh_forward(hess_tensor *out)
 {
     const double *x = out->src[0]->data;
     double *y = out->data;
     const int64_t n = out->numel;
+#if HESS_SIMD_X86
+    if (out->ctx->simd) {
+        hess__tanh_simd(x, y, n);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < n; i++)
         y[i] = tanh_small(x[i]);
     for (int64_t i = 0; i < n; i++)
