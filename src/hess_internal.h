@@ -143,11 +143,12 @@ struct hess_context {
 };
 
 /* The AVX2+FMA kernels (simd_x86.c), compiled on x86-64 with GCC or Clang and
- * run only where hess__simd_available() says the CPU has AVX2 and FMA.
+ * run only where hess__simd_available() says the CPU has AVX2 and FMA (not
+ * compiled with -DHESSIAN_SIMD=OFF, which defines HESSIAN_NO_SIMD).
  * hess__gemm_simd: C[m,n] = op(A) op(B), A(i,p) = a[i ai + p ap], op(B) from
  * its stored rows (leading dimension ldb, transposed when tb), C dense.
  * hess__tanh_simd: y[i] = tanh(x[i]), as ops_unary.c's tanh to 2 ulp. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(HESSIAN_NO_SIMD)
 #define HESS_SIMD_X86 1
 HESS_INTERNAL void hess__gemm_simd(int64_t m,
                                    int64_t n,
@@ -160,6 +161,9 @@ HESS_INTERNAL void hess__gemm_simd(int64_t m,
                                    bool tb,
                                    double *c);
 HESS_INTERNAL void hess__tanh_simd(const double *x, double *y, int64_t n);
+/* An AVX2 copy of a portable loop: the same C, vectorised 4 wide.  Without
+ * FMA, so that the copy rounds exactly as the original does. */
+#define HESS_AVX2 __attribute__((target("avx2")))
 #else
 #define HESS_SIMD_X86 0
 #endif

@@ -108,9 +108,9 @@ typedef struct {
 } bin_args;
 
 /* One row: o[i] = F(a[i*sa], b[i*sb]), specialised for the strides 0/1 so
- * that the compiler vectorises the common cases. */
-#define HESS_BINARY_ROW(name, F)                                                                   \
-    static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)                    \
+ * that the compiler vectorises the common cases.  ATTR makes the AVX2 copy. */
+#define HESS_BINARY_ROW_AS(name, F, ATTR)                                                          \
+    ATTR static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)               \
     {                                                                                              \
         bin_args *g = k;                                                                           \
         double *o = g->o + off[0];                                                                 \
@@ -130,6 +130,18 @@ typedef struct {
             for (int64_t i = 0; i < n; i++)                                                        \
                 o[i] = F(a[i * st[1]], b[i * st[2]]);                                              \
     }
+
+/* name and, on x86-64, name_avx2: the kernels a context picks from
+ * (ctx->simd), which give the same bits */
+#if HESS_SIMD_X86
+#define HESS_BINARY_ROW(name, F)                                                                   \
+    HESS_BINARY_ROW_AS(name, F, )                                                                  \
+    HESS_BINARY_ROW_AS(name##_avx2, F, HESS_AVX2)
+#define ROW_FOR(out, name) ((out)->ctx->simd ? name##_avx2 : name)
+#else
+#define HESS_BINARY_ROW(name, F) HESS_BINARY_ROW_AS(name, F, )
+#define ROW_FOR(out, name)       name
+#endif
 
 /* sigmoid'(v) = sigmoid(v) sigmoid(-v) = e / (1 + e)^2 with e = exp(-|v|) <= 1:
  * one exp, no overflow, full relative accuracy in both tails */
@@ -171,27 +183,27 @@ static void binary_forward(hess_tensor *out, row_fn row)
 
 static void add_forward(hess_tensor *out)
 {
-    binary_forward(out, add_row);
+    binary_forward(out, ROW_FOR(out, add_row));
 }
 static void sub_forward(hess_tensor *out)
 {
-    binary_forward(out, sub_row);
+    binary_forward(out, ROW_FOR(out, sub_row));
 }
 static void mul_forward(hess_tensor *out)
 {
-    binary_forward(out, mul_row);
+    binary_forward(out, ROW_FOR(out, mul_row));
 }
 static void div_forward(hess_tensor *out)
 {
-    binary_forward(out, div_row);
+    binary_forward(out, ROW_FOR(out, div_row));
 }
 static void tanh_grad_forward(hess_tensor *out)
 {
-    binary_forward(out, tanh_grad_row);
+    binary_forward(out, ROW_FOR(out, tanh_grad_row));
 }
 static void sigmoid_grad_forward(hess_tensor *out)
 {
-    binary_forward(out, sigmoid_grad_row);
+    binary_forward(out, ROW_FOR(out, sigmoid_grad_row));
 }
 
 /* d(a+b) = g da + g db, each summed back to its operand's shape */
@@ -313,24 +325,29 @@ hess_tensor *hess__sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *
 /* ------------------------------------------------------------------------ */
 
 /* Accumulates a row of the big operand into the (strided) small one. */
-static void sum_row(void *k, const int64_t *off, const int64_t *st, int64_t n)
-{
-    bin_args *g = k;
-    const double *a = g->a + off[0];
-    double *o = g->o + off[1];
-    if (st[1] == 0) {
-        double s = 0.0;
-        for (int64_t i = 0; i < n; i++)
-            s += a[i * st[0]];
-        o[0] += s;
-    } else if (st[0] == 1 && st[1] == 1) {
-        for (int64_t i = 0; i < n; i++)
-            o[i] += a[i];
-    } else {
-        for (int64_t i = 0; i < n; i++)
-            o[i * st[1]] += a[i * st[0]];
+#define HESS_SUM_ROW_AS(name, ATTR)                                                                \
+    ATTR static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)               \
+    {                                                                                              \
+        bin_args *g = k;                                                                           \
+        const double *a = g->a + off[0];                                                           \
+        double *o = g->o + off[1];                                                                 \
+        if (st[1] == 0) {                                                                          \
+            double s = 0.0;                                                                        \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                s += a[i * st[0]];                                                                 \
+            o[0] += s;                                                                             \
+        } else if (st[0] == 1 && st[1] == 1) {                                                     \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] += a[i];                                                                      \
+        } else {                                                                                   \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i * st[1]] += a[i * st[0]];                                                      \
+        }                                                                                          \
     }
-}
+HESS_SUM_ROW_AS(sum_row, )
+#if HESS_SIMD_X86
+HESS_SUM_ROW_AS(sum_row_avx2, HESS_AVX2)
+#endif
 
 static void sum_to_forward(hess_tensor *out)
 {
@@ -345,7 +362,7 @@ static void sum_to_forward(hess_tensor *out)
     memset(out->data, 0, (size_t)out->numel * sizeof(double));
     bin_args g = {out->data, a->data, NULL};
     const hess_tensor *t[2] = {a, out};
-    bcast_rows(a->ndim, a->shape, 2, t, sum_row, &g);
+    bcast_rows(a->ndim, a->shape, 2, t, ROW_FOR(out, sum_row), &g);
 }
 
 static void copy_row(void *k, const int64_t *off, const int64_t *st, int64_t n)

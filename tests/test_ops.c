@@ -480,6 +480,58 @@ static void test_ops_matmul_kernels(void **state)
     hess_context_destroy(plain);
 }
 
+/* The elementwise kernels' AVX2 copies give the same bits as the portable
+ * ones (HESS_NO_SIMD): every binary op and sum_to, at lengths 1 to 9 and
+ * 37 (every vector tail), same shape, a broadcast row, a broadcast column
+ * (strided) and a scalar on either side. */
+static void test_ops_elementwise_kernels_agree(void **state)
+{
+    (void)state;
+    hess_context *ctx[2];
+    assert_int_equal(hess_context_create(NULL, &ctx[0]), HESS_OK);
+    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &ctx[1]), HESS_OK);
+    static const int64_t lens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 37};
+    double x[5 * 37], y[5 * 37];
+    for (int i = 0; i < 5 * 37; i++) {
+        x[i] = sin(1.3 * i) * 3.0;
+        y[i] = cos(0.7 * i) + 1.5;
+    }
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int64_t n = lens[li];
+        /* [5,n] with [5,n], [n], [5,1], [] on the right, and the reverse */
+        const int64_t shp[4][2] = {{5, n}, {n, 0}, {5, 1}, {0, 0}};
+        const int nd[4] = {2, 1, 2, 0};
+        for (int form = 0; form < 8; form++) {
+            const double *res[2][7];
+            for (int q = 0; q < 2; q++) {
+                hess_tensor *big = mk(ctx[q], 2, SHP(5, n), x);
+                hess_tensor *oth = mk(ctx[q], nd[form % 4], shp[form % 4], y);
+                hess_tensor *a = form < 4 ? big : oth, *b = form < 4 ? oth : big;
+                hess_tensor *r[7] = {hess_add(ctx[q], a, b),
+                                     hess_sub(ctx[q], a, b),
+                                     hess_mul(ctx[q], a, b),
+                                     hess_div(ctx[q], a, b),
+                                     hess__tanh_grad(ctx[q], a, b),
+                                     hess__sigmoid_grad(ctx[q], a, b),
+                                     hess_sum_to(ctx[q], big, nd[form % 4], shp[form % 4])};
+                assert_ok(ctx[q], hess_context_status(ctx[q]));
+                for (int o = 0; o < 7; o++)
+                    res[q][o] = hess_tensor_data(r[o]);
+            }
+            for (int o = 0; o < 7; o++) {
+                const size_t cnt = o < 6 ? (size_t)(5 * n)
+                                         : (size_t)(form % 4 == 0   ? 5 * n
+                                                    : form % 4 == 1 ? n
+                                                    : form % 4 == 2 ? 5
+                                                                    : 1);
+                assert_memory_equal(res[0][o], res[1][o], cnt * sizeof(double));
+            }
+        }
+    }
+    hess_context_destroy(ctx[0]);
+    hess_context_destroy(ctx[1]);
+}
+
 static void test_ops_transpose(void **state)
 {
     hess_context *ctx = *state;
@@ -1014,6 +1066,7 @@ int main(void)
         T(test_ops_matmul_stacked_flags),
         T(test_ops_matmul_sparse_edges),
         T(test_ops_matmul_kernels),
+        T(test_ops_elementwise_kernels_agree),
         T(test_ops_transpose),
         T(test_ops_reshape),
         T(test_ops_sum_mean),
