@@ -1,8 +1,11 @@
 /*
  * ops_linalg.c -- matrix product (with transposed operands, so that x W^T and
  * the backward products need no copies), transpose, and the vector forms of
- * hess_matmul composed from them.  Legend: A [m,k], B [k,n], C [m,n] after the
- * optional transposes; flags ta, tb live in out->p[0], out->p[1].
+ * hess_matmul.  Legend: A [m,k], B [k,n], C [m,n] after the optional
+ * transposes; flags ta, tb live in out->p[0], out->p[1].  A MATMUL node also
+ * takes a vector with a matrix (b [k] as a column, or a [k] as a row, the
+ * result without that dimension), so that a one-sample layer W x is one node;
+ * with a batch, or for two vectors, hess_matmul reshapes around it.
  */
 #include "hess_internal.h"
 
@@ -230,9 +233,11 @@ typedef enum { MM_LOOP, MM_STACK_A, MM_STACK_B } mm_form;
 static mm_form
 mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size_t *scratch)
 {
+    *scratch = 0;
+    if (A->ndim == 1 || B->ndim == 1)
+        return MM_LOOP; /* a vector and a matrix: one product, no batch */
     const int64_t nbatch = batch_numel(out);
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
-    *scratch = 0;
     if (nbatch > 1 && batch_numel(A) == nbatch && batch_numel(B) == 1) {
         *scratch = ta ? (size_t)A->numel : 0;
         return MM_STACK_A;
@@ -373,6 +378,16 @@ static void matmul_forward(hess_tensor *out)
 {
     const hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    if (B->ndim == 1) { /* op(A) b: b is a [k,1] column */
+        gemm_t(out->ctx->simd, ta, false, out->shape[0], 1, B->shape[0], A->data, B->data,
+               out->data);
+        return;
+    }
+    if (A->ndim == 1) { /* a op(B): a is a [1,k] row */
+        gemm_t(out->ctx->simd, false, tb, 1, out->shape[0], A->shape[0], A->data, B->data,
+               out->data);
+        return;
+    }
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
@@ -434,10 +449,57 @@ static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool t
  *   C = A^T B:    dA = B G^T,     dB = A G
  *   C = A B^T:    dA = G B,       dB = G^T A
  *   C = A^T B^T:  dA = B^T G^T,   dB = G^T A^T */
+/* t with a dimension of 1 inserted before its last (row) or after it (col):
+ * [..., n] -> [..., 1, n] or [..., n, 1]. */
+static hess_tensor *unsqueeze(hess_context *ctx, hess_tensor *t, bool col)
+{
+    int64_t shape[HESS_DIMS];
+    const int nd = t->ndim;
+    memcpy(shape, t->shape, (size_t)nd * sizeof *shape);
+    shape[nd] = col ? 1 : shape[nd - 1];
+    if (!col)
+        shape[nd - 1] = 1;
+    return hess_reshape(ctx, t, nd + 1, shape);
+}
+
+/* A vector and a matrix, with cotangent G ([n] or [m], or [K, ...] during a
+ * batched pass), the outer products as products over an inner dimension of 1
+ * (so that a batched G is one stacked product, and a one-hot one skips its
+ * zeros):
+ *   C = op(A) b:  dA = G b^T stored as A is (G [.., m, 1] x b [1, k], or
+ *                 b [k, 1] x G [.., 1, m] when ta),  db = G op(A)
+ *   C = a op(B):  da = G op(B)^T,  dB = a G^T stored as B is (a [k, 1] x
+ *                 G [.., 1, n], or G [.., n, 1] x a [1, k] when tb) */
+static void matvec_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *A = out->src[0], *B = out->src[1];
+    const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    hess_tensor *v = B->ndim == 1 ? B : A;     /* the vector */
+    const bool vcol = B->ndim == 1 ? ta : !tb; /* it enters dM as a column */
+    if (HESS_NEED(ctx, B->ndim == 1 ? 0 : 1)) {
+        const int64_t vshape[2] = {vcol ? v->shape[0] : 1, vcol ? 1 : v->shape[0]};
+        hess_tensor *vm = hess_reshape(ctx, v, 2, vshape);
+        hess_tensor *gm = unsqueeze(ctx, g, !vcol);
+        hess_tensor *dm = vcol ? mm(ctx, vm, gm, false, false) : mm(ctx, gm, vm, false, false);
+        if (B->ndim == 1)
+            gin[0] = hess__sum_like(ctx, dm, A);
+        else
+            gin[1] = hess__sum_like(ctx, dm, B);
+    }
+    if (B->ndim == 1 && HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, mm(ctx, g, A, false, ta), B);
+    if (A->ndim == 1 && HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, mm(ctx, g, B, false, !tb), A);
+}
+
 static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
     hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    if (A->ndim == 1 || B->ndim == 1) {
+        matvec_backward(ctx, out, g, gin);
+        return;
+    }
     /* each product only when that operand needs it; sum_like undoes the
      * broadcast of batch dims */
     if (HESS_NEED(ctx, 0)) {
@@ -467,6 +529,17 @@ transpose_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_ten
 static bool
 mm_shape(const hess_tensor *a, const hess_tensor *b, bool ta, bool tb, int *nd, int64_t *shape)
 {
+    /* a vector with a matrix: a [k] x op(B) [k,n] -> [n], op(A) [m,k] x b [k] -> [m] */
+    if (a->ndim == 1 && b->ndim == 2 && !ta) {
+        *nd = 1;
+        shape[0] = b->shape[tb ? 0 : 1];
+        return a->shape[0] == b->shape[tb ? 1 : 0];
+    }
+    if (b->ndim == 1 && a->ndim == 2 && !tb) {
+        *nd = 1;
+        shape[0] = a->shape[ta ? 1 : 0];
+        return b->shape[0] == a->shape[ta ? 0 : 1];
+    }
     if (a->ndim < 2 || b->ndim < 2)
         return false;
     const int64_t ka = a->shape[a->ndim - (ta ? 2 : 1)], kb = b->shape[b->ndim - (tb ? 1 : 2)];
@@ -542,9 +615,10 @@ static hess_tensor *matmul_impl(hess_context *ctx, hess_tensor *a, hess_tensor *
         mm_error(ctx, a, b, false, false, fn);
         return NULL;
     }
-    if (!av && !bv)
-        return mm_fn(ctx, a, b, false, false, fn);
-    /* vectors become [1,k] rows or [k,1] columns; the result drops those dims */
+    if ((!av && !bv) || (av && b->ndim == 2) || (bv && a->ndim == 2))
+        return mm_fn(ctx, a, b, false, false, fn); /* vector with matrix: one node */
+    /* with a batch, or two vectors: vectors become [1,k] rows or [k,1] columns,
+     * and the result drops those dims */
     const int64_t k = a->shape[a->ndim - 1];
     const int64_t row[2] = {1, k}, col[2] = {k, 1};
     hess_tensor *a2 = av ? hess_reshape(ctx, a, 2, row) : a;

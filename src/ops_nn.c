@@ -159,9 +159,7 @@ static hess_tensor *linear_impl(hess_context *ctx, hess_tensor *x, hess_tensor *
     if (x->ndim == 2) {
         y = hess__matmul_t(ctx, x, W, false, true, fn); /* [B,in] x [out,in]^T */
     } else {
-        const int64_t col[2] = {x->shape[0], 1}, out[1] = {W->shape[0]};
-        y = hess_reshape(
-            ctx, hess__matmul_t(ctx, W, hess_reshape(ctx, x, 2, col), false, false, fn), 1, out);
+        y = hess__matmul_t(ctx, W, x, false, false, fn); /* [out,in] x [in] */
     }
     return b ? hess_add(ctx, y, b) : y;
 }

@@ -157,6 +157,23 @@ BUILD(matmul_batched)
 {
     return head(e, hess_matmul(CTX, p[0], p[1]));
 }
+/* a vector with a matrix: one MATMUL node, outer products in its backward */
+BUILD(matmul_mv)
+{
+    return head(e, hess_matmul(CTX, p[0], p[1]));
+}
+BUILD(matmul_vm)
+{
+    return head(e, hess_matmul(CTX, p[0], p[1]));
+}
+BUILD(mv_t)
+{
+    return head(e, hess__matmul_t(CTX, p[0], p[1], true, false, "test_grad"));
+}
+BUILD(vm_t)
+{
+    return head(e, hess__matmul_t(CTX, p[0], p[1], false, true, "test_grad"));
+}
 BUILD(linear_batch)
 {
     hess_tensor *x = konst(e, 2, SHP(4, 3), -1, 1);
@@ -385,15 +402,13 @@ static grad_case cases[] = {
            2,
            P(4, -1, 1, 2, 1, 2, 3),
            P(3, -1, 1, 3, 3, 2)),
+    MMCASE(matmul_mv, MM_FF, MM_FF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 3)),
+    MMCASE(matmul_vm, MM_FF, MM_FF | MM_FT, 2, P(1, -1, 1, 2), P(2, -1, 1, 2, 3)),
+    MMCASE(mv_t, MM_TF, MM_TF | MM_FT, 2, P(2, -1, 1, 3, 2), P(1, -1, 1, 3)),
+    MMCASE(vm_t, MM_FT, MM_FT | MM_FF, 2, P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
     MMCASE(linear_batch, MM_FT, MM_FT | MM_TF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
     MMCASE(linear_batch_x, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 4, 3), P(2, -1, 1, 2, 3)),
-    MMCASE(linear_vec,
-           MM_FF,
-           MM_FF | MM_FT | MM_TF,
-           3,
-           P(1, -1, 1, 3),
-           P(2, -1, 1, 2, 3),
-           P(1, -1, 1, 2)),
+    MMCASE(linear_vec, MM_FF, MM_FF | MM_FT, 3, P(1, -1, 1, 3), P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
     MMCASE(mm_tf, MM_TF, MM_TF | MM_FT | MM_FF, 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 3, 2)),
     MMCASE(mm_ft, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
     MMCASE(mm_tt, MM_TT, MM_TT, 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 2, 3)),

@@ -261,7 +261,12 @@ static void test_ops_matmul_matrix_vector(void **state)
     hess_context *ctx = *state;
     hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
     hess_tensor *v = mk(ctx, 1, SHP(3), VAL(1, -1, 2));
+    const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_matmul(ctx, a, v), 1, SHP(2), VAL(5, 11));
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 1); /* one node, no reshapes */
+    /* the transposed form: A stored [3,2], A^T v */
+    hess_tensor *at = mk(ctx, 2, SHP(3, 2), VAL(1, 4, 2, 5, 3, 6));
+    check_tensor(ctx, hess__matmul_t(ctx, at, v, true, false, "test_ops"), 1, SHP(2), VAL(5, 11));
 }
 
 static void test_ops_matmul_vector_matrix(void **state)
@@ -269,7 +274,17 @@ static void test_ops_matmul_vector_matrix(void **state)
     hess_context *ctx = *state;
     hess_tensor *v = mk(ctx, 1, SHP(2), VAL(2, -1));
     hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_matmul(ctx, v, a), 1, SHP(3), VAL(-2, -1, 0));
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 1);
+    /* the transposed form: B stored [3,2], v B^T */
+    hess_tensor *bt = mk(ctx, 2, SHP(3, 2), VAL(1, 4, 2, 5, 3, 6));
+    check_tensor(ctx, hess__matmul_t(ctx, v, bt, false, true, "test_ops"), 1, SHP(3),
+                 VAL(-2, -1, 0));
+    /* a vector whose length does not fit */
+    assert_null(hess__matmul_t(ctx, v, bt, false, false, "test_ops"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    hess_context_clear_error(ctx);
 }
 
 static void test_ops_matmul_vector_vector(void **state)
@@ -939,7 +954,9 @@ static void test_ops_linear_vector(void **state)
     hess_tensor *W = mk(ctx, 2, SHP(2, 3), VAL(1, 0, -1, 0.5, 0.5, 0.5));
     hess_tensor *b = mk(ctx, 1, SHP(2), VAL(10, -10));
     check_tensor(ctx, hess_linear(ctx, x, W, NULL), 1, SHP(2), VAL(-2, 3));
+    const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_linear(ctx, x, W, b), 1, SHP(2), VAL(8, -7));
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 2); /* W x, + b */
     /* in = 1, out = 1 */
     hess_tensor *w1 = mk(ctx, 2, SHP(1, 1), VAL(-3));
     check_tensor(ctx, hess_linear(ctx, mk(ctx, 1, SHP(1), VAL(2)), w1, mk(ctx, 1, SHP(1), VAL(1))),
