@@ -34,6 +34,12 @@ static void gemm(int64_t m,
                  int64_t bj,
                  double *c)
 {
+    if (k == 1) { /* an outer product: C(i,j) = A(i,0) B(0,j) */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++)
+                c[i * n + j] = a[i * ai] * b[j * bj];
+        return;
+    }
     if (n == 1) {
         /* matrix-vector: c[i] = sum_p A(i,p) b[p*bp] */
         for (int64_t i = 0; i < m; i++) {
