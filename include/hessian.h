@@ -314,7 +314,7 @@ HESS_API hess_tensor *hess_log(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_tanh(hess_context *ctx, hess_tensor *a);
 /** out = 1 / (1 + exp(-a)), evaluated without overflow. */
 HESS_API hess_tensor *hess_sigmoid(hess_context *ctx, hess_tensor *a);
-/** out = max(a, 0); the derivative at 0 is taken as 0. */
+/** out = max(a, 0), NaN for NaN (as PyTorch); the derivative at 0 (and NaN) is taken as 0. */
 HESS_API hess_tensor *hess_relu(hess_context *ctx, hess_tensor *a);
 /** out = log(1 + exp(a)), as max(a,0) + log1p(exp(-|a|)). */
 HESS_API hess_tensor *hess_softplus(hess_context *ctx, hess_tensor *a);

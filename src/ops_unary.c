@@ -126,7 +126,7 @@ HESS_UNARY_FORWARD(affine, p0 *v + p1)
 HESS_UNARY_FORWARD(exp, exp(v))
 HESS_UNARY_FORWARD(log, log(v))
 HESS_UNARY_FORWARD(sigmoid, sigmoid1(v))
-HESS_UNARY_FORWARD(relu, v > 0 ? v : 0.0)
+HESS_UNARY_FORWARD(relu, v > 0 || isnan(v) ? v : 0.0) /* NaN stays NaN, as in PyTorch */
 HESS_UNARY_FORWARD(step, v > 0 ? 1.0 : 0.0)
 HESS_UNARY_FORWARD(softplus, softplus1(v))
 HESS_UNARY_FORWARD(square, v *v)

@@ -759,7 +759,7 @@ enum { K_BUILD, K_WORK, K_OTHER };
     UNARY_ROWS(X, log, nan3)                                                                       \
     UNARY_ROWS(X, tanh, nan3)                                                                      \
     UNARY_ROWS(X, sigmoid, nan3)                                                                   \
-    UNARY_ROWS(X, relu, inf3) /* relu(NaN) is 0, as C fmax */                                      \
+    UNARY_ROWS(X, relu, nan3)                                                                      \
     UNARY_ROWS(X, softplus, nan3)                                                                  \
     UNARY_ROWS(X, square, nan3)                                                                    \
     UNARY_ROWS(X, sqrt, nan3)                                                                      \

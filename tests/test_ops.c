@@ -822,6 +822,10 @@ static void test_ops_relu_softplus(void **state)
     hess_context *ctx = *state;
     hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
     check_unary(ctx, hess_relu(ctx, x), ref_relu);
+    /* NaN stays NaN (as in PyTorch), -0 and +-inf */
+    const double *r =
+        hess_tensor_data(hess_relu(ctx, mk(ctx, 1, SHP(4), VAL(NAN, -0.0, INFINITY, -INFINITY))));
+    assert_true(isnan(r[0]) && r[1] == 0.0 && r[2] == INFINITY && r[3] == 0.0);
     check_unary(ctx, hess_softplus(ctx, x), ref_softplus);
     check_scalar(ctx, hess_softplus(ctx, hess_scalar(ctx, 0.0)), log(2.0));
     /* large |x|: softplus(x) = x + log1p(exp(-x)), softplus(-x) = log1p(exp(-x)) */
