@@ -264,11 +264,11 @@ static void die_ctx(const job *j, const char *what)
     exit(1);
 }
 
-static void job_bind(job *j, const model *m, size_t out_len)
+static void job_bind(job *j, const model *m, size_t out_len, unsigned ctx_flags)
 {
     memset(j, 0, sizeof *j);
     j->m = m;
-    if (hess_context_create(NULL, &j->ctx) != HESS_OK) {
+    if (hess_context_create(&(hess_config){.flags = ctx_flags}, &j->ctx) != HESS_OK) {
         fprintf(stderr, "hessian_bench: cannot create a context\n");
         exit(1);
     }
@@ -702,6 +702,7 @@ typedef struct opts {
     const char *op;       /* NULL: every op; else only this one (for profiling) */
     int repeat;           /* > 0: fixed repeat count */
     bool quick, sweep, no_peak;
+    unsigned ctx_flags; /* hess_config.flags of every context (--no-simd: HESS_NO_SIMD) */
 } opts;
 
 static plan plan_for(const opts *o, bool slow)
@@ -863,7 +864,7 @@ static void run_workload(report *rep, const opts *o, const char *name)
     const bool small = strcmp(name, "W2") != 0;
     const flop_model fl = flops_of(&m);
     job j;
-    job_bind(&j, &m, small ? m.n * m.n : m.n);
+    job_bind(&j, &m, small ? m.n * m.n : m.n, o->ctx_flags);
     if ((small && !check_ref(&j, &rc)) || !check_fd(&j)) {
         fprintf(stderr, "hessian_bench: %s: wrong results, no timings reported\n", name);
         exit(1);
@@ -932,7 +933,7 @@ static void sweep_point(report *rep, const opts *o, const char *kind, int64_t wi
     const flop_model fl = flops_of(&m);
     const bool hess = m.n <= 5000u && fl.hess <= (o->quick ? 1e9 : 4e9);
     job j;
-    job_bind(&j, &m, hess ? m.n * m.n : m.n);
+    job_bind(&j, &m, hess ? m.n * m.n : m.n, o->ctx_flags);
     sweep_row *s = &rep->sw[rep->ns++];
     memset(s, 0, sizeof *s);
     s->kind = kind;
@@ -977,7 +978,7 @@ static void sweep_k(report *rep, const opts *o, int64_t batch)
     model_random(&m, 1000 + 32u * 7919u + (uint64_t)batch);
     const flop_model fl = flops_of(&m);
     job j;
-    job_bind(&j, &m, m.n * m.n);
+    job_bind(&j, &m, m.n * m.n, o->ctx_flags);
     plan p = plan_for(o, true);
     p.budget = o->quick ? 0.3 : 1.0;
     double t_auto = 0.0;
@@ -1145,32 +1146,51 @@ static void one_thread(char **argv)
     (void)argv;
 }
 
+/* Which kernels the library's contexts use here (see HESS_NO_SIMD). */
+static const char *simd_state(const opts *o)
+{
+    if (o->ctx_flags & HESS_NO_SIMD)
+        return "portable (--no-simd)";
+#if HESS_BENCH_SIMD && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+               ? "AVX2+FMA (this CPU has them)"
+               : "portable (this CPU lacks AVX2 or FMA)";
+#else
+    return "portable (built with HESSIAN_SIMD=OFF or not x86-64)";
+#endif
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick]\n"
-            "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
-            "                     [--sweep] [--json FILE] [--workloads DIR]\n"
-            "  --workload   which peer workload to run (default all; none with --sweep)\n"
-            "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
-            "  --quick      short budgets, for a smoke run\n"
-            "  --op OP      time only that operation (checks still run); re*: graph built once\n"
-            "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
-            "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
-            "  --json FILE  also write the results as JSON\n"
-            "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
-            HESS_BENCH_WORKLOADS);
+    fprintf(
+        f,
+        "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick] [--no-simd]\n"
+        "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
+        "                     [--sweep] [--json FILE] [--workloads DIR]\n"
+        "  --workload   which peer workload to run (default all; none with --sweep)\n"
+        "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
+        "  --quick      short budgets, for a smoke run\n"
+        "  --op OP      time only that operation (checks still run); re*: graph built once\n"
+        "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
+        "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
+        "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
+        "  --json FILE  also write the results as JSON\n"
+        "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
+        HESS_BENCH_WORKLOADS);
 }
 
 static void parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, NULL, 0, false, false, false};
+    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, NULL, 0, false, false, false, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0)
             o->quick = true;
         else if (strcmp(a, "--no-peak") == 0)
             o->no_peak = true;
+        else if (strcmp(a, "--no-simd") == 0)
+            o->ctx_flags |= HESS_NO_SIMD;
         else if (strcmp(a, "--sweep") == 0)
             o->sweep = true;
         else if (strcmp(a, "--workload") == 0 && next)
@@ -1212,8 +1232,8 @@ int main(int argc, char **argv)
     printf("# libhessian %s bench, %s build%s, double, 1 thread; %s, %ld CPUs online\n",
            hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE ? " -march=native" : "",
            cpu, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("# libhessian matmul: %s%s\n", HESS_BENCH_LIB_BLAS[0] ? "CBLAS -l" : "built-in kernel",
-           HESS_BENCH_LIB_BLAS);
+    printf("# libhessian kernels: %s; matmul above 2^19 multiply-adds: %s%s\n", simd_state(&o),
+           HESS_BENCH_LIB_BLAS[0] ? "CBLAS -l" : "built-in kernels", HESS_BENCH_LIB_BLAS);
     if (!o.no_peak) {
         rep.pk = measure_peak(o.quick);
         printf("# %% peak is against %.1f GFLOP/s; FLOPs count matmuls only (peers/README.md)\n",

@@ -8,15 +8,16 @@
  * /tmp), and that every failure is HESS_ERR_IO with a message naming the
  * reader and the input.
  *
- * Not built by CMake.  From the repository root, with clang:
+ * Not built by CMake; .ci/fuzz.sh builds it and runs it for 20 s in CI
+ * (FUZZ_NPY_TIME).  By hand, from the repository root, with clang:
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
  *         -Iinclude -Isrc tests/fuzz/fuzz_npy.c src/[a-z]*.c -lm -o /tmp/fuzz_npy
  *   mkdir -p /tmp/npy_corpus && cp tests/data/[a-z]*.ref /tmp/npy_corpus/
  *   /tmp/fuzz_npy -max_len=4096 -max_total_time=300 /tmp/npy_corpus
  *
- * Add seed .npy files to the corpus (numpy.save of a few small float64
- * arrays, or hess_save_npy) so that it starts from valid headers.
+ * and add the seed .npy files of tests/fuzz/corpus_npy (written by
+ * hess_save_npy) so that it starts from valid headers.
  */
 #include "hess_internal.h"
 
