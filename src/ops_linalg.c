@@ -450,11 +450,6 @@ static void transpose_forward(hess_tensor *out)
 
 static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb);
 
-/* For C = op(A) op(B) with cotangent G:
- *   C = A B:      dA = G B^T,     dB = A^T G
- *   C = A^T B:    dA = B G^T,     dB = A G
- *   C = A B^T:    dA = G B,       dB = G^T A
- *   C = A^T B^T:  dA = B^T G^T,   dB = G^T A^T */
 /* t with a dimension of 1 inserted before its last (row) or after it (col):
  * [..., n] -> [..., 1, n] or [..., n, 1]. */
 static hess_tensor *unsqueeze(hess_context *ctx, hess_tensor *t, bool col)
@@ -498,6 +493,11 @@ static void matvec_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
         gin[0] = hess__sum_like(ctx, mm(ctx, g, B, false, !tb), A);
 }
 
+/* For C = op(A) op(B) with cotangent G:
+ *   C = A B:      dA = G B^T,     dB = A^T G
+ *   C = A^T B:    dA = B G^T,     dB = A G
+ *   C = A B^T:    dA = G B,       dB = G^T A
+ *   C = A^T B^T:  dA = B^T G^T,   dB = G^T A^T */
 static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
     hess_tensor *A = out->src[0], *B = out->src[1];
