@@ -135,7 +135,7 @@ struct hess_context {
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     unsigned defer;     /* > 0: results are not computed (HESS_T_STALE), see hess__eval */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
-    bool simd;          /* matrix products may use hess__gemm_simd (CPU has it, no HESS_NO_SIMD) */
+    bool simd;          /* the AVX2 kernels may run (the CPU has AVX2+FMA, no HESS_NO_SIMD) */
     unsigned need;      /* during a backward rule: bit i set if src[i] needs its cotangent */
     const char *api;    /* the public function running (Hessians), for messages */
     hess_status status;
