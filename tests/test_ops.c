@@ -342,54 +342,60 @@ static void test_ops_matmul_batched(void **state)
 
 /* op(A) op(B) with one operand batched -- the form a Hessian sweep's products
  * take -- for every transpose-flag pair, against a loop over the batch, at
- * two sizes (the kernels themselves are test_ops_matmul_kernels').
+ * two sizes, in a default context and one with HESS_NO_SIMD, which stack
+ * the products differently (the kernels themselves are
+ * test_ops_matmul_kernels').
  * With sparse, the batched leaf is one-hot per block (the unit directions of
  * a sweep), which takes the zero-skipping path. */
 static void test_ops_matmul_stacked_flags(void **state)
 {
-    hess_context *ctx = *state;
+    hess_context *plain; /* the portable kernel: other stacking (mm_plan) */
+    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &plain), HESS_OK);
     static const int64_t sizes[2][3] = {{5, 7, 6}, {20, 24, 16}}; /* m, n, k */
     static double av[3 * 24 * 24], bv[3 * 24 * 24], want[3 * 24 * 24];
-    for (int sparse = 0; sparse < 2; sparse++)
-        for (int s = 0; s < 2; s++)
-            for (int f = 0; f < 4; f++)
-                for (int side = 0; side < 2; side++) {
-                    const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], K = 3;
-                    const bool ta = f & 1, tb = f & 2, abat = side == 0;
-                    /* stored shapes: A [m,k] or [k,m]; B [k,n] or [n,k] */
-                    const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k,
-                                  bc = tb ? k : n;
-                    const int64_t na = (abat ? K : 1) * ar * ac, nb = (abat ? 1 : K) * br * bc;
-                    for (int64_t i = 0; i < na; i++)
-                        av[i] = sin(0.37 * (double)i + s + f);
-                    for (int64_t i = 0; i < nb; i++)
-                        bv[i] = cos(0.23 * (double)i - s + f);
-                    if (sparse) { /* the batched operand one-hot per block, as in a
-                                   * Hessian sweep, and one block all zero */
-                        double *bat = abat ? av : bv;
-                        const int64_t blk = abat ? ar * ac : br * bc;
-                        memset(bat, 0, (size_t)(K * blk) * sizeof(double));
-                        bat[(7 * (s + f) + side) % blk] = 1.0;
-                        bat[2 * blk + (3 * f + 1) % blk] = -2.5;
+    for (int c = 0; c < 2; c++)
+        for (int sparse = 0; sparse < 2; sparse++)
+            for (int s = 0; s < 2; s++)
+                for (int f = 0; f < 4; f++)
+                    for (int side = 0; side < 2; side++) {
+                        const int64_t m = sizes[s][0], n = sizes[s][1], k = sizes[s][2], K = 3;
+                        const bool ta = f & 1, tb = f & 2, abat = side == 0;
+                        /* stored shapes: A [m,k] or [k,m]; B [k,n] or [n,k] */
+                        const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k,
+                                      bc = tb ? k : n;
+                        const int64_t na = (abat ? K : 1) * ar * ac, nb = (abat ? 1 : K) * br * bc;
+                        for (int64_t i = 0; i < na; i++)
+                            av[i] = sin(0.37 * (double)i + s + f);
+                        for (int64_t i = 0; i < nb; i++)
+                            bv[i] = cos(0.23 * (double)i - s + f);
+                        if (sparse) { /* the batched operand one-hot per block, as in a
+                                       * Hessian sweep, and one block all zero */
+                            double *bat = abat ? av : bv;
+                            const int64_t blk = abat ? ar * ac : br * bc;
+                            memset(bat, 0, (size_t)(K * blk) * sizeof(double));
+                            bat[(7 * (s + f) + side) % blk] = 1.0;
+                            bat[2 * blk + (3 * f + 1) % blk] = -2.5;
+                        }
+                        for (int64_t q = 0; q < K; q++) {
+                            const double *a = av + (abat ? q * ar * ac : 0);
+                            const double *b = bv + (abat ? 0 : q * br * bc);
+                            for (int64_t i = 0; i < m; i++)
+                                for (int64_t j = 0; j < n; j++) {
+                                    double acc = 0.0;
+                                    for (int64_t p = 0; p < k; p++)
+                                        acc += (ta ? a[p * m + i] : a[i * k + p]) *
+                                               (tb ? b[j * k + p] : b[p * n + j]);
+                                    want[(q * m + i) * n + j] = acc;
+                                }
+                        }
+                        const int64_t sa[3] = {K, ar, ac}, sb[3] = {K, br, bc};
+                        hess_context *ctx = c ? plain : *state;
+                        hess_tensor *A = abat ? mk(ctx, 3, sa, av) : mk(ctx, 2, sa + 1, av);
+                        hess_tensor *B = abat ? mk(ctx, 2, sb + 1, bv) : mk(ctx, 3, sb, bv);
+                        check_tensor(ctx, hess__matmul_t(ctx, A, B, ta, tb, "test_ops"), 3,
+                                     SHP(K, m, n), want);
                     }
-                    for (int64_t q = 0; q < K; q++) {
-                        const double *a = av + (abat ? q * ar * ac : 0);
-                        const double *b = bv + (abat ? 0 : q * br * bc);
-                        for (int64_t i = 0; i < m; i++)
-                            for (int64_t j = 0; j < n; j++) {
-                                double acc = 0.0;
-                                for (int64_t p = 0; p < k; p++)
-                                    acc += (ta ? a[p * m + i] : a[i * k + p]) *
-                                           (tb ? b[j * k + p] : b[p * n + j]);
-                                want[(q * m + i) * n + j] = acc;
-                            }
-                    }
-                    const int64_t sa[3] = {K, ar, ac}, sb[3] = {K, br, bc};
-                    hess_tensor *A = abat ? mk(ctx, 3, sa, av) : mk(ctx, 2, sa + 1, av);
-                    hess_tensor *B = abat ? mk(ctx, 2, sb + 1, bv) : mk(ctx, 3, sb, bv);
-                    check_tensor(ctx, hess__matmul_t(ctx, A, B, ta, tb, "test_ops"), 3,
-                                 SHP(K, m, n), want);
-                }
+    hess_context_destroy(plain);
 }
 
 /* The zero-skipping path (products of at least 4096 multiply-adds): a reshape
