@@ -250,6 +250,8 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
     if (A->ndim == 1 || B->ndim == 1)
         return MM_LOOP; /* a vector and a matrix: one product, no batch */
     const int64_t nbatch = batch_numel(out);
+    if (nbatch == 1)
+        return MM_LOOP; /* one product */
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
     const int64_t m = out->shape[out->ndim - 2], n = out->shape[out->ndim - 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
@@ -257,13 +259,13 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
      * product when rows must move first (W1 full Hessian, A/B over 9
      * alternating runs: 3-5 % faster with and without BLAS) */
     const bool simd_each = out->ctx->simd && simd_fits(m, n, k);
-    if (nbatch > 1 && batch_numel(A) == nbatch && batch_numel(B) == 1) {
+    if (batch_numel(A) == nbatch && batch_numel(B) == 1) {
         if (ta && simd_each)
             return MM_LOOP;
         *scratch = ta ? (size_t)A->numel : 0;
         return MM_STACK_A;
     }
-    if (nbatch > 1 && batch_numel(B) == nbatch && batch_numel(A) == 1) {
+    if (batch_numel(B) == nbatch && batch_numel(A) == 1) {
         if (simd_each)
             return MM_LOOP;
 #ifdef HESSIAN_HAVE_CBLAS
@@ -314,6 +316,8 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
+    if (nbatch == 1 && m * n * k < SPARSE_MIN_MACS)
+        return false; /* one small product: a one-hot one gains nothing either */
     const hess_tensor *lb = batch_numel(A) == 1 && batch_numel(B) == nbatch ? leaf_of(B) : NULL;
     const hess_tensor *la =
         !lb && batch_numel(B) == 1 && batch_numel(A) == nbatch ? leaf_of(A) : NULL;
