@@ -197,12 +197,17 @@ static hess_status hvp_build(hess_context *ctx,
         return st;
     }
 
-    G->k = choose_k(ctx, first, m, opts);
+    /* One given direction (hess_hvp) is shaped like the parameters, without
+     * the leading [k] the batched pass gives every cotangent: fewer nodes (no
+     * reshapes around the batch dimension) for the same values. */
+    const bool flat = m == 1 && Vsrc;
+    G->k = flat ? 1 : choose_k(ctx, first, m, opts);
     for (size_t i = 0; i < ni; i++) {
         int64_t shape[HESS_DIMS];
         shape[0] = G->k;
         memcpy(shape + 1, pi[i]->shape, (size_t)pi[i]->ndim * sizeof *shape);
-        hess_tensor *v = hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + 1, shape, NULL, NULL, fn);
+        hess_tensor *v =
+            hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + !flat, shape + flat, NULL, NULL, fn);
         if (!v) {
             ctx->defer--;
             return ctx->status;
@@ -210,7 +215,7 @@ static hess_status hvp_build(hess_context *ctx,
         G->v[i] = v;
     }
     set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
-    ctx->batch_k = G->k;
+    ctx->batch_k = flat ? 0 : G->k;
     st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
     ctx->batch_k = 0;
     ctx->defer--;
