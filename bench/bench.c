@@ -1063,7 +1063,7 @@ static void json_stats(FILE *f, const char *key, stats s)
             s.reps);
 }
 
-static void write_json(const report *rep, const char *path, const char *cpu)
+static void write_json(const report *rep, const char *path, const char *cpu, const char *kernels)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -1072,9 +1072,9 @@ static void write_json(const report *rep, const char *path, const char *cpu)
     }
     fprintf(f,
             "{\n  \"libhessian\": \"%s\", \"build\": \"%s\", \"native\": %d, \"matmul_blas\": "
-            "\"%s\", \"cpu\": \"%s\",\n",
+            "\"%s\", \"kernels\": \"%s\", \"cpu\": \"%s\",\n",
             hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE, HESS_BENCH_LIB_BLAS,
-            cpu);
+            kernels, cpu);
     fprintf(f,
             "  \"peak_gflops\": {\"openblas_median\": %.4g, \"openblas_best\": %.4g, "
             "\"c_kernel_median\": %.4g, \"c_kernel_best\": %.4g, \"reference\": %.4g},\n",
@@ -1232,8 +1232,9 @@ int main(int argc, char **argv)
     printf("# libhessian %s bench, %s build%s, double, 1 thread; %s, %ld CPUs online\n",
            hess_version_string(), HESS_BENCH_BUILD_TYPE, HESS_BENCH_NATIVE ? " -march=native" : "",
            cpu, sysconf(_SC_NPROCESSORS_ONLN));
-    printf("# libhessian kernels: %s; matmul above 2^19 multiply-adds: %s%s\n", simd_state(&o),
-           HESS_BENCH_LIB_BLAS[0] ? "CBLAS -l" : "built-in kernels", HESS_BENCH_LIB_BLAS);
+    printf("# libhessian kernels: %s; products the AVX2 kernel does not take: %s%s\n",
+           simd_state(&o), HESS_BENCH_LIB_BLAS[0] ? "CBLAS -l" : "built-in kernel",
+           HESS_BENCH_LIB_BLAS);
     if (!o.no_peak) {
         rep.pk = measure_peak(o.quick);
         printf("# %% peak is against %.1f GFLOP/s; FLOPs count matmuls only (peers/README.md)\n",
@@ -1249,6 +1250,6 @@ int main(int argc, char **argv)
     if (o.sweep)
         run_sweep(&rep, &o);
     if (o.json)
-        write_json(&rep, o.json, cpu);
+        write_json(&rep, o.json, cpu, simd_state(&o));
     return 0;
 }

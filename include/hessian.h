@@ -123,10 +123,11 @@ typedef struct hess_tensor hess_tensor;
 #define HESS_CHECK_FINITE 1u
 /**
  * Context flag: matrix products and tanh use only the portable C kernels (and
- * BLAS for large products, when built in), not the AVX2+FMA kernels the
- * library otherwise picks at run time on x86-64 CPUs that have them.  The
- * kernels round differently (fused multiply-adds), so this makes results the
- * same on every x86-64 CPU, at some cost in speed.
+ * BLAS, when built in, for the products it takes), not the AVX2+FMA kernels
+ * the library otherwise picks at run time on x86-64 CPUs that have them.  The
+ * kernels round differently (fused multiply-adds), so in a build without BLAS
+ * this makes the library's own arithmetic the same on every x86-64 CPU (libm's
+ * exp and log may still differ), at some cost in speed.
  */
 #define HESS_NO_SIMD 2u
 

@@ -148,7 +148,10 @@ struct hess_context {
  * hess__gemm_simd: C[m,n] = op(A) op(B), A(i,p) = a[i ai + p ap], op(B) from
  * its stored rows (leading dimension ldb, transposed when tb), C dense.
  * hess__tanh_simd: y[i] = tanh(x[i]), as ops_unary.c's tanh to 2 ulp. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(HESSIAN_NO_SIMD)
+/* Not on Windows: GCC there cannot align the stack to 32 bytes for spilled
+ * AVX registers (GCC bug 54412). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) &&        \
+    !defined(HESSIAN_NO_SIMD)
 #define HESS_SIMD_X86 1
 HESS_INTERNAL void hess__gemm_simd(int64_t m,
                                    int64_t n,

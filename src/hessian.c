@@ -21,8 +21,8 @@
 typedef struct hvp_graph {
     size_t ni, nj;
     int64_t k;        /* directions per sweep */
-    hess_tensor **v;  /* direction leaves [k, pi...] */
-    hess_tensor **hv; /* results [k, pj...] */
+    hess_tensor **v;  /* direction leaves [k, pi...] (one given direction: [pi...]) */
+    hess_tensor **hv; /* results [k, pj...] (likewise [pj...]) */
     hess__replay plan;
     size_t rows, cols;
 } hvp_graph;

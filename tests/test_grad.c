@@ -203,6 +203,16 @@ BUILD(mm_tt_batched)
 {
     return head(e, hess__matmul_t(CTX, p[0], p[1], true, true, "test_grad"));
 }
+/* every dimension >= 4, so that the AVX2 kernel (where the CPU has it) takes
+ * the products of all three passes */
+BUILD(mm_ff_wide)
+{
+    return head(e, hess_matmul(CTX, p[0], p[1]));
+}
+BUILD(mm_tt_wide)
+{
+    return head(e, hess__matmul_t(CTX, p[0], p[1], true, true, "test_grad"));
+}
 BUILD(mlp)
 {
     hess_tensor *x = konst(e, 2, SHP(3, 2), -1, 1), *y = konst(e, 2, SHP(3, 2), -1, 1);
@@ -413,6 +423,8 @@ static grad_case cases[] = {
     MMCASE(mm_ft, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
     MMCASE(mm_tt, MM_TT, MM_TT, 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 2, 3)),
     MMCASE(mm_tt_batched, MM_TT, MM_TT, 2, P(3, -1, 1, 2, 3, 2), P(2, -1, 1, 2, 3)),
+    MMCASE(mm_ff_wide, MM_FF, MM_FF | MM_FT | MM_TF, 2, P(2, -1, 1, 4, 5), P(2, -1, 1, 5, 4)),
+    MMCASE(mm_tt_wide, MM_TT, MM_TT, 2, P(2, -1, 1, 5, 4), P(2, -1, 1, 4, 5)),
     MMCASE(
         mlp, MM_FT, MM_FT | MM_FF | MM_TF, 3, P(2, -1, 1, 3, 2), P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
     CASE(transpose, TRANSPOSE, 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 3, 2)),

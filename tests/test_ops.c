@@ -504,7 +504,7 @@ static void test_ops_matmul_kernels(void **state)
 /* The elementwise kernels' AVX2 copies give the same bits as the portable
  * ones (HESS_NO_SIMD): every binary op and sum_to, at lengths 1 to 9 and
  * 37 (every vector tail), same shape, a broadcast row, a broadcast column
- * (strided) and a scalar on either side. */
+ * and a scalar on either side. */
 static void test_ops_elementwise_kernels_agree(void **state)
 {
     (void)state;

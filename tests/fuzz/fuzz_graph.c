@@ -23,7 +23,8 @@
  * Input layout (all reads past the end give 0):
  *   byte 0  context: bit 0 HESS_CHECK_FINITE, bit 1 a 256 KiB byte limit,
  *           bit 2 an allocator that fails the (byte 1)-th allocation,
- *           bits 3-4 hess_grad flags of the first gradient
+ *           bits 3-4 hess_grad flags of the first gradient, bit 5
+ *           HESS_NO_SIMD (the portable kernels)
  *   byte 1  allocation to fail (with bit 2)
  *   then up to 32 instructions, each an opcode byte and its operands:
  *     0 param / 1 constant: rank, dims..., value seed, extreme-value byte
@@ -603,7 +604,9 @@ static bool interpret(const uint8_t *data, size_t size, const double *perturb, r
     memset(R, 0, sizeof *R);
     reader rd = {data, size, 0};
     const uint8_t h0 = next(&rd), h1 = next(&rd);
-    hess_config cfg = {f_alloc, f_free, &R->mem, 0, 0, (h0 & 1) ? HESS_CHECK_FINITE : 0};
+    hess_config cfg = {
+        f_alloc, f_free, &R->mem,
+        0,       0,      ((h0 & 1) ? HESS_CHECK_FINITE : 0) | ((h0 & 32) ? HESS_NO_SIMD : 0)};
     if (!perturb) {
         if (h0 & 2)
             cfg.max_bytes = (size_t)256 << 10;
