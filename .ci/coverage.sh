@@ -48,8 +48,11 @@ gcovr --root "$root" --add-tracefile "$build/coverage.json" --txt
 echo "== Branches, per file (src/) =="
 gcovr --root "$root" --add-tracefile "$build/coverage.json" --txt --branches
 echo "== Summary =="
+# --txt to a file of our own: gcovr checks an output path by creating and
+# then unlinking it, which as root would replace /dev/null with a plain file
 gcovr --root "$root" --add-tracefile "$build/coverage.json" --print-summary \
-    --json-summary "$build/summary.json" --txt /dev/null | grep -E '^(lines|functions|branches):'
+    --json-summary "$build/summary.json" --txt "$build/summary.txt" |
+    grep -E '^(lines|functions|branches):'
 python3 - "$build/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
