@@ -43,6 +43,15 @@ static hess_tensor *ramp(hess_context *ctx, int ndim, const int64_t *shape, doub
     return mk(ctx, ndim, shape, buf);
 }
 
+/* A context on the portable kernels only (HESS_NO_SIMD), beside the default
+ * one, whose kernels may be the AVX2 ones. */
+static hess_context *portable_context(void)
+{
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &ctx), HESS_OK);
+    return ctx;
+}
+
 static void check_shape(const hess_tensor *t, int ndim, const int64_t *shape)
 {
     assert_non_null(t);
@@ -349,8 +358,7 @@ static void test_ops_matmul_batched(void **state)
  * a sweep), which takes the zero-skipping path. */
 static void test_ops_matmul_stacked_flags(void **state)
 {
-    hess_context *plain; /* the portable kernel: other stacking (mm_plan) */
-    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &plain), HESS_OK);
+    hess_context *plain = portable_context();                     /* other stacking (mm_plan) */
     static const int64_t sizes[2][3] = {{5, 7, 6}, {20, 24, 16}}; /* m, n, k */
     static double av[3 * 24 * 24], bv[3 * 24 * 24], want[3 * 24 * 24];
     for (int c = 0; c < 2; c++)
@@ -447,7 +455,7 @@ static void test_ops_matmul_kernels(void **state)
                                        {32, 10, 32}, {81, 83, 80}}; /* m, n, k */
     hess_context *simd, *plain;
     assert_int_equal(hess_context_create(NULL, &simd), HESS_OK);
-    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &plain), HESS_OK);
+    plain = portable_context();
     assert_true(hess__simd_available() == simd->simd);
     assert_false(plain->simd);
     bool differ = false; /* the kernels round differently: both ran */
@@ -510,7 +518,7 @@ static void test_ops_elementwise_kernels_agree(void **state)
     (void)state;
     hess_context *ctx[2];
     assert_int_equal(hess_context_create(NULL, &ctx[0]), HESS_OK);
-    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &ctx[1]), HESS_OK);
+    ctx[1] = portable_context();
     static const int64_t lens[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 37};
     double x[5 * 37], y[5 * 37];
     for (int i = 0; i < 5 * 37; i++) {
@@ -817,8 +825,7 @@ static void test_ops_tanh_sigmoid(void **state)
     check_scalar(ctx, hess_sigmoid(ctx, hess_scalar(ctx, 0.0)), 0.5);
     /* tanh's two kernels: AVX2 (where the CPU has it) and portable */
     check_tanh(ctx);
-    hess_context *plain;
-    assert_int_equal(hess_context_create(&(hess_config){.flags = HESS_NO_SIMD}, &plain), HESS_OK);
+    hess_context *plain = portable_context();
     check_tanh(plain);
     hess_context_destroy(plain);
 }
