@@ -248,7 +248,7 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
 {
     *scratch = 0;
     if (A->ndim == 1 || B->ndim == 1)
-        return MM_LOOP; /* a vector and a matrix: one product, no batch */
+        return MM_LOOP; /* a vector and a matrix, or two: one product, no batch */
     const int64_t nbatch = batch_numel(out);
     if (nbatch == 1)
         return MM_LOOP; /* one product */
@@ -404,6 +404,11 @@ static void matmul_forward(hess_tensor *out)
 {
     const hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    if (A->ndim == 1 && B->ndim == 1) { /* a^T b^T: a [m,1] column, b [1,n] row */
+        gemm_t(out->ctx->simd, false, false, A->shape[0], B->shape[0], 1, A->data, B->data,
+               out->data);
+        return;
+    }
     if (B->ndim == 1) { /* op(A) b: b is a [k,1] column */
         gemm_t(out->ctx->simd, ta, false, out->shape[0], 1, B->shape[0], A->data, B->data,
                out->data);
@@ -484,9 +489,9 @@ static hess_tensor *unsqueeze(hess_context *ctx, hess_tensor *t, bool col)
 }
 
 /* A vector and a matrix, with cotangent G ([n] or [m], or [K, ...] during a
- * batched pass), the outer products as products over an inner dimension of 1
- * (so that a batched G is one stacked product, and a one-hot one skips its
- * zeros):
+ * batched pass).  The outer products are one outer-form node for one G, and
+ * for a batched G products over an inner dimension of 1 (one stacked product,
+ * and a one-hot G skips its zeros):
  *   C = op(A) b:  dA = G b^T stored as A is (G [.., m, 1] x b [1, k], or
  *                 b [k, 1] x G [.., 1, m] when ta),  db = G op(A)
  *   C = a op(B):  da = G op(B)^T,  dB = a G^T stored as B is (a [k, 1] x
@@ -498,10 +503,15 @@ static void matvec_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
     hess_tensor *v = B->ndim == 1 ? B : A;     /* the vector */
     const bool vcol = B->ndim == 1 ? ta : !tb; /* it enters dM as a column */
     if (HESS_NEED(ctx, B->ndim == 1 ? 0 : 1)) {
-        const int64_t vshape[2] = {vcol ? v->shape[0] : 1, vcol ? 1 : v->shape[0]};
-        hess_tensor *vm = hess_reshape(ctx, v, 2, vshape);
-        hess_tensor *gm = unsqueeze(ctx, g, !vcol);
-        hess_tensor *dm = vcol ? mm(ctx, vm, gm, false, false) : mm(ctx, gm, vm, false, false);
+        hess_tensor *dm;
+        if (g->ndim == 1) { /* one cotangent: an outer-product node */
+            dm = vcol ? mm(ctx, v, g, true, true) : mm(ctx, g, v, true, true);
+        } else {
+            const int64_t vshape[2] = {vcol ? v->shape[0] : 1, vcol ? 1 : v->shape[0]};
+            hess_tensor *vm = hess_reshape(ctx, v, 2, vshape);
+            hess_tensor *gm = unsqueeze(ctx, g, !vcol);
+            dm = vcol ? mm(ctx, vm, gm, false, false) : mm(ctx, gm, vm, false, false);
+        }
         if (B->ndim == 1)
             gin[0] = hess__sum_like(ctx, dm, A);
         else
@@ -513,6 +523,27 @@ static void matvec_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
         gin[0] = hess__sum_like(ctx, mm(ctx, g, B, false, !tb), A);
 }
 
+/* C = a b^T (two vectors, the outer form) with cotangent G, [m, n] or
+ * [K, m, n] during a batched pass:  da = G b,  db = G^T a.  A batched G meets
+ * the vector as a [n, 1] or [m, 1] column, and the result drops that 1. */
+static void outer_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *A = out->src[0], *B = out->src[1];
+    for (int i = 0; i < 2; i++) {
+        if (!HESS_NEED(ctx, i))
+            continue;
+        hess_tensor *v = i == 0 ? B : A; /* G b or G^T a */
+        hess_tensor *d;
+        if (g->ndim == 2) {
+            d = mm(ctx, g, v, i == 1, false);
+        } else {
+            hess_tensor *c = mm(ctx, g, unsqueeze(ctx, v, true), i == 1, false);
+            d = c ? hess_reshape(ctx, c, c->ndim - 1, c->shape) : NULL;
+        }
+        gin[i] = hess__sum_like(ctx, d, out->src[i]);
+    }
+}
+
 /* For C = op(A) op(B) with cotangent G:
  *   C = A B:      dA = G B^T,     dB = A^T G
  *   C = A^T B:    dA = B G^T,     dB = A G
@@ -522,6 +553,10 @@ static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
 {
     hess_tensor *A = out->src[0], *B = out->src[1];
     const bool ta = out->p[0] != 0, tb = out->p[1] != 0;
+    if (A->ndim == 1 && B->ndim == 1) {
+        outer_backward(ctx, out, g, gin);
+        return;
+    }
     if (A->ndim == 1 || B->ndim == 1) {
         matvec_backward(ctx, out, g, gin);
         return;
@@ -565,6 +600,13 @@ mm_shape(const hess_tensor *a, const hess_tensor *b, bool ta, bool tb, int *nd, 
         *nd = 1;
         shape[0] = a->shape[ta ? 1 : 0];
         return b->shape[0] == a->shape[ta ? 0 : 1];
+    }
+    /* two vectors, both transposed: the outer product a [m,1] x b [1,n] -> [m,n] */
+    if (a->ndim == 1 && b->ndim == 1 && ta && tb) {
+        *nd = 2;
+        shape[0] = a->shape[0];
+        shape[1] = b->shape[0];
+        return true;
     }
     if (a->ndim < 2 || b->ndim < 2)
         return false;

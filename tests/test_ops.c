@@ -307,6 +307,32 @@ static void test_ops_matmul_vector_vector(void **state)
                  -6);
 }
 
+/* Two vectors, both transposed: the outer-product node that the backward
+ * rules of the vector forms build for one cotangent. */
+static void test_ops_matmul_outer(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *u = mk(ctx, 1, SHP(3), VAL(1, -2, 0.5));
+    hess_tensor *v = mk(ctx, 1, SHP(2), VAL(4, -0.25));
+    const int64_t before = hess_context_mark(ctx).nodes;
+    check_tensor(ctx, hess__matmul_t(ctx, u, v, true, true, "test_ops"), 2, SHP(3, 2),
+                 VAL(4, -0.25, -8, 0.5, 2, -0.125));
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 1);
+    /* one transposed vector of two is no form */
+    assert_null(hess__matmul_t(ctx, u, v, true, false, "test_ops"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    hess_context_clear_error(ctx);
+    /* d sum(W x) / dW = 1 x^T for one sample: the seed, its broadcast and
+     * one outer-product node, no reshapes */
+    hess_tensor *W = hess_param_new(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *L = hess_sum(ctx, hess_linear(ctx, u, W, NULL));
+    hess_tensor *g;
+    const int64_t at = hess_context_mark(ctx).nodes;
+    assert_ok(ctx, hess_grad(ctx, L, 1, &W, &g, 0));
+    assert_int_equal(hess_context_mark(ctx).nodes, at + 3);
+    check_tensor(ctx, g, 2, SHP(2, 3), VAL(1, -2, 0.5, 1, -2, 0.5));
+}
+
 /* Batched hess_matmul against per-matrix products, the batch dims broadcast. */
 static void test_ops_matmul_batched(void **state)
 {
@@ -1096,6 +1122,7 @@ int main(void)
         T(test_ops_matmul_matrix_vector),
         T(test_ops_matmul_vector_matrix),
         T(test_ops_matmul_vector_vector),
+        T(test_ops_matmul_outer),
         T(test_ops_matmul_batched),
         T(test_ops_matmul_stacked_flags),
         T(test_ops_matmul_sparse_edges),
