@@ -342,7 +342,10 @@ HESS_API hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis);
 HESS_API hess_tensor *
 hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b);
 
-/** Mean squared error, PyTorch's MSELoss: mean over all elements of (pred - target)^2. */
+/**
+ * Mean squared error, PyTorch's MSELoss: mean over all elements of
+ * (pred - target)^2.  pred and target have one shape.  One node; cost O(numel).
+ */
 HESS_API hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target);
 
 /**

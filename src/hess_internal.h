@@ -47,6 +47,7 @@
     X(SQRT, sqrt, 1)                                                                               \
     X(POW, pow, 1)                                                                                 \
     X(LOG_SOFTMAX, log_softmax, 1)                                                                 \
+    X(MSE, mse_loss, 2)                                                                            \
     X(TANH_GRAD, tanh_grad, 2)                                                                     \
     X(SIGMOID_GRAD, sigmoid_grad, 2)
 

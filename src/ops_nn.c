@@ -1,8 +1,9 @@
 /*
  * ops_nn.c -- log_softmax (a primitive, for the stable log-sum-exp) and the
- * ops composed from primitives, which need no backward rule of their own:
- * sum, mean, softmax, linear, and the losses.  Legend: B batch, C classes,
- * axis split as [outer, n, inner].
+ * mse_loss (a primitive: one node for the loss that ends most regressions),
+ * and the ops composed from primitives, which need no backward rule of their
+ * own: sum, mean, softmax, linear, and the other losses.  Legend: B batch,
+ * C classes, axis split as [outer, n, inner].
  */
 #include "hess_internal.h"
 
@@ -58,6 +59,46 @@ log_softmax_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_t
 
 const hess_op_def hess__op_log_softmax = {"log_softmax", 1, log_softmax_forward,
                                           log_softmax_backward};
+
+/* ------------------------------------------------------------------------ */
+/* mse_loss                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* out = alpha sum((a - b)^2), alpha = p[0] = 1/numel: the same sum, in the
+ * same order, as mean(square(a - b)) */
+static void mse_forward(hess_tensor *out)
+{
+    const hess_tensor *a = out->src[0], *b = out->src[1];
+    double s = 0.0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        const double d = a->data[i] - b->data[i];
+        s += d * d;
+    }
+    out->data[0] = s * out->p[0];
+}
+
+/* da = g 2 alpha (a - b), db = -da.  The factor 2 alpha (a - b) is formed
+ * before it meets the cotangent, so a Hessian sweep replays only the last
+ * product.  A batched g ([K] during a batched pass) meets it as [K, 1, ...]. */
+static void mse_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    hess_tensor *a = out->src[0], *b = out->src[1];
+    hess_tensor *c = hess__affine(ctx, hess_sub(ctx, a, b), 2.0 * out->p[0], 0.0);
+    if (g->ndim > 0) {
+        int64_t shape[HESS_DIMS];
+        shape[0] = g->shape[0];
+        for (int i = 0; i < a->ndim; i++)
+            shape[1 + i] = 1;
+        g = hess_reshape(ctx, g, a->ndim + 1, shape);
+    }
+    hess_tensor *da = hess_mul(ctx, g, c);
+    if (HESS_NEED(ctx, 0))
+        gin[0] = hess__sum_like(ctx, da, a);
+    if (HESS_NEED(ctx, 1))
+        gin[1] = hess__sum_like(ctx, hess_neg(ctx, da), b);
+}
+
+const hess_op_def hess__op_mse_loss = {"mse_loss", 2, mse_forward, mse_backward};
 
 /* Normalises a possibly negative axis; records HESS_ERR_ARG when out of range. */
 static bool norm_axis(hess_context *ctx, const hess_tensor *a, int *axis, const char *fn)
@@ -181,7 +222,11 @@ static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_ten
     if (!ctx || hess__check(ctx, pred, fn) || hess__check(ctx, target, fn) ||
         !same_shape_or_fail(ctx, pred, target, fn))
         return NULL;
-    return hess_mean(ctx, hess_square(ctx, hess_sub(ctx, pred, target)));
+    hess_tensor *t = hess__node(ctx, HESS_OP_MSE, 0, NULL, pred, target, fn);
+    if (!t)
+        return NULL;
+    t->p[0] = 1.0 / (double)pred->numel;
+    return hess__finish(ctx, t, fn);
 }
 
 static hess_tensor *
