@@ -502,6 +502,18 @@ static int cot_shape(const hess_context *ctx, const hess_tensor *like, int64_t *
     return nd;
 }
 
+/* Whether a already has that shape (the common case, checked without a copy). */
+static bool is_cot_shape(const hess_context *ctx, const hess_tensor *a, const hess_tensor *like)
+{
+    const int off = ctx->batch_k ? 1 : 0;
+    if (a->ndim != like->ndim + off || (off && a->shape[0] != ctx->batch_k))
+        return false;
+    for (int i = 0; i < like->ndim; i++)
+        if (a->shape[off + i] != like->shape[i])
+            return false;
+    return true;
+}
+
 /* [k, 1, ..., 1, s...]: the batched tensor a of rank 1 + r padded with ones to
  * rank 1 + rank, so that NumPy alignment pairs its dims with like's, not k. */
 static int padded_shape(const hess_tensor *a, int rank, int64_t *shape)
@@ -527,10 +539,10 @@ static bool shape_is(const hess_tensor *a, int nd, const int64_t *shape)
 
 hess_tensor *hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
 {
-    int64_t to[HESS_DIMS];
-    const int nd = a ? cot_shape(ctx, like, to) : 0;
-    if (!a || shape_is(a, nd, to))
+    if (!a || is_cot_shape(ctx, a, like))
         return a;
+    int64_t to[HESS_DIMS];
+    const int nd = cot_shape(ctx, like, to);
     if (!ctx->batch_k)
         return hess_sum_to(ctx, a, nd, to);
     /* sum [k, X...] to [k, 1.., like...], then drop the padding */
@@ -546,10 +558,10 @@ hess_tensor *hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor
 
 hess_tensor *hess__broadcast_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like)
 {
-    int64_t to[HESS_DIMS];
-    const int nd = a ? cot_shape(ctx, like, to) : 0;
-    if (!a || shape_is(a, nd, to))
+    if (!a || is_cot_shape(ctx, a, like))
         return a;
+    int64_t to[HESS_DIMS];
+    const int nd = cot_shape(ctx, like, to);
     if (ctx->batch_k) {
         int64_t pad[HESS_DIMS];
         int np = padded_shape(a, like->ndim, pad);
