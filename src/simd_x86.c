@@ -11,7 +11,8 @@
  * copied in panels of KB x NB (rows zero-padded to NB columns), transposing
  * when tb, or read in place when it is not transposed and a whole panel wide;
  * each panel is swept by an MR x 8 register tile: per step, two loads of the
- * panel, MR broadcasts of A and 2 MR fused multiply-adds.  Small products --
+ * panel, MR broadcasts of A and 2 MR fused multiply-adds.  Edge tiles have
+ * their own instances, with only their rows and 4 or 8 columns.  Small products --
  * those of small models, where BLAS's packing and call costs dominate -- are
  * the target; ops_linalg.c decides which products come here.
  */
@@ -57,9 +58,63 @@ static void pack(const double *b,
     }
 }
 
-/* C[0..rows, 0..cols] (+)= A[0..rows, 0..kb] P[0..kb, 0..8], P(p, j) =
- * panel[p ldp + j], rows <= MR, cols <= 8 (P holds zeros past cols).  acc:
- * add to C, else set. */
+/* C[0..R, 0..cols] (+)= A[0..R, 0..kb] P[0..kb, 0..4V], P(p, j) =
+ * panel[p ldp + j], cols <= 4 V (P holds zeros past cols).  acc: add to C,
+ * else set.  Inlined with constant R and V, so an edge tile does only its own
+ * rows and columns' work. */
+SIMD_TARGET static inline __attribute__((always_inline)) void tile_rv(const int R,
+                                                                      const int V,
+                                                                      int64_t kb,
+                                                                      const double *a,
+                                                                      int64_t ai,
+                                                                      int64_t ap,
+                                                                      const double *panel,
+                                                                      int64_t ldp,
+                                                                      double *c,
+                                                                      int64_t ldc,
+                                                                      int cols,
+                                                                      bool acc)
+{
+    const double *ar[MR];
+    for (int i = 0; i < R; i++)
+        ar[i] = a + i * ai;
+    __m256d r[MR][2];
+    for (int i = 0; i < R; i++)
+        r[i][0] = r[i][1] = _mm256_setzero_pd();
+    for (int64_t p = 0; p < kb; p++) {
+        const double *br = panel + p * ldp;
+        const __m256d b0 = _mm256_loadu_pd(br);
+        const __m256d b1 = V == 2 ? _mm256_loadu_pd(br + 4) : b0;
+        const int64_t o = p * ap;
+#pragma GCC unroll 8
+        for (int i = 0; i < R; i++) {
+            const __m256d x = _mm256_broadcast_sd(ar[i] + o);
+            r[i][0] = _mm256_fmadd_pd(x, b0, r[i][0]);
+            if (V == 2)
+                r[i][1] = _mm256_fmadd_pd(x, b1, r[i][1]);
+        }
+    }
+    if (cols == 4 * V) {
+        for (int i = 0; i < R; i++) {
+            double *cr = c + i * ldc;
+            for (int v = 0; v < V; v++) {
+                if (acc)
+                    r[i][v] = _mm256_add_pd(r[i][v], _mm256_loadu_pd(cr + 4 * v));
+                _mm256_storeu_pd(cr + 4 * v, r[i][v]);
+            }
+        }
+        return;
+    }
+    double t[MR][8];
+    for (int i = 0; i < R; i++)
+        for (int v = 0; v < V; v++)
+            _mm256_storeu_pd(t[i] + 4 * v, r[i][v]);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < cols; j++)
+            c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+/* tile_rv for rows <= MR and cols <= 8, one instance per shape. */
 SIMD_TARGET static void tile(int64_t kb,
                              const double *a,
                              int64_t ai,
@@ -72,44 +127,24 @@ SIMD_TARGET static void tile(int64_t kb,
                              int cols,
                              bool acc)
 {
-    /* rows past `rows` repeat the last one (computed, never stored) */
-    const double *ar[MR];
-    for (int i = 0; i < MR; i++)
-        ar[i] = a + (i < rows ? i : rows - 1) * ai;
-    __m256d r[MR][2];
-    for (int i = 0; i < MR; i++)
-        r[i][0] = r[i][1] = _mm256_setzero_pd();
-    for (int64_t p = 0; p < kb; p++) {
-        const double *br = panel + p * ldp;
-        const __m256d b0 = _mm256_loadu_pd(br), b1 = _mm256_loadu_pd(br + 4);
-        const int64_t o = p * ap;
-#pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            const __m256d x = _mm256_broadcast_sd(ar[i] + o);
-            r[i][0] = _mm256_fmadd_pd(x, b0, r[i][0]);
-            r[i][1] = _mm256_fmadd_pd(x, b1, r[i][1]);
-        }
-    }
-    if (rows == MR && cols == 8) {
-        for (int i = 0; i < MR; i++) {
-            double *cr = c + i * ldc;
-            if (acc) {
-                r[i][0] = _mm256_add_pd(r[i][0], _mm256_loadu_pd(cr));
-                r[i][1] = _mm256_add_pd(r[i][1], _mm256_loadu_pd(cr + 4));
-            }
-            _mm256_storeu_pd(cr, r[i][0]);
-            _mm256_storeu_pd(cr + 4, r[i][1]);
-        }
+#define TILE_CASE(R)                                                                               \
+    case R:                                                                                        \
+        if (cols > 4)                                                                              \
+            tile_rv(R, 2, kb, a, ai, ap, panel, ldp, c, ldc, cols, acc);                           \
+        else                                                                                       \
+            tile_rv(R, 1, kb, a, ai, ap, panel, ldp, c, ldc, cols, acc);                           \
+        return;
+    switch (rows) {
+        TILE_CASE(6)
+        TILE_CASE(5)
+        TILE_CASE(4)
+        TILE_CASE(3)
+        TILE_CASE(2)
+        TILE_CASE(1)
+    default:
         return;
     }
-    double t[MR][8];
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_pd(t[i], r[i][0]);
-        _mm256_storeu_pd(t[i] + 4, r[i][1]);
-    }
-    for (int i = 0; i < rows && i < MR; i++)
-        for (int j = 0; j < cols && j < 8; j++)
-            c[i * ldc + j] = acc ? c[i * ldc + j] + t[i][j] : t[i][j];
+#undef TILE_CASE
 }
 
 SIMD_TARGET void hess__gemm_simd(int64_t m,
