@@ -71,6 +71,9 @@ typedef enum hess_op {
 #define HESS_T_ONEHOT 4u   /* a direction leaf [k, ...] of unit vectors (hessian.c): */
                            /* slot q < p[1] holds a 1 at element p[0] + q of its   */
                            /* block when that is inside it, zeros elsewhere        */
+#define HESS_T_DENSE 16u   /* a leaf found with too many nonzeros to skip zeros in  */
+                           /* products (ops_linalg.c); cleared when its values are  */
+                           /* set again.  Only saves the next scan: never wrong     */
 
 /* A magic value in live tensors; a rewound tensor has it cleared. */
 #define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */

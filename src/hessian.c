@@ -144,7 +144,7 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
                 d[q * len + (r - off)] = 1.0;
         }
         /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
-        v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
+        v->flags = Vsrc ? v->flags & ~(HESS_T_ONEHOT | HESS_T_DENSE) : v->flags | HESS_T_ONEHOT;
         v->p[0] = (double)((int64_t)r0 - (int64_t)off);
         v->p[1] = (double)kk;
         off += len;

@@ -288,7 +288,7 @@ mm_plan(const hess_tensor *out, const hess_tensor *A, const hess_tensor *B, size
 /* The leaf whose values t holds (t itself, or the source of a chain of
  * reshape views), or NULL: values set from outside, such as the direction
  * leaves of a Hessian sweep. */
-static const hess_tensor *leaf_of(const hess_tensor *t)
+static hess_tensor *leaf_of(hess_tensor *t)
 {
     while (t->op == HESS_OP_RESHAPE && t->data == t->src[0]->data)
         t = t->src[0];
@@ -312,26 +312,27 @@ static int64_t onehot_at(const hess_tensor *leaf, int64_t b, int64_t blk)
  * otherwise. */
 static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
 {
-    const hess_tensor *A = out->src[0], *B = out->src[1];
+    hess_tensor *A = out->src[0], *B = out->src[1];
     const int nb = out->ndim - 2;
     const int64_t m = out->shape[nb], n = out->shape[nb + 1];
     const int64_t k = A->shape[A->ndim - (ta ? 2 : 1)];
     if (nbatch == 1 && m * n * k < SPARSE_MIN_MACS)
         return false; /* one small product: a one-hot one gains nothing either */
-    const hess_tensor *lb = batch_numel(A) == 1 && batch_numel(B) == nbatch ? leaf_of(B) : NULL;
-    const hess_tensor *la =
-        !lb && batch_numel(B) == 1 && batch_numel(A) == nbatch ? leaf_of(A) : NULL;
+    hess_tensor *lb = batch_numel(A) == 1 && batch_numel(B) == nbatch ? leaf_of(B) : NULL;
+    hess_tensor *la = !lb && batch_numel(B) == 1 && batch_numel(A) == nbatch ? leaf_of(A) : NULL;
     if (!lb && !la)
         return false;
     const bool bside = lb != NULL;
     const hess_tensor *S = bside ? B : A, *D = bside ? A : B; /* sparse, dense */
-    const hess_tensor *leaf = bside ? lb : la;
+    hess_tensor *leaf = bside ? lb : la;
     const int64_t blk = S->numel / nbatch; /* one batch block of S */
     /* unit directions: their ones are known, nothing to scan */
     const bool onehot = (leaf->flags & HESS_T_ONEHOT) && leaf->ndim > 0 &&
                         leaf->shape[0] == nbatch && leaf->numel / nbatch == blk;
     if (!onehot && nbatch * m * n * k < SPARSE_MIN_MACS)
         return false; /* a scan would cost about what it could save */
+    if (!onehot && (leaf->flags & HESS_T_DENSE))
+        return false; /* its values have not changed since a scan found them dense */
     /* One pass over S in chunks of 8, keeping the chunks with a nonzero (an OR
      * of the bits without the sign: -0 counts as zero); too many: dense. */
     enum { CHUNK = 8, MAX_CHUNKS = 1024 };
@@ -346,8 +347,10 @@ static bool matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
             acc |= u << 1;
         }
         if (acc) {
-            if (nl == MAX_CHUNKS || (nl + 1) * CHUNK * 8 > S->numel)
+            if (nl == MAX_CHUNKS || (nl + 1) * CHUNK * 8 > S->numel) {
+                leaf->flags |= HESS_T_DENSE;
                 return false;
+            }
             list[nl++] = e0;
         }
     }

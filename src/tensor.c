@@ -83,5 +83,6 @@ hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *
         return HESS_ERR_ARG;
     }
     memmove(param->data, data, (size_t)param->numel * sizeof(double));
+    param->flags &= ~HESS_T_DENSE;
     return HESS_OK;
 }

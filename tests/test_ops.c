@@ -466,6 +466,37 @@ static void test_ops_matmul_sparse_edges(void **state)
     assert_true(isnan(want[1])); /* the case is real: 0 * inf in block 0, row 0 */
 }
 
+/* A leaf that a scan found dense is not scanned again until its values are
+ * set again (hess_param_set); then its zeros are skipped again. */
+static void test_ops_matmul_dense_verdict(void **state)
+{
+    hess_context *ctx = *state;
+    enum { M = 16, K = 24, N = 16 }; /* 6144 multiply-adds: the scan runs */
+    static double x[M * K], dense[K * N], sparse[K * N], want[M * N];
+    for (int i = 0; i < M * K; i++)
+        x[i] = cos(0.41 * i);
+    for (int i = 0; i < K * N; i++)
+        dense[i] = 1.0 + 0.5 * sin(0.7 * i);
+    sparse[3 * N + 2] = 1.5;
+    sparse[20 * N + 15] = -2.0;
+    hess_tensor *X = mk(ctx, 2, SHP(M, K), x);
+    hess_tensor *P = hess_param_new(ctx, 2, SHP(K, N), dense);
+    assert_false(P->flags & HESS_T_DENSE);
+    naive_mm(M, K, N, x, dense, want);
+    check_tensor(ctx, hess_matmul(ctx, X, P), 2, SHP(M, N), want);
+    assert_true(P->flags & HESS_T_DENSE);
+    check_tensor(ctx, hess_matmul(ctx, X, P), 2, SHP(M, N), want);
+    assert_ok(ctx, hess_param_set(ctx, P, sparse));
+    assert_false(P->flags & HESS_T_DENSE);
+    naive_mm(M, K, N, x, sparse, want);
+    check_tensor(ctx, hess_matmul(ctx, X, P), 2, SHP(M, N), want);
+    assert_false(P->flags & HESS_T_DENSE); /* zeros skipped: no verdict */
+    assert_ok(ctx, hess_param_set(ctx, P, dense));
+    naive_mm(M, K, N, x, dense, want);
+    check_tensor(ctx, hess_matmul(ctx, X, P), 2, SHP(M, N), want);
+    assert_true(P->flags & HESS_T_DENSE);
+}
+
 /* Every matrix-product kernel against a long double loop, for every transpose
  * pair: the AVX2 kernel (the default context, where the CPU has it) and the
  * portable one (HESS_NO_SIMD), at sizes that take each tail of its 6 x 8 tile
@@ -1126,6 +1157,7 @@ int main(void)
         T(test_ops_matmul_batched),
         T(test_ops_matmul_stacked_flags),
         T(test_ops_matmul_sparse_edges),
+        T(test_ops_matmul_dense_verdict),
         T(test_ops_matmul_kernels),
         T(test_ops_elementwise_kernels_agree),
         T(test_ops_transpose),
