@@ -337,7 +337,7 @@ HESS_API hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis);
 /**
  * A fully connected layer, PyTorch's nn.Linear: out = x W^T + b.
  * x is [in] or [B,in], W is [out,in], b is [out] or NULL; the result is [out]
- * or [B,out].  Cost O(B*in*out).
+ * or [B,out].  One node; cost O(B*in*out).
  */
 HESS_API hess_tensor *
 hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b);

@@ -129,7 +129,7 @@ static hess_status backward_impl(hess_context *ctx,
             hess__error(ctx, HESS_ERR_NODIFF, "%s: op %s has no derivative", fn, def->name);
             break;
         }
-        hess_tensor *gin[HESS_MAX_SRC] = {NULL, NULL};
+        hess_tensor *gin[HESS_MAX_SRC] = {NULL};
         ctx->need = 0;
         for (int k = 0; k < def->arity; k++)
             if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))

@@ -458,6 +458,7 @@ hess_tensor *hess__node(hess_context *ctx,
     t->p[0] = t->p[1] = 0.0;
     t->src[0] = a;
     t->src[1] = b;
+    t->src[2] = NULL;
     t->data = data;
     t->scratch = NULL;
     if (!tape_push(ctx, t, fn))
@@ -482,13 +483,12 @@ static hess_status eval_node(hess_context *ctx, hess_tensor *t, const char *fn)
     hess__ops[t->op]->forward(t);
     if (!(ctx->cfg.flags & HESS_CHECK_FINITE) || all_finite(t->data, t->numel))
         return HESS_OK;
-    char s0[96], s1[96] = "";
-    const hess_tensor *a = t->src[0], *b = t->src[1];
-    hess__shape_str(s0, a->ndim, a->shape);
-    if (b)
-        hess__shape_str(s1, b->ndim, b->shape);
-    hess__error(ctx, HESS_ERR_NONFINITE, "%s: non-finite value in the result of %s(%s%s%s)", fn,
-                hess__ops[t->op]->name, s0, b ? ", " : "", s1);
+    char s[HESS_MAX_SRC][96] = {""};
+    for (int k = 0; k < HESS_MAX_SRC && t->src[k]; k++)
+        hess__shape_str(s[k], t->src[k]->ndim, t->src[k]->shape);
+    hess__error(ctx, HESS_ERR_NONFINITE, "%s: non-finite value in the result of %s(%s%s%s%s%s)", fn,
+                hess__ops[t->op]->name, s[0], t->src[1] ? ", " : "", s[1], t->src[2] ? ", " : "",
+                s[2]);
     return HESS_ERR_NONFINITE;
 }
 

@@ -32,6 +32,7 @@
     X(DIV, div, 2)                                                                                 \
     X(AFFINE, affine, 1)                                                                           \
     X(MATMUL, matmul, 2)                                                                           \
+    X(LINEAR, linear, 3)                                                                           \
     X(TRANSPOSE, transpose, 1)                                                                     \
     X(RESHAPE, reshape, 1)                                                                         \
     X(SUM_TO, sum_to, 1)                                                                           \
@@ -58,7 +59,7 @@ typedef enum hess_op {
         HESS_OP_COUNT
 } hess_op;
 
-#define HESS_MAX_SRC 2
+#define HESS_MAX_SRC 3
 /* Internal rank limit: one more than the public one, for the direction
  * dimension that cotangents carry in a batched pass. */
 #define HESS_DIMS (HESS_MAX_DIMS + 1)
@@ -242,6 +243,14 @@ hess__reshape_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
 /* op(a) op(b) for 2-D a, b (op = transpose where ta / tb); shapes checked. */
 HESS_INTERNAL hess_tensor *
 hess__matmul_t(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn);
+/* op(a) op(b) + c, c [n] added to every row: one LINEAR node (hess_linear). */
+HESS_INTERNAL hess_tensor *hess__linear_t(hess_context *ctx,
+                                          hess_tensor *a,
+                                          hess_tensor *b,
+                                          bool ta,
+                                          bool tb,
+                                          hess_tensor *c,
+                                          const char *fn);
 /* reshape to any shape (up to HESS_DIMS during a batched pass); a if equal. */
 HESS_INTERNAL hess_tensor *
 hess__reshape_any(hess_context *ctx, hess_tensor *a, int nd, const int64_t *shape);

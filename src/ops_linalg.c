@@ -4,8 +4,11 @@
  * hess_matmul.  Legend: A [m,k], B [k,n], C [m,n] after the optional
  * transposes; flags ta, tb live in out->p[0], out->p[1].  A MATMUL node also
  * takes a vector with a matrix (b [k] as a column, or a [k] as a row, the
- * result without that dimension), so that a one-sample layer W x is one node;
- * with a batch, or for two vectors, hess_matmul reshapes around it.
+ * result without that dimension), so that a one-sample layer W x is one node,
+ * and two vectors both transposed (the outer product a b^T, which backward
+ * rules build); with a batch, or for a dot product, hess_matmul reshapes
+ * around it.  A LINEAR node is a MATMUL node with a third source c [n] added
+ * to every row: hess_linear with a bias.
  */
 #include "hess_internal.h"
 
@@ -464,6 +467,18 @@ static void matmul_forward(hess_tensor *out)
                B->data + batch_offset(B, nb, out->shape, bi), out->data + bi * m * n);
 }
 
+/* out = op(A) op(B) + c, c [n] added to every row: the same sums as a matmul
+ * node and an add node */
+static void linear_forward(hess_tensor *out)
+{
+    matmul_forward(out);
+    const hess_tensor *c = out->src[2];
+    const int64_t n = c->numel;
+    for (int64_t r = 0; r < out->numel; r += n)
+        for (int64_t j = 0; j < n; j++)
+            out->data[r + j] += c->data[j];
+}
+
 /* out[..., j, i] = a[..., i, j] */
 static void transpose_forward(hess_tensor *out)
 {
@@ -578,6 +593,14 @@ static void matmul_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
     }
 }
 
+/* The matmul's rule for A and B; dc = G summed over the rows. */
+static void linear_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    matmul_backward(ctx, out, g, gin);
+    if (HESS_NEED(ctx, 2))
+        gin[2] = hess__sum_like(ctx, g, out->src[2]);
+}
+
 static void
 transpose_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
 {
@@ -639,9 +662,15 @@ static void mm_error(
                 hess__shape_str(sb, b->ndim, b->shape), tb ? "^T" : "");
 }
 
-/* op(a) op(b); shapes checked, HESS_ERR_SHAPE naming fn otherwise. */
-static hess_tensor *
-mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn)
+/* op(a) op(b), + c when c is not NULL (a LINEAR node, c [n] added to every
+ * row); shapes checked, HESS_ERR_SHAPE naming fn otherwise. */
+static hess_tensor *mm_node(hess_context *ctx,
+                            hess_tensor *a,
+                            hess_tensor *b,
+                            bool ta,
+                            bool tb,
+                            hess_tensor *c,
+                            const char *fn)
 {
     if (!a || !b)
         return NULL;
@@ -651,9 +680,16 @@ mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const
         mm_error(ctx, a, b, ta, tb, fn);
         return NULL;
     }
-    hess_tensor *t = hess__node(ctx, HESS_OP_MATMUL, nd, shape, a, b, fn);
+    if (c && (c->ndim != 1 || c->shape[0] != shape[nd - 1])) {
+        char sc[96], so[96];
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: bias %s does not fit rows of %s", fn,
+                    hess__shape_str(sc, c->ndim, c->shape), hess__shape_str(so, nd, shape));
+        return NULL;
+    }
+    hess_tensor *t = hess__node(ctx, c ? HESS_OP_LINEAR : HESS_OP_MATMUL, nd, shape, a, b, fn);
     if (!t)
         return NULL;
+    t->src[2] = c;
     t->p[0] = ta;
     t->p[1] = tb;
     size_t scratch;
@@ -663,9 +699,28 @@ mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const
     return hess__finish(ctx, t, fn);
 }
 
+static hess_tensor *
+mm_fn(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb, const char *fn)
+{
+    return mm_node(ctx, a, b, ta, tb, NULL, fn);
+}
+
 static hess_tensor *mm(hess_context *ctx, hess_tensor *a, hess_tensor *b, bool ta, bool tb)
 {
     return mm_fn(ctx, a, b, ta, tb, "hess_matmul");
+}
+
+hess_tensor *hess__linear_t(hess_context *ctx,
+                            hess_tensor *a,
+                            hess_tensor *b,
+                            bool ta,
+                            bool tb,
+                            hess_tensor *c,
+                            const char *fn)
+{
+    if (!ctx || hess__check(ctx, a, fn) || hess__check(ctx, b, fn) || hess__check(ctx, c, fn))
+        return NULL;
+    return mm_node(ctx, a, b, ta, tb, c, fn);
 }
 
 hess_tensor *
@@ -727,6 +782,7 @@ hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
 }
 
 const hess_op_def hess__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
+const hess_op_def hess__op_linear = {"linear", 3, linear_forward, linear_backward};
 const hess_op_def hess__op_transpose = {"transpose", 1, transpose_forward, transpose_backward};
 
 /* ------------------------------------------------------------------------ */

@@ -1,9 +1,10 @@
 /*
- * ops_nn.c -- log_softmax (a primitive, for the stable log-sum-exp) and the
+ * ops_nn.c -- log_softmax (a primitive, for the stable log-sum-exp) and
  * mse_loss (a primitive: one node for the loss that ends most regressions),
  * and the ops composed from primitives, which need no backward rule of their
- * own: sum, mean, softmax, linear, and the other losses.  Legend: B batch,
- * C classes, axis split as [outer, n, inner].
+ * own: sum, mean, softmax, linear (one MATMUL or LINEAR node, ops_linalg.c),
+ * and the other losses.  Legend: B batch, C classes, axis split as
+ * [outer, n, inner].
  */
 #include "hess_internal.h"
 
@@ -196,13 +197,12 @@ static hess_tensor *linear_impl(hess_context *ctx, hess_tensor *x, hess_tensor *
                     hess__shape_str(sb, b->ndim, b->shape), hess__shape_str(sw, W->ndim, W->shape));
         return NULL;
     }
-    hess_tensor *y;
-    if (x->ndim == 2) {
-        y = hess__matmul_t(ctx, x, W, false, true, fn); /* [B,in] x [out,in]^T */
-    } else {
-        y = hess__matmul_t(ctx, W, x, false, false, fn); /* [out,in] x [in] */
-    }
-    return b ? hess_add(ctx, y, b) : y;
+    /* one node: [B,in] x [out,in]^T or [out,in] x [in], + b on every row */
+    if (x->ndim == 2)
+        return b ? hess__linear_t(ctx, x, W, false, true, b, fn)
+                 : hess__matmul_t(ctx, x, W, false, true, fn);
+    return b ? hess__linear_t(ctx, W, x, false, false, b, fn)
+             : hess__matmul_t(ctx, W, x, false, false, fn);
 }
 
 static bool

@@ -187,6 +187,10 @@ BUILD(linear_vec)
 {
     return head(e, hess_linear(CTX, p[0], p[1], p[2]));
 }
+BUILD(linear_x_w_b)
+{
+    return head(e, hess_linear(CTX, p[0], p[1], p[2]));
+}
 BUILD(mm_tf)
 {
     return head(e, hess__matmul_t(CTX, p[0], p[1], true, false, "test_grad"));
@@ -390,12 +394,13 @@ BUILD(bce)
             __VA_ARGS__                                                                            \
         }                                                                                          \
     }
-/* MATMUL entries also name the flag combinations they must produce. */
-#define MMCASE(n, fwd, any, np_, ...)                                                              \
+/* MATMUL and LINEAR entries also name the flag combinations they must produce. */
+#define MMCASE_OP(n, o, fwd, any, np_, ...)                                                        \
     {                                                                                              \
-        .name = "test_grad_" #n, .op = HESS_OP_MATMUL, .build = b_##n, .np = np_,                  \
-        .p = {__VA_ARGS__}, .mm_fwd = fwd, .mm_any = any                                           \
+        .name = "test_grad_" #n, .op = HESS_OP_##o, .build = b_##n, .np = np_, .p = {__VA_ARGS__}, \
+        .mm_fwd = fwd, .mm_any = any                                                               \
     }
+#define MMCASE(n, fwd, any, np_, ...) MMCASE_OP(n, MATMUL, fwd, any, np_, __VA_ARGS__)
 
 static grad_case cases[] = {
     CASE(add_bcast, ADD, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 3)),
@@ -420,9 +425,24 @@ static grad_case cases[] = {
     MMCASE(matmul_vm, MM_FF, MM_FF | MM_FT, 2, P(1, -1, 1, 2), P(2, -1, 1, 2, 3)),
     MMCASE(mv_t, MM_TF, MM_TF | MM_FT, 2, P(2, -1, 1, 3, 2), P(1, -1, 1, 3)),
     MMCASE(vm_t, MM_FT, MM_FT | MM_FF, 2, P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
-    MMCASE(linear_batch, MM_FT, MM_FT | MM_TF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
+    MMCASE_OP(linear_batch, LINEAR, MM_FT, MM_FT | MM_TF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
     MMCASE(linear_batch_x, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 4, 3), P(2, -1, 1, 2, 3)),
-    MMCASE(linear_vec, MM_FF, MM_FF | MM_FT, 3, P(1, -1, 1, 3), P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
+    MMCASE_OP(linear_vec,
+              LINEAR,
+              MM_FF,
+              MM_FF | MM_FT,
+              3,
+              P(1, -1, 1, 3),
+              P(2, -1, 1, 2, 3),
+              P(1, -1, 1, 2)),
+    MMCASE_OP(linear_x_w_b,
+              LINEAR,
+              MM_FT,
+              MM_FT | MM_TF | MM_FF,
+              3,
+              P(2, -1, 1, 3, 2),
+              P(2, -1, 1, 2, 2),
+              P(1, -1, 1, 2)),
     MMCASE(mm_tf, MM_TF, MM_TF | MM_FT | MM_FF, 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 3, 2)),
     MMCASE(mm_ft, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
     MMCASE(mm_tt, MM_TT, MM_TT, 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 2, 3)),
@@ -669,7 +689,7 @@ static void scan_tape(const hess_context *ctx, int64_t from, bool *has_op, unsig
     for (int64_t i = from; i < ctx->n_nodes; i++) {
         const hess_tensor *t = ctx->nodes[i];
         has_op[t->op] = true;
-        if (t->op == HESS_OP_MATMUL)
+        if (t->op == HESS_OP_MATMUL || t->op == HESS_OP_LINEAR)
             *mm |= 1u << ((t->p[0] != 0 ? 2 : 0) + (t->p[1] != 0 ? 1 : 0));
     }
 }

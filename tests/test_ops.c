@@ -1030,7 +1030,7 @@ static void test_ops_linear_vector(void **state)
     check_tensor(ctx, hess_linear(ctx, x, W, NULL), 1, SHP(2), VAL(-2, 3));
     const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_linear(ctx, x, W, b), 1, SHP(2), VAL(8, -7));
-    assert_int_equal(hess_context_mark(ctx).nodes, before + 2); /* W x, + b */
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 1); /* W x + b: one LINEAR node */
     /* in = 1, out = 1 */
     hess_tensor *w1 = mk(ctx, 2, SHP(1, 1), VAL(-3));
     check_tensor(ctx, hess_linear(ctx, mk(ctx, 1, SHP(1), VAL(2)), w1, mk(ctx, 1, SHP(1), VAL(1))),
@@ -1054,7 +1054,20 @@ static void test_ops_linear_batch(void **state)
             wantb[i * 2 + o] = s + hess_tensor_data(b)[o];
         }
     check_tensor(ctx, hess_linear(ctx, x, W, NULL), 2, SHP(4, 2), want);
+    const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_linear(ctx, x, W, b), 2, SHP(4, 2), wantb);
+    assert_int_equal(hess_context_mark(ctx).nodes, before + 1);
+    /* the same bits as a matmul and an add */
+    hess_tensor *two = hess_add(ctx, hess_linear(ctx, x, W, NULL), b);
+    assert_memory_equal(hess_tensor_data(two), wantb, sizeof wantb);
+    /* the internal builder checks the bias against the rows */
+    assert_null(hess__linear_t(ctx, x, W, false, true, W, "test_ops"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    hess_context_clear_error(ctx);
+    assert_null(
+        hess__linear_t(ctx, x, W, false, true, mk(ctx, 1, SHP(3), VAL(1, 2, 3)), "test_ops"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    hess_context_clear_error(ctx);
     /* a batch of one row equals the vector form */
     hess_tensor *x1 = mk(ctx, 2, SHP(1, 3), VAL(1, 2, 3));
     check_tensor(ctx, hess_linear(ctx, x1, W, b), 2, SHP(1, 2),
