@@ -337,14 +337,17 @@ HESS_API hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis);
 /**
  * A fully connected layer, PyTorch's nn.Linear: out = x W^T + b.
  * x is [in] or [B,in], W is [out,in], b is [out] or NULL; the result is [out]
- * or [B,out].  One node; cost O(B*in*out).
+ * or [B,out].  Shapes that do not fit give NULL and HESS_ERR_SHAPE.  A NULL
+ * b means no bias -- also when b is NULL because an earlier op failed, whose
+ * error the context keeps.  One node; cost O(B*in*out).
  */
 HESS_API hess_tensor *
 hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b);
 
 /**
  * Mean squared error, PyTorch's MSELoss: mean over all elements of
- * (pred - target)^2.  pred and target have one shape.  One node; cost O(numel).
+ * (pred - target)^2.  pred and target must have the same shape (else NULL,
+ * HESS_ERR_SHAPE).  One node; cost O(numel).
  */
 HESS_API hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target);
 

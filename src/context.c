@@ -76,7 +76,7 @@ void hess__error(hess_context *ctx, hess_status s, const char *fmt, ...)
     if (!ctx || ctx->status != HESS_OK)
         return;
     ctx->status = s;
-    /* Inside a composite (hess_mean, hess_linear, the Hessians, ...) the
+    /* Inside a composite (hess_mean, hess_softmax, the Hessians, ...) the
      * message is prefixed with the public function the caller called. */
     size_t off = 0;
     if (ctx->api && strncmp(fmt, "%s", 2) == 0) {

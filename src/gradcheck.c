@@ -130,6 +130,7 @@ static void set_flat(const gc *c, const double *x)
 {
     for (size_t i = 0; i < c->n; i++) {
         memcpy(c->params[i]->data, x, (size_t)c->params[i]->numel * sizeof *x);
+        c->params[i]->flags &= ~HESS_T_DENSE;
         x += c->params[i]->numel;
     }
 }

@@ -73,8 +73,10 @@ typedef enum hess_op {
                            /* slot q < p[1] holds a 1 at element p[0] + q of its   */
                            /* block when that is inside it, zeros elsewhere        */
 #define HESS_T_DENSE 16u   /* a leaf found with too many nonzeros to skip zeros in  */
-                           /* products (ops_linalg.c); cleared when its values are  */
-                           /* set again.  Only saves the next scan: never wrong     */
+                           /* products (ops_linalg.c); every write of a leaf's      */
+                           /* values after it is made clears it (hess_param_set,    */
+                           /* set_dirs, gradcheck's set_flat).  Only saves a scan:  */
+                           /* a stale flag costs speed, never a wrong value         */
 
 /* A magic value in live tensors; a rewound tensor has it cleared. */
 #define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */
@@ -90,14 +92,17 @@ struct hess_tensor {
     hess_context *ctx; /* owner */
     int64_t numel;
     int64_t shape[HESS_DIMS];
-    double p[2]; /* op parameters (AFFINE alpha/beta, POW exponent) */
+    double p[2]; /* op parameters (AFFINE alpha/beta, POW exponent, MATMUL and LINEAR
+                    transpose flags, MSE 1/numel) */
     hess_tensor *src[HESS_MAX_SRC];
     double *data;
     double *scratch; /* op workspace reused by every evaluation (MATMUL), or NULL */
 };
 
 /* One op's behaviour.  forward computes out->data from out->src[] (numbers
- * only, no allocation).  backward builds, from differentiable ops only, the
+ * only, no allocation; the one write elsewhere is a product marking a leaf
+ * source HESS_T_DENSE, a fact about the leaf's values that never changes a
+ * result).  backward builds, from differentiable ops only, the
  * cotangent of each source given the cotangent g of out; it sets gin[i] to
  * NULL when the contribution is exactly zero.  A NULL backward means the op
  * has no derivative (differentiating through it is HESS_ERR_NODIFF). */

@@ -66,7 +66,11 @@ const hess_op_def hess__op_log_softmax = {"log_softmax", 1, log_softmax_forward,
 /* ------------------------------------------------------------------------ */
 
 /* out = alpha sum((a - b)^2), alpha = p[0] = 1/numel: the same sum, in the
- * same order, as mean(square(a - b)) */
+ * same order, as mean(square(a - b)), so the same bits.  A primitive because
+ * the composite is four nodes, and its gradient four more, where the loss of
+ * a small model is most of its graph: one node here took the W0 gradient
+ * graph from 16 to 12 nodes (callgrind per call: gradient 9.10K -> 7.66K
+ * instructions, HVP 21.9K -> 20.2K). */
 static void mse_forward(hess_tensor *out)
 {
     const hess_tensor *a = out->src[0], *b = out->src[1];
@@ -277,8 +281,8 @@ static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, h
 }
 
 /* ------------------------------------------------------------------------ */
-/* Public entry points of the composites: errors from the ops they are made */
-/* of name the function the caller called.                                 */
+/* Public entry points: errors from the ops they build name the function  */
+/* the caller called.                                                       */
 /* ------------------------------------------------------------------------ */
 
 hess_tensor *hess_softmax(hess_context *ctx, hess_tensor *a, int axis)

@@ -187,10 +187,8 @@ BUILD(linear_vec)
 {
     return head(e, hess_linear(CTX, p[0], p[1], p[2]));
 }
-BUILD(linear_x_w_b)
-{
-    return head(e, hess_linear(CTX, p[0], p[1], p[2]));
-}
+/* the same loss with x a parameter batch [B,in]: the entry's shapes differ */
+#define b_linear_x_w_b b_linear_vec
 BUILD(mm_tf)
 {
     return head(e, hess__matmul_t(CTX, p[0], p[1], true, false, "test_grad"));
@@ -421,16 +419,16 @@ static grad_case cases[] = {
            2,
            P(4, -1, 1, 2, 1, 2, 3),
            P(3, -1, 1, 3, 3, 2)),
-    MMCASE(matmul_mv, MM_FF, MM_FF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 3)),
-    MMCASE(matmul_vm, MM_FF, MM_FF | MM_FT, 2, P(1, -1, 1, 2), P(2, -1, 1, 2, 3)),
-    MMCASE(mv_t, MM_TF, MM_TF | MM_FT, 2, P(2, -1, 1, 3, 2), P(1, -1, 1, 3)),
-    MMCASE(vm_t, MM_FT, MM_FT | MM_FF, 2, P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
+    MMCASE(matmul_mv, MM_FF, MM_FF | MM_TT, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 3)),
+    MMCASE(matmul_vm, MM_FF, MM_FF | MM_FT | MM_TT, 2, P(1, -1, 1, 2), P(2, -1, 1, 2, 3)),
+    MMCASE(mv_t, MM_TF, MM_TF | MM_FT | MM_TT, 2, P(2, -1, 1, 3, 2), P(1, -1, 1, 3)),
+    MMCASE(vm_t, MM_FT, MM_FT | MM_FF | MM_TT, 2, P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
     MMCASE_OP(linear_batch, LINEAR, MM_FT, MM_FT | MM_TF, 2, P(2, -1, 1, 2, 3), P(1, -1, 1, 2)),
     MMCASE(linear_batch_x, MM_FT, MM_FT | MM_FF | MM_TF, 2, P(2, -1, 1, 4, 3), P(2, -1, 1, 2, 3)),
     MMCASE_OP(linear_vec,
               LINEAR,
               MM_FF,
-              MM_FF | MM_FT,
+              MM_FF | MM_FT | MM_TT,
               3,
               P(1, -1, 1, 3),
               P(2, -1, 1, 2, 3),

@@ -509,7 +509,8 @@ static void test_ops_matmul_kernels(void **state)
     (void)state;
     static const int64_t sizes[][3] = {{6, 8, 5},    {7, 9, 4},     {11, 13, 17}, {12, 16, 129},
                                        {5, 37, 33},  {23, 10, 300}, {3, 5, 7},    {4, 4, 3},
-                                       {32, 10, 32}, {81, 83, 80}}; /* m, n, k */
+                                       {32, 10, 32}, {81, 83, 80},  {10, 12, 20}, {16, 14, 140},
+                                       {10, 15, 9},  {4, 20, 130}}; /* m, n, k */
     hess_context *simd, *plain;
     assert_int_equal(hess_context_create(NULL, &simd), HESS_OK);
     plain = portable_context();
@@ -1057,9 +1058,18 @@ static void test_ops_linear_batch(void **state)
     const int64_t before = hess_context_mark(ctx).nodes;
     check_tensor(ctx, hess_linear(ctx, x, W, b), 2, SHP(4, 2), wantb);
     assert_int_equal(hess_context_mark(ctx).nodes, before + 1);
-    /* the same bits as a matmul and an add */
+    /* the same bits as a matmul and an add, here and where every dimension
+     * is at least 4 (the AVX2 kernel, where the CPU has it) */
     hess_tensor *two = hess_add(ctx, hess_linear(ctx, x, W, NULL), b);
-    assert_memory_equal(hess_tensor_data(two), wantb, sizeof wantb);
+    assert_memory_equal(hess_tensor_data(hess_linear(ctx, x, W, b)), hess_tensor_data(two),
+                        sizeof wantb);
+    hess_tensor *xw = ramp(ctx, 2, SHP(7, 9), -1.5, 0.0625);
+    hess_tensor *Ww = ramp(ctx, 2, SHP(5, 9), 0.75, -0.03125);
+    hess_tensor *bw = ramp(ctx, 1, SHP(5), 0.3, 0.7);
+    hess_tensor *one = hess_linear(ctx, xw, Ww, bw);
+    two = hess_add(ctx, hess_linear(ctx, xw, Ww, NULL), bw);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_memory_equal(hess_tensor_data(one), hess_tensor_data(two), 35 * sizeof(double));
     /* the internal builder checks the bias against the rows */
     assert_null(hess__linear_t(ctx, x, W, false, true, W, "test_ops"));
     assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
