@@ -354,13 +354,11 @@ hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
 /* Element count of a shape, or -1 when it exceeds HESS_MAX_NUMEL. */
 static int64_t numel_checked(int ndim, const int64_t *shape)
 {
-    const int64_t small = (int64_t)1 << 31; /* two such factors cannot overflow */
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
-        const int64_t s = shape[i];
-        if (s < 1 || (n < small && s < small ? n * s > HESS_MAX_NUMEL : s > HESS_MAX_NUMEL / n))
+        if (shape[i] < 1 || !hess__mul_within(n, shape[i], HESS_MAX_NUMEL))
             return -1;
-        n *= s;
+        n *= shape[i];
     }
     return n;
 }

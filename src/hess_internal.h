@@ -219,6 +219,14 @@ static inline hess_status hess__check(hess_context *ctx, const hess_tensor *t, c
     return hess__check_slow(ctx, t, fn);
 }
 
+/* Whether n * s <= limit, for n, s, limit >= 1, without overflow: a division
+ * only for factors of 2^31 or more (two smaller ones cannot overflow). */
+static inline bool hess__mul_within(int64_t n, int64_t s, int64_t limit)
+{
+    const int64_t small = (int64_t)1 << 31;
+    return n < small && s < small ? n * s <= limit : s <= limit / n;
+}
+
 /* A new node of the given op and shape with data allocated (not computed). */
 HESS_INTERNAL hess_tensor *hess__node(hess_context *ctx,
                                       hess_op op,

@@ -435,15 +435,12 @@ static hess_tensor *reshape_op(
         ok = broadcasts_to(ndim, shape, a->ndim, a->shape);
     else if (op == HESS_OP_BROADCAST_TO)
         ok = broadcasts_to(a->ndim, a->shape, ndim, shape);
-    else { /* the count, stopping past a->numel: no overflow, and a division
-            * only for factors of 2^31 or more (dimensions are >= 1 here) */
-        const int64_t small = (int64_t)1 << 31;
+    else { /* the count, stopping past a->numel (dimensions are >= 1 here) */
         int64_t n = 1;
         ok = true;
         for (int i = 0; i < ndim && ok; i++) {
-            const int64_t s = shape[i];
-            ok = n < small && s < small ? n * s <= a->numel : s <= a->numel / n;
-            n *= ok ? s : 1;
+            ok = hess__mul_within(n, shape[i], a->numel);
+            n *= ok ? shape[i] : 1;
         }
         ok = ok && n == a->numel;
     }

@@ -528,8 +528,7 @@ static void matvec_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g,
         if (g->ndim == 1) { /* one cotangent: an outer-product node */
             dm = vcol ? mm(ctx, v, g, true, true) : mm(ctx, g, v, true, true);
         } else {
-            const int64_t vshape[2] = {vcol ? v->shape[0] : 1, vcol ? 1 : v->shape[0]};
-            hess_tensor *vm = hess_reshape(ctx, v, 2, vshape);
+            hess_tensor *vm = unsqueeze(ctx, v, vcol);
             hess_tensor *gm = unsqueeze(ctx, g, !vcol);
             dm = vcol ? mm(ctx, vm, gm, false, false) : mm(ctx, gm, vm, false, false);
         }
