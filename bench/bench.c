@@ -357,7 +357,7 @@ static void op_hessian(job *j)
 /* The full Hessian through hess_hessian_ex with block_rows = j->k. */
 static void op_hessian_k(job *j)
 {
-    const hess_hessian_opts opt = {j->k, 0, NULL, NULL};
+    const hess_hessian_opts opt = {.block_rows = j->k};
     hess_tensor *loss = forward(j);
     op_end(j, loss ? hess_hessian_ex(j->ctx, loss, N_PARAMS, j->p, &opt, j->out) : HESS_ERR_STATE,
            "hessian_ex");

@@ -153,16 +153,26 @@ typedef struct hess_config {
  */
 HESS_API hess_status hess_context_create(const hess_config *cfg, hess_context **out);
 
-/** Frees the context and everything it owns.  NULL is a no-op. */
+/**
+ * Frees the context and everything it owns.  NULL is a no-op.  Called from a
+ * progress callback of the same context it does nothing but record
+ * HESS_ERR_STATE, which the running call then returns.
+ */
 HESS_API void hess_context_destroy(hess_context *ctx);
 
-/** A point in a context's history, from hess_context_mark(). */
+/**
+ * A point in a context's history, from hess_context_mark().  The fields are
+ * opaque: a mark is checked completely when it is used, and one whose fields
+ * were changed is refused.
+ */
 typedef struct hess_mark {
-    size_t block;   /**< arena block index */
-    size_t used;    /**< bytes used in that block */
-    int64_t nodes;  /**< tape length */
-    uint64_t epoch; /**< context identity check */
-    uint64_t last;  /**< serial of the last tensor, to detect a stale mark */
+    size_t block;    /**< arena block index */
+    size_t used;     /**< bytes used in that block */
+    int64_t nodes;   /**< tape length */
+    uint64_t ctx_id; /**< the context's identity (not its address) */
+    uint64_t last;   /**< serial of the last tensor */
+    uint64_t gen;    /**< rewinds done before the mark was taken */
+    uint64_t check;  /**< a check over the other fields, keyed by the context */
 } hess_mark;
 
 /** Records the current point so that hess_context_rewind() can return to it. Cost O(1). */
@@ -174,8 +184,12 @@ HESS_API hess_mark hess_context_mark(const hess_context *ctx);
  * a newer tensor).  Arena blocks are kept for reuse, so a loop of forward,
  * gradient, update, rewind calls the allocator only in its first iteration.
  * @return HESS_OK; HESS_ERR_ARG for a NULL context or a mark that is not an
- * earlier point of this context, including a stale mark: one taken after a
- * point that has since been rewound to.  Cost O(tensors freed).
+ * earlier point of this context: another context's mark (also one of a
+ * destroyed context whose memory this one reuses), a mark with edited fields,
+ * a mark of a later point, or a stale mark, one taken after a point that has
+ * since been rewound to (after more than 32 nested levels of rewinds, a valid
+ * mark that old may be refused too); HESS_ERR_STATE from inside a progress
+ * callback.  Nothing changes on error.  Cost O(tensors freed).
  */
 HESS_API hess_status hess_context_rewind(hess_context *ctx, hess_mark mark);
 
@@ -228,28 +242,61 @@ HESS_API const double *hess_tensor_data(const hess_tensor *t);
 HESS_API int hess_tensor_is_param(const hess_tensor *t);
 
 /**
- * Overwrites a parameter's values in place (an optimizer step): copies numel
- * values from @p data.  Tensors computed from the old values keep their old
- * values: build the model again (typically after hess_context_rewind()), or
- * evaluate the graph already built again with hess_recompute().
- * @return HESS_OK; HESS_ERR_ARG (NULL, not a parameter, other context);
- * HESS_ERR_STATE (freed by a rewind).  Cost O(numel).
+ * Whether @p t's values are out of date: 1 when a leaf it depends on was
+ * written (hess_tensor_set(), hess_param_set()) after t was last evaluated, 0
+ * when they are up to date, -1 for NULL, a freed tensor, or when the check
+ * could not get memory.  hess_tensor_data() of a stale tensor gives the values
+ * of its last evaluation, made from the leaves' earlier values; hess_recompute()
+ * brings every tensor up to date, and every function that reads a graph's
+ * values or derivatives (hess_grad(), hess_vjp(), the Hessian functions,
+ * hess_check_derivatives(), the savers) brings what it reads up to date first.
+ * Cost: O(1) when nothing was written since the tape was last up to date, else
+ * O(tape length up to t) time and 9 bytes per node of scratch memory.
+ */
+HESS_API int hess_tensor_is_stale(const hess_tensor *t);
+
+/**
+ * Overwrites the values of a leaf -- a parameter, an input or a target made by
+ * hess_tensor_new(), hess_param_new(), hess_scalar() or a loader -- in place
+ * (an optimizer step, a new minibatch): copies numel values from @p data.  The
+ * values are checked first against what the ops built on the leaf require
+ * (hess_cross_entropy() targets: integral class indices in [0, C);
+ * hess_bce_with_logits() targets: in [0, 1]); on refusal the leaf is
+ * unchanged.  Tensors computed from the leaf become stale
+ * (hess_tensor_is_stale()): the functions that read a graph bring what they
+ * read up to date first, and hess_recompute() brings the whole tape up to
+ * date, so a graph is built once and run for every new parameter value or
+ * minibatch.
+ * @return HESS_OK; HESS_ERR_ARG (NULL context, tensor or data, another
+ * context's tensor, a tensor that is not a leaf, values an op refuses, named
+ * with the op and the element); HESS_ERR_STATE (tensor freed by a rewind, or
+ * called from a progress callback).  Cost O(numel), plus O(tape length) when
+ * an op checks the leaf's values.
+ */
+HESS_API hess_status hess_tensor_set(hess_context *ctx, hess_tensor *leaf, const double *data);
+
+/**
+ * hess_tensor_set() restricted to parameters (hess_param_new()): HESS_ERR_ARG
+ * for any other tensor.
  */
 HESS_API hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *data);
 
 /**
- * Evaluates again, in place, every tensor that depends on a parameter, so that
- * the graph already built -- the forward pass and any gradients taken since with
- * hess_grad() or hess_vjp(), with or without HESS_CREATE_GRAPH -- holds the
- * values for the parameters' current values (after hess_param_set()).  Define
- * once, run many times: the tensors keep their identity, and no node is made.
- * Functions that build their own graphs and rewind it (hess_hvp(), the Hessian
- * functions) need no recompute; they start from the tensors' current values.
+ * Evaluates again, in place, every stale tensor (one that depends on a leaf
+ * written by hess_tensor_set() or hess_param_set() since it was evaluated), so
+ * that the whole graph already built -- the forward pass and any gradients
+ * taken since with hess_grad() or hess_vjp(), with or without
+ * HESS_CREATE_GRAPH -- holds the values for the leaves' current values.
+ * Define once, run many times: the tensors keep their identity, and no node is
+ * made.  The functions that read a graph (hess_grad(), hess_vjp(), the Hessian
+ * functions, hess_check_derivatives()) do this themselves for what they read,
+ * so hess_recompute() is needed only to read values with hess_tensor_data().
  * @return HESS_OK; the pending status, doing nothing; HESS_ERR_ARG (NULL
- * context); HESS_ERR_NOMEM; HESS_ERR_NONFINITE under HESS_CHECK_FINITE (the
- * tensors before the failing one hold new values, the rest old ones).
- * Cost: the kernels of the dependent tensors, O(tape length) to find them;
- * memory: O(tape length) while it runs, none after.
+ * context); HESS_ERR_NOMEM; HESS_ERR_STATE from a progress callback;
+ * HESS_ERR_NONFINITE under HESS_CHECK_FINITE (the tensors before the failing
+ * one hold new values, the rest stay stale).
+ * Cost: the kernels of the stale tensors, O(tape length) to find them;
+ * memory: one byte per node while it runs, none after.
  */
 HESS_API hess_status hess_recompute(hess_context *ctx);
 
@@ -325,10 +372,21 @@ HESS_API hess_tensor *hess_square(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_sqrt(hess_context *ctx, hess_tensor *a);
 /** out = a ^ p for a constant exponent p. */
 HESS_API hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p);
+/**
+ * out = a, as a constant to differentiation (torch.Tensor.detach): no
+ * derivative flows through it, so a gradient with respect to a tensor reached
+ * only through it is HESS_ERR_NODIFF (zeros with HESS_ALLOW_UNUSED).  Its
+ * values follow a's when the graph is brought up to date.
+ */
+HESS_API hess_tensor *hess_detach(hess_context *ctx, hess_tensor *a);
 
 /**
  * out = a - log(sum(exp(a), axis)) along @p axis, by the shifted log-sum-exp
- * (finite for any finite input).
+ * (a - max) - log(sum(exp(a - max))).  Finite wherever the result is
+ * representable: when every a - max along the axis is >= -DBL_MAX (so for any
+ * |a| <= DBL_MAX / 2); an element further than that below the maximum gives
+ * -Inf, the correctly rounded value.  Its first and second derivatives are
+ * finite for any finite input.
  */
 HESS_API hess_tensor *hess_log_softmax(hess_context *ctx, hess_tensor *a, int axis);
 /** out = exp(a) / sum(exp(a), axis) along @p axis, as exp(log_softmax(a)). */
@@ -353,17 +411,27 @@ HESS_API hess_tensor *hess_mse_loss(hess_context *ctx, hess_tensor *pred, hess_t
 
 /**
  * Cross-entropy on logits, PyTorch's CrossEntropyLoss with class indices:
- * -mean over b of log_softmax(logits[b])[targets[b]].  logits [B,C] with
- * targets [B], or logits [C] with a scalar target; targets hold integral
- * doubles in [0, C) (HESS_ERR_ARG otherwise) and are not differentiated.
+ * -mean over b of log_softmax(logits[b])[targets[b]], computed per row as
+ * (max - logits[t]) + log(sum(exp(logits - max))).  logits [B,C] with targets
+ * [B], or logits [C] with a scalar target; targets hold integral doubles in
+ * [0, C) (HESS_ERR_ARG otherwise, also from hess_tensor_set()) and have no
+ * derivative (differentiating with respect to them is HESS_ERR_NODIFF).  One
+ * node.  The value is finite when max - logits[t] <= DBL_MAX in every row
+ * (e.g. any |logits| <= DBL_MAX / 2; beyond, +Inf is the correctly rounded
+ * value); its gradient (softmax - onehot) / B and second derivatives are
+ * finite for any finite logits.
  */
 HESS_API hess_tensor *
 hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_tensor *targets);
 
 /**
  * Binary cross-entropy on logits, PyTorch's BCEWithLogitsLoss:
- * mean over all elements of softplus(x) - x*y (finite for |x| up to any size).
- * logits and targets have the same shape.
+ * mean over all elements of softplus(x) - x*y.  logits and targets have the
+ * same shape; targets are probabilities in [0, 1] (HESS_ERR_ARG otherwise,
+ * also from hess_tensor_set()), and are differentiated like the logits.  One
+ * node.  The value, the gradient and the second derivatives are finite for
+ * any finite logits: each term is at most |x|, and a mean of terms near
+ * DBL_MAX is summed scaled.
  */
 HESS_API hess_tensor *
 hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets);
@@ -378,15 +446,22 @@ hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *target
 #define HESS_ALLOW_UNUSED 2u
 
 /**
- * Gradients of a scalar @p y with respect to the tensors wrt[0..n-1]:
- * grads[i] = dy/dwrt[i], shaped like wrt[i], owned by ctx.  With
- * HESS_CREATE_GRAPH the gradients are themselves on the tape and can be
- * differentiated to any order.  Walks the tape backwards once, visiting only
- * nodes that lie on a path from a wrt tensor to y.
- * @return HESS_OK; HESS_ERR_ARG (NULL, n = 0, y not a scalar, other context);
- * HESS_ERR_STATE (freed tensor); HESS_ERR_NODIFF (y does not depend on some
- * wrt[i], without HESS_ALLOW_UNUSED); HESS_ERR_NOMEM.  On error grads[] is
- * set to NULL.  Cost: about twice the forward pass.
+ * Gradients of a scalar @p y (any tensor of one element: shape [], [1], [1,1]
+ * ...) with respect to the tensors wrt[0..n-1] -- parameters, inputs or any
+ * tensor on the tape, each named once: grads[i] = dy/dwrt[i], shaped like
+ * wrt[i], owned by ctx.  With HESS_CREATE_GRAPH the gradients are themselves
+ * on the tape and can be differentiated to any order; without it they are
+ * constants, and differentiating anything that depends on a wrt tensor
+ * through them is HESS_ERR_NODIFF whose message says to pass
+ * HESS_CREATE_GRAPH (use hess_detach() for a constant on purpose).  Brings y
+ * up to date first (hess_tensor_is_stale()).  Walks the tape backwards once,
+ * visiting only nodes that lie on a path from a wrt tensor to y.
+ * @return HESS_OK; HESS_ERR_ARG (NULL, n = 0, y not of one element, another
+ * context's tensor, a tensor named twice in wrt); HESS_ERR_STATE (freed
+ * tensor, or from a progress callback); HESS_ERR_NODIFF (y does not depend on
+ * some wrt[i], without HESS_ALLOW_UNUSED; or depends on one through a gradient
+ * taken without HESS_CREATE_GRAPH, with or without it); HESS_ERR_NOMEM.  On
+ * error grads[] is set to NULL.  Cost: about twice the forward pass.
  */
 HESS_API hess_status hess_grad(hess_context *ctx,
                                hess_tensor *y,
@@ -411,14 +486,19 @@ HESS_API hess_status hess_vjp(hess_context *ctx,
 
 /* ------------------------------------------------------------------------ */
 /* Hessians.  Parameters are flattened in the order given, each row-major  */
-/* (torch.nn.utils.parameters_to_vector); N = hess_param_count().  Each     */
-/* function builds the gradient graph once, then evaluates the second       */
-/* backward pass once per row by re-running only the nodes that depend on   */
-/* the direction.  The forward graph is not rebuilt; the context's memory   */
-/* is left as it was found.  Statuses: HESS_ERR_ARG (NULL, n = 0, loss not  */
-/* a scalar, a non-parameter, other context), HESS_ERR_STATE, HESS_ERR_NODIFF*/
-/* (the loss does not depend on a parameter, which is named),               */
-/* HESS_ERR_NOMEM, HESS_ERR_NONFINITE.                                      */
+/* (torch.nn.utils.parameters_to_vector); N = hess_param_count().  params  */
+/* may name any tensors, as hess_grad's wrt (parameters, or inputs for a    */
+/* Hessian with respect to the input), each once.  The loss is any tensor  */
+/* of one element; it is brought up to date first.  Each function builds   */
+/* the gradient graph once, then evaluates the second backward pass once    */
+/* per row by re-running only the nodes that depend on the direction.  The  */
+/* forward graph is not rebuilt; the context's tape is left as it was      */
+/* found.  Statuses: HESS_ERR_ARG (NULL, n = 0, loss not of one element,    */
+/* another context's tensor, a tensor named twice, unknown option flags),   */
+/* HESS_ERR_STATE (freed tensor, or called from a progress callback),       */
+/* HESS_ERR_NODIFF (the loss does not depend on a parameter, which is       */
+/* named; zero rows and columns instead with HESS_ALLOW_UNUSED in the       */
+/* options of the _ex functions), HESS_ERR_NOMEM, HESS_ERR_NONFINITE.       */
 /* Let G be the cost of one gradient (about 3 forward passes).               */
 /* ------------------------------------------------------------------------ */
 
@@ -475,7 +555,11 @@ HESS_API hess_status hess_hessian_block(
  * Progress callback of the long computations: called after each sweep with the
  * number of rows (directions) complete and the total.  Return 0 to go on, or
  * non-zero to cancel: the call then returns HESS_ERR_CANCELLED, and the rows
- * reported done are complete and correct in the output.
+ * reported done are complete and correct in the output.  The context is busy
+ * while the callback runs: any call on it that would change it (op builders,
+ * rewinds, setters, gradients, Hessians, loads and saves) fails with
+ * HESS_ERR_STATE, and the outer call then returns that error.  Reading
+ * values, statuses and marks is fine.
  */
 typedef int (*hess_progress_fn)(size_t done, size_t total, void *user);
 
@@ -494,6 +578,8 @@ typedef struct hess_hessian_opts {
     size_t max_bytes;          /**< memory budget of one sweep; 0 = 2 MiB */
     hess_progress_fn progress; /**< NULL = no callback */
     void *user;                /**< passed to progress */
+    unsigned flags;            /**< HESS_ALLOW_UNUSED: zero rows and columns for a parameter the
+                                    loss does not depend on (else HESS_ERR_NODIFF); or 0 */
 } hess_hessian_opts;
 
 /** hess_hessian with options; adds HESS_ERR_CANCELLED. Cost: G + ceil(N/k) sweeps. */

@@ -9,7 +9,9 @@
 
 #include <string.h>
 
-#define REQ 1u /* depends on some wrt tensor */
+#define REQ 1u /* depends on some wrt tensor through recorded nodes */
+#define ANY 2u /* depends on some wrt tensor through any nodes but hess_detach's */
+#define CUT 4u /* ... through a node made by a pass without HESS_CREATE_GRAPH */
 
 /* A seed is shaped like its output, behind [k] during a batched pass. */
 static bool seed_fits(const hess_context *ctx, const hess_tensor *out, const hess_tensor *seed)
@@ -55,15 +57,103 @@ static hess_status check_args(hess_context *ctx,
             return HESS_ERR_SHAPE;
         }
     }
+    return hess__check_list(ctx, n, wrt, what, fn);
+}
+
+hess_status hess__check_list(
+    hess_context *ctx, size_t n, hess_tensor *const list[], const char *what, const char *fn)
+{
+    if (!list || n == 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: no parameters given (%s is empty)", fn, what);
+        return HESS_ERR_ARG;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (!wrt[i]) {
+        if (!list[i]) {
             hess__error(ctx, HESS_ERR_ARG, "%s: %s[%zu] is NULL", fn, what, i);
             return HESS_ERR_ARG;
         }
-        if ((st = hess__check(ctx, wrt[i], fn)) != HESS_OK)
+        hess_status st = hess__check(ctx, list[i], fn);
+        if (st != HESS_OK)
             return st;
     }
-    return HESS_OK;
+    /* Each tensor once: a repeated one would be two blocks of one variable,
+     * which setting values from a flat vector cannot honour.  Tape ids are
+     * unique, so a table over their range finds repeats in O(n + range). */
+    int64_t lo = INT64_MAX, hi = -1;
+    for (size_t i = 0; i < n; i++) {
+        lo = list[i]->id < lo ? list[i]->id : lo;
+        hi = list[i]->id > hi ? list[i]->id : hi;
+    }
+    const hess_mark mk = hess_context_mark(ctx);
+    size_t *seen = hess__calloc(ctx, (size_t)(hi - lo + 1) * sizeof *seen, fn);
+    hess_status st = seen ? HESS_OK : ctx->status;
+    for (size_t i = 0; i < n && st == HESS_OK; i++) {
+        size_t *slot = &seen[list[i]->id - lo];
+        if (*slot) {
+            hess__error(ctx, HESS_ERR_ARG,
+                        "%s: %s[%zu] is the same tensor as %s[%zu]; a list names each tensor "
+                        "once",
+                        fn, what, i, what, *slot - 1);
+            st = HESS_ERR_ARG;
+        }
+        *slot = i + 1;
+    }
+    hess_context_rewind(ctx, mk);
+    return st;
+}
+
+/* Marks, in tape order over [lo, top], the nodes that depend on a node marked
+ * REQ | ANY: REQ through recorded nodes, ANY through any node but the results
+ * of hess_detach (a constant by request), CUT through a node made by a
+ * backward pass without HESS_CREATE_GRAPH (a constant by omission). */
+static void depend_sweep(const hess_context *ctx, int64_t lo, int64_t top, unsigned char *mask)
+{
+    for (int64_t id = lo; id <= top; id++) {
+        const hess_tensor *t = ctx->nodes[id];
+        if (mask[id - lo] || t->op == HESS_OP_NONE || t->op == HESS_OP_DETACH)
+            continue;
+        unsigned m = 0;
+        for (int k = 0; k < HESS_MAX_SRC; k++)
+            if (t->src[k] && t->src[k]->id >= lo)
+                m |= mask[t->src[k]->id - lo];
+        if (t->flags & HESS_T_DETACHED)
+            m = m & ANY ? ANY | CUT : 0;
+        mask[id - lo] = (unsigned char)m;
+    }
+}
+
+/* The output depends on some wrt only through a gradient taken without
+ * HESS_CREATE_GRAPH: its derivative would miss those paths.  Names the first
+ * wrt tensor that does. */
+static hess_status cut_error(hess_context *ctx,
+                             const hess_tensor *out,
+                             size_t n,
+                             hess_tensor *const wrt[],
+                             int64_t lo,
+                             int64_t top,
+                             unsigned char *mask,
+                             const char *fn,
+                             const char *what)
+{
+    size_t which = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(mask, 0, (size_t)(top - lo + 1));
+        if (wrt[i]->id > top)
+            continue;
+        mask[wrt[i]->id - lo] = REQ | ANY;
+        depend_sweep(ctx, lo, top, mask);
+        if (mask[out->id - lo] & CUT) {
+            which = i;
+            break;
+        }
+    }
+    hess__error(ctx, HESS_ERR_NODIFF,
+                "%s: the output depends on %s[%zu] through a gradient taken without "
+                "HESS_CREATE_GRAPH, which is a constant to differentiation: pass "
+                "HESS_CREATE_GRAPH to the hess_grad or hess_vjp that made it (or hess_detach "
+                "it to treat it as a constant)",
+                fn, what, which);
+    return HESS_ERR_NODIFF;
 }
 
 /* Adds c into the cotangent slot *slot ("add or set"). */
@@ -86,6 +176,10 @@ static hess_status backward_impl(hess_context *ctx,
     hess_status st = check_args(ctx, n_out, outputs, seeds, n, wrt, grads, fn, what);
     if (st != HESS_OK)
         return st;
+    /* the rules read the values of what the outputs are made of */
+    if (!(flags & HESS__FRESH) && ((st = hess__refresh(ctx, n_out, outputs, fn)) != HESS_OK ||
+                                   (st = hess__refresh(ctx, n_out, seeds, fn)) != HESS_OK))
+        return st;
 
     /* The window of the tape that matters: from the first wrt to the last output. */
     int64_t lo = INT64_MAX, top = -1;
@@ -103,15 +197,11 @@ static hess_status backward_impl(hess_context *ctx,
     /* Forward sweep: which nodes depend on a wrt tensor (detached nodes do not). */
     for (size_t i = 0; i < n; i++)
         if (wrt[i]->id <= top)
-            mask[wrt[i]->id - lo] = REQ;
-    for (int64_t id = lo; id <= top; id++) {
-        const hess_tensor *t = ctx->nodes[id];
-        if (mask[id - lo] || t->op == HESS_OP_NONE || (t->flags & HESS_T_DETACHED))
-            continue;
-        for (int k = 0; k < HESS_MAX_SRC; k++)
-            if (t->src[k] && t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
-                mask[id - lo] = REQ;
-    }
+            mask[wrt[i]->id - lo] = REQ | ANY;
+    depend_sweep(ctx, lo, top, mask);
+    for (size_t j = 0; j < n_out && span; j++)
+        if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & CUT))
+            return cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
 
     if (!(flags & HESS_CREATE_GRAPH))
         ctx->no_record++;
@@ -188,10 +278,9 @@ entry_checks(hess_context *ctx, size_t n, hess_tensor *grads[], unsigned flags, 
     if (grads)
         for (size_t i = 0; i < n; i++)
             grads[i] = NULL;
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK)
+        return st;
     if (flags & ~(HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)) {
         hess__error(ctx, HESS_ERR_ARG, "%s: unknown flags 0x%x", fn, flags);
         return HESS_ERR_ARG;

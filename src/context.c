@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
 
 #define HESS_ALIGN         32u
 #define HESS_DEFAULT_BLOCK ((size_t)64 * 1024)
@@ -149,9 +153,17 @@ hess_tensor *hess__api_leave(hess_context *ctx, const char *saved, hess_tensor *
 /* Lifecycle                                                                */
 /* ------------------------------------------------------------------------ */
 
+/* Bytes a block of `size` usable bytes takes, or 0 when that overflows. */
+static size_t block_bytes(size_t size)
+{
+    const size_t head = sizeof(hess__block) + HESS_ALIGN;
+    return size > SIZE_MAX - head ? 0 : head + size;
+}
+
 static hess__block *block_new(hess_context *ctx, size_t size)
 {
-    hess__block *b = raw_alloc(ctx, sizeof(hess__block) + HESS_ALIGN + size);
+    const size_t bytes = block_bytes(size);
+    hess__block *b = bytes ? raw_alloc(ctx, bytes) : NULL;
     if (!b)
         return NULL;
     b->next = NULL;
@@ -167,6 +179,34 @@ static unsigned char *block_base(hess__block *b)
     return (unsigned char *)p;
 }
 
+/* splitmix64's finaliser: a bijection of 64-bit values that mixes every bit. */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15u;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+/* A context's identity: 64 random bits from the system (getrandom on Linux)
+ * mixed with the time and the context's address.  Not the address alone, which
+ * a new context can get from a destroyed one; no process-wide counter, which
+ * would be global state.  Two contexts share one with probability 2^-64. */
+static uint64_t context_id(const hess_context *ctx)
+{
+    uint64_t r = 0;
+#if defined(__linux__)
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = 0;
+#endif
+    struct timespec ts = {0, 0};
+    timespec_get(&ts, TIME_UTC);
+    uint64_t h = mix64(r ^ (uint64_t)(uintptr_t)ctx);
+    h = mix64(h ^ (uint64_t)ts.tv_sec);
+    h = mix64(h ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)clock() << 32));
+    return h ? h : 1; /* 0 is the NULL context's mark */
+}
+
 hess_status hess_context_create(const hess_config *cfg, hess_context **out)
 {
     if (!out)
@@ -179,6 +219,8 @@ hess_status hess_context_create(const hess_config *cfg, hess_context **out)
         return HESS_ERR_ARG; /* both hooks or neither */
     if (c.block_bytes == 0)
         c.block_bytes = HESS_DEFAULT_BLOCK;
+    if (!block_bytes(c.block_bytes) || c.block_bytes > SIZE_MAX / 4)
+        return HESS_ERR_ARG; /* no allocator gives that much: a size that overflows */
     size_t need = sizeof(hess_context);
     if (c.max_bytes && need > c.max_bytes)
         return HESS_ERR_NOMEM;
@@ -189,9 +231,8 @@ hess_status hess_context_create(const hess_config *cfg, hess_context **out)
     ctx->cfg = c;
     ctx->bytes = need;
     ctx->simd = !(c.flags & HESS_NO_SIMD) && hess__simd_available();
-    /* The epoch tells this context's marks from another's; the address is
-     * unique among live contexts, which is all that is needed. */
-    ctx->epoch = (uint64_t)(uintptr_t)ctx;
+    ctx->id = context_id(ctx);
+    ctx->key = mix64(ctx->id ^ 0x6865737369616e00u);
     ctx->head = block_new(ctx, c.block_bytes);
     if (!ctx->head) {
         if (c.free)
@@ -209,9 +250,13 @@ void hess_context_destroy(hess_context *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->busy) { /* the running call still needs it: refused, as any other call */
+        hess__busy(ctx, "hess_context_destroy");
+        return;
+    }
     for (hess__block *b = ctx->head, *next; b; b = next) {
         next = b->next;
-        raw_free(ctx, b, sizeof(hess__block) + HESS_ALIGN + b->size);
+        raw_free(ctx, b, block_bytes(b->size));
     }
     raw_free(ctx, ctx->nodes, (size_t)ctx->cap_nodes * sizeof(hess_tensor *));
     hess_config c = ctx->cfg;
@@ -232,6 +277,11 @@ size_t hess_context_bytes(const hess_context *ctx)
 
 void *hess__alloc(hess_context *ctx, size_t size, const char *fn)
 {
+    if (size > SIZE_MAX / 4) { /* rounding up or doubling a block would overflow */
+        hess__error(ctx, HESS_ERR_NOMEM, "%s: out of memory (%zu bytes asked of the arena)", fn,
+                    size);
+        return NULL;
+    }
     size = (size + HESS_ALIGN - 1) & ~(size_t)(HESS_ALIGN - 1);
     if (size == 0)
         size = HESS_ALIGN;
@@ -246,7 +296,7 @@ void *hess__alloc(hess_context *ctx, size_t size, const char *fn)
         b = b->next;
         b->used = 0;
     } else {
-        size_t bs = b->size * 2;
+        size_t bs = b->size <= SIZE_MAX / 8 ? b->size * 2 : b->size;
         if (bs < size)
             bs = size;
         hess__block *nb = block_new(ctx, bs);
@@ -281,7 +331,9 @@ static bool tape_push(hess_context *ctx, hess_tensor *t, const char *fn)
 {
     if (ctx->n_nodes == ctx->cap_nodes) {
         int64_t cap = ctx->cap_nodes ? ctx->cap_nodes * 2 : 256;
-        hess_tensor **nn = raw_alloc(ctx, (size_t)cap * sizeof *nn);
+        hess_tensor **nn = (uint64_t)cap <= SIZE_MAX / 4 / sizeof *nn
+                               ? raw_alloc(ctx, (size_t)cap * sizeof *nn)
+                               : NULL;
         if (!nn) {
             hess__error(ctx, HESS_ERR_NOMEM, "%s: out of memory (tape of %lld nodes)", fn,
                         (long long)cap);
@@ -299,46 +351,127 @@ static bool tape_push(hess_context *ctx, hess_tensor *t, const char *fn)
     return true;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Marks and rewinds                                                        */
+/*                                                                          */
+/* A mark is a position in the arena (block, used) and on the tape (nodes,  */
+/* the serial of the last node), the rewinds done when it was taken (gen),  */
+/* the context's identity and a check keyed by the context's secret over    */
+/* all of these, so that an edited field is refused.  A mark is stale when  */
+/* a later rewind went back before it: the context keeps the cuts, rewind   */
+/* `gen` to `pos`, as a stack increasing in both (a new cut removes those  */
+/* at or after its position, which it covers), so the earliest cut after a  */
+/* mark is the first entry with a larger gen.                               */
+/* ------------------------------------------------------------------------ */
+
+/* Position order in the arena: block, then bytes used in it. */
+static bool pos_le(size_t b1, size_t u1, size_t b2, size_t u2)
+{
+    return b1 < b2 || (b1 == b2 && u1 <= u2);
+}
+
+static uint64_t mark_check(const hess_context *ctx, const hess_mark *m)
+{
+    uint64_t h = mix64(ctx->key ^ m->ctx_id);
+    h = mix64(h ^ (uint64_t)m->block);
+    h = mix64(h ^ (uint64_t)m->used);
+    h = mix64(h ^ (uint64_t)m->nodes);
+    h = mix64(h ^ m->last);
+    return mix64(h ^ m->gen);
+}
+
 hess_mark hess_context_mark(const hess_context *ctx)
 {
-    hess_mark m = {0, 0, 0, 0, 0};
+    hess_mark m;
+    memset(&m, 0, sizeof m);
     if (!ctx)
         return m;
     m.block = ctx->cur_index;
     m.used = ctx->cur->used;
     m.nodes = ctx->n_nodes;
-    m.epoch = ctx->epoch;
+    m.ctx_id = ctx->id;
     m.last = ctx->n_nodes ? ctx->nodes[ctx->n_nodes - 1]->serial : 0;
+    m.gen = ctx->gen;
+    m.check = mark_check(ctx, &m);
     return m;
+}
+
+/* Why @p m cannot be rewound to, or NULL when it can; *blk is then its block. */
+static const char *mark_problem(const hess_context *ctx, const hess_mark *m, hess__block **blk)
+{
+    if (m->ctx_id != ctx->id || m->check != mark_check(ctx, m))
+        return "the mark is not one of this context's (another context's, a destroyed "
+               "context's, or edited)";
+    if (!pos_le(m->block, m->used, ctx->cur_index, ctx->cur->used) || m->nodes > ctx->n_nodes ||
+        (m->nodes ? ctx->nodes[m->nodes - 1]->serial != m->last : m->last != 0))
+        return "the mark is not an earlier point of this context";
+    for (int i = 0; i < ctx->n_cuts; i++)
+        if (ctx->cuts[i].gen > m->gen) {
+            if (!pos_le(m->block, m->used, ctx->cuts[i].block, ctx->cuts[i].used))
+                return "the mark is stale: a later rewind went back before it";
+            break;
+        }
+    hess__block *b = ctx->head;
+    for (size_t i = 0; i < m->block && b; i++)
+        b = b->next;
+    if (!b || m->used > b->size)
+        return "the mark names arena memory that does not exist";
+    *blk = b;
+    return NULL;
+}
+
+/* Records rewind number ctx->gen going back to (block, used). */
+static void add_cut(hess_context *ctx, size_t block, size_t used)
+{
+    int n = ctx->n_cuts;
+    while (n > 0 && pos_le(block, used, ctx->cuts[n - 1].block, ctx->cuts[n - 1].used))
+        n--;
+    if (n == (int)(sizeof ctx->cuts / sizeof ctx->cuts[0])) {
+        /* Full: the two oldest become one, at the older position and the newer
+         * gen.  Marks between them then meet an earlier cut: some valid marks
+         * that old may be refused, never a stale one accepted. */
+        ctx->cuts[1].block = ctx->cuts[0].block;
+        ctx->cuts[1].used = ctx->cuts[0].used;
+        memmove(ctx->cuts, ctx->cuts + 1, (size_t)(n - 1) * sizeof ctx->cuts[0]);
+        n--;
+    }
+    ctx->cuts[n].gen = ctx->gen;
+    ctx->cuts[n].block = block;
+    ctx->cuts[n].used = used;
+    ctx->n_cuts = n + 1;
 }
 
 hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
 {
+    static const char fn[] = "hess_context_rewind";
     if (!ctx)
         return HESS_ERR_ARG;
-    bool later = mark.block < ctx->cur_index ||
-                 (mark.block == ctx->cur_index && mark.used <= ctx->cur->used);
-    /* A stale mark (taken after a point since rewound to) is caught by the
-     * serial of its last tensor, which a rebuilt tape cannot repeat. */
-    bool same =
-        mark.nodes <= ctx->n_nodes &&
-        (mark.nodes == 0 ? mark.last == 0 : ctx->nodes[mark.nodes - 1]->serial == mark.last);
-    if (mark.epoch != ctx->epoch || !same || !later) {
-        hess__error(ctx, HESS_ERR_ARG,
-                    "hess_context_rewind: the mark is not an earlier point "
-                    "of this context");
+    if (ctx->busy)
+        return hess__busy(ctx, fn);
+    hess__block *b = NULL;
+    const char *why = mark_problem(ctx, &mark, &b);
+    if (why) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn, why);
         return HESS_ERR_ARG;
     }
     for (int64_t i = mark.nodes; i < ctx->n_nodes; i++)
         ctx->nodes[i]->magic = 0; /* detected as freed while the memory is not reused */
     ctx->n_nodes = mark.nodes;
-    hess__block *b = ctx->head;
-    for (size_t i = 0; i < mark.block; i++)
-        b = b->next;
     ctx->cur = b;
     ctx->cur_index = mark.block;
     b->used = mark.used;
+    ctx->gen++;
+    add_cut(ctx, mark.block, mark.used);
     return HESS_OK;
+}
+
+hess_status hess__busy(hess_context *ctx, const char *fn)
+{
+    hess__error(ctx, HESS_ERR_STATE,
+                "%s: called from inside the progress callback of %s; the context is busy until "
+                "the callback returns",
+                fn, ctx->busy);
+    return HESS_ERR_STATE;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -428,6 +561,10 @@ hess_tensor *hess__node(hess_context *ctx,
                         hess_tensor *b,
                         const char *fn)
 {
+    if (ctx->busy) {
+        hess__busy(ctx, fn);
+        return NULL;
+    }
     /* every result passes here: a broadcast of two valid shapes can still overflow */
     const int64_t numel = numel_checked(ndim, shape);
     if (numel < 0) {
@@ -447,6 +584,7 @@ hess_tensor *hess__node(hess_context *ctx,
      * of this function on small graphs (shape[] past ndim is never read) */
     t->op = (uint8_t)op;
     t->flags = ctx->no_record ? HESS_T_DETACHED : 0;
+    t->stamp = 0;
     t->ndim = (uint8_t)ndim;
     t->axis = 0;
     t->ctx = ctx;
@@ -473,12 +611,23 @@ static bool all_finite(const double *x, int64_t n)
     return acc == 0.0;
 }
 
-/* Runs t's kernel; under HESS_CHECK_FINITE, a non-finite result is an error
- * naming fn, the op and its operands' shapes.  Every evaluation passes here:
- * at build (hess__finish), deferred (hess__eval) and replayed. */
+/* The largest stamp of t's sources: what t's values follow from. */
+static uint64_t src_stamp(const hess_tensor *t)
+{
+    uint64_t s = 0;
+    for (int k = 0; k < HESS_MAX_SRC; k++)
+        if (t->src[k] && t->src[k]->stamp > s)
+            s = t->src[k]->stamp;
+    return s;
+}
+
+/* Runs t's kernel and stamps it; under HESS_CHECK_FINITE, a non-finite result
+ * is an error naming fn, the op and its operands' shapes.  Every evaluation
+ * passes here: at build (hess__finish), deferred, refreshed and replayed. */
 static hess_status eval_node(hess_context *ctx, hess_tensor *t, const char *fn)
 {
     hess__ops[t->op]->forward(t);
+    t->stamp = src_stamp(t);
     if (!(ctx->cfg.flags & HESS_CHECK_FINITE) || all_finite(t->data, t->numel))
         return HESS_OK;
     char s[HESS_MAX_SRC][96] = {""};
@@ -495,14 +644,132 @@ hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
     if (!out)
         return NULL;
     if (ctx->defer) { /* computed later, if needed (hess__eval) */
-        out->flags |= HESS_T_STALE;
+        out->flags |= HESS_T_PENDING;
         return out;
     }
     return eval_node(ctx, out, fn) == HESS_OK ? out : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Replay                                                                   */
+/* Bringing values up to date                                              */
+/*                                                                          */
+/* Leaves carry the clock of their last write, results the largest stamp of */
+/* their sources when last evaluated.  Walking the tape in order and        */
+/* evaluating again each result with a source newer than itself leaves      */
+/* every result up to date: a source evaluated again gets the new stamp, so */
+/* its users follow.  Nodes made while ctx->defer (HESS_T_PENDING) were     */
+/* never evaluated and are evaluated the first time they are needed.       */
+/* ------------------------------------------------------------------------ */
+
+void hess__touch(hess_context *ctx, hess_tensor *leaf, bool by_caller)
+{
+    leaf->stamp = ++ctx->clock;
+    if (by_caller)
+        ctx->last_write = ctx->clock;
+    leaf->flags &= ~HESS_T_DENSE;
+}
+
+static bool out_of_date(const hess_tensor *t)
+{
+    return t->op != HESS_OP_NONE && ((t->flags & HESS_T_PENDING) || src_stamp(t) > t->stamp);
+}
+
+/* Evaluates, in tape order from node `first` on, every node that outs[]
+ * depend on (every node when outs is NULL) and that is pending or out of
+ * date.  Nodes nothing needs are left as they are.  Memory: one byte per node
+ * from first to the last output, in the arena, given back. */
+static hess_status bring_up_to_date(
+    hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn)
+{
+    int64_t top = outs ? -1 : ctx->n_nodes - 1;
+    for (size_t i = 0; outs && i < n; i++)
+        if (outs[i] && outs[i]->id > top)
+            top = outs[i]->id;
+    if (top < first)
+        return HESS_OK;
+    const hess_mark mk = hess_context_mark(ctx);
+    unsigned char *need = hess__alloc(ctx, (size_t)(top - first + 1), fn);
+    if (!need)
+        return ctx->status;
+    memset(need, outs ? 0 : 1, (size_t)(top - first + 1));
+    for (size_t i = 0; outs && i < n; i++)
+        if (outs[i] && outs[i]->id >= first)
+            need[outs[i]->id - first] = 1;
+    /* sources come before their users: one sweep down the tape marks ancestors */
+    for (int64_t id = top; id >= first; id--) {
+        const hess_tensor *t = ctx->nodes[id];
+        if (!need[id - first])
+            continue;
+        for (int k = 0; k < HESS_MAX_SRC; k++)
+            if (t->src[k] && t->src[k]->id >= first)
+                need[t->src[k]->id - first] = 1;
+    }
+    hess_status st = HESS_OK;
+    for (int64_t id = first; id <= top && st == HESS_OK; id++) {
+        hess_tensor *t = ctx->nodes[id];
+        if (need[id - first] && out_of_date(t)) {
+            t->flags &= ~HESS_T_PENDING;
+            st = eval_node(ctx, t, fn);
+        }
+    }
+    hess_context_rewind(ctx, mk);
+    return st;
+}
+
+hess_status
+hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn)
+{
+    return bring_up_to_date(ctx, first, n, outs, fn);
+}
+
+hess_status hess__refresh(hess_context *ctx, size_t n, hess_tensor *const outs[], const char *fn)
+{
+    if (ctx->last_write <= ctx->fresh)
+        return HESS_OK; /* nothing written since the whole tape was last up to date */
+    return bring_up_to_date(ctx, 0, n, outs, fn);
+}
+
+int hess_tensor_is_stale(const hess_tensor *t)
+{
+    if (!t || t->magic != HESS_TENSOR_MAGIC || !t->ctx || t->id < 0 || t->id >= t->ctx->n_nodes ||
+        t->ctx->nodes[t->id] != t)
+        return -1;
+    hess_context *ctx = t->ctx;
+    if (t->flags & HESS_T_PENDING)
+        return 1;
+    if (ctx->last_write <= ctx->fresh || t->op == HESS_OP_NONE)
+        return 0;
+    /* the stamps t would get, walking its ancestors in tape order */
+    const hess_mark mk = hess_context_mark(ctx);
+    const int64_t top = t->id;
+    uint64_t *now = hess__alloc(ctx, (size_t)(top + 1) * sizeof *now, "hess_tensor_is_stale");
+    unsigned char *need = hess__calloc(ctx, (size_t)(top + 1), "hess_tensor_is_stale");
+    int stale = -1;
+    if (now && need) {
+        need[top] = 1;
+        for (int64_t id = top; id >= 0; id--)
+            for (int k = 0; need[id] && k < HESS_MAX_SRC; k++)
+                if (ctx->nodes[id]->src[k])
+                    need[ctx->nodes[id]->src[k]->id] = 1;
+        for (int64_t id = 0; id <= top; id++) {
+            const hess_tensor *u = ctx->nodes[id];
+            if (!need[id])
+                continue;
+            uint64_t s = 0;
+            for (int k = 0; k < HESS_MAX_SRC; k++)
+                if (u->src[k] && now[u->src[k]->id] > s)
+                    s = now[u->src[k]->id];
+            now[id] = u->op == HESS_OP_NONE || s <= u->stamp ? u->stamp : s;
+        }
+        stale = now[top] != t->stamp;
+    }
+    hess_context_rewind(ctx, mk);
+    return stale;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replay: the nodes that depend on given leaves, evaluated again after     */
+/* their values changed ("define once, compute many times").              */
 /* ------------------------------------------------------------------------ */
 
 hess_status hess__replay_plan(hess_context *ctx,
@@ -524,8 +791,8 @@ hess_status hess__replay_plan(hess_context *ctx,
     int64_t n = 0;
     for (int64_t id = first; id < ctx->n_nodes; id++) {
         const hess_tensor *t = ctx->nodes[id];
-        if (t->op == HESS_OP_NONE || (t->flags & HESS_T_STALE))
-            continue; /* a stale node is one nothing needs (hess__eval) */
+        if (t->op == HESS_OP_NONE || (t->flags & HESS_T_PENDING))
+            continue; /* a pending node is one nothing needs (hess__eval) */
         for (int k = 0; k < HESS_MAX_SRC; k++) {
             const hess_tensor *s = t->src[k];
             if (s && s->id >= first && dirty[s->id - first]) {
@@ -537,39 +804,6 @@ hess_status hess__replay_plan(hess_context *ctx,
     }
     plan->ids = ids;
     plan->n = n;
-    return HESS_OK;
-}
-
-hess_status
-hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn)
-{
-    const int64_t span = ctx->n_nodes - first;
-    if (span <= 0)
-        return HESS_OK;
-    unsigned char *need = hess__calloc(ctx, (size_t)span, fn);
-    if (!need)
-        return ctx->status;
-    for (size_t i = 0; i < n; i++)
-        if (outs[i] && outs[i]->id >= first)
-            need[outs[i]->id - first] = 1;
-    /* sources come before their users: one sweep down the tape marks ancestors */
-    for (int64_t id = ctx->n_nodes - 1; id >= first; id--) {
-        const hess_tensor *t = ctx->nodes[id];
-        if (!need[id - first] || !(t->flags & HESS_T_STALE))
-            continue;
-        for (int k = 0; k < HESS_MAX_SRC; k++)
-            if (t->src[k] && t->src[k]->id >= first)
-                need[t->src[k]->id - first] = 1;
-    }
-    for (int64_t id = first; id < ctx->n_nodes; id++) {
-        hess_tensor *t = ctx->nodes[id];
-        if (!need[id - first] || !(t->flags & HESS_T_STALE))
-            continue;
-        t->flags &= ~HESS_T_STALE;
-        hess_status st = eval_node(ctx, t, fn);
-        if (st != HESS_OK)
-            return st;
-    }
     return HESS_OK;
 }
 
@@ -586,28 +820,23 @@ hess_status hess__replay_run(hess_context *ctx, const hess__replay *plan, const 
 hess_status hess_recompute(hess_context *ctx)
 {
     static const char fn[] = "hess_recompute";
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK)
+        return st;
+    const uint64_t clock = ctx->clock;
+    st = bring_up_to_date(ctx, 0, 0, NULL, fn);
+    if (st == HESS_OK)
+        ctx->fresh = clock; /* the whole tape is up to date */
+    return st;
+}
+
+hess_status hess__enter(hess_context *ctx, const char *fn)
+{
     if (!ctx)
         return HESS_ERR_ARG;
     if (ctx->status != HESS_OK)
         return ctx->status; /* an earlier error is pending: do nothing */
-    /* the parameters are the leaves whose values change (hess_param_set) */
-    const hess_mark mk = hess_context_mark(ctx);
-    int64_t n = 0;
-    for (int64_t id = 0; id < ctx->n_nodes; id++)
-        n += (ctx->nodes[id]->flags & HESS_T_PARAM) != 0;
-    if (n == 0)
-        return HESS_OK;
-    hess_tensor **params = hess__alloc(ctx, (size_t)n * sizeof *params, fn);
-    if (!params)
-        return ctx->status;
-    n = 0;
-    for (int64_t id = 0; id < ctx->n_nodes; id++)
-        if (ctx->nodes[id]->flags & HESS_T_PARAM)
-            params[n++] = ctx->nodes[id];
-    hess__replay plan;
-    hess_status st = hess__replay_plan(ctx, (size_t)n, params, &plan);
-    if (st == HESS_OK)
-        st = hess__replay_run(ctx, &plan, fn);
-    hess_context_rewind(ctx, mk); /* the plan only */
-    return st;
+    if (ctx->busy)
+        return hess__busy(ctx, fn);
+    return HESS_OK;
 }

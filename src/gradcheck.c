@@ -51,15 +51,16 @@ static hess_status check_args(hess_context *ctx,
                               : "no parameters given");
         return HESS_ERR_ARG;
     }
-    for (size_t i = 0; i < n; i++) {
-        hess_status st = hess__check(ctx, params[i], fn);
-        if (st != HESS_OK)
-            return st;
-        if (!(params[i]->flags & HESS_T_PARAM)) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: params[%zu] is not a parameter", fn, i);
+    hess_status st = hess__check_list(ctx, n, params, "params", fn);
+    if (st != HESS_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        if (params[i]->op != HESS_OP_NONE) { /* its values are computed, not set */
+            hess__error(ctx, HESS_ERR_ARG,
+                        "%s: params[%zu] is the result of %s, not a leaf (a parameter or input)",
+                        fn, i, hess__ops[params[i]->op]->name);
             return HESS_ERR_ARG;
         }
-    }
     if (opts && !(opts->eps >= 0 && opts->rtol >= 0 && opts->atol >= 0 && isfinite(opts->eps) &&
                   isfinite(opts->rtol) && isfinite(opts->atol))) {
         hess__error(ctx, HESS_ERR_ARG, "%s: eps, rtol and atol must be finite and >= 0", fn);
@@ -81,7 +82,7 @@ static hess_tensor *build_loss(gc *c)
             hess__error(c->ctx, HESS_ERR_ARG, "%s: the callback returned NULL", fn);
         return NULL;
     }
-    if (hess__check(c->ctx, loss, fn) != HESS_OK)
+    if (hess__check(c->ctx, loss, fn) != HESS_OK || hess__refresh(c->ctx, 1, &loss, fn) != HESS_OK)
         return NULL;
     if (loss->numel != 1) {
         char s[96];
@@ -125,14 +126,22 @@ static hess_status grad_at(gc *c, hess_mark mk, double *g)
     return st;
 }
 
-/* Writes the flat vector x into the parameters (as hess_param_set does). */
+/* Writes the flat vector x into the parameters (as hess_tensor_set does,
+ * without its checks: the values are the caller's, moved by a small step). */
 static void set_flat(const gc *c, const double *x)
 {
     for (size_t i = 0; i < c->n; i++) {
         memcpy(c->params[i]->data, x, (size_t)c->params[i]->numel * sizeof *x);
-        c->params[i]->flags &= ~HESS_T_DENSE;
+        hess__touch(c->ctx, c->params[i], true);
         x += c->params[i]->numel;
     }
+}
+
+/* Sets element j of parameter p to x. */
+static void set_elem(const gc *c, hess_tensor *p, int64_t j, double x)
+{
+    p->data[j] = x;
+    hess__touch(c->ctx, p, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -175,17 +184,17 @@ static hess_status check_grad(gc *c, const double *ga, const double *x0, hess_ma
 {
     size_t k = 0;
     for (size_t i = 0; i < c->n; i++) {
-        double *d = c->params[i]->data;
-        for (int64_t j = 0; j < c->params[i]->numel; j++, k++) {
+        hess_tensor *p = c->params[i];
+        for (int64_t j = 0; j < p->numel; j++, k++) {
             const double x = x0[k], h = c->eps * fmax(1.0, fabs(x));
             const double xp = x + h, xm = x - h;
             double fp = 0, fm = 0;
-            d[j] = xp;
+            set_elem(c, p, j, xp);
             hess_status st = loss_at(c, mk, &fp);
-            d[j] = xm;
+            set_elem(c, p, j, xm);
             if (st == HESS_OK)
                 st = loss_at(c, mk, &fm);
-            d[j] = x;
+            set_elem(c, p, j, x);
             if (st != HESS_OK)
                 return st;
             const double e = compare(c, k, ga[k], (fp - fm) / (xp - xm), HESS_CHECK_GRADIENT);
@@ -291,13 +300,12 @@ hess_status hess_check_derivatives(hess_context *ctx,
                                    const hess_check_opts *opts,
                                    hess_check_report *report)
 {
-    if (!ctx)
-        return HESS_ERR_ARG;
     if (report)
         memset(report, 0, sizeof *report);
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
-    hess_status st = check_args(ctx, f, n, params, opts, report);
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK)
+        return st;
+    st = check_args(ctx, f, n, params, opts, report);
     if (st != HESS_OK)
         return st;
     gc c = {ctx,          f,

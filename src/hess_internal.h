@@ -48,7 +48,12 @@
     X(SQRT, sqrt, 1)                                                                               \
     X(POW, pow, 1)                                                                                 \
     X(LOG_SOFTMAX, log_softmax, 1)                                                                 \
+    X(SOFTMAX, softmax, 1)                                                                         \
     X(MSE, mse_loss, 2)                                                                            \
+    X(CROSS_ENTROPY, cross_entropy, 2)                                                             \
+    X(BCE_WITH_LOGITS, bce_with_logits, 2)                                                         \
+    X(ONE_HOT, one_hot, 1)                                                                         \
+    X(DETACH, detach, 1)                                                                           \
     X(TANH_GRAD, tanh_grad, 2)                                                                     \
     X(SIGMOID_GRAD, sigmoid_grad, 2)
 
@@ -68,8 +73,8 @@ typedef enum hess_op {
 #define HESS_T_PARAM    1u /* made by hess_param_new                                */
 #define HESS_T_DETACHED 2u /* made by a backward pass without HESS_CREATE_GRAPH:     */
                            /* a constant to later passes, though still replayable    */
-#define HESS_T_STALE  8u   /* made while ctx->defer: values not computed yet */
-#define HESS_T_ONEHOT 4u   /* a direction leaf [k, ...] of unit vectors (hessian.c): */
+#define HESS_T_PENDING 8u  /* made while ctx->defer: values not computed yet */
+#define HESS_T_ONEHOT  4u  /* a direction leaf [k, ...] of unit vectors (hessian.c): */
                            /* slot q < p[1] holds a 1 at element p[0] + q of its   */
                            /* block when that is inside it, zeros elsewhere        */
 #define HESS_T_DENSE 16u   /* a leaf found with too many nonzeros to skip zeros in  */
@@ -77,6 +82,7 @@ typedef enum hess_op {
                            /* values after it is made clears it (hess_param_set,    */
                            /* set_dirs, gradcheck's set_flat).  Only saves a scan:  */
                            /* a stale flag costs speed, never a wrong value         */
+#define HESS_T_CHECKED 32u /* a leaf that an op checks the values of (check_src)   */
 
 /* A magic value in live tensors; a rewound tensor has it cleared. */
 #define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */
@@ -89,6 +95,10 @@ struct hess_tensor {
     int8_t axis;       /* op parameter (LOG_SOFTMAX) */
     int64_t id;        /* position on the tape */
     uint64_t serial;   /* never reused within a context: tells marks apart */
+    uint64_t stamp;    /* a leaf: the clock of its last write (0 if never written);
+                          an op result: the largest stamp of its sources when it was
+                          last evaluated.  A result is stale when a source is stale or
+                          has a newer stamp (hess__refresh) */
     hess_context *ctx; /* owner */
     int64_t numel;
     int64_t shape[HESS_DIMS];
@@ -117,6 +127,11 @@ typedef struct hess_op_def {
                      hess_tensor *out,
                      hess_tensor *g,
                      hess_tensor *gin[HESS_MAX_SRC]);
+    /* Optional: whether source k of out may take the values data (numel of
+     * the source), HESS_OK or the error recorded naming fn.  Called by
+     * hess_tensor_set for the leaves the builder flagged HESS_T_CHECKED. */
+    hess_status (*check_src)(
+        hess_context *ctx, const hess_tensor *out, int k, const double *data, const char *fn);
 } hess_op_def;
 
 HESS_INTERNAL extern const hess_op_def *const hess__ops[HESS_OP_COUNT];
@@ -140,8 +155,21 @@ struct hess_context {
     hess_tensor **nodes; /* the tape: nodes[id] */
     int64_t n_nodes;
     int64_t cap_nodes;
-    uint64_t epoch;     /* distinguishes contexts in marks */
-    uint64_t serial;    /* serials handed out so far */
+    uint64_t id;         /* unique in the process: tells marks of contexts apart */
+    uint64_t key;        /* secret of the keyed check in marks */
+    uint64_t serial;     /* serials handed out so far */
+    uint64_t clock;      /* leaf writes so far (stamps) */
+    uint64_t last_write; /* clock of the last write by the caller (hess_tensor_set) */
+    uint64_t fresh;      /* clock at which the whole tape was last known up to date */
+    uint64_t gen;        /* rewinds so far */
+    /* Rewinds that cut history, for telling stale marks: rewind gen g went back
+     * to position pos.  Kept increasing in both, see context.c. */
+    struct {
+        uint64_t gen;
+        size_t block, used;
+    } cuts[32];
+    int n_cuts;
+    const char *busy;   /* the public function whose callback is running, or NULL */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */
     unsigned defer;     /* > 0: results are not computed (HESS_T_STALE), see hess__eval */
     int64_t batch_k;    /* > 0 during a batched backward pass: cotangents are [k, ...] */
@@ -181,6 +209,22 @@ HESS_INTERNAL void hess__tanh_simd(const double *x, double *y, int64_t n);
 #define HESS_SIMD_X86 0
 #endif
 HESS_INTERNAL bool hess__simd_available(void);
+
+/* Scalar kernels shared by several ops. */
+#include <math.h>
+/* 1 / (1 + exp(-v)); exp(-|v|) <= 1 keeps it free of overflow */
+static inline double hess__sigmoid1(double v)
+{
+    if (v >= 0)
+        return 1.0 / (1.0 + exp(-v));
+    const double e = exp(v);
+    return e / (1.0 + e);
+}
+/* log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|)), finite for finite v */
+static inline double hess__softplus1(double v)
+{
+    return (v > 0 ? v : 0.0) + log1p(exp(-fabs(v)));
+}
 
 /* Arena allocation, 32-byte aligned; NULL (and HESS_ERR_NOMEM recorded, named
  * by fn) when the allocator or the byte limit refuses. */
@@ -246,6 +290,10 @@ HESS_INTERNAL hess_tensor *hess__step(hess_context *ctx, hess_tensor *a);
  * cotangent of tanh with y = tanh(a); and g sigmoid'(a) = g sigmoid(a) sigmoid(-a). */
 HESS_INTERNAL hess_tensor *hess__tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y);
 HESS_INTERNAL hess_tensor *hess__sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *a);
+/* softmax along an axis (negative from the end), one SOFTMAX node. */
+HESS_INTERNAL hess_tensor *hess__softmax(hess_context *ctx, hess_tensor *a, int axis);
+/* [..., C] one-hot rows of class indices (cross_entropy's rule). */
+HESS_INTERNAL hess_tensor *hess__one_hot(hess_context *ctx, hess_tensor *targets, int64_t C);
 /* sum_to / broadcast_to the shape of `like`; returns a itself when equal. */
 HESS_INTERNAL hess_tensor *
 hess__sum_like(hess_context *ctx, hess_tensor *a, const hess_tensor *like);
@@ -273,6 +321,15 @@ HESS_INTERNAL hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor
 HESS_INTERNAL bool hess__same_shape(const hess_tensor *a, const hess_tensor *b);
 HESS_INTERNAL int64_t hess__numel(int ndim, const int64_t *shape);
 
+/* Flag of hess__backward: the caller has brought the outputs and seeds up to
+ * date (hess__refresh) already. */
+#define HESS__FRESH 0x100u
+
+/* Checks a list of n tensors (wrt, params): non-empty, each live and of ctx,
+ * none twice.  HESS_OK or the error recorded, naming fn and what[i]. */
+HESS_INTERNAL hess_status hess__check_list(
+    hess_context *ctx, size_t n, hess_tensor *const list[], const char *what, const char *fn);
+
 /* The backward pass behind hess_grad and hess_vjp; fn and what name the
  * caller and its wrt list in messages ("hess_hessian", "params"). */
 HESS_INTERNAL hess_status hess__backward(hess_context *ctx,
@@ -296,12 +353,31 @@ typedef struct hess__replay {
     int64_t n;
 } hess__replay;
 
-/* Plans the nodes after the leaves that depend on any of them (arena). */
-/* Computes, in tape order, the stale nodes (made while ctx->defer) that outs[]
- * depend on, from node `first` on; stale nodes nothing needs stay stale. */
+/* Computes, in tape order, the pending nodes (made while ctx->defer) and the
+ * out-of-date ones that outs[] depend on, from node `first` on; pending nodes
+ * nothing needs stay pending. */
 HESS_INTERNAL hess_status
 hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[], const char *fn);
+/* Brings outs[] and everything they depend on up to date with the leaves'
+ * current values (after hess_tensor_set): evaluates again, in tape order, each
+ * result with a source newer than itself.  O(1) when nothing was written since
+ * the whole tape was last up to date, else O(tape) plus the kernels run. */
+HESS_INTERNAL hess_status hess__refresh(hess_context *ctx,
+                                        size_t n,
+                                        hess_tensor *const outs[],
+                                        const char *fn);
+/* A leaf's values were written: stamps it with a new clock; by_caller marks
+ * the tape as possibly out of date (hess_tensor_set), internal writes of
+ * leaves whose users are evaluated explicitly (directions) do not. */
+HESS_INTERNAL void hess__touch(hess_context *ctx, hess_tensor *leaf, bool by_caller);
+/* What every status-returning public function checks first: HESS_ERR_ARG for
+ * a NULL context, the pending error, or HESS_ERR_STATE (recorded) while a
+ * progress callback of the context runs. */
+HESS_INTERNAL hess_status hess__enter(hess_context *ctx, const char *fn);
+/* Records and returns HESS_ERR_STATE: fn was called while ctx->busy. */
+HESS_INTERNAL hess_status hess__busy(hess_context *ctx, const char *fn);
 
+/* Plans the nodes after the leaves that depend on any of them (arena). */
 HESS_INTERNAL hess_status hess__replay_plan(hess_context *ctx,
                                             size_t n_leaves,
                                             hess_tensor *const leaves[],

@@ -44,29 +44,8 @@ size_t hess_param_count(size_t n, hess_tensor *const params[])
 /* Argument checks                                                          */
 /* ------------------------------------------------------------------------ */
 
-static hess_status check_params(hess_context *ctx, size_t n, hess_tensor *const p[], const char *fn)
-{
-    if (!p || n == 0) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: no parameters given", fn);
-        return HESS_ERR_ARG;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!p[i]) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: params[%zu] is NULL", fn, i);
-            return HESS_ERR_ARG;
-        }
-        hess_status st = hess__check(ctx, p[i], fn);
-        if (st != HESS_OK)
-            return st;
-        if (!(p[i]->flags & HESS_T_PARAM)) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: params[%zu] is not a parameter", fn, i);
-            return HESS_ERR_ARG;
-        }
-    }
-    return HESS_OK;
-}
-
-/* Checks the common arguments; HESS_OK or the status (recorded). */
+/* Checks the common arguments and brings the loss up to date; HESS_OK or the
+ * status (recorded).  params[] may hold any tensors of ctx, each once. */
 static hess_status check_call(hess_context *ctx,
                               hess_tensor *loss,
                               size_t n,
@@ -74,23 +53,32 @@ static hess_status check_call(hess_context *ctx,
                               const void *out,
                               const char *fn)
 {
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
-    hess_status st = hess__check(ctx, loss, fn);
-    if (st != HESS_OK)
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK || (st = hess__check(ctx, loss, fn)) != HESS_OK)
         return st;
     if (loss->numel != 1) {
         char s[96];
-        hess__error(ctx, HESS_ERR_ARG, "%s: the loss must be a scalar, got %s", fn,
+        hess__error(ctx, HESS_ERR_ARG, "%s: the loss must be a scalar (one element), got %s", fn,
                     hess__shape_str(s, loss->ndim, loss->shape));
         return HESS_ERR_ARG;
     }
-    if ((st = check_params(ctx, n, params, fn)) != HESS_OK)
+    if ((st = hess__check_list(ctx, n, params, "params", fn)) != HESS_OK)
         return st;
     if (!out) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL output buffer", fn);
+        return HESS_ERR_ARG;
+    }
+    return hess__refresh(ctx, 1, &loss, fn);
+}
+
+/* The flags of opts that the functions take. */
+static hess_status check_opts(hess_context *ctx, const hess_hessian_opts *opts, const char *fn)
+{
+    if (opts && (opts->flags & ~HESS_ALLOW_UNUSED)) {
+        hess__error(ctx, HESS_ERR_ARG,
+                    "%s: unknown flags 0x%x in the options (only "
+                    "HESS_ALLOW_UNUSED)",
+                    fn, opts->flags);
         return HESS_ERR_ARG;
     }
     return HESS_OK;
@@ -144,7 +132,8 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
                 d[q * len + (r - off)] = 1.0;
         }
         /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
-        v->flags = Vsrc ? v->flags & ~(HESS_T_ONEHOT | HESS_T_DENSE) : v->flags | HESS_T_ONEHOT;
+        hess__touch(v->ctx, v, false);
+        v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
         v->p[0] = (double)((int64_t)r0 - (int64_t)off);
         v->p[1] = (double)kk;
         off += len;
@@ -172,7 +161,8 @@ static hess_status hvp_build(hess_context *ctx,
     G->nj = nj;
     G->rows = hess_param_count(ni, pi);
     G->cols = hess_param_count(nj, pj);
-    const bool block = pj != pi;
+    /* a block of one parameter with itself is its diagonal block */
+    const bool block = pj != pi && !(ni == 1 && nj == 1 && pi[0] == pj[0]);
     /* The first gradient is taken over pi and pj together, so that a pj the
      * loss does not depend on is reported; only g over pi is used. */
     const size_t nw = block ? ni + nj : ni;
@@ -180,7 +170,8 @@ static hess_status hvp_build(hess_context *ctx,
     hess_tensor **g = hess__alloc(ctx, nw * sizeof *g, fn);
     G->v = hess__alloc(ctx, ni * sizeof *G->v, fn);
     G->hv = hess__alloc(ctx, nj * sizeof *G->hv, fn);
-    hess_tensor *one = hess_scalar(ctx, 1.0);
+    const double one_v = 1.0; /* the seed: shaped like the loss, [] or [1] or [1,1] ... */
+    hess_tensor *one = hess_tensor_new(ctx, loss->ndim, loss->shape, &one_v);
     if (!wrt || !g || !G->v || !G->hv || !one)
         return ctx->status;
     memcpy(wrt, pi, ni * sizeof *wrt);
@@ -189,9 +180,10 @@ static hess_status hvp_build(hess_context *ctx,
     const int64_t first = ctx->n_nodes;
     /* Both passes only build; hess__eval then computes what the results need:
      * the gradient's own values (g_W = delta^T x and the like) are never read. */
+    const unsigned unused = opts && (opts->flags & HESS_ALLOW_UNUSED) ? HESS_ALLOW_UNUSED : 0;
     ctx->defer++;
-    hess_status st =
-        hess__backward(ctx, 1, &loss, &one, nw, wrt, g, HESS_CREATE_GRAPH, fn, "params");
+    hess_status st = hess__backward(ctx, 1, &loss, &one, nw, wrt, g,
+                                    HESS_CREATE_GRAPH | HESS__FRESH | unused, fn, "params");
     if (st != HESS_OK) {
         ctx->defer--;
         return st;
@@ -216,7 +208,8 @@ static hess_status hvp_build(hess_context *ctx,
     }
     set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
     ctx->batch_k = flat ? 0 : G->k;
-    st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED, fn, "params");
+    st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED | HESS__FRESH, fn,
+                        "params");
     ctx->batch_k = 0;
     ctx->defer--;
     if (st == HESS_OK)
@@ -277,10 +270,18 @@ static hess_status run_rows(hess_context *ctx,
             else
                 get_row(G, q, out + (r0 + q) * G->cols);
         }
-        if (opts && opts->progress && opts->progress(r0 + kk, m, opts->user)) {
-            hess__error(ctx, HESS_ERR_CANCELLED, "%s: cancelled after %zu of %zu rows", fn, r0 + kk,
-                        m);
-            return HESS_ERR_CANCELLED;
+        if (opts && opts->progress) {
+            /* the context is busy while the callback runs (hess__enter) */
+            ctx->busy = fn;
+            const int stop = opts->progress(r0 + kk, m, opts->user);
+            ctx->busy = NULL;
+            if (ctx->status != HESS_OK)
+                return ctx->status; /* recorded inside the callback */
+            if (stop) {
+                hess__error(ctx, HESS_ERR_CANCELLED, "%s: cancelled after %zu of %zu rows", fn,
+                            r0 + kk, m);
+                return HESS_ERR_CANCELLED;
+            }
         }
     }
     return HESS_OK;
@@ -355,7 +356,7 @@ hess_status hess_hvp_batch(hess_context *ctx,
 {
     static const char fn[] = "hess_hvp_batch";
     hess_status st = check_call(ctx, loss, n, params, HV, fn);
-    if (st != HESS_OK)
+    if (st != HESS_OK || (st = check_opts(ctx, opts, fn)) != HESS_OK)
         return st;
     if (!V || m == 0) {
         hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn, V ? "no directions (m = 0)" : "NULL V");
@@ -373,7 +374,7 @@ hess_status hess_hessian_ex(hess_context *ctx,
 {
     static const char fn[] = "hess_hessian";
     hess_status st = check_call(ctx, loss, n, params, h, fn);
-    if (st != HESS_OK)
+    if (st != HESS_OK || (st = check_opts(ctx, opts, fn)) != HESS_OK)
         return st;
     return rows_call(ctx, loss, n, params, n, params, NULL, 0, h, NULL, opts, fn);
 }
@@ -394,7 +395,7 @@ static hess_status diag_call(hess_context *ctx,
                              const char *fn)
 {
     hess_status st = check_call(ctx, loss, n, params, diag, fn);
-    if (st != HESS_OK)
+    if (st != HESS_OK || (st = check_opts(ctx, opts, fn)) != HESS_OK)
         return st;
     return rows_call(ctx, loss, n, params, n, params, NULL, 0, NULL, diag, opts, fn);
 }
@@ -452,7 +453,8 @@ hess_status hess_hessian_block_ex(hess_context *ctx,
 {
     static const char fn[] = "hess_hessian_block";
     hess_status st = check_call(ctx, loss, 1, &pi, out, fn);
-    if (st != HESS_OK || (st = check_params(ctx, 1, &pj, fn)) != HESS_OK)
+    if (st != HESS_OK || (st = hess__check_list(ctx, 1, &pj, "params", fn)) != HESS_OK ||
+        (st = check_opts(ctx, opts, fn)) != HESS_OK)
         return st;
     return rows_call(ctx, loss, 1, &pi, 1, &pj, NULL, 0, out, NULL, opts, fn);
 }

@@ -8,7 +8,7 @@
 HESS_OP_LIST(HESS_X_)
 #undef HESS_X_
 
-const hess_op_def hess__op_leaf = {"leaf", 0, NULL, NULL};
+const hess_op_def hess__op_leaf = {.name = "leaf", .arity = 0, .forward = NULL, .backward = NULL};
 
 const hess_op_def *const hess__ops[HESS_OP_COUNT] = {
 #define HESS_X_(e, n, a) [HESS_OP_##e] = &hess__op_##n,

@@ -595,14 +595,25 @@ hess_tensor *hess__zeros_like(hess_context *ctx, const hess_tensor *like)
 /* Registry entries                                                         */
 /* ------------------------------------------------------------------------ */
 
-const hess_op_def hess__op_add = {"add", 2, add_forward, add_backward};
-const hess_op_def hess__op_sub = {"sub", 2, sub_forward, sub_backward};
-const hess_op_def hess__op_mul = {"mul", 2, mul_forward, mul_backward};
-const hess_op_def hess__op_div = {"div", 2, div_forward, div_backward};
-const hess_op_def hess__op_tanh_grad = {"tanh_grad", 2, tanh_grad_forward, tanh_grad_backward};
-const hess_op_def hess__op_sigmoid_grad = {"sigmoid_grad", 2, sigmoid_grad_forward,
-                                           sigmoid_grad_backward};
-const hess_op_def hess__op_sum_to = {"sum_to", 1, sum_to_forward, sum_to_backward};
-const hess_op_def hess__op_broadcast_to = {"broadcast_to", 1, broadcast_to_forward,
-                                           broadcast_to_backward};
-const hess_op_def hess__op_reshape = {"reshape", 1, reshape_forward, reshape_backward};
+const hess_op_def hess__op_add = {
+    .name = "add", .arity = 2, .forward = add_forward, .backward = add_backward};
+const hess_op_def hess__op_sub = {
+    .name = "sub", .arity = 2, .forward = sub_forward, .backward = sub_backward};
+const hess_op_def hess__op_mul = {
+    .name = "mul", .arity = 2, .forward = mul_forward, .backward = mul_backward};
+const hess_op_def hess__op_div = {
+    .name = "div", .arity = 2, .forward = div_forward, .backward = div_backward};
+const hess_op_def hess__op_tanh_grad = {
+    .name = "tanh_grad", .arity = 2, .forward = tanh_grad_forward, .backward = tanh_grad_backward};
+const hess_op_def hess__op_sigmoid_grad = {.name = "sigmoid_grad",
+                                           .arity = 2,
+                                           .forward = sigmoid_grad_forward,
+                                           .backward = sigmoid_grad_backward};
+const hess_op_def hess__op_sum_to = {
+    .name = "sum_to", .arity = 1, .forward = sum_to_forward, .backward = sum_to_backward};
+const hess_op_def hess__op_broadcast_to = {.name = "broadcast_to",
+                                           .arity = 1,
+                                           .forward = broadcast_to_forward,
+                                           .backward = broadcast_to_backward};
+const hess_op_def hess__op_reshape = {
+    .name = "reshape", .arity = 1, .forward = reshape_forward, .backward = reshape_backward};

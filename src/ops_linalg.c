@@ -783,9 +783,12 @@ hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a)
     return hess__finish(ctx, hess__node(ctx, HESS_OP_TRANSPOSE, a->ndim, shape, a, NULL, fn), fn);
 }
 
-const hess_op_def hess__op_matmul = {"matmul", 2, matmul_forward, matmul_backward};
-const hess_op_def hess__op_linear = {"linear", 3, linear_forward, linear_backward};
-const hess_op_def hess__op_transpose = {"transpose", 1, transpose_forward, transpose_backward};
+const hess_op_def hess__op_matmul = {
+    .name = "matmul", .arity = 2, .forward = matmul_forward, .backward = matmul_backward};
+const hess_op_def hess__op_linear = {
+    .name = "linear", .arity = 3, .forward = linear_forward, .backward = linear_backward};
+const hess_op_def hess__op_transpose = {
+    .name = "transpose", .arity = 1, .forward = transpose_forward, .backward = transpose_backward};
 
 /* ------------------------------------------------------------------------ */
 /* Public entry points of the composites: errors from the ops they are made */

@@ -28,15 +28,6 @@
         }                                                                                          \
     }
 
-/* exp(-|v|) <= 1 keeps both the sigmoid and softplus free of overflow */
-static double sigmoid1(double v)
-{
-    if (v >= 0)
-        return 1.0 / (1.0 + exp(-v));
-    const double e = exp(v);
-    return e / (1.0 + e);
-}
-
 /* a where sel is all ones (-1), b where it is zero, without a branch.  The mask
  * comes from a sign bit, not a comparison: gcc 12 if-converts neither
  * `c ? a : b` on doubles (under the default -ftrapping-math) nor a comparison
@@ -117,18 +108,14 @@ static void tanh_forward(hess_tensor *out)
             y[i] = tanh1(x[i]);
 }
 
-static double softplus1(double v)
-{
-    return (v > 0 ? v : 0.0) + log1p(exp(-fabs(v)));
-}
-
 HESS_UNARY_FORWARD(affine, p0 *v + p1)
 HESS_UNARY_FORWARD(exp, exp(v))
 HESS_UNARY_FORWARD(log, log(v))
-HESS_UNARY_FORWARD(sigmoid, sigmoid1(v))
+HESS_UNARY_FORWARD(sigmoid, hess__sigmoid1(v))
 HESS_UNARY_FORWARD(relu, v > 0 || isnan(v) ? v : 0.0) /* NaN stays NaN, as in PyTorch */
 HESS_UNARY_FORWARD(step, v > 0 ? 1.0 : 0.0)
-HESS_UNARY_FORWARD(softplus, softplus1(v))
+HESS_UNARY_FORWARD(softplus, hess__softplus1(v))
+HESS_UNARY_FORWARD(detach, v)
 HESS_UNARY_FORWARD(square, v *v)
 HESS_UNARY_FORWARD(sqrt, sqrt(v))
 HESS_UNARY_FORWARD(pow, pow(v, p0))
@@ -178,6 +165,13 @@ static void step_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, h
 {
     (void)ctx, (void)out, (void)g;
     gin[0] = NULL; /* exactly zero away from 0; the sub-gradient 0 at 0 */
+}
+
+/* a constant by request: no path through it (autodiff.c does not follow one) */
+static void detach_backward(hess_context *ctx, hess_tensor *out, hess_tensor *g, hess_tensor *gin[])
+{
+    (void)ctx, (void)out, (void)g;
+    gin[0] = NULL;
 }
 
 /* d softplus(a) = sigmoid(a) da */
@@ -268,6 +262,7 @@ HESS_UNARY_BUILDER(relu, HESS_OP_RELU)
 HESS_UNARY_BUILDER(softplus, HESS_OP_SOFTPLUS)
 HESS_UNARY_BUILDER(square, HESS_OP_SQUARE)
 HESS_UNARY_BUILDER(sqrt, HESS_OP_SQRT)
+HESS_UNARY_BUILDER(detach, HESS_OP_DETACH)
 
 hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p)
 {
@@ -282,8 +277,9 @@ hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p)
 /* Registry entries                                                         */
 /* ------------------------------------------------------------------------ */
 
-#define HESS_UNARY_DEF(name)                                                                       \
-    const hess_op_def hess__op_##name = {#name, 1, name##_forward, name##_backward};
+#define HESS_UNARY_DEF(op)                                                                         \
+    const hess_op_def hess__op_##op = {                                                            \
+        .name = #op, .arity = 1, .forward = op##_forward, .backward = op##_backward};
 
 HESS_UNARY_DEF(affine)
 HESS_UNARY_DEF(exp)
@@ -296,3 +292,4 @@ HESS_UNARY_DEF(softplus)
 HESS_UNARY_DEF(square)
 HESS_UNARY_DEF(sqrt)
 HESS_UNARY_DEF(pow)
+HESS_UNARY_DEF(detach)

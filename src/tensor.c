@@ -66,23 +66,64 @@ int hess_tensor_is_param(const hess_tensor *t)
     return t && (t->flags & HESS_T_PARAM) ? 1 : 0;
 }
 
-hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *data)
+/* Asks every op built on the leaf whether it takes these values (a leaf
+ * flagged HESS_T_CHECKED has one that checks). */
+static hess_status
+check_users(hess_context *ctx, const hess_tensor *leaf, const double *data, const char *fn)
 {
-    static const char fn[] = "hess_param_set";
+    if (!(leaf->flags & HESS_T_CHECKED))
+        return HESS_OK;
+    for (int64_t id = leaf->id + 1; id < ctx->n_nodes; id++) {
+        const hess_tensor *t = ctx->nodes[id];
+        const hess_op_def *def = hess__ops[t->op];
+        for (int k = 0; k < HESS_MAX_SRC && def->check_src; k++)
+            if (t->src[k] == leaf) {
+                hess_status st = def->check_src(ctx, t, k, data, fn);
+                if (st != HESS_OK)
+                    return st;
+            }
+    }
+    return HESS_OK;
+}
+
+static hess_status
+leaf_set(hess_context *ctx, hess_tensor *leaf, const double *data, bool params_only, const char *fn)
+{
     if (!ctx)
         return HESS_ERR_ARG;
-    hess_status st = hess__check(ctx, param, fn);
+    if (ctx->busy) /* a pending error does not stop a setter: it builds nothing */
+        return hess__busy(ctx, fn);
+    hess_status st = hess__check(ctx, leaf, fn);
     if (st != HESS_OK)
         return st;
     if (!data) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL data", fn);
         return HESS_ERR_ARG;
     }
-    if (!(param->flags & HESS_T_PARAM)) {
+    if (params_only && !(leaf->flags & HESS_T_PARAM)) {
         hess__error(ctx, HESS_ERR_ARG, "%s: tensor is not a parameter", fn);
         return HESS_ERR_ARG;
     }
-    memmove(param->data, data, (size_t)param->numel * sizeof(double));
-    param->flags &= ~HESS_T_DENSE;
+    if (leaf->op != HESS_OP_NONE) {
+        hess__error(ctx, HESS_ERR_ARG,
+                    "%s: tensor is the result of %s, not a leaf; only leaves (made by "
+                    "hess_tensor_new, hess_param_new, hess_scalar or a loader) can be set",
+                    fn, hess__ops[leaf->op]->name);
+        return HESS_ERR_ARG;
+    }
+    if ((st = check_users(ctx, leaf, data, fn)) != HESS_OK)
+        return st;
+    memmove(leaf->data, data, (size_t)leaf->numel * sizeof(double));
+    hess__touch(ctx, leaf, true);
     return HESS_OK;
+}
+
+hess_status hess_tensor_set(hess_context *ctx, hess_tensor *leaf, const double *data)
+{
+    return leaf_set(ctx, leaf, data, false, "hess_tensor_set");
+}
+
+hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *data)
+{
+    return leaf_set(ctx, param, data, true, "hess_param_set");
 }

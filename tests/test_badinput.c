@@ -82,13 +82,15 @@ typedef struct fx {
     hess_tensor *m23, *m45, *m223, *m334, *v3, *v4, *s, *t3d;
     hess_tensor *logits, *tgt; /* [2,3], [2] = {0, 2} */
     hess_tensor *nan3, *inf3;
+    hess_tensor *pr3;                /* probabilities {0, 0.5, 1}: BCE targets */
     hess_tensor *pz, *zloss, *sloss; /* pz = {0, 1}: sum(pz^1.5), sum(sqrt(pz)) */
     hess_tensor *pn, *nloss;         /* sum(pn^2 * nan3), default context only */
     hess_tensor *seed_out, *seed_bad;
     hess_tensor *fx3, *fparam, *floss; /* in the other context */
     hess_tensor *dead, *deadp;         /* freed by a rewind */
     hess_mark m_other;
-    hess_tensor *pu[2], *pnull[2], *pc[2], *pf[2], *pd[2], *pz1[1], *pn1[1];
+    hess_tensor *pu[2], *pnull[2], *pc[2], *pf[2], *pd[2], *pz1[1], *pn1[1], *pdup[2];
+    hess_tensor *loss11; /* the loss reshaped to [1,1]: a loss of one element */
     hess_tensor *g[MAXN], *dt[MAXN];
     size_t N;
     double H0[11 * 11], g0[11];
@@ -157,6 +159,7 @@ static int fx_build(fx *f, unsigned flags)
     f->tgt = hess_tensor_new(c, 1, SHAPE(2), (const double[]){0, 2});
     f->nan3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){1.0, NAN, 2.0});
     f->inf3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){1.0, INFINITY, -INFINITY});
+    f->pr3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){0.0, 0.5, 1.0});
     f->pz = hess_param_new(c, 1, SHAPE(2), (const double[]){0.0, 1.0});
     f->zloss = hess_sum(c, hess_pow(c, f->pz, 1.5));
     f->sloss = hess_sum(c, hess_sqrt(c, f->pz));
@@ -175,6 +178,8 @@ static int fx_build(fx *f, unsigned flags)
     memcpy(f->pu, pu, sizeof pu);
     memcpy(f->pnull, pnull, sizeof pnull);
     memcpy(f->pc, pc, sizeof pc);
+    f->pdup[0] = f->pdup[1] = f->p[1];
+    f->loss11 = hess_reshape(c, f->loss, 2, SHAPE(1, 1));
     memcpy(f->pf, pf, sizeof pf);
     f->pz1[0] = f->pz;
     f->pn1[0] = f->pn;
@@ -339,7 +344,7 @@ static hess_status ad_hessian(
 static hess_status ad_hessian_ex(
     fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const p[], int null_out)
 {
-    const hess_hessian_opts o = {3, 0, NULL, NULL};
+    const hess_hessian_opts o = {.block_rows = 3};
     f->last_n = hess_param_count(n, p) * hess_param_count(n, p);
     return hess_hessian_ex(ctx, loss, n, p, &o, null_out ? NULL : f->obuf);
 }
@@ -354,7 +359,7 @@ ad_diag(fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *cons
 static hess_status ad_diag_ex(
     fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const p[], int null_out)
 {
-    const hess_hessian_opts o = {2, 0, NULL, NULL};
+    const hess_hessian_opts o = {.block_rows = 2};
     f->last_n = hess_param_count(n, p);
     return hess_hessian_diag_ex(ctx, loss, n, p, &o, null_out ? NULL : f->obuf);
 }
@@ -430,7 +435,7 @@ static int context_null_queries(void)
     const hess_mark m = hess_context_mark(NULL);
     const char *msg = hess_context_errmsg(NULL);
     return hess_context_status(NULL) == HESS_ERR_ARG && hess_context_bytes(NULL) == 0 &&
-                   m.nodes == 0 && m.epoch == 0 && msg && msg[0] != '\0'
+                   m.nodes == 0 && m.ctx_id == 0 && msg && msg[0] != '\0'
                ? HESS_OK
                : WRONG;
 }
@@ -508,7 +513,7 @@ static int cancel_after_first(size_t done, size_t total, void *user)
 /* Cancelled after the first sweep of one row: that row is complete. */
 static int hessian_cancelled(fx *f)
 {
-    const hess_hessian_opts o = {1, 0, cancel_after_first, NULL};
+    const hess_hessian_opts o = {.block_rows = 1, .progress = cancel_after_first};
     hess_status st = hess_hessian_ex(f->ctx, f->loss, NP, f->p, &o, f->obuf);
     for (size_t j = 0; st == HESS_ERR_CANCELLED && j < f->N; j++)
         if (!(fabs(f->obuf[j] - f->H0[j]) <= 1e-12 * (1 + fabs(f->H0[j]))))
@@ -659,8 +664,12 @@ enum { K_BUILD, K_WORK, K_OTHER };
     X(nm##_null_params, K_WORK, FN, A, "no parameters", 0,                                         \
       CALL(ad(f, f->ctx, f->loss, NP, NULL, 0)))                                                   \
     X(nm##_param_null, K_WORK, FN, A, "NULL", 0, CALL(ad(f, f->ctx, f->loss, 2, f->pnull, 0)))     \
-    X(nm##_not_param, K_WORK, FN, A, "not a parameter", 0,                                         \
+    X(nm##_constant_unused, K_WORK, FN, ND, "does not depend on params[1]", 0,                     \
       CALL(ad(f, f->ctx, f->loss, 2, f->pc, 0)))                                                   \
+    X(nm##_duplicate_param, K_WORK, FN, A, "params[1] is the same tensor as params[0]", 0,         \
+      CALL(ad(f, f->ctx, f->loss, 2, f->pdup, 0)))                                                 \
+    X(nm##_loss_of_one_element, K_WORK, FN, OK, NULL, 0,                                           \
+      CALL(ad(f, f->ctx, f->loss11, NP, f->p, 0)))                                                 \
     X(nm##_unused_param, K_WORK, FN, ND, "does not depend", 0,                                     \
       CALL(ad(f, f->ctx, f->loss, 2, f->pu, 0)))                                                   \
     X(nm##_foreign_param, K_WORK, FN, A, "another context", 0,                                     \
@@ -674,6 +683,22 @@ enum { K_BUILD, K_WORK, K_OTHER };
     X(nm##_inf, K_WORK, FN, OK, NULL, 0, CALL_NF(ad(f, f->ctx, f->zloss, 1, f->pz1, 0)))           \
     X(nm##_inf_checked, K_WORK, FN, NF, "non-finite", F_FINITE,                                    \
       CALL(ad(f, f->ctx, f->zloss, 1, f->pz1, 0)))
+
+/* hess_tensor_set of a cross-entropy (bce) target leaf with one bad value;
+ * the loss is built first, so the leaf is one the op checks. */
+static hess_status set_ce_targets(fx *f, double bad)
+{
+    if (!hess_cross_entropy(f->ctx, f->logits, f->tgt))
+        return hess_context_status(f->ctx);
+    return hess_tensor_set(f->ctx, f->tgt, (const double[]){1.0, bad});
+}
+
+static hess_status set_bce_targets(fx *f, double bad)
+{
+    if (!hess_bce_with_logits(f->ctx, f->v3, f->pr3))
+        return hess_context_status(f->ctx);
+    return hess_tensor_set(f->ctx, f->pr3, (const double[]){0.25, bad, 1.0});
+}
 
 #define BAD_LIMIT (INT64_C(1) << 32)
 
@@ -745,6 +770,24 @@ enum { K_BUILD, K_WORK, K_OTHER };
       CALL(hess_param_set(f->ctx, f->c3, f->buf)))                                                 \
     X(param_set_foreign, K_OTHER, "hess_param_set", A, "another context", 0,                       \
       CALL(hess_param_set(f->ctx, f->fparam, f->buf)))                                             \
+    X(tensor_set_null_ctx, K_OTHER, "hess_tensor_set", A, NULL, F_NOCTX,                           \
+      CALL(hess_tensor_set(NULL, f->x, f->buf)))                                                   \
+    X(tensor_set_null_leaf, K_OTHER, "hess_tensor_set", A, "NULL", 0,                              \
+      CALL(hess_tensor_set(f->ctx, NULL, f->buf)))                                                 \
+    X(tensor_set_null_data, K_OTHER, "hess_tensor_set", A, "NULL", 0,                              \
+      CALL(hess_tensor_set(f->ctx, f->x, NULL)))                                                   \
+    X(tensor_set_not_leaf, K_OTHER, "hess_tensor_set", A, "not a leaf", 0,                         \
+      CALL(hess_tensor_set(f->ctx, f->out, f->buf)))                                               \
+    X(tensor_set_foreign, K_OTHER, "hess_tensor_set", A, "another context", 0,                     \
+      CALL(hess_tensor_set(f->ctx, f->fx3, f->buf)))                                               \
+    X(tensor_set_freed, K_OTHER, "hess_tensor_set", ST, "freed", 0,                                \
+      CALL(hess_tensor_set(f->ctx, f->dead, f->buf)))                                              \
+    X(tensor_set_class_out_of_range, K_OTHER, "hess_tensor_set", A, "class indices", 0,            \
+      CALL(set_ce_targets(f, 3.0)))                                                                \
+    X(tensor_set_class_not_integral, K_OTHER, "hess_tensor_set", A, "class indices", 0,            \
+      CALL(set_ce_targets(f, 0.5)))                                                                \
+    X(tensor_set_bce_target, K_OTHER, "hess_tensor_set", A, "targets must be in [0, 1]", 0,        \
+      CALL(set_bce_targets(f, 1.5)))                                                               \
     X(param_set_freed, K_OTHER, "hess_param_set", ST, "freed", 0,                                  \
       CALL(hess_param_set(f->ctx, f->deadp, f->buf)))                                              \
     X(recompute_null_ctx, K_WORK, "hess_recompute", A, NULL, F_NOCTX, CALL(hess_recompute(NULL)))  \
@@ -1048,9 +1091,13 @@ enum { K_BUILD, K_WORK, K_OTHER };
     X(bce_freed, K_BUILD, "hess_bce_with_logits", ST, "freed", 0,                                  \
       BUILD(hess_bce_with_logits(f->ctx, f->v3, f->dead)))                                         \
     X(bce_nan, K_BUILD, "hess_bce_with_logits", OK, NULL, 0,                                       \
-      BUILD_NF(hess_bce_with_logits(f->ctx, f->nan3, f->v3)))                                      \
+      BUILD_NF(hess_bce_with_logits(f->ctx, f->nan3, f->pr3)))                                     \
     X(bce_nan_checked, K_BUILD, "hess_bce_with_logits", NF, "non-finite", F_FINITE,                \
-      BUILD(hess_bce_with_logits(f->ctx, f->nan3, f->v3)))                                         \
+      BUILD(hess_bce_with_logits(f->ctx, f->nan3, f->pr3)))                                        \
+    X(bce_target_above_one, K_BUILD, "hess_bce_with_logits", A, "targets must be in [0, 1]", 0,    \
+      BUILD(hess_bce_with_logits(f->ctx, f->v3, f->v3)))                                           \
+    X(bce_target_nan, K_BUILD, "hess_bce_with_logits", A, "targets must be in [0, 1]", 0,          \
+      BUILD(hess_bce_with_logits(f->ctx, f->v3, f->nan3)))                                         \
     /* reverse mode */                                                                             \
     X(grad_null_ctx, K_WORK, "hess_grad", A, NULL, F_NOCTX,                                        \
       CALL(hess_grad(NULL, f->loss, NP, f->p, f->g, 0)))                                           \
@@ -1131,9 +1178,9 @@ enum { K_BUILD, K_WORK, K_OTHER };
       CALL(hess_hessian_block(f->ctx, f->loss, NULL, f->p[1], f->obuf)))                           \
     X(block_null_pj, K_WORK, "hess_hessian_block", A, "NULL", 0,                                   \
       CALL(hess_hessian_block(f->ctx, f->loss, f->p[0], NULL, f->obuf)))                           \
-    X(block_pi_not_param, K_WORK, "hess_hessian_block", A, "not a parameter", 0,                   \
+    X(block_pi_input, K_WORK, "hess_hessian_block", OK, NULL, 0,                                   \
       CALL(hess_hessian_block(f->ctx, f->loss, f->x, f->p[1], f->obuf)))                           \
-    X(block_pj_not_param, K_WORK, "hess_hessian_block", A, "not a parameter", 0,                   \
+    X(block_pj_intermediate, K_WORK, "hess_hessian_block", OK, NULL, 0,                            \
       CALL(hess_hessian_block(f->ctx, f->loss, f->p[0], f->out, f->obuf)))                         \
     X(block_pi_unused, K_WORK, "hess_hessian_block", ND, "does not depend", 0,                     \
       CALL(hess_hessian_block(f->ctx, f->loss, f->u, f->p[1], f->obuf)))                           \
@@ -1262,8 +1309,10 @@ enum { K_BUILD, K_WORK, K_OTHER };
       CALL(check_with(f, cb_square, 1, NULL, NULL, 0)))                                            \
     X(gradcheck_param_null, K_WORK, "hess_check_derivatives", A, "NULL", 0,                        \
       CALL(check_with(f, cb_square, 2, f->pnull, NULL, 0)))                                        \
-    X(gradcheck_not_param, K_WORK, "hess_check_derivatives", A, "not a parameter", 0,              \
+    X(gradcheck_constant, K_WORK, "hess_check_derivatives", OK, NULL, 0,                           \
       CALL(check_with(f, cb_square, 2, f->pc, NULL, 0)))                                           \
+    X(gradcheck_duplicate, K_WORK, "hess_check_derivatives", A, "same tensor", 0,                  \
+      CALL(check_with(f, cb_square, 2, f->pdup, NULL, 0)))                                         \
     X(gradcheck_foreign, K_WORK, "hess_check_derivatives", A, "another context", 0,                \
       CALL(check_with(f, cb_square, 2, f->pf, NULL, 0)))                                           \
     X(gradcheck_freed, K_WORK, "hess_check_derivatives", ST, "freed", 0,                           \

@@ -6,6 +6,7 @@
  * rewind the allocator is never called again).
  */
 #include "check.h"
+#include "hess_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -95,7 +96,7 @@ static hess_tensor *mk(hess_context *ctx, int ndim, const int64_t *shape, const 
 
 static int mark_equal(hess_mark a, hess_mark b)
 {
-    return a.block == b.block && a.used == b.used && a.nodes == b.nodes && a.epoch == b.epoch;
+    return a.block == b.block && a.used == b.used && a.nodes == b.nodes && a.ctx_id == b.ctx_id;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -490,6 +491,179 @@ static void test_context_rewind_stale_mark(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Marks are checked completely (issue #13 item 8)                          */
+/* ------------------------------------------------------------------------ */
+
+/* An allocator that hands a freed block of the same size straight back, so a
+ * context made after another is destroyed gets the same address for its
+ * struct and its first block: the case a mark's identity must survive. */
+typedef struct recycler {
+    void *spare[4];
+    size_t size[4];
+} recycler;
+
+static void *recycle_alloc(size_t size, void *user)
+{
+    recycler *r = user;
+    for (int i = 0; i < 4; i++)
+        if (r->spare[i] && r->size[i] == size) {
+            void *p = r->spare[i];
+            r->spare[i] = NULL;
+            return p;
+        }
+    return test_malloc(size);
+}
+
+static void recycle_free(void *p, size_t size, void *user)
+{
+    recycler *r = user;
+    for (int i = 0; i < 4; i++)
+        if (!r->spare[i]) {
+            r->spare[i] = p;
+            r->size[i] = size;
+            return;
+        }
+    test_free(p);
+}
+
+static void test_context_rewind_mark_of_destroyed_context(void **state)
+{
+    (void)state;
+    recycler r = {{NULL}, {0}};
+    const hess_config cfg = {recycle_alloc, recycle_free, &r, 0, 0, 0};
+    hess_context *a, *b;
+    assert_int_equal(hess_context_create(&cfg, &a), HESS_OK);
+    assert_non_null(hess_tensor_new(a, 1, SHP(4), NULL));
+    const hess_mark ma = hess_context_mark(a);
+    hess_context_destroy(a);
+    assert_int_equal(hess_context_create(&cfg, &b), HESS_OK);
+    assert_ptr_equal(a, b); /* the same memory: only the identity tells them apart */
+    double v[64];
+    for (int i = 0; i < 64; i++)
+        v[i] = i;
+    hess_tensor *t0 = hess_tensor_new(b, 1, SHP(4), NULL);
+    hess_tensor *t1 = hess_tensor_new(b, 1, SHP(64), v);
+    assert_non_null(t0);
+    assert_int_equal(hess_context_rewind(b, ma), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(b), "not one of this context's"));
+    hess_context_clear_error(b);
+    assert_non_null(hess_tensor_new(b, 1, SHP(64), NULL)); /* would land on t1 */
+    assert_memory_equal(hess_tensor_data(t1), v, sizeof v);
+    hess_context_destroy(b);
+    for (int i = 0; i < 4; i++)
+        if (r.spare[i])
+            test_free(r.spare[i]);
+}
+
+/* Each field of a mark changed by one: refused, nothing freed. */
+static void test_context_rewind_edited_mark(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 1, SHP(2), VAL(1, 2));
+    const hess_mark m = hess_context_mark(ctx);
+    double v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = -i;
+    hess_tensor *b = mk(ctx, 1, SHP(300), v);
+    for (int field = 0; field < 14; field++) {
+        hess_mark e = m;
+        const int d = field % 2 ? -1 : 1;
+        switch (field / 2) {
+        case 0:
+            e.block += (size_t)d;
+            break;
+        case 1:
+            e.used += (size_t)d * 32;
+            break;
+        case 2:
+            e.nodes += d;
+            break;
+        case 3:
+            e.ctx_id += (uint64_t)d;
+            break;
+        case 4:
+            e.last += (uint64_t)d;
+            break;
+        case 5:
+            e.gen += (uint64_t)d;
+            break;
+        case 6:
+            e.check += (uint64_t)d;
+            break;
+        }
+        assert_int_equal(hess_context_rewind(ctx, e), HESS_ERR_ARG);
+        hess_context_clear_error(ctx);
+    }
+    hess_mark big = m;
+    big.used = SIZE_MAX / 2;
+    big.block = 1000;
+    assert_int_equal(hess_context_rewind(ctx, big), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    assert_non_null(hess_tensor_new(ctx, 1, SHP(300), NULL));
+    assert_memory_equal(hess_tensor_data(b), v, sizeof v);
+    assert_memory_equal(hess_tensor_data(a), VAL(1, 2), 2 * sizeof(double));
+    assert_ok(ctx, hess_context_rewind(ctx, m)); /* the mark itself is good */
+}
+
+/* A mark taken after arena memory that no tensor owns (the library's own
+ * scratch), on a branch since rewound away: the tape cannot tell (the same
+ * nodes), the record of the rewind does. */
+static void test_context_rewind_stale_mark_past_scratch(void **state)
+{
+    hess_context *ctx = *state;
+    assert_non_null(mk(ctx, 1, SHP(1), VAL(0)));
+    const hess_mark m1 = hess_context_mark(ctx);
+    assert_non_null(hess__alloc(ctx, 4000, "test"));
+    const hess_mark m2 = hess_context_mark(ctx);
+    assert_ok(ctx, hess_context_rewind(ctx, m1));
+    double *live = hess__alloc(ctx, 8000, "test"); /* covers m2's position */
+    for (int i = 0; i < 1000; i++)
+        live[i] = i;
+    assert_int_equal(hess_context_rewind(ctx, m2), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "stale"));
+    hess_context_clear_error(ctx);
+    assert_non_null(hess__alloc(ctx, 8000, "test"));
+    for (int i = 0; i < 1000; i++)
+        assert_true(live[i] == i);
+    assert_ok(ctx, hess_context_rewind(ctx, m1));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sizes are checked on the way in (issue #13 item 9)                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_context_absurd_sizes(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 64, SIZE_MAX / 2, SIZE_MAX / 4 + 1};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        counter c;
+        memset(&c, 0, sizeof c);
+        hess_config cfg = {c_alloc, c_free, &c, 0, sizes[i], 0};
+        hess_context *ctx = (hess_context *)&c; /* must be set to NULL */
+        assert_int_equal(hess_context_create(&cfg, &ctx), HESS_ERR_ARG);
+        assert_null(ctx);
+        assert_int_equal(c.n_alloc, 0);
+        cfg.max_bytes = SIZE_MAX; /* a cap of any size is fine */
+        assert_int_equal(hess_context_create(&cfg, &ctx), HESS_ERR_ARG);
+    }
+    /* arena requests that cannot be rounded up: refused, no wrap-around */
+    hess_context *ctx = test_context();
+    const size_t asks[] = {SIZE_MAX, SIZE_MAX - 16, SIZE_MAX / 2, SIZE_MAX / 4 + 1};
+    for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
+        assert_null(hess__alloc(ctx, asks[i], "test"));
+        assert_int_equal(hess_context_status(ctx), HESS_ERR_NOMEM);
+        hess_context_clear_error(ctx);
+    }
+    /* and tensors whose byte count would overflow */
+    assert_null(hess_tensor_new(ctx, 2, SHP(INT64_C(1) << 31, INT64_C(1) << 31), NULL));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "overflows"));
+    hess_context_clear_error(ctx);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Byte limit and errors                                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -618,7 +792,7 @@ static void test_context_accessors_on_null(void **state)
     assert_int_equal(hess_context_bytes(NULL), 0);
     const hess_mark m = hess_context_mark(NULL);
     assert_int_equal(m.nodes, 0);
-    assert_int_equal(m.epoch, 0);
+    assert_int_equal(m.ctx_id, 0);
     hess_context_clear_error(NULL);
     assert_int_equal(hess_param_count(1, NULL), 0);
     hess_tensor *none[2] = {NULL, NULL};
@@ -832,6 +1006,10 @@ int main(void)
         TC(test_context_rewind_mark_of_other_context),
         TC(test_context_rewind_later_mark),
         TC(test_context_rewind_stale_mark),
+        T(test_context_rewind_mark_of_destroyed_context),
+        TC(test_context_rewind_edited_mark),
+        TC(test_context_rewind_stale_mark_past_scratch),
+        T(test_context_absurd_sizes),
         T(test_context_max_bytes_nomem),
         TC(test_context_clear_error),
         TC(test_context_param_set),

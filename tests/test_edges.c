@@ -15,7 +15,9 @@
  */
 #include "check.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,6 +423,121 @@ static void test_bce_with_logits_limits(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Inputs up to +-1e308 (issue #13 item 7): what the header claims finite   */
+/* is finite, to the second derivative, also where an intermediate of the   */
+/* backward graphs could overflow (the HESS_CHECK_FINITE run).               */
+/* ------------------------------------------------------------------------ */
+
+static const double XH[] = {-1e308, -1e300, -1e200, -1e20, -1.0, 0.0,
+                            1.0,    1e20,   1e200,  1e300, 1e308};
+#define NXH ((int)(sizeof XH / sizeof XH[0]))
+
+/* softplus(x) - x y without overflow, the exact term of BCE with logits */
+static double bce_term(double x, double y)
+{
+    return (x > 0 ? x * (1 - y) : -x * y) + log1p(exp(-fabs(x)));
+}
+
+/* BCE with logits: every logit with each target in {0, 0.5, 1}, one element
+ * at a time (logit and target both differentiated) and all at once (a mean
+ * of terms near DBL_MAX). */
+static void test_bce_with_logits_huge(void **state)
+{
+    hess_context *ctx = *state;
+    static const double ys[3] = {0.0, 0.5, 1.0};
+    for (int k = 0; k < 3; k++) {
+        double y[NXH];
+        for (int i = 0; i < NXH; i++) {
+            const double x = XH[i];
+            y[i] = ys[k];
+            const hess_mark m = hess_context_mark(ctx);
+            hess_tensor *xp = hess_param_new(ctx, 1, (const int64_t[]){1}, &x);
+            hess_tensor *yp = hess_param_new(ctx, 1, (const int64_t[]){1}, &y[i]);
+            hess_tensor *ps[2] = {xp, yp};
+            eval e;
+            evaluate(ctx, hess_bce_with_logits(ctx, xp, yp), 2, ps, &e);
+            /* d/dx = sigmoid(x) - y, d/dy = -x, d2/dx2 = sigmoid'(x), d2/dxdy = -1 */
+            const double g[2] = {sig(x) - y[i], -x}, H[4] = {dsig(x), -1.0, -1.0, 0.0};
+            expect(&e, bce_term(x, y[i]), g, H, 1.0, "bce_with_logits (huge)", x);
+            assert_ok(ctx, hess_context_rewind(ctx, m));
+        }
+        const hess_mark m = hess_context_mark(ctx);
+        hess_tensor *xp = hess_param_new(ctx, 1, (const int64_t[]){NXH}, XH);
+        hess_tensor *yt = hess_tensor_new(ctx, 1, (const int64_t[]){NXH}, y);
+        eval e;
+        evaluate(ctx, hess_bce_with_logits(ctx, xp, yt), 1, &xp, &e);
+        double v = 0.0;
+        for (int i = 0; i < NXH; i++)
+            v += bce_term(XH[i], y[i]) / NXH;
+        if (!(fabs(e.value - v) <= 1e-12 * fabs(v)))
+            fail_msg("bce mean over huge logits: %.17g, exact %.17g", e.value, v);
+        assert_ok(ctx, hess_context_rewind(ctx, m));
+    }
+    /* terms whose plain sum overflows: the mean is still 1.5e308 */
+    const hess_mark m = hess_context_mark(ctx);
+    const double x2[2] = {1.5e308, -1.5e308}, y2[2] = {0.0, 1.0};
+    hess_tensor *xp = hess_param_new(ctx, 1, (const int64_t[]){2}, x2);
+    hess_tensor *yt = hess_tensor_new(ctx, 1, (const int64_t[]){2}, y2);
+    eval e;
+    evaluate(ctx, hess_bce_with_logits(ctx, xp, yt), 1, &xp, &e);
+    assert_true(e.value == 1.5e308);
+    assert_ok(ctx, hess_context_rewind(ctx, m));
+}
+
+/* One row z of log_softmax: its derivatives are finite even where its value
+ * is -Inf (z more than DBL_MAX below the maximum; HESS_CHECK_FINITE refuses
+ * the value itself then). */
+static void log_softmax_row(hess_context *ctx, hess_tensor *zp, hess_tensor *w, bool representable)
+{
+    hess_tensor *ls = hess_log_softmax(ctx, zp, 0);
+    if (!ls) {
+        assert_false(representable);
+        assert_int_equal(hess_context_status(ctx), HESS_ERR_NONFINITE);
+        hess_context_clear_error(ctx);
+        return;
+    }
+    hess_tensor *ps[1] = {zp}, *g[1];
+    double H[9];
+    assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, hess_mul(ctx, ls, w)), 1, ps, g, 0));
+    assert_ok(ctx, hess_hessian(ctx, hess_sum(ctx, hess_mul(ctx, ls, w)), 1, ps, H));
+    for (int k = 0; k < 3; k++)
+        assert_true(isfinite(hess_tensor_data(g[0])[k]));
+    for (int k = 0; k < 9; k++)
+        assert_true(isfinite(H[k]));
+}
+
+/* log_softmax, softmax and cross-entropy on rows of huge logits: values
+ * finite where the result is representable (every logit within DBL_MAX of
+ * the row's maximum), first and second derivatives finite everywhere. */
+static void test_softmax_family_huge(void **state)
+{
+    hess_context *ctx = *state;
+    for (int i = 0; i < NXH; i++)
+        for (int j = 0; j < NXH; j++) {
+            const double z[3] = {XH[i], XH[j], 0.5 * XH[i]};
+            const double mx = fmax(z[0], fmax(z[1], z[2]));
+            bool representable = true;
+            for (int c = 0; c < 3; c++)
+                representable = representable && mx - z[c] <= DBL_MAX;
+            const hess_mark m = hess_context_mark(ctx);
+            hess_tensor *zp = hess_param_new(ctx, 1, (const int64_t[]){3}, z);
+            hess_tensor *w =
+                hess_tensor_new(ctx, 1, (const int64_t[]){3}, (const double[]){0.2, -0.4, 0.3});
+            /* cross-entropy at the row's arg max: its value is representable */
+            const int am = z[0] >= z[1] ? (z[0] >= z[2] ? 0 : 2) : (z[1] >= z[2] ? 1 : 2);
+            eval e;
+            evaluate(ctx, hess_cross_entropy(ctx, zp, hess_scalar(ctx, (double)am)), 1, &zp, &e);
+            /* softmax: its value is always finite */
+            evaluate(ctx, hess_sum(ctx, hess_mul(ctx, hess_softmax(ctx, zp, 0), w)), 1, &zp, &e);
+            if (representable)
+                evaluate(ctx, hess_sum(ctx, hess_mul(ctx, hess_log_softmax(ctx, zp, 0), w)), 1, &zp,
+                         &e);
+            log_softmax_row(ctx, zp, w, representable);
+            assert_ok(ctx, hess_context_rewind(ctx, m));
+        }
+}
+
 /* The same tests in a context that fails on any NaN or Inf, in the forward
  * pass or in any node of the backward graphs: no intermediate may overflow
  * even where the final result would come out finite. */
@@ -456,6 +573,8 @@ int main(void)
         BOTH(test_cross_entropy_single),
         BOTH(test_bce_with_logits),
         BOTH(test_bce_with_logits_limits),
+        BOTH(test_bce_with_logits_huge),
+        BOTH(test_softmax_family_huge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -516,7 +516,20 @@ static void test_errors_grad_through_detached(void **state)
     assert_non_null(s);
     assert_int_equal(hess_grad(ctx, s, 1, &p, g2, 0), HESS_ERR_NODIFF);
     assert_null(g2[0]);
-    EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_grad", "wrt[0]");
+    EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_grad", "wrt[0]", "HESS_CREATE_GRAPH");
+    /* not zeros with HESS_ALLOW_UNUSED either (issue #13 item 5) ... */
+    assert_int_equal(hess_grad(ctx, s, 1, &p, g2, HESS_ALLOW_UNUSED), HESS_ERR_NODIFF);
+    assert_null(g2[0]);
+    EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_grad", "wrt[0]", "HESS_CREATE_GRAPH");
+    /* ... nor beside a recorded path (y + sum(g) would miss g's derivative) */
+    assert_int_equal(hess_grad(ctx, hess_add(ctx, y, s), 1, &p, g2, 0), HESS_ERR_NODIFF);
+    EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_grad", "HESS_CREATE_GRAPH");
+    /* hess_detach makes a constant on purpose: no path, so zeros or NODIFF */
+    hess_tensor *sd = hess_sum(ctx, hess_detach(ctx, g[0]));
+    assert_ok(ctx, hess_grad(ctx, sd, 1, &p, g2, HESS_ALLOW_UNUSED));
+    assert_memory_equal(hess_tensor_data(g2[0]), VAL(0, 0), 2 * sizeof(double));
+    assert_int_equal(hess_grad(ctx, sd, 1, &p, g2, 0), HESS_ERR_NODIFF);
+    EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_grad", "does not depend on wrt[0]");
     /* recorded, the same gradient differentiates: d/dp sum(3p^2) = 6p */
     assert_ok(ctx, hess_grad(ctx, y, 1, &p, g, HESS_CREATE_GRAPH));
     assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, g[0]), 1, &p, g2, 0));
@@ -593,21 +606,49 @@ static void test_errors_hessian_nonscalar_loss(void **state)
     EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_hessian_block", "scalar", "[2]");
 }
 
-static void test_errors_hessian_non_parameter(void **state)
+/* The Hessian functions take what hess_grad takes as wrt: a constant (an
+ * input) or an op result, for a Hessian with respect to it (issue #13 item
+ * 6).  y = sum(p^2 c): H over (p, c) = [[diag(2c), diag(2p)], [diag(2p), 0]]. */
+static void test_errors_hessian_wrt_any_tensor(void **state)
 {
     hess_context *ctx = *state;
     hess_tensor *p = par(ctx, 1, SHP(2), VAL(1, 2));
     hess_tensor *c = mk(ctx, 1, SHP(2), VAL(3, 4));
-    hess_tensor *y = hess_sum(ctx, hess_mul(ctx, hess_square(ctx, p), c));
-    hess_tensor *ps[2] = {p, c};
-    expect_all_hessian_fns(ctx, y, 2, ps, HESS_ERR_ARG, "params[1]");
-    /* an op result is no parameter either */
     hess_tensor *sq = hess_square(ctx, p);
+    hess_tensor *y = hess_sum(ctx, hess_mul(ctx, sq, c));
+    hess_tensor *ps[2] = {p, c};
+    double h[16], d[4], hv[4], blk[4];
+    const double want[16] = {6, 0, 2, 0, 0, 8, 0, 4, 2, 0, 0, 0, 0, 4, 0, 0};
+    assert_ok(ctx, hess_hessian(ctx, y, 2, ps, h));
+    assert_memory_equal(h, want, sizeof want);
+    assert_ok(ctx, hess_hessian_diag(ctx, y, 2, ps, d));
+    assert_memory_equal(d, VAL(6, 8, 0, 0), sizeof d);
+    assert_ok(ctx, hess_hvp(ctx, y, 2, ps, VAL(0, 0, 1, 0), hv));
+    assert_memory_equal(hv, VAL(2, 0, 0, 0), sizeof hv);
+    assert_ok(ctx, hess_hessian_block(ctx, y, c, p, blk));
+    assert_memory_equal(blk, VAL(2, 0, 0, 4), sizeof blk);
+    /* an op result: y is linear in sq, so its Hessian there is zero */
     hess_tensor *ps2[1] = {sq};
-    expect_all_hessian_fns(ctx, y, 1, ps2, HESS_ERR_ARG, "params[0]");
-    double buf[4];
-    assert_int_equal(hess_hessian_block(ctx, y, p, c, buf), HESS_ERR_ARG);
-    EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_hessian_block", "not a parameter");
+    assert_ok(ctx, hess_hessian(ctx, y, 1, ps2, blk));
+    assert_memory_equal(blk, VAL(0, 0, 0, 0), sizeof blk);
+}
+
+/* A list names each tensor once: every function that takes one refuses a
+ * repeat with HESS_ERR_ARG naming both indices (issue #13 item 4). */
+static void test_errors_repeated_tensor_in_a_list(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *p = par(ctx, 1, SHP(2), VAL(1, 2)), *q = par(ctx, 0, NULL, VAL(3));
+    hess_tensor *y = hess_sum(ctx, hess_mul(ctx, hess_square(ctx, p), q));
+    hess_tensor *ps[3] = {p, q, p}, *g[3];
+    expect_all_hessian_fns(ctx, y, 3, ps, HESS_ERR_ARG,
+                           "params[2] is the same tensor as params[0]");
+    assert_int_equal(hess_grad(ctx, y, 3, ps, g, 0), HESS_ERR_ARG);
+    EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_grad", "wrt[2] is the same tensor as wrt[0]");
+    assert_null(g[0]);
+    hess_tensor *seed = mk(ctx, 0, NULL, VAL(1));
+    assert_int_equal(hess_vjp(ctx, 1, &y, &seed, 3, ps, g, 0), HESS_ERR_ARG);
+    EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_vjp", "wrt[2] is the same tensor as wrt[0]");
 }
 
 static void test_errors_hessian_unused_parameter(void **state)
@@ -624,6 +665,96 @@ static void test_errors_hessian_unused_parameter(void **state)
     EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_hessian_block", "params[1]");
     assert_int_equal(hess_hessian_block(ctx, y, u, p, buf), HESS_ERR_NODIFF);
     EXPECT_ERR(ctx, HESS_ERR_NODIFF, "hess_hessian_block", "params[0]");
+
+    /* HESS_ALLOW_UNUSED in the options: zero rows and columns (item 5) */
+    hess_hessian_opts o = {0};
+    o.flags = HESS_ALLOW_UNUSED;
+    double h[25], d[5], hv[10];
+    const double e1 = exp(1.0), e2 = exp(2.0);
+    assert_ok(ctx, hess_hessian_ex(ctx, y, 2, ps, &o, h));
+    for (int i = 0; i < 25; i++)
+        assert_true(h[i] == (i == 0 ? e1 : i == 6 ? e2 : 0.0));
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, y, 2, ps2, &o, d));
+    assert_memory_equal(d, VAL(0, 0, 0, e1, e2), sizeof d);
+    assert_ok(ctx, hess_hvp_batch(ctx, y, 2, ps, 2, VAL(1, 1, 1, 1, 1, 0, 2, 0, 0, 0), &o, hv));
+    assert_memory_equal(hv, VAL(e1, e2, 0, 0, 0, 0, 2 * e2, 0, 0, 0), sizeof hv);
+    assert_ok(ctx, hess_hessian_block_ex(ctx, y, p, u, &o, buf));
+    assert_memory_equal(buf, VAL(0, 0, 0, 0, 0, 0), 6 * sizeof(double));
+    o.flags = 4;
+    assert_int_equal(hess_hessian_ex(ctx, y, 2, ps, &o, h), HESS_ERR_ARG);
+    EXPECT_ERR(ctx, HESS_ERR_ARG, "hess_hessian", "unknown flags");
+}
+
+/* Progress callbacks that call back into the context: refused with
+ * HESS_ERR_STATE, and the outer call returns that error (issue #13 item 10). */
+typedef struct reenter {
+    hess_context *ctx;
+    hess_tensor *loss, *p;
+    int what, calls;
+    hess_status inner;
+} reenter;
+
+static int progress_reenter(size_t done, size_t total, void *user)
+{
+    (void)done, (void)total;
+    reenter *r = user;
+    hess_context *ctx = r->ctx;
+    double buf[16];
+    hess_tensor *g[1];
+    r->calls++;
+    switch (r->what) {
+    case 0:
+        r->inner = hess_context_rewind(ctx, hess_context_mark(ctx));
+        break;
+    case 1:
+        r->inner = hess_grad(ctx, r->loss, 1, &r->p, g, 0);
+        break;
+    case 2:
+        r->inner = hess_hessian(ctx, r->loss, 1, &r->p, buf);
+        break;
+    case 3:
+        r->inner = hess_exp(ctx, r->p) ? HESS_OK : hess_context_status(ctx);
+        break;
+    case 4:
+        r->inner = hess_param_set(ctx, r->p, VAL(1, 2, 3, 4));
+        break;
+    case 5:
+        r->inner = hess_recompute(ctx);
+        break;
+    case 6:
+        hess_context_destroy(ctx); /* refused: the context lives on */
+        r->inner = hess_context_status(ctx);
+        break;
+    case 7:
+        r->inner = hess_tensor_new(ctx, 0, NULL, NULL) ? HESS_OK : hess_context_status(ctx);
+        break;
+    }
+    return 0;
+}
+
+static void test_errors_reentrant_callback(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *p = par(ctx, 1, SHP(4), VAL(0.5, -1, 0.25, 2));
+    hess_tensor *y = hess_sum(ctx, hess_exp(ctx, p));
+    const hess_mark mk = hess_context_mark(ctx);
+    for (int what = 0; what < 8; what++) {
+        reenter r = {ctx, y, p, what, 0, HESS_OK};
+        hess_hessian_opts o = {0};
+        o.block_rows = 1;
+        o.progress = progress_reenter;
+        o.user = &r;
+        double h[16];
+        assert_int_equal(hess_hessian_ex(ctx, y, 1, &p, &o, h), HESS_ERR_STATE);
+        assert_int_equal(r.calls, 1);
+        assert_int_equal(r.inner, HESS_ERR_STATE);
+        EXPECT_ERR(ctx, HESS_ERR_STATE, "progress callback of hess_hessian", "busy");
+        /* the context works as before, its tape as found */
+        assert_memory_equal(hess_tensor_data(p), VAL(0.5, -1, 0.25, 2), 4 * sizeof(double));
+        assert_int_equal(hess_context_mark(ctx).nodes, mk.nodes);
+        assert_ok(ctx, hess_hessian(ctx, y, 1, &p, h));
+        assert_close(h[5], exp(-1.0), 1e-15, 0);
+    }
 }
 
 /* The message names the function the caller called, not a helper of it. */
@@ -815,7 +946,8 @@ static void test_errors_clear_error_keeps_tensors(void **state)
     assert_int_equal(hess_grad(ctx, z, 1, &W, g, 0), HESS_ERR_ARG);
     hess_context_clear_error(ctx);
     double h[36];
-    assert_int_equal(hess_hessian(ctx, loss, 1, &x, h), HESS_ERR_ARG);
+    hess_tensor *twice[2] = {W, W};
+    assert_int_equal(hess_hessian(ctx, loss, 2, twice, h), HESS_ERR_ARG);
     hess_context_clear_error(ctx);
 
     assert_memory_equal(hess_tensor_data(z), zb, sizeof zb);
@@ -877,7 +1009,9 @@ int main(void)
         T(test_errors_grad_through_detached),
         T(test_errors_vjp),
         T(test_errors_hessian_nonscalar_loss),
-        T(test_errors_hessian_non_parameter),
+        T(test_errors_hessian_wrt_any_tensor),
+        T(test_errors_repeated_tensor_in_a_list),
+        T(test_errors_reentrant_callback),
         T(test_errors_hessian_unused_parameter),
         T(test_errors_hessian_diag_tensors_names_itself),
         T(test_errors_hessian_bad_arguments),

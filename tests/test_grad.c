@@ -372,6 +372,18 @@ BUILD(bce)
 {
     return head(e, hess_bce_with_logits(CTX, p[0], konst(e, 2, SHP(2, 2), 0, 1)));
 }
+/* targets are differentiated too (PyTorch's BCEWithLogitsLoss) */
+BUILD(bce_both)
+{
+    return head(e, hess_bce_with_logits(CTX, p[0], p[1]));
+}
+/* detach on a path from constants only: the finite differences see what the
+ * derivatives see (a detached parameter would differ from them by design) */
+BUILD(detach)
+{
+    hess_tensor *c = hess_detach(CTX, hess_exp(CTX, konst(e, 1, SHP(3), -1, 1)));
+    return head(e, hess_mul(CTX, p[0], c));
+}
 
 #define P(nd, lo_, hi_, ...)                                                                       \
     {                                                                                              \
@@ -499,12 +511,21 @@ static grad_case cases[] = {
     CASE(log_softmax_3d_0, LOG_SOFTMAX, 1, P(3, -1.5, 1.5, 2, 3, 2)),
     CASE(log_softmax_3d_1, LOG_SOFTMAX, 1, P(3, -1.5, 1.5, 2, 3, 2)),
     CASE(log_softmax_3d_2, LOG_SOFTMAX, 1, P(3, -1.5, 1.5, 2, 3, 2)),
-    CASE(softmax_3d_1, LOG_SOFTMAX, 1, P(3, -1.5, 1.5, 2, 3, 2)),
-    CASE(cross_entropy, LOG_SOFTMAX, 1, P(2, -1.5, 1.5, 3, 4)),
-    CASE(cross_entropy_single, LOG_SOFTMAX, 1, P(1, -1.5, 1.5, 4)),
+    CASE(softmax_3d_1, SOFTMAX, 1, P(3, -1.5, 1.5, 2, 3, 2)),
+    CASE(cross_entropy, CROSS_ENTROPY, 1, P(2, -1.5, 1.5, 3, 4)),
+    CASE(cross_entropy_single, CROSS_ENTROPY, 1, P(1, -1.5, 1.5, 4)),
+    /* ONE_HOT is made by cross_entropy's backward pass */
+    {.name = "test_grad_one_hot",
+     .op = HESS_OP_ONE_HOT,
+     .build = b_cross_entropy,
+     .np = 1,
+     .p = {P(2, -1.5, 1.5, 3, 4)},
+     .in_grad = true},
     CASE(mse, MSE, 1, P(2, -1, 1, 2, 3)),
     CASE(mse_both, MSE, 2, P(3, -1, 1, 2, 2, 2), P(3, -1, 1, 2, 2, 2)),
-    CASE(bce, SOFTPLUS, 1, P(2, -2, 2, 2, 2)),
+    CASE(bce, BCE_WITH_LOGITS, 1, P(2, -2, 2, 2, 2)),
+    CASE(bce_both, BCE_WITH_LOGITS, 2, P(2, -2, 2, 2, 2), P(2, 0.05, 0.95, 2, 2)),
+    CASE(detach, DETACH, 1, P(1, -1, 1, 3)),
 };
 
 #define N_CASES (sizeof cases / sizeof cases[0])

@@ -329,9 +329,12 @@ static void test_errors(void **state)
            "NULL report");
     expect(ctx, hess_check_derivatives(ctx, mlp_loss, &m.d, 0, m.p, NULL, &rep), HESS_ERR_ARG,
            "no parameters");
-    hess_tensor *q[4] = {m.p[0], m.p[1], m.d.x, m.p[3]};
+    hess_tensor *q[4] = {m.p[0], m.p[1], hess_exp(ctx, m.d.x), m.p[3]};
     expect(ctx, hess_check_derivatives(ctx, mlp_loss, &m.d, 4, q, NULL, &rep), HESS_ERR_ARG,
-           "params[2] is not a parameter");
+           "params[2] is the result of exp, not a leaf");
+    hess_tensor *dup[4] = {m.p[0], m.p[1], m.p[2], m.p[1]};
+    expect(ctx, hess_check_derivatives(ctx, mlp_loss, &m.d, 4, dup, NULL, &rep), HESS_ERR_ARG,
+           "params[3] is the same tensor as params[1]");
     hess_check_opts bad = {-1e-6, 0, 0, 0, 0};
     expect(ctx, hess_check_derivatives(ctx, mlp_loss, &m.d, 4, m.p, &bad, &rep), HESS_ERR_ARG,
            "finite and >= 0");

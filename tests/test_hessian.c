@@ -562,6 +562,49 @@ static void test_invariants_deep_softplus(void **state)
     check_invariants(*state, NET_SOFTPLUS_DEEP, 5);
 }
 
+/* A loss of one element is a scalar loss whatever its rank (issue #13 item
+ * 3): [1] from hess_mean_axis, [1,1] from a reshape; every Hessian function
+ * gives what it gives for the [] loss. */
+static void test_loss_of_one_element(void **state)
+{
+    hess_context *ctx = *state;
+    const double w[6] = {0.3, -0.7, 1.1, 0.4, -0.2, 0.9};
+    hess_tensor *p = hess_param_new(ctx, 2, (const int64_t[]){2, 3}, w);
+    hess_tensor *e = hess_exp(ctx, hess_mul(ctx, p, p));
+    hess_tensor *l0 = hess_sum(ctx, e); /* [] */
+    hess_tensor *l1 = hess_mean_axis(ctx, hess_reshape(ctx, e, 2, (const int64_t[]){1, 6}), 1);
+    hess_tensor *l11 = hess_reshape(ctx, l0, 2, (const int64_t[]){1, 1});
+    hess_tensor *l1s = hess_scale(ctx, l1, 6.0); /* the sum again, as [1] */
+    assert_int_equal(hess_tensor_ndim(l1), 1);
+    double want[36], h[36], d0[6], d[6], hv0[6], hv[6], v[6] = {1, -1, 0.5, 2, 0, 1};
+    double hvb0[12], hvb[12], vv[12];
+    for (int i = 0; i < 12; i++)
+        vv[i] = sin(i + 1.0);
+    assert_ok(ctx, hess_hessian(ctx, l0, 1, &p, want));
+    assert_ok(ctx, hess_hessian_diag(ctx, l0, 1, &p, d0));
+    assert_ok(ctx, hess_hvp(ctx, l0, 1, &p, v, hv0));
+    assert_ok(ctx, hess_hvp_batch(ctx, l0, 1, &p, 2, vv, NULL, hvb0));
+    hess_tensor *losses[2] = {l11, l1s};
+    for (int k = 0; k < 2; k++) {
+        hess_tensor *l = losses[k];
+        assert_ok(ctx, hess_hessian(ctx, l, 1, &p, h));
+        assert_close_array(h, want, 36, 1e-15, 0);
+        assert_ok(ctx, hess_hessian_block(ctx, l, p, p, h));
+        assert_close_array(h, want, 36, 1e-15, 0);
+        assert_ok(ctx, hess_hessian_diag(ctx, l, 1, &p, d));
+        assert_close_array(d, d0, 6, 1e-15, 0);
+        assert_ok(ctx, hess_hvp(ctx, l, 1, &p, v, hv));
+        assert_close_array(hv, hv0, 6, 1e-15, 0);
+        assert_ok(ctx, hess_hvp_batch(ctx, l, 1, &p, 2, vv, NULL, hvb));
+        assert_close_array(hvb, hvb0, 12, 1e-15, 0);
+        hess_tensor *dt[1], *g[1];
+        assert_ok(ctx, hess_hessian_diag_tensors(ctx, l, 1, &p, dt));
+        assert_close_array(hess_tensor_data(dt[0]), d0, 6, 1e-15, 0);
+        assert_ok(ctx, hess_grad(ctx, l, 1, &p, g, 0));
+        assert_int_equal(hess_tensor_numel(g[0]), 6);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +623,7 @@ int main(void)
                                         teardown_ctx),
         cmocka_unit_test_setup_teardown(test_invariants_sigmoid_bce, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_invariants_deep_softplus, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_loss_of_one_element, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

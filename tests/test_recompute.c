@@ -11,6 +11,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,8 +161,9 @@ static void test_recompute_recorded_gradient(void **state)
     recompute_rounds(HESS_CREATE_GRAPH);
 }
 
-/* The Hessian functions start from the tensors' values: after a recompute
- * they give the fresh build's Hessian; without it, the old point's. */
+/* The Hessian functions bring the graph up to date first: with or without a
+ * recompute they give the fresh build's Hessian, never a mixture of the old
+ * forward values and the new parameters (issue #13 item 1). */
 static void test_recompute_then_hessian(void **state)
 {
     (void)state;
@@ -179,11 +181,13 @@ static void test_recompute_then_hessian(void **state)
 
     for (int i = 0; i < NP; i++)
         assert_ok(ctx, hess_param_set(ctx, m.p[i], v2.th[i]));
-    assert_ok(ctx, hess_hessian(ctx, m.loss, NP, m.p, stale)); /* forward values of v1 */
+    assert_int_equal(hess_tensor_is_stale(m.loss), 1);
+    assert_ok(ctx, hess_hessian(ctx, m.loss, NP, m.p, stale)); /* brought up to date first */
+    assert_int_equal(hess_tensor_is_stale(m.loss), 0);
     assert_ok(ctx, hess_recompute(ctx));
     assert_ok(ctx, hess_hessian(ctx, m.loss, NP, m.p, h));
     assert_memory_equal(h, want, n * n * sizeof *h);
-    assert_true(memcmp(stale, want, n * n * sizeof *h) != 0);
+    assert_memory_equal(stale, want, n * n * sizeof *h);
 
     test_free(h);
     test_free(want);
@@ -326,6 +330,246 @@ static void test_recompute_errors(void **state)
     hess_context_destroy(ctx);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Stale graphs (issue #13 items 1 and 2): every function that reads a      */
+/* graph, after new parameters and new data, equals the same call on a      */
+/* graph built fresh for those values -- with and without hess_recompute.   */
+/* ------------------------------------------------------------------------ */
+
+enum { DB = 4, DIN = 3, DH = 5, DC = 3, DNP = 4 };
+
+/* A classifier with its data as leaves: x [DB,DIN], class targets y [DB],
+ * BCE targets q [DB,DC]; loss = CE(o, y) + BCE(o, q), o = W2 tanh(W1 x + b1) + b2. */
+typedef struct dmodel {
+    hess_tensor *p[DNP], *x, *y, *q, *o, *loss;
+} dmodel;
+
+typedef struct dvalues {
+    double w1[DH * DIN], b1[DH], w2[DC * DH], b2[DC], x[DB * DIN], y[DB], q[DB * DC];
+} dvalues;
+
+static void dvalues_init(dvalues *v, uint64_t seed)
+{
+    uint64_t st = seed * 0x9E3779B97F4A7C15u + 7;
+    double *ws[] = {v->w1, v->b1, v->w2, v->b2, v->x};
+    const size_t ns[] = {DH * DIN, DH, DC * DH, DC, DB * DIN};
+    for (int i = 0; i < 5; i++)
+        for (size_t j = 0; j < ns[i]; j++)
+            ws[i][j] = rnd_uniform(&st, -1.0, 1.0);
+    for (int b = 0; b < DB; b++)
+        v->y[b] = (double)((seed + (uint64_t)b) % DC);
+    for (int j = 0; j < DB * DC; j++)
+        v->q[j] = rnd_uniform(&st, 0.0, 1.0);
+}
+
+static void dmodel_build(hess_context *ctx, const dvalues *v, dmodel *m)
+{
+    m->p[0] = hess_param_new(ctx, 2, SHP(DH, DIN), v->w1);
+    m->p[1] = hess_param_new(ctx, 1, SHP(DH), v->b1);
+    m->p[2] = hess_param_new(ctx, 2, SHP(DC, DH), v->w2);
+    m->p[3] = hess_param_new(ctx, 1, SHP(DC), v->b2);
+    m->x = hess_tensor_new(ctx, 2, SHP(DB, DIN), v->x);
+    m->y = hess_tensor_new(ctx, 1, SHP(DB), v->y);
+    m->q = hess_tensor_new(ctx, 2, SHP(DB, DC), v->q);
+    hess_tensor *h = hess_tanh(ctx, hess_linear(ctx, m->x, m->p[0], m->p[1]));
+    m->o = hess_linear(ctx, h, m->p[2], m->p[3]);
+    m->loss =
+        hess_add(ctx, hess_cross_entropy(ctx, m->o, m->y), hess_bce_with_logits(ctx, m->o, m->q));
+    assert_non_null(m->loss);
+}
+
+#define DN (DH * DIN + DH + DC * DH + DC)
+
+/* Everything a reader gives, for one graph. */
+typedef struct readings {
+    double loss, grad[DN], vjp[DN], hvp[DN], hvpb[2 * DN], hess[DN * DN], diag[DN];
+    double diagt[DN], block[DC * DH * DH], gc_grad_err;
+} readings;
+
+static void read_all(hess_context *ctx, const dmodel *m, readings *r)
+{
+    double v[2 * DN];
+    for (int i = 0; i < 2 * DN; i++)
+        v[i] = sin(0.37 * i + 0.1);
+    hess_tensor *g[DNP], *dt[DNP];
+    assert_ok(ctx, hess_grad(ctx, m->loss, DNP, m->p, g, 0));
+    r->loss = hess_tensor_data(m->loss)[0]; /* brought up to date by hess_grad */
+    for (int i = 0, off = 0; i < DNP; off += (int)hess_tensor_numel(g[i]), i++)
+        memcpy(r->grad + off, hess_tensor_data(g[i]), (size_t)hess_tensor_numel(g[i]) * 8);
+    double ones[DB * DC];
+    for (int i = 0; i < DB * DC; i++)
+        ones[i] = 1.0 + 0.1 * i;
+    hess_tensor *seed = hess_tensor_new(ctx, 2, SHP(DB, DC), ones);
+    hess_tensor *o = m->o;
+    assert_ok(ctx, hess_vjp(ctx, 1, &o, &seed, DNP, m->p, g, 0));
+    for (int i = 0, off = 0; i < DNP; off += (int)hess_tensor_numel(g[i]), i++)
+        memcpy(r->vjp + off, hess_tensor_data(g[i]), (size_t)hess_tensor_numel(g[i]) * 8);
+    assert_ok(ctx, hess_hvp(ctx, m->loss, DNP, m->p, v, r->hvp));
+    assert_ok(ctx, hess_hvp_batch(ctx, m->loss, DNP, m->p, 2, v, NULL, r->hvpb));
+    assert_ok(ctx, hess_hessian(ctx, m->loss, DNP, m->p, r->hess));
+    assert_ok(ctx, hess_hessian_diag(ctx, m->loss, DNP, m->p, r->diag));
+    assert_ok(ctx, hess_hessian_diag_tensors(ctx, m->loss, DNP, m->p, dt));
+    for (int i = 0, off = 0; i < DNP; off += (int)hess_tensor_numel(dt[i]), i++)
+        memcpy(r->diagt + off, hess_tensor_data(dt[i]), (size_t)hess_tensor_numel(dt[i]) * 8);
+    assert_ok(ctx, hess_hessian_block(ctx, m->loss, m->p[2], m->p[1], r->block));
+}
+
+static void assert_readings_equal(const readings *a, const readings *b)
+{
+    const double rt = 1e-15, at = 1e-300;
+    assert_close(a->loss, b->loss, rt, at);
+    assert_close_array(a->grad, b->grad, DN, rt, at);
+    assert_close_array(a->vjp, b->vjp, DN, rt, at);
+    assert_close_array(a->hvp, b->hvp, DN, rt, at);
+    assert_close_array(a->hvpb, b->hvpb, 2 * DN, rt, at);
+    assert_close_array(a->hess, b->hess, DN * DN, rt, at);
+    assert_close_array(a->diag, b->diag, DN, rt, at);
+    assert_close_array(a->diagt, b->diagt, DN, rt, at);
+    assert_close_array(a->block, b->block, DC * DH * DH, rt, at);
+}
+
+/* Built at values 1, read, moved to values 2 (parameters only, or data too),
+ * recomputed or not, read again: equal to a fresh build at values 2. */
+static void stale_round(bool data, bool recompute)
+{
+    hess_context *ctx = test_context(), *fresh = test_context();
+    dvalues v1, v2;
+    dvalues_init(&v1, 1);
+    dvalues_init(&v2, 2);
+    if (!data)
+        memcpy(v2.x, v1.x, sizeof v1.x), memcpy(v2.y, v1.y, sizeof v1.y),
+            memcpy(v2.q, v1.q, sizeof v1.q);
+    dmodel m, f;
+    dmodel_build(ctx, &v1, &m);
+    dmodel_build(fresh, &v2, &f);
+    readings *r1 = test_malloc(sizeof *r1), *r2 = test_malloc(sizeof *r2);
+    read_all(ctx, &m, r1); /* the graph is used at values 1 first */
+    assert_int_equal(hess_tensor_is_stale(m.loss), 0);
+
+    const double *pv[DNP] = {v2.w1, v2.b1, v2.w2, v2.b2};
+    for (int i = 0; i < DNP; i++)
+        assert_ok(ctx, hess_param_set(ctx, m.p[i], pv[i]));
+    if (data) {
+        assert_ok(ctx, hess_tensor_set(ctx, m.x, v2.x));
+        assert_ok(ctx, hess_tensor_set(ctx, m.y, v2.y));
+        assert_ok(ctx, hess_tensor_set(ctx, m.q, v2.q));
+    }
+    assert_int_equal(hess_tensor_is_stale(m.loss), 1);
+    assert_int_equal(hess_tensor_is_stale(m.o), 1);
+    assert_int_equal(hess_tensor_is_stale(m.p[0]), 0); /* a leaf is never stale */
+    if (recompute) {
+        assert_ok(ctx, hess_recompute(ctx));
+        assert_int_equal(hess_tensor_is_stale(m.loss), 0);
+        assert_memory_equal(hess_tensor_data(m.loss), hess_tensor_data(f.loss), sizeof(double));
+    }
+    read_all(ctx, &m, r1);
+    read_all(fresh, &f, r2);
+    assert_readings_equal(r1, r2);
+    assert_int_equal(hess_tensor_is_stale(m.loss), 0);
+    test_free(r1);
+    test_free(r2);
+    hess_context_destroy(ctx);
+    hess_context_destroy(fresh);
+}
+
+static void test_stale_params_without_recompute(void **state)
+{
+    (void)state;
+    stale_round(false, false);
+}
+
+static void test_stale_params_with_recompute(void **state)
+{
+    (void)state;
+    stale_round(false, true);
+}
+
+static void test_stale_data_without_recompute(void **state)
+{
+    (void)state;
+    stale_round(true, false);
+}
+
+static void test_stale_data_with_recompute(void **state)
+{
+    (void)state;
+    stale_round(true, true);
+}
+
+/* hess_check_derivatives on a loss built before new values reads the new ones. */
+static hess_tensor *held_loss(hess_context *ctx, size_t n, hess_tensor *const p[], void *user)
+{
+    (void)ctx, (void)n, (void)p;
+    return user; /* the loss built once, outside the callback */
+}
+
+static void test_stale_check_derivatives(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    dvalues v1, v2;
+    dvalues_init(&v1, 3);
+    dvalues_init(&v2, 4);
+    dmodel m;
+    dmodel_build(ctx, &v1, &m);
+    const double *pv[DNP] = {v2.w1, v2.b1, v2.w2, v2.b2};
+    for (int i = 0; i < DNP; i++)
+        assert_ok(ctx, hess_param_set(ctx, m.p[i], pv[i]));
+    hess_check_report rep;
+    assert_ok(ctx, hess_check_derivatives(ctx, held_loss, m.loss, DNP, m.p, NULL, &rep));
+    assert_true(rep.ok);
+    assert_true(rep.max_grad_err < 0.1 && rep.max_hvp_err < 0.1);
+    hess_context_destroy(ctx);
+}
+
+/* hess_tensor_set: class targets and probabilities are checked against the
+ * ops built on them, and a refused call changes nothing; new targets reach
+ * the loss (cross-entropy once read its targets only when it was built). */
+static void test_tensor_set_checks_and_reaches_the_loss(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    dvalues v;
+    dvalues_init(&v, 5);
+    dmodel m;
+    dmodel_build(ctx, &v, &m);
+    const double before = hess_tensor_data(m.loss)[0];
+    double bad[DB];
+    memcpy(bad, v.y, sizeof bad);
+    const double refused[] = {3.0, -1.0, 0.5, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        bad[2] = refused[i];
+        assert_int_equal(hess_tensor_set(ctx, m.y, bad), HESS_ERR_ARG);
+        assert_non_null(strstr(hess_context_errmsg(ctx), "hess_tensor_set: target 2 is"));
+        hess_context_clear_error(ctx);
+        assert_memory_equal(hess_tensor_data(m.y), v.y, sizeof v.y);
+        assert_int_equal(hess_tensor_is_stale(m.loss), 0);
+    }
+    double qbad[DB * DC];
+    memcpy(qbad, v.q, sizeof qbad);
+    qbad[5] = 1.5;
+    assert_int_equal(hess_tensor_set(ctx, m.q, qbad), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "targets must be in [0, 1]"));
+    hess_context_clear_error(ctx);
+    assert_memory_equal(hess_tensor_data(m.q), v.q, sizeof v.q);
+
+    /* new class targets: the loss follows, by recompute and by a reader */
+    double y2[DB];
+    for (int b = 0; b < DB; b++)
+        y2[b] = (double)((int)(v.y[b] + 1) % DC);
+    assert_ok(ctx, hess_tensor_set(ctx, m.y, y2));
+    assert_ok(ctx, hess_recompute(ctx));
+    const double after = hess_tensor_data(m.loss)[0];
+    assert_true(after != before);
+    hess_context *fresh = test_context();
+    memcpy(v.y, y2, sizeof y2);
+    dmodel f;
+    dmodel_build(fresh, &v, &f);
+    assert_memory_equal(&after, hess_tensor_data(f.loss), sizeof after);
+    hess_context_destroy(fresh);
+    hess_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +579,12 @@ int main(void)
         cmocka_unit_test(test_recompute_hvp_pattern),
         cmocka_unit_test(test_recompute_allocates_nothing),
         cmocka_unit_test(test_recompute_errors),
+        cmocka_unit_test(test_stale_params_without_recompute),
+        cmocka_unit_test(test_stale_params_with_recompute),
+        cmocka_unit_test(test_stale_data_without_recompute),
+        cmocka_unit_test(test_stale_data_with_recompute),
+        cmocka_unit_test(test_stale_check_derivatives),
+        cmocka_unit_test(test_tensor_set_checks_and_reaches_the_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

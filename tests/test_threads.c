@@ -128,7 +128,7 @@ static hess_status compute(hess_context *ctx, unsigned t, results *r)
     double v[2 * MAX_N];
     for (size_t i = 0; i < 2 * r->N; i++)
         v[i] = rnd_uniform(&seed, -1.0, 1.0);
-    const hess_hessian_opts opts = {1 + t % 3, 0, NULL, NULL};
+    const hess_hessian_opts opts = {.block_rows = 1 + t % 3};
     if ((st = hess_hvp(ctx, loss, 4, p, v, r->hv)) != HESS_OK ||
         (st = hess_hvp_batch(ctx, loss, 4, p, 2, v, &opts, r->HV)) != HESS_OK ||
         (st = hess_hessian(ctx, loss, 4, p, r->H)) != HESS_OK ||

@@ -585,7 +585,7 @@ static void decode_control(run *R, reader *rd)
               "clear_error left \"%s\"", hess_context_errmsg(R->ctx));
     } else {
         hess_mark m = hess_context_mark(R->ctx);
-        m.epoch ^= 0x5a5a; /* not this context's */
+        m.ctx_id ^= 0x5a5a; /* not this context's */
         pending p;
         pending_save(R, &p);
         hess_status st = hess_context_rewind(R->ctx, m);
@@ -880,7 +880,8 @@ static void more_checks(run *R,
                   hess_tensor_data(dt[i])[j], diag[off + j]);
     double *rows = malloc(N * N * sizeof *rows);
     cancel_at c = {1 + size % N, 0};
-    const hess_hessian_opts o = {1 + size % 4, 0, progress_cancel, &c};
+    const hess_hessian_opts o = {
+        .block_rows = 1 + size % 4, .progress = progress_cancel, .user = &c};
     st = hess_hessian_ex(R->ctx, R->loss, (size_t)n, p, &o, rows);
     check_status(R, st, "hess_hessian_ex");
     if (st == HESS_OK)
@@ -927,7 +928,7 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
     check_status(R, st_v, "hess_hvp");
     const hess_status st_d = hess_hessian_diag(R->ctx, R->loss, (size_t)n, p, diag);
     check_status(R, st_d, "hess_hessian_diag");
-    const hess_hessian_opts opts = {1 + size % 3, 0, NULL, NULL};
+    const hess_hessian_opts opts = {.block_rows = 1 + size % 3};
     const hess_status st_b = hess_hvp_batch(R->ctx, R->loss, (size_t)n, p, 2, v, &opts, HV);
     check_status(R, st_b, "hess_hvp_batch");
     const hess_status st_k = hess_hessian_block(R->ctx, R->loss, p[0], p[n - 1], blk);
