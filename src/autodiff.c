@@ -60,6 +60,14 @@ static hess_status check_args(hess_context *ctx,
     return hess__check_list(ctx, n, wrt, what, fn);
 }
 
+static hess_status repeated(hess_context *ctx, const char *what, size_t i, size_t j, const char *fn)
+{
+    hess__error(ctx, HESS_ERR_ARG,
+                "%s: %s[%zu] is the same tensor as %s[%zu]; a list names each tensor once", fn,
+                what, i, what, j);
+    return HESS_ERR_ARG;
+}
+
 hess_status hess__check_list(
     hess_context *ctx, size_t n, hess_tensor *const list[], const char *what, const char *fn)
 {
@@ -77,28 +85,30 @@ hess_status hess__check_list(
             return st;
     }
     /* Each tensor once: a repeated one would be two blocks of one variable,
-     * which setting values from a flat vector cannot honour.  Tape ids are
-     * unique, so a table over their range finds repeats in O(n + range). */
+     * which setting values from a flat vector cannot honour.  Short lists by
+     * pairs; long ones by a table over the range of their tape ids. */
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (list[i] == list[j])
+                    return repeated(ctx, what, i, j, fn);
+        return HESS_OK;
+    }
     int64_t lo = INT64_MAX, hi = -1;
     for (size_t i = 0; i < n; i++) {
         lo = list[i]->id < lo ? list[i]->id : lo;
         hi = list[i]->id > hi ? list[i]->id : hi;
     }
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     size_t *seen = hess__calloc(ctx, (size_t)(hi - lo + 1) * sizeof *seen, fn);
     hess_status st = seen ? HESS_OK : ctx->status;
     for (size_t i = 0; i < n && st == HESS_OK; i++) {
         size_t *slot = &seen[list[i]->id - lo];
-        if (*slot) {
-            hess__error(ctx, HESS_ERR_ARG,
-                        "%s: %s[%zu] is the same tensor as %s[%zu]; a list names each tensor "
-                        "once",
-                        fn, what, i, what, *slot - 1);
-            st = HESS_ERR_ARG;
-        }
+        if (*slot)
+            st = repeated(ctx, what, i, *slot - 1, fn);
         *slot = i + 1;
     }
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }
 

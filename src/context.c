@@ -232,6 +232,7 @@ hess_status hess_context_create(const hess_config *cfg, hess_context **out)
     ctx->bytes = need;
     ctx->simd = !(c.flags & HESS_NO_SIMD) && hess__simd_available();
     ctx->id = context_id(ctx);
+    ctx->last_op = -1;
     ctx->key = mix64(ctx->id ^ 0x6865737369616e00u);
     ctx->head = block_new(ctx, c.block_bytes);
     if (!ctx->head) {
@@ -347,6 +348,8 @@ static bool tape_push(hess_context *ctx, hess_tensor *t, const char *fn)
     }
     t->id = ctx->n_nodes;
     t->serial = ++ctx->serial;
+    if (t->op != HESS_OP_NONE)
+        ctx->last_op = t->id;
     ctx->nodes[ctx->n_nodes++] = t;
     return true;
 }
@@ -370,14 +373,32 @@ static bool pos_le(size_t b1, size_t u1, size_t b2, size_t u2)
     return b1 < b2 || (b1 == b2 && u1 <= u2);
 }
 
+/* Each field goes through a bijection of the running value (xor, multiply by
+ * an odd constant, xor-shift), so changing any one field changes the result;
+ * the secret key makes it hard to forge for changes of several. */
 static uint64_t mark_check(const hess_context *ctx, const hess_mark *m)
 {
-    uint64_t h = mix64(ctx->key ^ m->ctx_id);
-    h = mix64(h ^ (uint64_t)m->block);
-    h = mix64(h ^ (uint64_t)m->used);
-    h = mix64(h ^ (uint64_t)m->nodes);
-    h = mix64(h ^ m->last);
-    return mix64(h ^ m->gen);
+    const uint64_t f[6] = {
+        m->ctx_id, (uint64_t)m->block, (uint64_t)m->used, (uint64_t)m->nodes, m->last, m->gen};
+    uint64_t h = ctx->key;
+    for (int i = 0; i < 6; i++) {
+        h = (h ^ f[i]) * 0x9E3779B97F4A7C15u;
+        h ^= h >> 29;
+    }
+    return mix64(h);
+}
+
+hess_mark hess__mark(const hess_context *ctx)
+{
+    hess_mark m;
+    m.block = ctx->cur_index;
+    m.used = ctx->cur->used;
+    m.nodes = ctx->n_nodes;
+    m.ctx_id = ctx->id;
+    m.last = ctx->n_nodes ? ctx->nodes[ctx->n_nodes - 1]->serial : 0;
+    m.gen = ctx->gen;
+    m.check = 0;
+    return m;
 }
 
 hess_mark hess_context_mark(const hess_context *ctx)
@@ -386,12 +407,7 @@ hess_mark hess_context_mark(const hess_context *ctx)
     memset(&m, 0, sizeof m);
     if (!ctx)
         return m;
-    m.block = ctx->cur_index;
-    m.used = ctx->cur->used;
-    m.nodes = ctx->n_nodes;
-    m.ctx_id = ctx->id;
-    m.last = ctx->n_nodes ? ctx->nodes[ctx->n_nodes - 1]->serial : 0;
-    m.gen = ctx->gen;
+    m = hess__mark(ctx);
     m.check = mark_check(ctx, &m);
     return m;
 }
@@ -441,6 +457,8 @@ static void add_cut(hess_context *ctx, size_t block, size_t used)
     ctx->n_cuts = n + 1;
 }
 
+static void rewind_to(hess_context *ctx, const hess_mark *m, hess__block *b);
+
 hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
 {
     static const char fn[] = "hess_context_rewind";
@@ -454,15 +472,40 @@ hess_status hess_context_rewind(hess_context *ctx, hess_mark mark)
         hess__error(ctx, HESS_ERR_ARG, "%s: %s", fn, why);
         return HESS_ERR_ARG;
     }
-    for (int64_t i = mark.nodes; i < ctx->n_nodes; i++)
-        ctx->nodes[i]->magic = 0; /* detected as freed while the memory is not reused */
-    ctx->n_nodes = mark.nodes;
-    ctx->cur = b;
-    ctx->cur_index = mark.block;
-    b->used = mark.used;
-    ctx->gen++;
-    add_cut(ctx, mark.block, mark.used);
+    rewind_to(ctx, &mark, b);
     return HESS_OK;
+}
+
+/* Goes back to m, in block b: the nodes after it are freed. */
+static void rewind_to(hess_context *ctx, const hess_mark *m, hess__block *b)
+{
+    for (int64_t i = m->nodes; i < ctx->n_nodes; i++)
+        ctx->nodes[i]->magic = 0; /* detected as freed while the memory is not reused */
+    ctx->n_nodes = m->nodes;
+    if (ctx->last_op >= ctx->n_nodes) /* back to the last op below the mark */
+        for (ctx->last_op = ctx->n_nodes - 1;
+             ctx->last_op >= 0 && ctx->nodes[ctx->last_op]->op == HESS_OP_NONE;)
+            ctx->last_op--;
+    if (ctx->stale_hi > ctx->n_nodes)
+        ctx->stale_hi = ctx->n_nodes;
+    if (ctx->stale_hi <= ctx->stale_lo)
+        ctx->stale_lo = ctx->stale_hi = 0; /* what could be stale is gone */
+    ctx->cur = b;
+    ctx->cur_index = m->block;
+    b->used = m->used;
+    ctx->gen++;
+    add_cut(ctx, m->block, m->used);
+}
+
+void hess__rewind(hess_context *ctx, const hess_mark *m)
+{
+    hess__block *b = ctx->cur;
+    if (m->block != ctx->cur_index) {
+        b = ctx->head;
+        for (size_t i = 0; i < m->block; i++)
+            b = b->next;
+    }
+    rewind_to(ctx, m, b);
 }
 
 hess_status hess__busy(hess_context *ctx, const char *fn)
@@ -664,9 +707,14 @@ hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
 void hess__touch(hess_context *ctx, hess_tensor *leaf, bool by_caller)
 {
     leaf->stamp = ++ctx->clock;
-    if (by_caller)
-        ctx->last_write = ctx->clock;
     leaf->flags &= ~HESS_T_DENSE;
+    /* results made before now and after the leaf may follow from it: they
+     * are the region a refresh looks at (none when no result follows it) */
+    if (by_caller && ctx->last_op > leaf->id) {
+        if (ctx->stale_lo >= ctx->stale_hi || leaf->id + 1 < ctx->stale_lo)
+            ctx->stale_lo = leaf->id + 1;
+        ctx->stale_hi = ctx->n_nodes;
+    }
 }
 
 static bool out_of_date(const hess_tensor *t)
@@ -687,7 +735,7 @@ static hess_status bring_up_to_date(
             top = outs[i]->id;
     if (top < first)
         return HESS_OK;
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     unsigned char *need = hess__alloc(ctx, (size_t)(top - first + 1), fn);
     if (!need)
         return ctx->status;
@@ -712,7 +760,7 @@ static hess_status bring_up_to_date(
             st = eval_node(ctx, t, fn);
         }
     }
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }
 
@@ -724,9 +772,9 @@ hess__eval(hess_context *ctx, int64_t first, size_t n, hess_tensor *const outs[]
 
 hess_status hess__refresh(hess_context *ctx, size_t n, hess_tensor *const outs[], const char *fn)
 {
-    if (ctx->last_write <= ctx->fresh)
-        return HESS_OK; /* nothing written since the whole tape was last up to date */
-    return bring_up_to_date(ctx, 0, n, outs, fn);
+    if (ctx->stale_lo >= ctx->stale_hi)
+        return HESS_OK; /* no result made before a write and after its leaf */
+    return bring_up_to_date(ctx, ctx->stale_lo, n, outs, fn);
 }
 
 int hess_tensor_is_stale(const hess_tensor *t)
@@ -737,21 +785,23 @@ int hess_tensor_is_stale(const hess_tensor *t)
     hess_context *ctx = t->ctx;
     if (t->flags & HESS_T_PENDING)
         return 1;
-    if (ctx->last_write <= ctx->fresh || t->op == HESS_OP_NONE)
+    if (ctx->stale_lo >= ctx->stale_hi || t->op == HESS_OP_NONE || t->id < ctx->stale_lo)
         return 0;
     /* the stamps t would get, walking its ancestors in tape order */
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     const int64_t top = t->id;
     uint64_t *now = hess__alloc(ctx, (size_t)(top + 1) * sizeof *now, "hess_tensor_is_stale");
     unsigned char *need = hess__calloc(ctx, (size_t)(top + 1), "hess_tensor_is_stale");
     int stale = -1;
     if (now && need) {
         need[top] = 1;
-        for (int64_t id = top; id >= 0; id--)
+        for (int64_t id = top; id >= ctx->stale_lo; id--)
             for (int k = 0; need[id] && k < HESS_MAX_SRC; k++)
                 if (ctx->nodes[id]->src[k])
                     need[ctx->nodes[id]->src[k]->id] = 1;
-        for (int64_t id = 0; id <= top; id++) {
+        for (int64_t id = 0; id < ctx->stale_lo; id++)
+            now[id] = ctx->nodes[id]->stamp; /* up to date: made before any stale node */
+        for (int64_t id = ctx->stale_lo; id <= top; id++) {
             const hess_tensor *u = ctx->nodes[id];
             if (!need[id])
                 continue;
@@ -763,7 +813,7 @@ int hess_tensor_is_stale(const hess_tensor *t)
         }
         stale = now[top] != t->stamp;
     }
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return stale;
 }
 
@@ -823,10 +873,11 @@ hess_status hess_recompute(hess_context *ctx)
     hess_status st = hess__enter(ctx, fn);
     if (st != HESS_OK)
         return st;
-    const uint64_t clock = ctx->clock;
-    st = bring_up_to_date(ctx, 0, 0, NULL, fn);
+    if (ctx->stale_lo >= ctx->stale_hi)
+        return HESS_OK;
+    st = bring_up_to_date(ctx, ctx->stale_lo, 0, NULL, fn);
     if (st == HESS_OK)
-        ctx->fresh = clock; /* the whole tape is up to date */
+        ctx->stale_lo = ctx->stale_hi = 0; /* the whole tape is up to date */
     return st;
 }
 

@@ -113,7 +113,7 @@ static hess_status loss_at(gc *c, hess_mark mk, double *value)
     hess_tensor *loss = build_loss(c);
     if (loss)
         *value = loss->data[0];
-    hess_context_rewind(c->ctx, mk);
+    hess__rewind(c->ctx, &mk);
     return c->ctx->status;
 }
 
@@ -122,7 +122,7 @@ static hess_status grad_at(gc *c, hess_mark mk, double *g)
 {
     hess_tensor *loss = build_loss(c);
     hess_status st = loss ? flat_grad(c, loss, g) : c->ctx->status;
-    hess_context_rewind(c->ctx, mk);
+    hess__rewind(c->ctx, &mk);
     return st;
 }
 
@@ -226,7 +226,7 @@ static void random_direction(uint64_t *s, double *v, size_t N)
 static hess_status hvp_unused(gc *c, hess_tensor *loss, const double *v, double *hv)
 {
     hess_context *ctx = c->ctx;
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     hess_tensor **g = hess__alloc(ctx, c->n * sizeof *g, fn);
     hess_status st =
         g ? hess_grad(ctx, loss, c->n, c->params, g, HESS_CREATE_GRAPH | HESS_ALLOW_UNUSED)
@@ -242,7 +242,7 @@ static hess_status hvp_unused(gc *c, hess_tensor *loss, const double *v, double 
     }
     if (st == HESS_OK)
         st = flat_grad(c, dot, hv);
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }
 
@@ -321,7 +321,7 @@ hess_status hess_check_derivatives(hess_context *ctx,
     if (opts && opts->atol > 0)
         c.atol = opts->atol;
 
-    const hess_mark m0 = hess_context_mark(ctx);
+    const hess_mark m0 = hess__mark(ctx);
     /* x0, the analytic gradient, then 5 scratch vectors for the HVP check. */
     double *x0 = hess__alloc(ctx, 7 * c.N * sizeof *x0, fn);
     if (!x0)
@@ -332,13 +332,13 @@ hess_status hess_check_derivatives(hess_context *ctx,
 
     hess_tensor *loss = build_loss(&c);
     st = loss ? flat_grad(&c, loss, ga) : ctx->status;
-    const hess_mark m1 = hess_context_mark(ctx);
+    const hess_mark m1 = hess__mark(ctx);
     if (st == HESS_OK)
         st = check_grad(&c, ga, x0, m1);
     if (st == HESS_OK && c.worst <= 1.0)
         st = check_hvp(&c, loss, opts, x0, ga + c.N, m1);
     set_flat(&c, x0);
-    hess_context_rewind(ctx, m0);
+    hess__rewind(ctx, &m0);
     report->ok = st == HESS_OK && c.worst <= 1.0;
     if (st != HESS_OK) {
         memset(report, 0, sizeof *report);

@@ -155,13 +155,14 @@ struct hess_context {
     hess_tensor **nodes; /* the tape: nodes[id] */
     int64_t n_nodes;
     int64_t cap_nodes;
-    uint64_t id;         /* unique in the process: tells marks of contexts apart */
-    uint64_t key;        /* secret of the keyed check in marks */
-    uint64_t serial;     /* serials handed out so far */
-    uint64_t clock;      /* leaf writes so far (stamps) */
-    uint64_t last_write; /* clock of the last write by the caller (hess_tensor_set) */
-    uint64_t fresh;      /* clock at which the whole tape was last known up to date */
-    uint64_t gen;        /* rewinds so far */
+    uint64_t id;      /* unique in the process: tells marks of contexts apart */
+    uint64_t key;     /* secret of the keyed check in marks */
+    uint64_t serial;  /* serials handed out so far */
+    uint64_t clock;   /* leaf writes so far (stamps) */
+    int64_t last_op;  /* id of the last node that is not a leaf, -1 if none */
+    int64_t stale_lo; /* nodes [stale_lo, stale_hi) may be out of date: made */
+    int64_t stale_hi; /* before a write and after its leaf (empty: lo >= hi) */
+    uint64_t gen;     /* rewinds so far */
     /* Rewinds that cut history, for telling stale marks: rewind gen g went back
      * to position pos.  Kept increasing in both, see context.c. */
     struct {
@@ -370,6 +371,12 @@ HESS_INTERNAL hess_status hess__refresh(hess_context *ctx,
  * the tape as possibly out of date (hess_tensor_set), internal writes of
  * leaves whose users are evaluated explicitly (directions) do not. */
 HESS_INTERNAL void hess__touch(hess_context *ctx, hess_tensor *leaf, bool by_caller);
+/* Internal marks and rewinds: the same positions as hess_context_mark and
+ * hess_context_rewind, without the check (the library's own marks are never
+ * edited); a rewind is recorded as any other, so user marks it cuts off are
+ * refused. */
+HESS_INTERNAL hess_mark hess__mark(const hess_context *ctx);
+HESS_INTERNAL void hess__rewind(hess_context *ctx, const hess_mark *m);
 /* What every status-returning public function checks first: HESS_ERR_ARG for
  * a NULL context, the pending error, or HESS_ERR_STATE (recorded) while a
  * progress callback of the context runs. */

@@ -302,7 +302,7 @@ static hess_status rows_call(hess_context *ctx,
                              const hess_hessian_opts *opts,
                              const char *fn)
 {
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     if (!V)
         m = hess_param_count(ni, pi);
     hvp_graph G;
@@ -311,7 +311,7 @@ static hess_status rows_call(hess_context *ctx,
     if (st == HESS_OK)
         st = run_rows(ctx, &G, V, m, out, diag, opts, fn);
     ctx->api = NULL;
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }
 
@@ -334,14 +334,14 @@ hess_status hess_hvp(hess_context *ctx,
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL direction v", fn);
         return HESS_ERR_ARG;
     }
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     hvp_graph G;
     ctx->api = fn;
     st = hvp_build(ctx, loss, n, params, n, params, 1, v, NULL, &G, fn);
     ctx->api = NULL;
     if (st == HESS_OK)
         get_row(&G, 0, hv);
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }
 
@@ -427,17 +427,17 @@ hess_status hess_hessian_diag_tensors(
         out[i] = NULL;
     /* The results are made before the mark mk, so that rewinding to it keeps
      * them and frees the scratch diagonal; on failure all goes (m0). */
-    const hess_mark m0 = hess_context_mark(ctx);
+    const hess_mark m0 = hess__mark(ctx);
     for (size_t i = 0; i < n && ctx->status == HESS_OK; i++)
         out[i] = hess_tensor_new(ctx, params[i]->ndim, params[i]->shape, NULL);
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     double *diag = ctx->status == HESS_OK
                        ? hess__alloc(ctx, hess_param_count(n, params) * sizeof(double), fn)
                        : NULL;
     st = diag ? diag_call(ctx, loss, n, params, NULL, diag, fn) : ctx->status;
     for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)out[i]->numel, i++)
         memcpy(out[i]->data, diag + off, (size_t)out[i]->numel * sizeof(double));
-    hess_context_rewind(ctx, st == HESS_OK ? mk : m0);
+    hess__rewind(ctx, st == HESS_OK ? &mk : &m0);
     if (st != HESS_OK)
         for (size_t i = 0; i < n; i++)
             out[i] = NULL;
