@@ -1,6 +1,7 @@
 /*
  * io.c -- interchange files: NumPy .npy (format 1.0 to 3.0, dtype '<f8', C
- * order) and the plain-text reference format of tests/data/README.md.
+ * order) and the plain-text reference format of tests/data/README.md, and
+ * the atomic save that every writer (these and svg.c's picture) goes through.
  *
  * Every reader parses from a file or, for the fuzzers, from a memory buffer
  * through the same code; it never reads past the bytes it has, and it checks
@@ -9,12 +10,22 @@
  * Numbers are written and read in the "C" notation whatever the locale.
  * Pictures (SVG) are in svg.c.
  */
+#if !defined(_WIN32) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 with XSI: open, fsync, fchmod, realpath, lstat */
+#endif
 #include "hess_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 _Static_assert(sizeof(double) == 8, "the file formats store IEEE 754 binary64");
 
@@ -29,6 +40,16 @@ HESS_INTERNAL hess_status hess__ref_load_mem(hess_context *ctx,
                                              const char *name,
                                              const char *param_prefix,
                                              hess_ref_file *out);
+
+/* Writes a whole file through write(f, arg), which returns false when it
+ * fails (a stream error counts too), and puts it in place of path only once
+ * complete: see "Atomic saves" below.  Every save function goes through it,
+ * those here and svg.c's, which declares it as well. */
+HESS_INTERNAL hess_status hess__save_atomic(hess_context *ctx,
+                                            const char *path,
+                                            const char *fn,
+                                            bool (*write)(FILE *f, const void *arg),
+                                            const void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Little helpers: byte order, locale-independent numbers, files            */
@@ -109,11 +130,188 @@ static bool file_size(FILE *f, size_t *size)
     return true;
 }
 
-/* Closes a file being written; on any error removes it and records HESS_ERR_IO. */
-static hess_status
-close_written(hess_context *ctx, FILE *f, bool ok, const char *path, const char *fn)
+/* ------------------------------------------------------------------------ */
+/* Atomic saves                                                             */
+/* ------------------------------------------------------------------------ */
+/* A save writes a temporary file in the directory of its target, flushes it
+ * to disk and rename()s it over the target: the target holds the old bytes or
+ * the new ones, whatever fails and whoever reads it meanwhile, and on failure
+ * only the temporary file is removed.  The target is path or, when path is a
+ * symbolic link, the regular file the link resolves to (the link is kept).
+ * An existing path that is not a regular file (directory, device, FIFO,
+ * socket, or a link to one) is refused: renaming over it would replace it,
+ * and writing into it is no save.  A link to nothing is refused too (which
+ * file it would create is anybody's guess).  Windows gets a plain write. */
+
+#ifndef _WIN32
+
+/* Where a save goes. */
+typedef struct save_plan {
+    char target[PATH_MAX]; /* the file to replace: path, or what its links resolve to */
+    char tmp[PATH_MAX];    /* the temporary file beside it */
+    bool replace;          /* target exists (a regular file) ... */
+    mode_t mode;           /* ... with these permission bits */
+} save_plan;
+
+/* What a file of mode m is, for messages. */
+static const char *file_kind(mode_t m)
 {
-    int err = ok ? 0 : errno;
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+                         : "a special file";
+}
+
+/* Fills plan for a save to path; false with HESS_ERR_IO recorded when path
+ * exists and is no regular file, is a link to nothing or cannot be resolved. */
+static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, const char *fn)
+{
+    struct stat st;
+    const bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    if (stat(path, &st) != 0) {
+        int err = errno;
+        if (err == ENOENT && !link && strlen(path) < sizeof plan->target) {
+            strcpy(plan->target, path); /* a new file */
+            plan->replace = false;
+            return true;
+        }
+        if (err == ENOENT && link)
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: is a symbolic link to nothing; nothing written",
+                        fn, path);
+        else
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot save there (%s)", fn, path,
+                        strerror(err == ENOENT ? ENAMETOOLONG : err));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: is %s%s, not a regular file; nothing written", fn,
+                    path, link ? "a symbolic link to " : "", file_kind(st.st_mode));
+        return false;
+    }
+    if (!realpath(path, plan->target)) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot resolve the path (%s)", fn, path,
+                    strerror(errno));
+        return false;
+    }
+    plan->replace = true;
+    plan->mode = st.st_mode & 0777;
+    return true;
+}
+
+/* h and x mixed (splitmix64's finaliser). */
+static uint64_t mix64(uint64_t h, uint64_t x)
+{
+    h ^= x + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return h ^ (h >> 31);
+}
+
+/* Creates plan->tmp beside plan->target, ".<name, up to 32 bytes>.<16 hex
+ * digits>.tmp", with O_EXCL so that it is new.  The digits hash the pid, the
+ * address of a local of this call (distinct between threads), the time and
+ * the attempt; a name that exists is skipped.  The mode is 0666, which open()
+ * masks with the umask (reading the umask means setting it, for every thread
+ * of the process), or the old file's.  Returns the descriptor, or -1 (errno). */
+static int create_temp(save_plan *plan)
+{
+    const char *slash = strrchr(plan->target, '/');
+    const int dir = slash ? (int)(slash - plan->target) + 1 : 0;
+    for (unsigned attempt = 0; attempt < 64; attempt++) {
+        struct timespec ts = {0, 0};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t h = mix64(0, (uint64_t)getpid());
+        h = mix64(h, (uint64_t)(uintptr_t)&ts);
+        h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+        h = mix64(h, attempt);
+        const int n = snprintf(plan->tmp, sizeof plan->tmp, "%.*s.%.32s.%016llx.tmp", dir,
+                               plan->target, plan->target + dir, (unsigned long long)h);
+        if (n < 0 || (size_t)n >= sizeof plan->tmp) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        const int fd = open(plan->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                            plan->replace ? plan->mode : (mode_t)0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1; /* errno is EEXIST */
+}
+
+/* Fills the temporary file: the old file's permissions first (before any
+ * byte is in it), then the writer, fflush, and fsync so that the data is on
+ * disk before the rename makes it the file.  Closes fd in every case.
+ * Returns NULL or what failed, with its errno in *err. */
+static const char *fill_temp(int fd,
+                             const save_plan *plan,
+                             bool (*write)(FILE *f, const void *arg),
+                             const void *arg,
+                             int *err)
+{
+    const char *what = NULL;
+    FILE *f = NULL;
+    errno = 0;
+    if (plan->replace && fchmod(fd, plan->mode) != 0)
+        what = "cannot give the new file the old one's permissions";
+    else if ((f = fdopen(fd, "wb")) == NULL)
+        what = "cannot write the temporary file";
+    else if (!write(f, arg) || fflush(f) != 0 || ferror(f))
+        what = "write failed";
+    else if (fsync(fileno(f)) != 0)
+        what = "cannot flush the file to disk";
+    *err = errno;
+    if ((f ? fclose(f) : close(fd)) != 0 && !what) {
+        what = "write failed";
+        *err = errno;
+    }
+    return what;
+}
+
+hess_status hess__save_atomic(hess_context *ctx,
+                              const char *path,
+                              const char *fn,
+                              bool (*write)(FILE *f, const void *arg),
+                              const void *arg)
+{
+    save_plan plan;
+    if (!plan_save(ctx, path, &plan, fn))
+        return HESS_ERR_IO;
+    const int fd = create_temp(&plan);
+    int err = errno;
+    const char *what = fd < 0 ? "cannot create a temporary file beside it"
+                              : fill_temp(fd, &plan, write, arg, &err);
+    if (!what && rename(plan.tmp, plan.target) != 0) {
+        what = "cannot rename the temporary file over it";
+        err = errno;
+    }
+    if (!what)
+        return HESS_OK;
+    if (fd >= 0)
+        unlink(plan.tmp); /* the only file a failed save touches */
+    hess__error(ctx, HESS_ERR_IO, "%s: %s: %s (%s); %s", fn, path, what,
+                err ? strerror(err) : "unknown error",
+                plan.replace ? "the file is unchanged" : "no file made");
+    return HESS_ERR_IO;
+}
+
+#else /* _WIN32: a plain write, removed when it fails half-way */
+
+hess_status hess__save_atomic(hess_context *ctx,
+                              const char *path,
+                              const char *fn,
+                              bool (*write)(FILE *f, const void *arg),
+                              const void *arg)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
+        return HESS_ERR_IO;
+    }
+    errno = 0;
+    bool ok = write(f, arg) && fflush(f) == 0 && !ferror(f);
+    int err = errno;
     if (fclose(f) != 0 && ok) {
         ok = false;
         err = errno;
@@ -126,14 +324,7 @@ close_written(hess_context *ctx, FILE *f, bool ok, const char *path, const char 
     return HESS_ERR_IO;
 }
 
-/* Opens path for writing; NULL with HESS_ERR_IO recorded. */
-static FILE *open_write(hess_context *ctx, const char *path, const char *fn)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
-    return f;
-}
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* .npy: writing                                                            */
@@ -193,6 +384,31 @@ check_array(hess_context *ctx, int ndim, const int64_t *shape, const double *dat
     return HESS_OK;
 }
 
+/* What put_npy writes. */
+typedef struct npy_array {
+    int ndim;
+    const int64_t *shape;
+    const double *data;
+} npy_array;
+
+/* The whole .npy file of a (an npy_array): header, then the data. */
+static bool put_npy(FILE *f, const void *arg)
+{
+    const npy_array *a = arg;
+    unsigned char head[320];
+    const size_t hl = npy_header(head, a->ndim, a->shape);
+    bool ok = fwrite(head, 1, hl, f) == hl;
+    const size_t numel = (size_t)hess__numel(a->ndim, a->shape);
+    unsigned char chunk[4096];
+    for (size_t i = 0; ok && i < numel;) {
+        size_t k = 0;
+        for (; k < sizeof chunk / 8 && i < numel; k++, i++)
+            put_f64le(chunk + 8 * k, a->data[i]);
+        ok = fwrite(chunk, 8, k, f) == k;
+    }
+    return ok;
+}
+
 static hess_status write_npy(hess_context *ctx,
                              const char *path,
                              int ndim,
@@ -200,21 +416,8 @@ static hess_status write_npy(hess_context *ctx,
                              const double *data,
                              const char *fn)
 {
-    unsigned char head[320];
-    const size_t hl = npy_header(head, ndim, shape);
-    FILE *f = open_write(ctx, path, fn);
-    if (!f)
-        return HESS_ERR_IO;
-    bool ok = fwrite(head, 1, hl, f) == hl;
-    const size_t numel = (size_t)hess__numel(ndim, shape);
-    unsigned char chunk[4096];
-    for (size_t i = 0; ok && i < numel;) {
-        size_t k = 0;
-        for (; k < sizeof chunk / 8 && i < numel; k++, i++)
-            put_f64le(chunk + 8 * k, data[i]);
-        ok = fwrite(chunk, 8, k, f) == k;
-    }
-    return close_written(ctx, f, ok, path, fn);
+    const npy_array a = {ndim, shape, data};
+    return hess__save_atomic(ctx, path, fn, put_npy, &a);
 }
 
 /* What every save function checks first: a context, no pending error (then it
@@ -658,15 +861,10 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
     return ok;
 }
 
-hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file)
+/* The whole reference file of arg (a checked hess_ref_file). */
+static bool put_ref(FILE *f, const void *arg)
 {
-    static const char fn[] = "hess_save_ref";
-    hess_status st = save_begin(ctx, path, fn);
-    if (st != HESS_OK || (st = check_ref(ctx, file, fn)) != HESS_OK)
-        return st;
-    FILE *f = open_write(ctx, path, fn);
-    if (!f)
-        return HESS_ERR_IO;
+    const hess_ref_file *file = arg;
     bool ok = fprintf(f, REF_HEADER "\n") > 0;
     if (ok && file->case_name && file->case_name[0])
         ok = fprintf(f, "case %s\n", file->case_name) > 0;
@@ -674,7 +872,16 @@ hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_fi
         ok = fprintf(f, "model %s\n", file->model) > 0;
     for (size_t i = 0; i < file->n && ok; i++)
         ok = write_ref_tensor(f, file->tensors[i].name, file->tensors[i].tensor);
-    return close_written(ctx, f, ok, path, fn);
+    return ok;
+}
+
+hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file)
+{
+    static const char fn[] = "hess_save_ref";
+    hess_status st = save_begin(ctx, path, fn);
+    if (st != HESS_OK || (st = check_ref(ctx, file, fn)) != HESS_OK)
+        return st;
+    return hess__save_atomic(ctx, path, fn, put_ref, file);
 }
 
 /* ------------------------------------------------------------------------ */

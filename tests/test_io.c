@@ -9,15 +9,26 @@
  * Scratch files are written in the working directory (the build's tests
  * directory under ctest) with names starting "test_io_tmp_".
  */
+#define _POSIX_C_SOURCE 200809L /* symlink, mkfifo, fork, setrlimit, mkdtemp */
 #include "check.h"
 #include "ref.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -766,6 +777,309 @@ static void test_svg_edges(void **state)
     remove(path);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Saving: every writer replaces its file through a temporary file          */
+/* ------------------------------------------------------------------------ */
+
+enum { W_NPY, W_NPY_ARRAY, W_REF, W_SVG, W_COUNT };
+static const char *const WRITER_FN[W_COUNT] = {"hess_save_npy", "hess_save_npy_array",
+                                               "hess_save_ref", "hess_write_svg_heatmap"};
+/* How each writer's file begins. */
+static const char *const WRITER_MAGIC[W_COUNT] = {"\x93NUMPY", "\x93NUMPY",
+                                                  "# libhessian reference case v1\n", "<?xml"};
+
+/* Saves a side x side matrix with writer w: side 2, or 48 when big (18 KiB
+ * as .npy, more as text or SVG). */
+static hess_status save_with(hess_context *ctx, int w, const char *path, bool big)
+{
+    const int64_t side = big ? 48 : 2;
+    const int64_t shape[2] = {side, side};
+    static double m[48 * 48];
+    uint64_t seed = 99;
+    for (int64_t i = 0; i < side * side; i++)
+        m[i] = rnd_uniform(&seed, -1, 1);
+    hess_named_tensor nt = {"m", NULL};
+    const hess_ref_file f = {"c", NULL, 1, &nt};
+    switch (w) {
+    case W_NPY:
+        return hess_save_npy(ctx, path, hess_tensor_new(ctx, 2, shape, m));
+    case W_NPY_ARRAY:
+        return hess_save_npy_array(ctx, path, 2, shape, m);
+    case W_REF:
+        nt.tensor = hess_tensor_new(ctx, 2, shape, m);
+        return hess_save_ref(ctx, path, &f);
+    default:
+        return hess_write_svg_heatmap(ctx, path, (size_t)side, m, 0, NULL, NULL, "t");
+    }
+}
+
+/* dir/name into buf. */
+static const char *join(char buf[256], const char *dir, const char *name)
+{
+    snprintf(buf, 256, "%s/%s", dir, name);
+    return buf;
+}
+
+/* A new empty directory for one test, in the working directory. */
+static void make_scratch(char dir[32])
+{
+    snprintf(dir, 32, "test_io_tmp_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void remove_scratch(const char *dir)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The names in dir, sorted, one per line (malloc'ed): a save must leave no
+ * temporary file behind. */
+static char *list_dir(const char *dir)
+{
+    static char names[32][256];
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            assert_true(n < 32);
+            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+        }
+    closedir(d);
+    qsort(names, n, sizeof names[0], cmp_name);
+    char *out = calloc(n + 1, sizeof names[0] + 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, names[i]);
+        strcat(out, "\n");
+    }
+    return out;
+}
+
+static void expect_same_listing(const char *dir, const char *before)
+{
+    char *now = list_dir(dir);
+    if (strcmp(now, before) != 0)
+        fail_msg("%s holds\n%sbut held\n%s", dir, now, before);
+    free(now);
+}
+
+/* Fails unless path is a symbolic link to target. */
+static void expect_link(const char *path, const char *target)
+{
+    char buf[256];
+    const ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0)
+        fail_msg("%s is no longer a symbolic link (%s)", path, strerror(errno));
+    buf[n] = '\0';
+    assert_string_equal(buf, target);
+}
+
+/* A bound Unix socket at path; returns its descriptor. */
+static int make_socket(const char *path)
+{
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    const int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    assert_int_equal(bind(s, (const struct sockaddr *)&a, sizeof a), 0);
+    return s;
+}
+
+/* Checks the message of a failed save: "<function>: <path>: ..." and frag. */
+static void expect_save_error(hess_context *ctx, int w, const char *path, const char *frag)
+{
+    char head[300];
+    snprintf(head, sizeof head, "%s: %s: ", WRITER_FN[w], path);
+    expect_error(ctx, HESS_ERR_IO, head, frag);
+}
+
+/* A target that exists and is not a regular file (a directory, a device, a
+ * FIFO, a socket, or a symbolic link to one) is refused by every writer with
+ * HESS_ERR_IO, and left as it was: no device written to, no link removed. */
+static void test_save_refuses_special_targets(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    assert_int_equal(mkdir(join(p, dir, "subdir"), 0755), 0);
+    assert_int_equal(symlink("/dev/null", join(p, dir, "to_null")), 0);
+    assert_int_equal(symlink("/dev/full", join(p, dir, "to_full")), 0);
+    assert_int_equal(symlink("subdir", join(p, dir, "to_dir")), 0);
+    assert_int_equal(mkfifo(join(p, dir, "fifo"), 0644), 0);
+    const int reader =
+        open(p, O_RDONLY | O_NONBLOCK); /* so that opening it to write never blocks */
+    assert_true(reader >= 0);
+    const int sock = make_socket(join(p, dir, "sock"));
+    struct stat null0, full0, st;
+    assert_int_equal(stat("/dev/null", &null0), 0);
+    assert_int_equal(stat("/dev/full", &full0), 0);
+    char *before = list_dir(dir);
+    static const char *const targets[] = {"subdir", "to_null", "to_full", "to_dir", "fifo", "sock"};
+    static const char *const kinds[] = {"is a directory, not a regular file",
+                                        "to a character device, not a regular file",
+                                        "to a character device, not a regular file",
+                                        "to a directory, not a regular file",
+                                        "is a FIFO, not a regular file",
+                                        "is a socket, not a regular file"};
+    for (int w = 0; w < W_COUNT; w++)
+        for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++) {
+            join(p, dir, targets[k]);
+            if (save_with(ctx, w, p, false) != HESS_ERR_IO)
+                fail_msg("%s to %s: status %d (want HESS_ERR_IO), message \"%s\"", WRITER_FN[w], p,
+                         (int)hess_context_status(ctx), hess_context_errmsg(ctx));
+            expect_save_error(ctx, w, p, kinds[k]);
+        }
+    expect_same_listing(dir, before);
+    free(before);
+    expect_link(join(p, dir, "to_null"), "/dev/null");
+    expect_link(join(p, dir, "to_full"), "/dev/full");
+    expect_link(join(p, dir, "to_dir"), "subdir");
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode) && st.st_rdev == null0.st_rdev);
+    assert_int_equal(stat("/dev/full", &st), 0);
+    assert_true(S_ISCHR(st.st_mode) && st.st_rdev == full0.st_rdev);
+    assert_int_equal(lstat(join(p, dir, "fifo"), &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char byte;
+    assert_int_equal(read(reader, &byte, 1), 0); /* nothing was written into the FIFO */
+    assert_int_equal(lstat(join(p, dir, "subdir"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    close(reader);
+    close(sock);
+    remove_scratch(dir);
+}
+
+/* A save that fails while writing (here the file size limit, which holds for
+ * root too) leaves the old file byte for byte, with its permissions, and no
+ * temporary file. */
+static void test_save_failure_keeps_old_file(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "old");
+    static const char old[] = "the old contents\n";
+    struct rlimit lim0, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &lim0), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG rather than the signal */
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(p, old, sizeof old - 1);
+        assert_int_equal(chmod(p, 0640), 0);
+        char *before = list_dir(dir);
+        lim = lim0;
+        lim.rlim_cur = 4096;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        const hess_status st = save_with(ctx, w, p, true);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim0), 0);
+        if (st != HESS_ERR_IO)
+            fail_msg("%s: status %d (want HESS_ERR_IO)", WRITER_FN[w], (int)st);
+        expect_save_error(ctx, w, p, strerror(EFBIG));
+        struct stat sb;
+        if (stat(p, &sb) != 0)
+            fail_msg("%s removed %s after a failed write", WRITER_FN[w], p);
+        assert_int_equal(sb.st_mode & 07777, 0640);
+        size_t len;
+        char *now = read_all(p, &len);
+        assert_int_equal(len, sizeof old - 1);
+        assert_memory_equal(now, old, len);
+        free(now);
+        expect_same_listing(dir, before);
+        free(before);
+    }
+    signal(SIGXFSZ, prev);
+    remove_scratch(dir);
+}
+
+/* The new file replaces the old one in one step (rename): a reader that has
+ * the old file open goes on reading the old bytes, never a half-written or
+ * truncated file. */
+static void test_save_replaces_in_one_step(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "f");
+    static const char old[] = "the old contents\n";
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(p, old, sizeof old - 1);
+        char *before = list_dir(dir);
+        const int fd = open(p, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_ok(ctx, save_with(ctx, w, p, false));
+        char buf[64];
+        const ssize_t n = read(fd, buf, sizeof buf);
+        close(fd);
+        if (n != (ssize_t)(sizeof old - 1) || memcmp(buf, old, sizeof old - 1) != 0)
+            fail_msg("%s: a reader of the old file saw it change", WRITER_FN[w]);
+        char *now = read_all(p, NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        expect_same_listing(dir, before);
+        free(before);
+    }
+    remove_scratch(dir);
+}
+
+/* Through a symbolic link to a regular file, the file it points to is
+ * replaced and the link kept; a replaced file keeps its permission bits; a
+ * new file gets 0666 less the umask; a link to nothing is refused. */
+static void test_save_links_and_modes(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], sub[256], p[256], q[256];
+    make_scratch(dir);
+    assert_int_equal(mkdir(join(sub, dir, "real"), 0755), 0);
+    assert_int_equal(symlink("real/target", join(p, dir, "link")), 0);
+    assert_int_equal(symlink("gone", join(p, dir, "dangling")), 0);
+    const mode_t mask = umask(022);
+    umask(mask);
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(join(q, sub, "target"), "old", 3);
+        assert_int_equal(chmod(q, 0604), 0);
+        write_bytes(join(q, dir, "plain"), "old", 3);
+        assert_int_equal(chmod(q, 0600), 0);
+        char *top = list_dir(dir), *inner = list_dir(sub);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, dir, "link"), false));
+        expect_link(p, "real/target");
+        char *now = read_all(join(q, sub, "target"), NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        struct stat st;
+        assert_int_equal(stat(q, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0604);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, dir, "plain"), false));
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        expect_same_listing(dir, top);
+        expect_same_listing(sub, inner);
+        free(top);
+        free(inner);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, sub, "new"), false));
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0666 & ~mask);
+        assert_int_equal(unlink(p), 0);
+
+        assert_int_equal(save_with(ctx, w, join(p, dir, "dangling"), false), HESS_ERR_IO);
+        expect_save_error(ctx, w, p, "a symbolic link to nothing");
+        expect_link(p, "gone");
+        assert_int_equal(access(join(q, dir, "gone"), F_OK), -1);
+    }
+    remove_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +1095,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ref_save_arguments, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_seed_hessian, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_edges, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_refuses_special_targets, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_failure_keeps_old_file, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_replaces_in_one_step, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_links_and_modes, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
