@@ -170,9 +170,10 @@ static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, cons
 {
     struct stat st;
     const bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
-    if (stat(path, &st) != 0) {
-        int err = errno;
-        if (err == ENOENT && !link && strlen(path) < sizeof plan->target) {
+    if (!path[0] || stat(path, &st) != 0) {
+        const int err = path[0] ? errno : ENOENT;
+        const bool fresh = err == ENOENT && !link && path[0] != '\0';
+        if (fresh && strlen(path) < sizeof plan->target) {
             strcpy(plan->target, path); /* a new file */
             plan->replace = false;
             return true;
@@ -182,7 +183,7 @@ static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, cons
                         fn, path);
         else
             hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot save there (%s)", fn, path,
-                        strerror(err == ENOENT ? ENAMETOOLONG : err));
+                        strerror(fresh ? ENAMETOOLONG : err));
         return false;
     }
     if (!S_ISREG(st.st_mode)) {

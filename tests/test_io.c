@@ -1076,6 +1076,10 @@ static void test_save_links_and_modes(void **state)
         expect_save_error(ctx, w, p, "a symbolic link to nothing");
         expect_link(p, "gone");
         assert_int_equal(access(join(q, dir, "gone"), F_OK), -1);
+
+        /* an empty path names no file: refused before any temporary file */
+        assert_int_equal(save_with(ctx, w, "", false), HESS_ERR_IO);
+        expect_save_error(ctx, w, "", "cannot save there (No such file or directory)");
     }
     remove_scratch(dir);
 }
