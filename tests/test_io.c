@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -270,15 +271,22 @@ typedef struct bad_npy {
 
 static const bad_npy BAD_NPY[] = {
     {"empty file", 0, NULL, 0, "", 0, "bad magic"},
-    {"bad magic", 0, NULL, 0, "\x93NUMPX\x01\x00\x10\x00{}", 12, "bad magic"},
+    {"bad magic", 0, NULL, 0, "\x93NUMPX\x01\x00\x10\x00{}", 12, "byte 0: bad magic"},
     {"text file", 0, NULL, 0, "hello world, this is not numpy", 30, "bad magic"},
-    {"short preamble", 0, NULL, 0, "\x93NUMPY\x01", 7, "truncated preamble"},
-    {"short length", 0, NULL, 0, "\x93NUMPY\x01\x00\x10", 9, "truncated preamble"},
-    {"version 4.0", 0, NULL, 0, "\x93NUMPY\x04\x00\x10\x00{}", 12, "version"},
+    {"short preamble", 0, NULL, 0, "\x93NUMPY\x01", 7, "byte 7: truncated preamble"},
+    {"short length", 0, NULL, 0, "\x93NUMPY\x01\x00\x10", 9, "byte 9: truncated preamble"},
+    {"version 4.0", 0, NULL, 0, "\x93NUMPY\x04\x00\x10\x00{}", 12,
+     "byte 6: unsupported format version 4.0"},
     {"version 0.0", 0, NULL, 0, "\x93NUMPY\x00\x00\x10\x00{}", 12, "version"},
-    {"version 1.1", 0, NULL, 0, "\x93NUMPY\x01\x01\x10\x00{}", 12, "version"},
-    {"header too long", 0, NULL, 0, "\x93NUMPY\x02\x00\xa0\x86\x01\x00{}", 14, "header too long"},
-    {"header past end", 0, NULL, 0, "\x93NUMPY\x01\x00\xc8\x00{'descr'", 18, "truncated header"},
+    {"version 1.1", 0, NULL, 0, "\x93NUMPY\x01\x01\x10\x00{}", 12,
+     "byte 6: unsupported format version 1.1"},
+    {"version 2.1", 0, NULL, 0, "\x93NUMPY\x02\x01\x10\x00\x00\x00{}", 14, "version 2.1"},
+    {"version 3.5", 0, NULL, 0, "\x93NUMPY\x03\x05\x10\x00\x00\x00{}", 14, "version 3.5"},
+    {"version 255.0", 0, NULL, 0, "\x93NUMPY\xff\x00\x10\x00{}", 12, "version 255.0"},
+    {"header too long", 0, NULL, 0, "\x93NUMPY\x02\x00\xa0\x86\x01\x00{}", 14,
+     "byte 8: header too long"},
+    {"header past end", 0, NULL, 0, "\x93NUMPY\x01\x00\xc8\x00{'descr'", 18,
+     "byte 10: truncated header"},
     {"no dict", 1, "'descr': '<f8'", 0, NULL, 0, "not a dict"},
     {"unclosed dict", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,)", 16, NULL, 0,
      "malformed"},
@@ -286,11 +294,11 @@ static const bad_npy BAD_NPY[] = {
     {"missing descr", 1, "{'fortran_order': False, 'shape': (1,), }", 8, NULL, 0, "lacks 'descr'"},
     {"missing order", 1, "{'descr': '<f8', 'shape': (1,), }", 8, NULL, 0, "lacks 'fortran_order'"},
     {"fortran order", 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", 48, NULL, 0,
-     "fortran_order is True"},
+     "byte 44: fortran_order is True"},
     {"order not bool", 1, "{'descr': '<f8', 'fortran_order': 0, 'shape': (1,), }", 8, NULL, 0,
      "malformed 'fortran_order'"},
     {"float32", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, NULL, 0,
-     "dtype '<f4'"},
+     "byte 20: dtype '<f4'"},
     {"big endian", 1, "{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", 8, NULL, 0,
      "dtype '>f8'"},
     {"int64", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", 8, NULL, 0,
@@ -298,21 +306,21 @@ static const bad_npy BAD_NPY[] = {
     {"structured", 1, "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", 8, NULL,
      0, "'descr'"},
     {"unknown key", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': 1}", 8, NULL,
-     0, "key 'x'"},
+     0, "byte 66: unexpected or repeated key 'x'"},
     {"repeated key", 1, "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (1,)}",
-     8, NULL, 0, "repeated key 'descr'"},
-    {"junk after dict", 1, DICT("(1,)") " junk", 8, NULL, 0, "junk"},
-    {"negative dim", 1, DICT("(-3,)"), 8, NULL, 0, "negative dimension"},
-    {"zero dim", 1, DICT("(0, 3)"), 0, NULL, 0, "zero dimension"},
+     8, NULL, 0, "byte 27: unexpected or repeated key 'descr'"},
+    {"junk after dict", 1, DICT("(1,)") " junk", 8, NULL, 0, "byte 68: junk"},
+    {"negative dim", 1, DICT("(-3,)"), 8, NULL, 0, "byte 61: negative dimension"},
+    {"zero dim", 1, DICT("(0, 3)"), 0, NULL, 0, "byte 61: zero dimension"},
     {"absurd dim", 1, DICT("(99999999999999999999999,)"), 8, NULL, 0, "absurd dimension"},
     {"huge shape", 1, DICT("(1000000000000, 1000000000000)"), 8, NULL, 0, "truncated data"},
     {"huge dim", 1, DICT("(4611686018427387904,)"), 8, NULL, 0, "truncated data"},
-    {"rank 7", 1, DICT("(1, 1, 1, 1, 1, 1, 1)"), 8, NULL, 0, "exceeds HESS_MAX_DIMS"},
+    {"rank 7", 1, DICT("(1, 1, 1, 1, 1, 1, 1)"), 8, NULL, 0, "byte 79: rank of 'shape' exceeds"},
     {"shape not tuple", 1, DICT("[2, 3]"), 48, NULL, 0, "not a tuple"},
     {"shape malformed", 1, DICT("(2; 3)"), 48, NULL, 0, "malformed 'shape'"},
-    {"truncated data", 1, DICT("(2, 3)"), 40, NULL, 0, "truncated data"},
+    {"truncated data", 1, DICT("(2, 3)"), 40, NULL, 0, "byte 70: truncated data"},
     {"no data", 1, DICT("(2, 3)"), 0, NULL, 0, "truncated data"},
-    {"trailing bytes", 1, DICT("(2, 3)"), 56, NULL, 0, "trailing bytes"},
+    {"trailing bytes", 1, DICT("(2, 3)"), 56, NULL, 0, "byte 118: trailing bytes"},
     {"escape in string", 1, "{'de\\scr': '<f8', 'fortran_order': False, 'shape': (1,), }", 8, NULL,
      0, "malformed header dict"},
 };
@@ -519,45 +527,72 @@ static void test_ref_seed_ann(void **state)
 static const struct {
     const char *what, *text, *frag;
 } BAD_REF[] = {
-    {"empty", "", "bad header"},
-    {"bad header", "# libhessian reference case v2\ntensor a 0\n1\n", "bad header"},
-    {"no tensors", "# libhessian reference case v1\ncase x\nmodel y\n", "no tensors"},
+    {"empty", "", "byte 0 (line 1): bad header"},
+    {"header v2", "# libhessian reference case v2\ntensor a 0\n1\n",
+     "byte 29 (line 1): bad header"},
+    {"header v10", "# libhessian reference case v10\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header v1.5", "# libhessian reference case v1.5\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header v1x", "# libhessian reference case v1x\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header and text", "# libhessian reference case v1 extra\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header, CR and text", "# libhessian reference case v1\rx\ntensor a 0\n1\n",
+     "byte 31 (line 1): bad header"},
+    {"header indented", " # libhessian reference case v1\ntensor a 0\n1\n",
+     "byte 0 (line 1): bad header"},
+    {"no tensors", "# libhessian reference case v1\ncase x\nmodel y\n",
+     "byte 46 (line 4): no tensors"},
     {"unknown keyword", "# libhessian reference case v1\ntensor a 0\n1\nvalue 3\n",
-     "line 4: unknown keyword 'value'"},
-    {"rank 7", "# libhessian reference case v1\ntensor a 7 1 1 1 1 1 1 1\n1\n", "rank"},
-    {"rank -1", "# libhessian reference case v1\ntensor a -1\n1\n", "rank"},
-    {"rank text", "# libhessian reference case v1\ntensor a two 1 1\n1\n", "rank"},
-    {"no name", "# libhessian reference case v1\ntensor", "tensor name"},
-    {"dim 0", "# libhessian reference case v1\ntensor a 1 0\n", "dimension 0"},
-    {"dim negative", "# libhessian reference case v1\ntensor a 2 3 -4\n1\n", "dimension 1"},
-    {"dim text", "# libhessian reference case v1\ntensor a 1 3x\n1 2 3\n", "dimension 0"},
+     "byte 44 (line 4): unknown keyword 'value'"},
+    {"rank 7", "# libhessian reference case v1\ntensor a 7 1 1 1 1 1 1 1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank must be 0..6"},
+    {"rank -1", "# libhessian reference case v1\ntensor a -1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank"},
+    {"rank text", "# libhessian reference case v1\ntensor a two 1 1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank"},
+    {"no name", "# libhessian reference case v1\ntensor",
+     "byte 37 (line 2): missing, too long or malformed tensor name"},
+    {"dim 0", "# libhessian reference case v1\ntensor a 1 0\n",
+     "byte 42 (line 2): tensor 'a': dimension 0 is not a positive integer"},
+    {"dim negative", "# libhessian reference case v1\ntensor a 2 3 -4\n1\n",
+     "byte 44 (line 2): tensor 'a': dimension 1"},
+    {"dim text", "# libhessian reference case v1\ntensor a 1 3x\n1 2 3\n",
+     "byte 42 (line 2): tensor 'a': dimension 0"},
     {"absurd dims", "# libhessian reference case v1\ntensor a 2 100000000000 100000000000\n1\n",
-     "more values than the file"},
+     "byte 68 (line 3): tensor 'a': the shape needs more values than the file"},
     {"huge dim", "# libhessian reference case v1\ntensor a 1 9223372036854775807\n1\n",
-     "more values than the file"},
+     "byte 62 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"too few bytes", "# libhessian reference case v1\ntensor a 1 3\n1 2",
+     "byte 44 (line 3): tensor 'a': the shape needs more values than the file"},
     {"truncated", "# libhessian reference case v1\ntensor a 2 2 2\n1 2\n3\n",
-     "file ends after 3 of 4 values"},
+     "byte 46 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"truncated, blanks", "# libhessian reference case v1\ntensor a 2 2 2\n1 2\n3   \n",
+     "byte 55 (line 5): tensor 'a': file ends after 3 of 4 values"},
     {"bad value", "# libhessian reference case v1\ntensor a 1 3\n1 2.5.1 3\n",
-     "line 3: tensor 'a': malformed value after 1 of 3"},
+     "byte 46 (line 3): tensor 'a': malformed value after 1 of 3"},
     {"keyword as value", "# libhessian reference case v1\ntensor a 1 2\n1\ntensor b 0\n1\n",
-     "malformed value"},
+     "byte 46 (line 4): tensor 'a': malformed value after 1 of 2"},
     {"repeated name", "# libhessian reference case v1\ntensor a 0\n1\ntensor a 0\n2\n",
-     "line 4: tensor 'a' appears twice"},
+     "byte 51 (line 4): tensor 'a' appears twice"},
     {"long name",
      "# libhessian reference case v1\ntensor "
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 0\n1\n",
-     "tensor name"},
+     "byte 38 (line 2): missing, too long or malformed tensor name"},
     {"long token",
      "# libhessian reference case v1\ntensor a 1 1\n"
      "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111"
      "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111\n",
-     "token too long"},
-    {"no case word", "# libhessian reference case v1\ncase", "bad case line"},
+     "byte 44 (line 3): tensor 'a': token too long after 0 of 1"},
+    {"no case word", "# libhessian reference case v1\ncase", "byte 35 (line 2): bad case line"},
     {"control in value", "# libhessian reference case v1\ntensor a 1 2\n1 2\x01\n",
-     "control byte after 1 of 2"},
+     "byte 47 (line 3): tensor 'a': control byte after 1 of 2"},
     {"control in model", "# libhessian reference case v1\nmodel a\x7f b\ntensor a 0\n1\n",
-     "line 2: model line too long or with a control byte"},
-    {"DEL as keyword", "# libhessian reference case v1\n\x7f\n", "line 2: control byte"},
+     "byte 38 (line 2): model line too long or with a control byte"},
+    {"CR in model", "# libhessian reference case v1\nmodel a\rb\ntensor a 0\n1\n",
+     "byte 38 (line 2): model line too long or with a control byte"},
+    {"DEL as keyword", "# libhessian reference case v1\n\x7f\n", "byte 31 (line 2): control byte"},
 };
 
 /* Names with a NUL byte: the fuzzer's first find.  Kept apart from BAD_REF,
@@ -570,7 +605,8 @@ static void test_ref_nul_bytes(void **state)
     write_bytes(path, text, sizeof text - 1);
     hess_ref_file out;
     assert_int_equal(hess_load_ref(ctx, path, NULL, &out), HESS_ERR_IO);
-    expect_error(ctx, HESS_ERR_IO, path, "line 2: missing, too long or malformed tensor name");
+    expect_error(ctx, HESS_ERR_IO, path,
+                 "byte 38 (line 2): missing, too long or malformed tensor name");
     remove(path);
 }
 
@@ -1084,6 +1120,162 @@ static void test_save_links_and_modes(void **state)
     remove_scratch(dir);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Readers: inputs whose size the system does not know                     */
+/* ------------------------------------------------------------------------ */
+
+/* A context that may hold 64 MiB: a reader that trusted a shape over the
+ * bytes present would run into the limit (HESS_ERR_NOMEM) instead of
+ * reporting the file (HESS_ERR_IO). */
+static hess_context *limited_context(void)
+{
+    hess_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_bytes = (size_t)64 << 20;
+    hess_context *ctx = NULL;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    return ctx;
+}
+
+/* A reference text whose only tensor claims 20000 x 20000 values (3.2 GB). */
+static const char HUGE_REF[] = "# libhessian reference case v1\ntensor a 2 20000 20000\n1\n";
+
+/* A /proc file reads as size 0: /proc/<pid>/cmdline of a child whose argv[0]
+ * is HUGE_REF.  The reader must bound the shape by the bytes it can actually
+ * read, not by the size the system reports. */
+static void test_ref_proc_file(void **state)
+{
+    (void)state;
+    hess_context *ctx = limited_context();
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sleep", HUGE_REF, "30", (char *)NULL);
+        _exit(127);
+    }
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+    for (int i = 0; i < 500 && strncmp(buf, "# libhessian", 12) != 0; i++) {
+        nanosleep(&(struct timespec){0, 10000000}, NULL); /* until the child has run exec */
+        FILE *f = fopen(path, "rb");
+        const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    hess_ref_file out;
+    const hess_status st = hess_load_ref(ctx, path, NULL, &out);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_string_equal(buf, "# libhessian reference case v1\ntensor a 2 20000 20000\n1\n");
+    assert_int_equal(st, HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "byte 54 (line 3): tensor 'a': the shape needs more values",
+                 path);
+    assert_true(hess_context_bytes(ctx) < (size_t)1 << 20);
+    /* and a /proc file that is no reference file is just that */
+    assert_int_equal(hess_load_ref(ctx, "/proc/self/status", NULL, &out), HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "hess_load_ref: /proc/self/status: byte 0 (line 1): bad header",
+                 NULL);
+    assert_null(hess_load_npy(ctx, "/proc/self/status", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_npy: /proc/self/status: byte 0: bad magic", NULL);
+    hess_context_destroy(ctx);
+}
+
+/* Writes len bytes of buf into the FIFO path from a child process; returns
+ * its pid. */
+static pid_t fifo_writer(const char *path, const void *buf, size_t len)
+{
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int fd = open(path, O_WRONLY);
+        const bool ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
+        _exit(ok && close(fd) == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+/* A FIFO (a pipe) cannot seek and has no size: both readers read it, and a
+ * shape that the bytes which came through cannot fill is refused. */
+static void test_read_fifo(void **state)
+{
+    (void)state;
+    hess_context *ctx = limited_context();
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+
+    static const char text[] = "# libhessian reference case v1\ncase c\ntensor param:w 1 3\n"
+                               "1 -0 2.5\n";
+    pid_t pid = fifo_writer(p, text, sizeof text - 1);
+    hess_ref_file out;
+    assert_ok(ctx, hess_load_ref(ctx, p, "param:", &out));
+    reap(pid);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.case_name, "c");
+    const double *w = hess_tensor_data(out.tensors[0].tensor);
+    assert_true(w[0] == 1.0 && w[1] == 0.0 && signbit(w[1]) && w[2] == 2.5);
+
+    pid = fifo_writer(p, HUGE_REF, sizeof HUGE_REF - 1);
+    assert_int_equal(hess_load_ref(ctx, p, NULL, &out), HESS_ERR_IO);
+    reap(pid);
+    expect_error(ctx, HESS_ERR_IO, "byte 54 (line 3): tensor 'a': the shape needs more values", p);
+
+    unsigned char npy[176];
+    memcpy(npy, NPY_2x3_HEADER, 128);
+    memcpy(npy + 128, NPY_2x3_DATA, 48);
+    pid = fifo_writer(p, npy, sizeof npy);
+    hess_tensor *t = hess_load_npy(ctx, p, 0);
+    reap(pid);
+    assert_non_null(t);
+    assert_int_equal(hess_tensor_numel(t), 6);
+    assert_close(hess_tensor_data(t)[5], 6.0, 0, 0);
+
+    static const char huge[] =
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (20000, 20000), }";
+    memcpy(npy + 10, huge, sizeof huge - 1);
+    pid = fifo_writer(p, npy, sizeof npy);
+    assert_null(hess_load_npy(ctx, p, 0));
+    reap(pid);
+    expect_error(ctx, HESS_ERR_IO, "byte 128: truncated data", p);
+    assert_true(hess_context_bytes(ctx) < (size_t)1 << 20);
+    remove_scratch(dir);
+    hess_context_destroy(ctx);
+}
+
+/* The files of tests/data read as the tests' own reader reads them, bit for
+ * bit. */
+static void test_ref_data_files_unchanged(void **state)
+{
+    hess_context *ctx = *state;
+    static const char *const files[] = {"seed_ann.ref", "seed_ann_sigmoid.ref",
+                                        "mlp_tanh_mse_batch.ref"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        hess_ref_file f;
+        assert_ok(ctx, hess_load_ref(ctx, data_path(files[k]), "param:", &f));
+        ref_case rc;
+        char err[256];
+        if (ref_load(data_path(files[k]), &rc, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_int_equal(f.n, rc.n);
+        for (size_t i = 0; i < rc.n; i++) {
+            assert_string_equal(f.tensors[i].name, rc.t[i].name);
+            assert_int_equal(hess_tensor_numel(f.tensors[i].tensor), rc.t[i].numel);
+            assert_memory_equal(hess_tensor_data(f.tensors[i].tensor), rc.t[i].data,
+                                (size_t)rc.t[i].numel * sizeof(double));
+        }
+        ref_free(&rc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1103,6 +1295,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_failure_keeps_old_file, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_save_replaces_in_one_step, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_save_links_and_modes, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_ref_proc_file),
+        cmocka_unit_test(test_read_fifo),
+        cmocka_unit_test_setup_teardown(test_ref_data_files_unchanged, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
