@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,24 +53,24 @@ HESS_INTERNAL hess_status hess__save_atomic(hess_context *ctx,
                                             const void *arg);
 
 /* ------------------------------------------------------------------------ */
-/* Little helpers: byte order, locale-independent numbers, files            */
+/* Little helpers: byte order, numbers in the "C" notation, NaN spellings   */
 /* ------------------------------------------------------------------------ */
 
-/* .npy data is little-endian whatever the host: bytes are assembled by shifts. */
-static double get_f64le(const unsigned char *b)
+/* .npy data is little-endian whatever the host: bytes are assembled by
+ * shifts.  Values move as bits (memcpy), never through a floating-point
+ * register, where an x87 FPU would quiet a signalling NaN. */
+static void get_f64le(const unsigned char *b, double *d)
 {
     uint64_t u = 0;
     for (int i = 7; i >= 0; i--)
         u = u << 8 | b[i];
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
+    memcpy(d, &u, sizeof u);
 }
 
-static void put_f64le(unsigned char *b, double d)
+static void put_f64le(unsigned char *b, const double *d)
 {
     uint64_t u;
-    memcpy(&u, &d, sizeof u);
+    memcpy(&u, d, sizeof u);
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(u >> (8 * i));
 }
@@ -85,11 +86,66 @@ static void locale_point(char pt[8])
     pt[n] = '\0';
 }
 
-/* x with 17 significant digits ("%.17g", exact for binary64), '.' as the
- * point; pt is the locale's point from locale_point(). */
-static void fmt_double(char *buf, size_t cap, double x, const char *pt)
+#define F64_SIGN UINT64_C(0x8000000000000000)
+#define F64_EXP  UINT64_C(0x7ff0000000000000) /* all ones: an infinity, or a NaN */
+#define F64_QNAN UINT64_C(0x7ff8000000000000) /* the quiet NaN with an empty payload */
+
+/* A NaN in the reference format: "nan" or "-nan" for the quiet NaN with an
+ * empty payload (0.0 / 0.0 gives "-nan" on x86, "nan" on ARM), any other as
+ * "nan:0x" and the 16 hex digits of its bits, sign included.  "%.17g" would
+ * print every NaN as "nan" or "-nan" and lose the payload. */
+static void fmt_nan(char *buf, size_t cap, uint64_t u)
 {
-    snprintf(buf, cap, "%.17g", x);
+    if ((u & ~F64_SIGN) == F64_QNAN)
+        snprintf(buf, cap, "%snan", u & F64_SIGN ? "-" : "");
+    else
+        snprintf(buf, cap, "nan:0x%016llx", (unsigned long long)u);
+}
+
+/* The bits of a NaN spelled as fmt_nan spells it; false for any other token,
+ * and for "nan:0x" digits that are no NaN. */
+static bool parse_nan(const char *tok, uint64_t *u)
+{
+    if (strcmp(tok, "nan") == 0 || strcmp(tok, "-nan") == 0) {
+        *u = F64_QNAN | (tok[0] == '-' ? F64_SIGN : 0);
+        return true;
+    }
+    if (strncmp(tok, "nan:0x", 6) != 0 || strlen(tok) != 6 + 16)
+        return false;
+    uint64_t v = 0;
+    for (const char *s = tok + 6; *s; s++) {
+        const char c = *s;
+        const int d = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    if ((v & F64_EXP) != F64_EXP || (v & ~(F64_SIGN | F64_EXP)) == 0)
+        return false;
+    *u = v;
+    return true;
+}
+
+/* *x as the reference format writes it: a NaN as fmt_nan spells it, "inf"
+ * and "-inf", any other number with 17 significant digits ("%.17g", exact for
+ * binary64, "-0" for negative zero) and '.' as the point; pt is the locale's
+ * point from locale_point().  *x is read as bits first, so that a NaN never
+ * passes through a floating-point register. */
+static void fmt_double(char *buf, size_t cap, const double *x, const char *pt)
+{
+    uint64_t u;
+    memcpy(&u, x, sizeof u);
+    if ((u & F64_EXP) == F64_EXP) {
+        if (u & ~(F64_SIGN | F64_EXP))
+            fmt_nan(buf, cap, u);
+        else
+            snprintf(buf, cap, "%sinf", u & F64_SIGN ? "-" : "");
+        return;
+    }
+    snprintf(buf, cap, "%.17g", *x);
     char *p = strcmp(pt, ".") ? strstr(buf, pt) : NULL;
     if (p) {
         *p = '.';
@@ -116,6 +172,23 @@ static bool parse_double(const char *tok, double *out)
     snprintf(tmp + head, sizeof tmp - head, "%s%s", pt, dot + 1);
     *out = strtod(tmp, &end);
     return end != tmp && *end == '\0';
+}
+
+/* A value of the reference format into *out: a NaN spelled as fmt_nan spells
+ * it (its bits copied), or a number strtod reads that is no NaN (decimal,
+ * "inf").  Other NaN spellings ("NaN", "nan(1)", "+nan") are refused: the
+ * bits they stand for depend on the C library. */
+static bool parse_value(const char *tok, double *out)
+{
+    uint64_t u;
+    double v;
+    if (parse_nan(tok, &u))
+        memcpy(out, &u, sizeof u);
+    else if (parse_double(tok, &v) && !isnan(v))
+        *out = v;
+    else
+        return false;
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -591,7 +664,7 @@ static bool put_npy(FILE *f, const void *arg)
     for (size_t i = 0; ok && i < numel;) {
         size_t k = 0;
         for (; k < sizeof chunk / 8 && i < numel; k++, i++)
-            put_f64le(chunk + 8 * k, a->data[i]);
+            put_f64le(chunk + 8 * k, &a->data[i]);
         ok = fwrite(chunk, 8, k, f) == k;
     }
     return ok;
@@ -910,7 +983,7 @@ npy_data(hess_context *ctx, src *r, const npy_info *info, int as_param, fault *p
             return NULL;
         }
         for (size_t j = 0; j < k; j++, i++)
-            t->data[i] = get_f64le(chunk + 8 * j);
+            get_f64le(chunk + 8 * j, &t->data[i]);
     }
     if (t && src_getc(r) != EOF) {
         fault_at(p, r->pos - 1, 0,
@@ -1053,7 +1126,7 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
     const int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
     for (int64_t i = 0; i < t->numel && ok; i++) {
         char num[40];
-        fmt_double(num, sizeof num, t->data[i], pt);
+        fmt_double(num, sizeof num, &t->data[i], pt);
         ok = fputs(num, f) != EOF && fputc((i + 1) % row ? ' ' : '\n', f) != EOF;
     }
     return ok;
@@ -1280,7 +1353,7 @@ static bool read_tensor(ref_reader *rr, const char *fn)
         return false;
     for (size_t i = 0; i < numel; i++) {
         const int got = next_token(rr->in, tok);
-        if (got != 1 || !parse_double(tok, &t->data[i]))
+        if (got != 1 || !parse_value(tok, &t->data[i]))
             return bad(rr, "tensor '%s': %s after %zu of %zu values", name,
                        got == 1 ? "malformed value" : token_problem(got), i, numel);
     }

@@ -593,6 +593,29 @@ static const struct {
     {"CR in model", "# libhessian reference case v1\nmodel a\rb\ntensor a 0\n1\n",
      "byte 38 (line 2): model line too long or with a control byte"},
     {"DEL as keyword", "# libhessian reference case v1\n\x7f\n", "byte 31 (line 2): control byte"},
+    /* NaNs are spelled "nan", "-nan" or "nan:0x" and 16 hex digits of a NaN */
+    {"NaN", "# libhessian reference case v1\ntensor a 1 1\nNaN\n",
+     "byte 44 (line 3): tensor 'a': malformed value"},
+    {"NAN", "# libhessian reference case v1\ntensor a 1 1\nNAN\n", "malformed value"},
+    {"+nan", "# libhessian reference case v1\ntensor a 1 1\n+nan\n", "malformed value"},
+    {"-NaN", "# libhessian reference case v1\ntensor a 1 1\n-NaN\n", "malformed value"},
+    {"nan(123)", "# libhessian reference case v1\ntensor a 1 1\nnan(123)\n", "malformed value"},
+    {"nan: not a NaN", "# libhessian reference case v1\ntensor a 1 1\nnan:0x3ff0000000000000\n",
+     "malformed value"},
+    {"nan: infinity", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff0000000000000\n",
+     "malformed value"},
+    {"nan: 4 digits", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff8\n",
+     "malformed value"},
+    {"nan: 17 digits", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff80000000000001\n",
+     "malformed value"},
+    {"nan: no 0x", "# libhessian reference case v1\ntensor a 1 1\nnan:7ff8000000000001\n",
+     "malformed value"},
+    {"nan: 0X", "# libhessian reference case v1\ntensor a 1 1\nnan:0X7ff8000000000001\n",
+     "malformed value"},
+    {"nan: not hex", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000g\n",
+     "malformed value"},
+    {"-nan: bits", "# libhessian reference case v1\ntensor a 1 1\n-nan:0x7ff8000000000001\n",
+     "malformed value"},
 };
 
 /* Names with a NUL byte: the fuzzer's first find.  Kept apart from BAD_REF,
@@ -1121,7 +1144,7 @@ static void test_save_links_and_modes(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Readers: inputs whose size the system does not know                     */
+/* Readers: inputs whose size the system does not know, bits of NaNs        */
 /* ------------------------------------------------------------------------ */
 
 /* A context that may hold 64 MiB: a reader that trusted a shape over the
@@ -1214,7 +1237,7 @@ static void test_read_fifo(void **state)
     assert_int_equal(mkfifo(p, 0600), 0);
 
     static const char text[] = "# libhessian reference case v1\ncase c\ntensor param:w 1 3\n"
-                               "1 -0 2.5\n";
+                               "1 -0 nan:0x7ff0000000000001\n";
     pid_t pid = fifo_writer(p, text, sizeof text - 1);
     hess_ref_file out;
     assert_ok(ctx, hess_load_ref(ctx, p, "param:", &out));
@@ -1222,7 +1245,9 @@ static void test_read_fifo(void **state)
     assert_int_equal(out.n, 1);
     assert_string_equal(out.case_name, "c");
     const double *w = hess_tensor_data(out.tensors[0].tensor);
-    assert_true(w[0] == 1.0 && w[1] == 0.0 && signbit(w[1]) && w[2] == 2.5);
+    uint64_t bits;
+    memcpy(&bits, &w[2], sizeof bits);
+    assert_true(w[0] == 1.0 && w[1] == 0.0 && signbit(w[1]) && bits == 0x7ff0000000000001u);
 
     pid = fifo_writer(p, HUGE_REF, sizeof HUGE_REF - 1);
     assert_int_equal(hess_load_ref(ctx, p, NULL, &out), HESS_ERR_IO);
@@ -1249,6 +1274,52 @@ static void test_read_fifo(void **state)
     assert_true(hess_context_bytes(ctx) < (size_t)1 << 20);
     remove_scratch(dir);
     hess_context_destroy(ctx);
+}
+
+/* Bit patterns a save and a load must keep: the quiet NaNs x86 and ARM make,
+ * signalling NaNs, NaNs with payloads and either sign, signed zeros,
+ * infinities, the extremes. */
+static const uint64_t KEEP_BITS[] = {
+    0x7ff8000000000000u, 0xfff8000000000000u, 0x7ff0000000000001u, 0xfff0000000000001u,
+    0x7ff4000000000000u, 0x7ff8000000000001u, 0x7fffffffffffffffu, 0xffffffffffffffffu,
+    0x0000000000000000u, 0x8000000000000000u, 0x7ff0000000000000u, 0xfff0000000000000u,
+    0x0000000000000001u, 0x800fffffffffffffu, 0x7fefffffffffffffu, 0x3fb999999999999au,
+};
+#define N_KEEP (sizeof KEEP_BITS / sizeof KEEP_BITS[0])
+
+static void test_special_values_keep_their_bits(void **state)
+{
+    hess_context *ctx = *state;
+    double v[N_KEEP];
+    memcpy(v, KEEP_BITS, sizeof v);
+    const int64_t shape[1] = {(int64_t)N_KEEP};
+    hess_tensor *t = hess_tensor_new(ctx, 1, shape, v);
+    assert_non_null(t);
+    assert_memory_equal(hess_tensor_data(t), KEEP_BITS, sizeof KEEP_BITS);
+
+    const char *npy = "test_io_tmp_bits.npy", *ref = "test_io_tmp_bits.ref";
+    assert_ok(ctx, hess_save_npy(ctx, npy, t));
+    hess_tensor *u = hess_load_npy(ctx, npy, 0);
+    assert_non_null(u);
+    assert_memory_equal(hess_tensor_data(u), KEEP_BITS, sizeof KEEP_BITS);
+    assert_ok(ctx, hess_save_npy_array(ctx, npy, 1, shape, v));
+    u = hess_load_npy(ctx, npy, 0);
+    assert_non_null(u);
+    assert_memory_equal(hess_tensor_data(u), KEEP_BITS, sizeof KEEP_BITS);
+
+    const hess_named_tensor nt = {"bits", t};
+    const hess_ref_file f = {NULL, NULL, 1, &nt};
+    assert_ok(ctx, hess_save_ref(ctx, ref, &f));
+    char *text = read_all(ref, NULL);
+    assert_non_null(strstr(text, "\nnan -nan nan:0x7ff0000000000001 nan:0xfff0000000000001 "
+                                 "nan:0x7ff4000000000000 nan:0x7ff8000000000001 "
+                                 "nan:0x7fffffffffffffff nan:0xffffffffffffffff 0 -0 inf -inf "));
+    free(text);
+    hess_ref_file g;
+    assert_ok(ctx, hess_load_ref(ctx, ref, NULL, &g));
+    assert_memory_equal(hess_tensor_data(g.tensors[0].tensor), KEEP_BITS, sizeof KEEP_BITS);
+    remove(npy);
+    remove(ref);
 }
 
 /* The files of tests/data read as the tests' own reader reads them, bit for
@@ -1297,6 +1368,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_links_and_modes, setup_ctx, teardown_ctx),
         cmocka_unit_test(test_ref_proc_file),
         cmocka_unit_test(test_read_fifo),
+        cmocka_unit_test_setup_teardown(test_special_values_keep_their_bits, setup_ctx,
+                                        teardown_ctx),
         cmocka_unit_test_setup_teardown(test_ref_data_files_unchanged, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
