@@ -1,6 +1,7 @@
 /*
  * io.c -- interchange files: NumPy .npy (format 1.0 to 3.0, dtype '<f8', C
- * order) and the plain-text reference format of tests/data/README.md.
+ * order) and the plain-text reference format of tests/data/README.md, and
+ * the atomic save that every writer (these and svg.c's picture) goes through.
  *
  * Every reader parses from a file or, for the fuzzers, from a memory buffer
  * through the same code; it never reads past the bytes it has, and it checks
@@ -9,12 +10,23 @@
  * Numbers are written and read in the "C" notation whatever the locale.
  * Pictures (SVG) are in svg.c.
  */
+#if !defined(_WIN32) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 with XSI: open, fsync, fchmod, realpath, lstat */
+#endif
 #include "hess_internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#endif
 
 _Static_assert(sizeof(double) == 8, "the file formats store IEEE 754 binary64");
 
@@ -30,25 +42,35 @@ HESS_INTERNAL hess_status hess__ref_load_mem(hess_context *ctx,
                                              const char *param_prefix,
                                              hess_ref_file *out);
 
+/* Writes a whole file through write(f, arg), which returns false when it
+ * fails (a stream error counts too), and puts it in place of path only once
+ * complete: see "Atomic saves" below.  Every save function goes through it,
+ * those here and svg.c's, which declares it as well. */
+HESS_INTERNAL hess_status hess__save_atomic(hess_context *ctx,
+                                            const char *path,
+                                            const char *fn,
+                                            bool (*write)(FILE *f, const void *arg),
+                                            const void *arg);
+
 /* ------------------------------------------------------------------------ */
-/* Little helpers: byte order, locale-independent numbers, files            */
+/* Little helpers: byte order, numbers in the "C" notation, NaN spellings   */
 /* ------------------------------------------------------------------------ */
 
-/* .npy data is little-endian whatever the host: bytes are assembled by shifts. */
-static double get_f64le(const unsigned char *b)
+/* .npy data is little-endian whatever the host: bytes are assembled by
+ * shifts.  Values move as bits (memcpy), never through a floating-point
+ * register, where an x87 FPU would quiet a signalling NaN. */
+static void get_f64le(const unsigned char *b, double *d)
 {
     uint64_t u = 0;
     for (int i = 7; i >= 0; i--)
         u = u << 8 | b[i];
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
+    memcpy(d, &u, sizeof u);
 }
 
-static void put_f64le(unsigned char *b, double d)
+static void put_f64le(unsigned char *b, const double *d)
 {
     uint64_t u;
-    memcpy(&u, &d, sizeof u);
+    memcpy(&u, d, sizeof u);
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(u >> (8 * i));
 }
@@ -64,11 +86,66 @@ static void locale_point(char pt[8])
     pt[n] = '\0';
 }
 
-/* x with 17 significant digits ("%.17g", exact for binary64), '.' as the
- * point; pt is the locale's point from locale_point(). */
-static void fmt_double(char *buf, size_t cap, double x, const char *pt)
+#define F64_SIGN UINT64_C(0x8000000000000000)
+#define F64_EXP  UINT64_C(0x7ff0000000000000) /* all ones: an infinity, or a NaN */
+#define F64_QNAN UINT64_C(0x7ff8000000000000) /* the quiet NaN with an empty payload */
+
+/* A NaN in the reference format: "nan" or "-nan" for the quiet NaN with an
+ * empty payload (0.0 / 0.0 gives "-nan" on x86, "nan" on ARM), any other as
+ * "nan:0x" and the 16 hex digits of its bits, sign included.  "%.17g" would
+ * print every NaN as "nan" or "-nan" and lose the payload. */
+static void fmt_nan(char *buf, size_t cap, uint64_t u)
 {
-    snprintf(buf, cap, "%.17g", x);
+    if ((u & ~F64_SIGN) == F64_QNAN)
+        snprintf(buf, cap, "%snan", u & F64_SIGN ? "-" : "");
+    else
+        snprintf(buf, cap, "nan:0x%016llx", (unsigned long long)u);
+}
+
+/* The bits of a NaN spelled as fmt_nan spells it; false for any other token,
+ * and for "nan:0x" digits that are no NaN. */
+static bool parse_nan(const char *tok, uint64_t *u)
+{
+    if (strcmp(tok, "nan") == 0 || strcmp(tok, "-nan") == 0) {
+        *u = F64_QNAN | (tok[0] == '-' ? F64_SIGN : 0);
+        return true;
+    }
+    if (strncmp(tok, "nan:0x", 6) != 0 || strlen(tok) != 6 + 16)
+        return false;
+    uint64_t v = 0;
+    for (const char *s = tok + 6; *s; s++) {
+        const char c = *s;
+        const int d = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                             : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    if ((v & F64_EXP) != F64_EXP || (v & ~(F64_SIGN | F64_EXP)) == 0)
+        return false;
+    *u = v;
+    return true;
+}
+
+/* *x as the reference format writes it: a NaN as fmt_nan spells it, "inf"
+ * and "-inf", any other number with 17 significant digits ("%.17g", exact for
+ * binary64, "-0" for negative zero) and '.' as the point; pt is the locale's
+ * point from locale_point().  *x is read as bits first, so that a NaN never
+ * passes through a floating-point register. */
+static void fmt_double(char *buf, size_t cap, const double *x, const char *pt)
+{
+    uint64_t u;
+    memcpy(&u, x, sizeof u);
+    if ((u & F64_EXP) == F64_EXP) {
+        if (u & ~(F64_SIGN | F64_EXP))
+            fmt_nan(buf, cap, u);
+        else
+            snprintf(buf, cap, "%sinf", u & F64_SIGN ? "-" : "");
+        return;
+    }
+    snprintf(buf, cap, "%.17g", *x);
     char *p = strcmp(pt, ".") ? strstr(buf, pt) : NULL;
     if (p) {
         *p = '.';
@@ -97,23 +174,206 @@ static bool parse_double(const char *tok, double *out)
     return end != tmp && *end == '\0';
 }
 
-/* Size of an open file in bytes, or false (not a seekable file). */
-static bool file_size(FILE *f, size_t *size)
+/* A value of the reference format into *out: a NaN spelled as fmt_nan spells
+ * it (its bits copied), or a number strtod reads that is no NaN (decimal,
+ * "inf").  Other NaN spellings ("NaN", "nan(1)", "+nan") are refused: the
+ * bits they stand for depend on the C library. */
+static bool parse_value(const char *tok, double *out)
 {
-    if (fseek(f, 0, SEEK_END) != 0)
+    uint64_t u;
+    double v;
+    if (parse_nan(tok, &u))
+        memcpy(out, &u, sizeof u);
+    else if (parse_double(tok, &v) && !isnan(v))
+        *out = v;
+    else
         return false;
-    long n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0)
-        return false;
-    *size = (size_t)n;
     return true;
 }
 
-/* Closes a file being written; on any error removes it and records HESS_ERR_IO. */
-static hess_status
-close_written(hess_context *ctx, FILE *f, bool ok, const char *path, const char *fn)
+/* ------------------------------------------------------------------------ */
+/* Atomic saves                                                             */
+/* ------------------------------------------------------------------------ */
+/* A save writes a temporary file in the directory of its target, flushes it
+ * to disk and rename()s it over the target: the target holds the old bytes or
+ * the new ones, whatever fails and whoever reads it meanwhile, and on failure
+ * only the temporary file is removed.  The target is path or, when path is a
+ * symbolic link, the regular file the link resolves to (the link is kept).
+ * An existing path that is not a regular file (directory, device, FIFO,
+ * socket, or a link to one) is refused: renaming over it would replace it,
+ * and writing into it is no save.  A link to nothing is refused too (which
+ * file it would create is anybody's guess).  Windows gets a plain write. */
+
+#ifndef _WIN32
+
+/* Where a save goes. */
+typedef struct save_plan {
+    char target[PATH_MAX]; /* the file to replace: path, or what its links resolve to */
+    char tmp[PATH_MAX];    /* the temporary file beside it */
+    bool replace;          /* target exists (a regular file) ... */
+    mode_t mode;           /* ... with these permission bits */
+} save_plan;
+
+/* What a file of mode m is, for messages. */
+static const char *file_kind(mode_t m)
 {
-    int err = ok ? 0 : errno;
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+                         : "a special file";
+}
+
+/* Fills plan for a save to path; false with HESS_ERR_IO recorded when path
+ * exists and is no regular file, is a link to nothing or cannot be resolved. */
+static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, const char *fn)
+{
+    struct stat st;
+    const bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+    if (!path[0] || stat(path, &st) != 0) {
+        const int err = path[0] ? errno : ENOENT;
+        const bool fresh = err == ENOENT && !link && path[0] != '\0';
+        if (fresh && strlen(path) < sizeof plan->target) {
+            strcpy(plan->target, path); /* a new file */
+            plan->replace = false;
+            return true;
+        }
+        if (err == ENOENT && link)
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: is a symbolic link to nothing; nothing written",
+                        fn, path);
+        else
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot save there (%s)", fn, path,
+                        strerror(fresh ? ENAMETOOLONG : err));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: is %s%s, not a regular file; nothing written", fn,
+                    path, link ? "a symbolic link to " : "", file_kind(st.st_mode));
+        return false;
+    }
+    if (!realpath(path, plan->target)) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot resolve the path (%s)", fn, path,
+                    strerror(errno));
+        return false;
+    }
+    plan->replace = true;
+    plan->mode = st.st_mode & 0777;
+    return true;
+}
+
+/* h and x mixed (splitmix64's finaliser). */
+static uint64_t mix64(uint64_t h, uint64_t x)
+{
+    h ^= x + UINT64_C(0x9e3779b97f4a7c15) + (h << 6) + (h >> 2);
+    h = (h ^ (h >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    h = (h ^ (h >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return h ^ (h >> 31);
+}
+
+/* Creates plan->tmp beside plan->target, ".<name, up to 32 bytes>.<16 hex
+ * digits>.tmp", with O_EXCL so that it is new.  The digits hash the pid, the
+ * address of a local of this call (distinct between threads), the time and
+ * the attempt; a name that exists is skipped.  The mode is 0666, which open()
+ * masks with the umask (reading the umask means setting it, for every thread
+ * of the process), or the old file's.  Returns the descriptor, or -1 (errno). */
+static int create_temp(save_plan *plan)
+{
+    const char *slash = strrchr(plan->target, '/');
+    const int dir = slash ? (int)(slash - plan->target) + 1 : 0;
+    for (unsigned attempt = 0; attempt < 64; attempt++) {
+        struct timespec ts = {0, 0};
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t h = mix64(0, (uint64_t)getpid());
+        h = mix64(h, (uint64_t)(uintptr_t)&ts);
+        h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+        h = mix64(h, attempt);
+        const int n = snprintf(plan->tmp, sizeof plan->tmp, "%.*s.%.32s.%016llx.tmp", dir,
+                               plan->target, plan->target + dir, (unsigned long long)h);
+        if (n < 0 || (size_t)n >= sizeof plan->tmp) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        const int fd = open(plan->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                            plan->replace ? plan->mode : (mode_t)0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1; /* errno is EEXIST */
+}
+
+/* Fills the temporary file: the old file's permissions first (before any
+ * byte is in it), then the writer, fflush, and fsync so that the data is on
+ * disk before the rename makes it the file.  Closes fd in every case.
+ * Returns NULL or what failed, with its errno in *err. */
+static const char *fill_temp(int fd,
+                             const save_plan *plan,
+                             bool (*write)(FILE *f, const void *arg),
+                             const void *arg,
+                             int *err)
+{
+    const char *what = NULL;
+    FILE *f = NULL;
+    errno = 0;
+    if (plan->replace && fchmod(fd, plan->mode) != 0)
+        what = "cannot give the new file the old one's permissions";
+    else if ((f = fdopen(fd, "wb")) == NULL)
+        what = "cannot write the temporary file";
+    else if (!write(f, arg) || fflush(f) != 0 || ferror(f))
+        what = "write failed";
+    else if (fsync(fileno(f)) != 0)
+        what = "cannot flush the file to disk";
+    *err = errno;
+    if ((f ? fclose(f) : close(fd)) != 0 && !what) {
+        what = "write failed";
+        *err = errno;
+    }
+    return what;
+}
+
+hess_status hess__save_atomic(hess_context *ctx,
+                              const char *path,
+                              const char *fn,
+                              bool (*write)(FILE *f, const void *arg),
+                              const void *arg)
+{
+    save_plan plan;
+    if (!plan_save(ctx, path, &plan, fn))
+        return HESS_ERR_IO;
+    const int fd = create_temp(&plan);
+    int err = errno;
+    const char *what = fd < 0 ? "cannot create a temporary file beside it"
+                              : fill_temp(fd, &plan, write, arg, &err);
+    if (!what && rename(plan.tmp, plan.target) != 0) {
+        what = "cannot rename the temporary file over it";
+        err = errno;
+    }
+    if (!what)
+        return HESS_OK;
+    if (fd >= 0)
+        unlink(plan.tmp); /* the only file a failed save touches */
+    hess__error(ctx, HESS_ERR_IO, "%s: %s: %s (%s); %s", fn, path, what,
+                err ? strerror(err) : "unknown error",
+                plan.replace ? "the file is unchanged" : "no file made");
+    return HESS_ERR_IO;
+}
+
+#else /* _WIN32: a plain write, removed when it fails half-way */
+
+hess_status hess__save_atomic(hess_context *ctx,
+                              const char *path,
+                              const char *fn,
+                              bool (*write)(FILE *f, const void *arg),
+                              const void *arg)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
+        return HESS_ERR_IO;
+    }
+    errno = 0;
+    bool ok = write(f, arg) && fflush(f) == 0 && !ferror(f);
+    int err = errno;
     if (fclose(f) != 0 && ok) {
         ok = false;
         err = errno;
@@ -126,13 +386,205 @@ close_written(hess_context *ctx, FILE *f, bool ok, const char *path, const char 
     return HESS_ERR_IO;
 }
 
-/* Opens path for writing; NULL with HESS_ERR_IO recorded. */
-static FILE *open_write(hess_context *ctx, const char *path, const char *fn)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Input: the bytes a reader parses                                         */
+/* ------------------------------------------------------------------------ */
+/* A file that can seek is read where it lies; any other (a pipe, a FIFO, a
+ * terminal) is first read whole into memory, as is a fuzzer's buffer.  No
+ * reader asks the system for a file's size, which is 0 for /proc files and
+ * pipes and may change meanwhile: before it allocates for n bytes of data it
+ * makes sure, with src_has(), that they are there. */
+
+typedef struct src {
+    FILE *f;                /* a file that can seek, or NULL */
+    const unsigned char *p; /* else the bytes in memory */
+    size_t size;            /* how many, in memory */
+    size_t pos;             /* bytes consumed: the offset of the next one */
+    long line;              /* line of the last byte consumed, from 1 */
+    bool nl;                /* the last byte consumed was a newline */
+    int err;                /* errno of a read that failed, else 0 */
+    size_t tok_at;          /* offset of the last token (or problem) found */
+    long tok_line;          /* and its line */
+    hess_context *stage;    /* owns p when a pipe was read into memory */
+} src;
+
+static src src_mem(const void *buf, size_t len)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
-    return f;
+    const src r = {NULL, buf, len, 0, 1, false, 0, 0, 1, NULL};
+    return r;
+}
+
+/* Reads a stream that cannot seek whole into memory of a scratch context
+ * with the caller's allocator and what is left of its byte limit (freed by
+ * src_close).  The buffer doubles when full, so it stays below twice the
+ * bytes that came, and the copies it outgrew below as much again. */
+static hess_status src_stage(hess_context *ctx, FILE *f, src *r, const char *path, const char *fn)
+{
+    hess_config cfg = ctx->cfg;
+    cfg.block_bytes = 0;
+    if (cfg.max_bytes)
+        cfg.max_bytes = cfg.max_bytes > ctx->bytes ? cfg.max_bytes - ctx->bytes : 1;
+    unsigned char *buf = NULL;
+    size_t cap = 0, len = 0;
+    bool ok = hess_context_create(&cfg, &r->stage) == HESS_OK;
+    while (ok) {
+        if (len == cap) {
+            const size_t grown = cap ? 2 * cap : 16384;
+            unsigned char *nb = cap <= SIZE_MAX / 2 ? hess__alloc(r->stage, grown, fn) : NULL;
+            if (!(ok = nb != NULL))
+                break;
+            if (len)
+                memcpy(nb, buf, len);
+            buf = nb;
+            cap = grown;
+        }
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap && (feof(f) || ferror(f)))
+            break;
+    }
+    if (!ok) {
+        hess__error(ctx, HESS_ERR_NOMEM, "%s: %s: out of memory reading a pipe (%zu bytes so far)",
+                    fn, path, len);
+        return HESS_ERR_NOMEM;
+    }
+    if (ferror(f)) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: read error (%s)", fn, path, len,
+                    strerror(errno));
+        return HESS_ERR_IO;
+    }
+    r->p = buf;
+    r->size = len;
+    return HESS_OK;
+}
+
+/* Opens path to read; HESS_ERR_IO or HESS_ERR_NOMEM recorded on failure.
+ * src_close() releases it in any case. */
+static hess_status src_open(hess_context *ctx, const char *path, src *r, const char *fn)
+{
+    *r = src_mem(NULL, 0);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
+        return HESS_ERR_IO;
+    }
+    if (fseek(f, 0, SEEK_CUR) == 0) {
+        r->f = f;
+        return HESS_OK;
+    }
+    const hess_status st = src_stage(ctx, f, r, path, fn);
+    fclose(f);
+    return st;
+}
+
+static void src_close(src *r)
+{
+    if (r->f)
+        fclose(r->f);
+    hess_context_destroy(r->stage);
+    r->f = NULL;
+    r->stage = NULL;
+}
+
+static int src_getc(src *r)
+{
+    int c = EOF;
+    if (r->f) {
+        c = getc(r->f);
+        if (c == EOF && ferror(r->f) && !r->err)
+            r->err = errno ? errno : EIO;
+    } else if (r->pos < r->size) {
+        c = r->p[r->pos];
+    }
+    if (c != EOF) {
+        r->pos++;
+        r->line += r->nl;
+        r->nl = c == '\n';
+    }
+    return c;
+}
+
+/* Up to n bytes into buf (no line counting: for binary data); the count. */
+static size_t src_read(src *r, void *buf, size_t n)
+{
+    size_t got;
+    if (r->f) {
+        got = fread(buf, 1, n, r->f);
+        if (got < n && ferror(r->f) && !r->err)
+            r->err = errno ? errno : EIO;
+    } else {
+        got = r->pos < r->size ? r->size - r->pos : 0;
+        got = got < n ? got : n;
+        if (got)
+            memcpy(buf, r->p + r->pos, got);
+    }
+    r->pos += got;
+    return got;
+}
+
+/* Whether n more bytes follow, found by reading the last of them (seek, read
+ * a byte, seek back), never from the size the system reports. */
+static bool src_has(src *r, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!r->f)
+        return r->pos <= r->size && r->size - r->pos >= n;
+    if (r->pos > (size_t)LONG_MAX || n - 1 > (size_t)LONG_MAX - r->pos)
+        return false; /* beyond what fseek can reach: more than the file holds here */
+    const bool yes = fseek(r->f, (long)(r->pos + n - 1), SEEK_SET) == 0 && getc(r->f) != EOF;
+    clearerr(r->f);
+    if (fseek(r->f, (long)r->pos, SEEK_SET) != 0) {
+        r->err = errno ? errno : EIO;
+        return false;
+    }
+    return yes;
+}
+
+/* Where a reader found a problem, and what it is. */
+typedef struct fault {
+    size_t at;     /* byte offset in the input */
+    long line;     /* its line in a text format, else 0 */
+    char why[200]; /* what is wrong */
+} fault;
+
+HESS_PRINTF(4, 0)
+static bool vfault(fault *p, size_t at, long line, const char *fmt, va_list ap)
+{
+    p->at = at;
+    p->line = line;
+    vsnprintf(p->why, sizeof p->why, fmt, ap);
+    return false;
+}
+
+/* Sets the problem; returns false for use in return statements. */
+HESS_PRINTF(4, 5) static bool fault_at(fault *p, size_t at, long line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfault(p, at, line, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* Records a reader's problem as HESS_ERR_IO in one line: the function, the
+ * input, the byte offset (and line) and what is wrong; a failed read comes
+ * first, as it causes what follows.  Nothing if an error is pending: a
+ * failed allocation has said so. */
+static void
+report(hess_context *ctx, const src *r, const char *fn, const char *name, const fault *p)
+{
+    if (ctx->status != HESS_OK)
+        return;
+    if (r->err)
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: read error (%s)", fn, name, r->pos,
+                    strerror(r->err));
+    else if (p->line)
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu (line %ld): %s", fn, name, p->at, p->line,
+                    p->why);
+    else
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: %s", fn, name, p->at, p->why);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -193,6 +645,31 @@ check_array(hess_context *ctx, int ndim, const int64_t *shape, const double *dat
     return HESS_OK;
 }
 
+/* What put_npy writes. */
+typedef struct npy_array {
+    int ndim;
+    const int64_t *shape;
+    const double *data;
+} npy_array;
+
+/* The whole .npy file of a (an npy_array): header, then the data. */
+static bool put_npy(FILE *f, const void *arg)
+{
+    const npy_array *a = arg;
+    unsigned char head[320];
+    const size_t hl = npy_header(head, a->ndim, a->shape);
+    bool ok = fwrite(head, 1, hl, f) == hl;
+    const size_t numel = (size_t)hess__numel(a->ndim, a->shape);
+    unsigned char chunk[4096];
+    for (size_t i = 0; ok && i < numel;) {
+        size_t k = 0;
+        for (; k < sizeof chunk / 8 && i < numel; k++, i++)
+            put_f64le(chunk + 8 * k, &a->data[i]);
+        ok = fwrite(chunk, 8, k, f) == k;
+    }
+    return ok;
+}
+
 static hess_status write_npy(hess_context *ctx,
                              const char *path,
                              int ndim,
@@ -200,21 +677,8 @@ static hess_status write_npy(hess_context *ctx,
                              const double *data,
                              const char *fn)
 {
-    unsigned char head[320];
-    const size_t hl = npy_header(head, ndim, shape);
-    FILE *f = open_write(ctx, path, fn);
-    if (!f)
-        return HESS_ERR_IO;
-    bool ok = fwrite(head, 1, hl, f) == hl;
-    const size_t numel = (size_t)hess__numel(ndim, shape);
-    unsigned char chunk[4096];
-    for (size_t i = 0; ok && i < numel;) {
-        size_t k = 0;
-        for (; k < sizeof chunk / 8 && i < numel; k++, i++)
-            put_f64le(chunk + 8 * k, data[i]);
-        ok = fwrite(chunk, 8, k, f) == k;
-    }
-    return close_written(ctx, f, ok, path, fn);
+    const npy_array a = {ndim, shape, data};
+    return hess__save_atomic(ctx, path, fn, put_npy, &a);
 }
 
 /* What every save function checks first: a context, no pending error (then it
@@ -255,34 +719,37 @@ hess_status hess_save_npy_array(
 /* .npy: reading                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* What a header says, and where the data is. */
+/* What a header says, and where its parts are. */
 typedef struct npy_info {
     int ndim;
     int64_t shape[HESS_MAX_DIMS];
-    size_t data_off; /* preamble + header bytes */
-    size_t numel;
+    size_t dict_off; /* the header dict: after magic, version and length */
+    size_t data_off; /* the data: after the dict */
 } npy_info;
 
-/* The preamble: magic, version, header length.  p holds avail (>= 0) bytes of
- * the file's start.  Sets *data_off; returns NULL or the problem. */
-static const char *npy_preamble(const unsigned char *p, size_t avail, size_t *data_off)
+/* The preamble: magic, version (exactly 1.0, 2.0 or 3.0), header length. */
+static bool npy_preamble(src *r, npy_info *info, fault *p)
 {
-    if (avail < NPY_MAGIC_LEN || memcmp(p, npy_magic, NPY_MAGIC_LEN) != 0)
-        return "bad magic (not a .npy file)";
-    if (avail < 8)
-        return "truncated preamble";
-    if (p[6] < 1 || p[6] > 3 || p[7] != 0)
-        return "unsupported format version (1.0, 2.0 and 3.0 are read)";
-    const size_t lenbytes = p[6] == 1 ? 2 : 4;
-    if (avail < 8 + lenbytes)
-        return "truncated preamble";
+    unsigned char b[12];
+    const size_t got = src_read(r, b, 8);
+    if (got < NPY_MAGIC_LEN || memcmp(b, npy_magic, NPY_MAGIC_LEN) != 0)
+        return fault_at(p, 0, 0, "bad magic (not a .npy file)");
+    if (got < 8)
+        return fault_at(p, got, 0, "truncated preamble");
+    if (b[6] < 1 || b[6] > 3 || b[7] != 0)
+        return fault_at(p, 6, 0, "unsupported format version %u.%u (1.0, 2.0 and 3.0 are read)",
+                        b[6], b[7]);
+    const size_t lenbytes = b[6] == 1 ? 2 : 4;
+    if (src_read(r, b + 8, lenbytes) != lenbytes)
+        return fault_at(p, r->pos, 0, "truncated preamble");
     size_t hlen = 0;
     for (size_t i = lenbytes; i-- > 0;)
-        hlen = hlen << 8 | p[8 + i];
+        hlen = hlen << 8 | b[8 + i];
     if (hlen > NPY_MAX_HEADER)
-        return "header too long (more than 65536 bytes)";
-    *data_off = 8 + lenbytes + hlen;
-    return NULL;
+        return fault_at(p, 8, 0, "header too long (%zu bytes, at most 65536 are read)", hlen);
+    info->dict_off = 8 + lenbytes;
+    info->data_off = info->dict_off + hlen;
+    return true;
 }
 
 /* A cursor over the header text; never reads at or past end. */
@@ -354,18 +821,22 @@ static const char *read_shape(cur *c, npy_info *info)
             return "negative dimension in 'shape'";
         if (c->s >= c->end || *c->s < '0' || *c->s > '9')
             return "malformed 'shape'";
+        const char *dim = c->s;
         int64_t d = 0;
         while (c->s < c->end && *c->s >= '0' && *c->s <= '9') {
-            if (d > (INT64_MAX - 9) / 10)
+            if (d > (INT64_MAX - 9) / 10) {
+                c->s = dim;
                 return "absurd dimension in 'shape'";
+            }
             d = d * 10 + (*c->s++ - '0');
         }
         if (c->s < c->end && *c->s == 'L')
             c->s++; /* Python 2 long */
-        if (d == 0)
-            return "zero dimension in 'shape' (empty arrays are not supported)";
-        if (info->ndim == HESS_MAX_DIMS)
-            return "rank of 'shape' exceeds HESS_MAX_DIMS";
+        if (d == 0 || info->ndim == HESS_MAX_DIMS) {
+            c->s = dim;
+            return d == 0 ? "zero dimension in 'shape' (empty arrays are not supported)"
+                          : "rank of 'shape' exceeds HESS_MAX_DIMS";
+        }
         info->shape[info->ndim++] = d;
         if (!eat(c, ',')) {
             if (eat(c, ')'))
@@ -375,83 +846,81 @@ static const char *read_shape(cur *c, npy_info *info)
     }
 }
 
-/* The header dict; fills info (not data_off).  NULL or the problem, which may
- * be written into why (cap bytes). */
-static const char *npy_dict(const char *s, size_t len, npy_info *info, char *why, size_t cap)
+/* The value of a known key of the header dict (k: 0 'descr', 1
+ * 'fortran_order', 2 'shape') into info.  NULL or the problem (which may be
+ * written into why, cap bytes), with c->s at it. */
+static const char *npy_value(cur *c, int k, npy_info *info, char *why, size_t cap)
 {
-    cur c = {s, s + len};
-    bool have_descr = false, have_order = false, have_shape = false;
-    if (!eat(&c, '{'))
-        return "header is not a dict";
-    while (!eat(&c, '}')) {
-        char key[32], val[32];
-        if (!read_str(&c, key, sizeof key) || !eat(&c, ':'))
-            return "malformed header dict";
-        if (strcmp(key, "descr") == 0 && !have_descr) {
-            have_descr = true;
-            if (!read_str(&c, val, sizeof val))
-                return "'descr' is not a simple dtype (only '<f8' is read)";
-            if (strcmp(val, "<f8") != 0) {
-                snprintf(why, cap, "dtype '%s' is not supported (only '<f8', float64 LE)", val);
-                return why;
-            }
-        } else if (strcmp(key, "fortran_order") == 0 && !have_order) {
-            have_order = true;
-            if (!read_word(&c, val, sizeof val) ||
-                (strcmp(val, "False") != 0 && strcmp(val, "True") != 0))
-                return "malformed 'fortran_order'";
-            if (strcmp(val, "True") == 0)
-                return "fortran_order is True (only C order is read)";
-        } else if (strcmp(key, "shape") == 0 && !have_shape) {
-            have_shape = true;
-            const char *e = read_shape(&c, info);
-            if (e)
-                return e;
-        } else {
-            snprintf(why, cap, "unexpected or repeated key '%s' in header", key);
-            return why;
+    char val[32];
+    skip_ws(c);
+    const char *v = c->s, *e = NULL;
+    if (k == 0) {
+        if (!read_str(c, val, sizeof val)) {
+            e = "'descr' is not a simple dtype (only '<f8' is read)";
+        } else if (strcmp(val, "<f8") != 0) {
+            snprintf(why, cap, "dtype '%s' is not supported (only '<f8', float64 LE)", val);
+            e = why;
         }
-        if (!eat(&c, ',')) {
-            if (eat(&c, '}'))
-                break;
-            return "malformed header dict";
-        }
+    } else if (k == 1) {
+        if (!read_word(c, val, sizeof val) ||
+            (strcmp(val, "False") != 0 && strcmp(val, "True") != 0))
+            e = "malformed 'fortran_order'";
+        else if (strcmp(val, "True") == 0)
+            e = "fortran_order is True (only C order is read)";
+    } else {
+        return read_shape(c, info); /* which leaves c->s at a problem */
     }
-    skip_ws(&c);
-    if (c.s != c.end)
-        return "junk after the header dict";
-    if (!have_descr || !have_order || !have_shape) {
-        snprintf(why, cap, "header lacks '%s'",
-                 !have_descr   ? "descr"
-                 : !have_order ? "fortran_order"
-                               : "shape");
-        return why;
-    }
-    return NULL;
+    if (e)
+        c->s = v;
+    return e;
 }
 
-/* Checks that the element count fits the bytes after the header: total is the
- * whole file's size.  NULL or the problem (in why). */
-static const char *npy_fit(npy_info *info, size_t total, char *why, size_t cap)
+/* The header dict s[0..len) into info.  NULL or the problem (which may be
+ * written into why, cap bytes), with *at its offset in s. */
+static const char *
+npy_dict(const char *s, size_t len, npy_info *info, char *why, size_t cap, size_t *at)
 {
-    const size_t avail = total - info->data_off;
-    size_t n = 1;
-    for (int i = 0; i < info->ndim; i++) {
-        const int64_t d = info->shape[i];
-        if ((uint64_t)d > (uint64_t)(avail / 8) || (size_t)d > avail / 8 / n) {
-            snprintf(why, cap, "truncated data (the shape needs more than the %zu bytes present)",
-                     avail);
-            return why;
+    static const char *const keys[3] = {"descr", "fortran_order", "shape"};
+    bool seen[3] = {false, false, false};
+    cur c = {s, s + len};
+    const char *e = eat(&c, '{') ? NULL : "header is not a dict";
+    while (!e && !eat(&c, '}')) {
+        char key[32];
+        skip_ws(&c);
+        const char *k0 = c.s;
+        if (!read_str(&c, key, sizeof key) || !eat(&c, ':')) {
+            e = "malformed header dict";
+            break;
         }
-        n *= (size_t)d;
+        int k = 0;
+        while (k < 3 && strcmp(key, keys[k]) != 0)
+            k++;
+        if (k == 3 || seen[k]) {
+            c.s = k0;
+            snprintf(why, cap, "unexpected or repeated key '%s' in header", key);
+            e = why;
+            break;
+        }
+        seen[k] = true;
+        if ((e = npy_value(&c, k, info, why, cap)) != NULL)
+            break;
+        if (!eat(&c, ',')) {
+            if (!eat(&c, '}'))
+                e = "malformed header dict";
+            break;
+        }
     }
-    info->numel = n;
-    if (avail != n * 8) {
-        snprintf(why, cap, "%s data (%zu bytes after the header, the shape needs %zu)",
-                 avail < n * 8 ? "truncated" : "trailing bytes after the", avail, n * 8);
-        return why;
+    if (!e) {
+        skip_ws(&c);
+        if (c.s != c.end)
+            e = "junk after the header dict";
     }
-    return NULL;
+    if (!e && (!seen[0] || !seen[1] || !seen[2])) {
+        snprintf(why, cap, "header lacks '%s'", keys[!seen[0] ? 0 : !seen[1] ? 1 : 2]);
+        e = why;
+    }
+    *at = (size_t)(c.s - s);
+    return e;
 }
 
 /* A new leaf for the loaded values (filled by the caller). */
@@ -461,6 +930,84 @@ new_leaf(hess_context *ctx, int ndim, const int64_t *shape, int as_param, const 
     hess_tensor *t = hess__node(ctx, HESS_OP_NONE, ndim, shape, NULL, NULL, fn);
     if (t)
         t->flags = as_param ? HESS_T_PARAM : 0; /* as hess_param_new / hess_tensor_new */
+    return t;
+}
+
+/* Reads the header dict into arena scratch, given back before returning,
+ * once its bytes are known to be there, and parses it into info. */
+static bool npy_read_dict(hess_context *ctx, src *r, npy_info *info, fault *p, const char *fn)
+{
+    const size_t hlen = info->data_off - info->dict_off;
+    if (!src_has(r, hlen))
+        return fault_at(p, info->dict_off, 0, "truncated header (its length says %zu bytes)", hlen);
+    const hess_mark mk = hess_context_mark(ctx);
+    char *h = hess__alloc(ctx, hlen + 1, fn);
+    bool ok = h != NULL; /* else HESS_ERR_NOMEM is recorded */
+    if (ok && src_read(r, h, hlen) != hlen)
+        ok = fault_at(p, r->pos, 0, "truncated header");
+    char why[160];
+    size_t at = 0;
+    const char *e = ok ? npy_dict(h, hlen, info, why, sizeof why, &at) : NULL;
+    if (e)
+        ok = fault_at(p, info->dict_off + at, 0, "%s", e);
+    hess_context_rewind(ctx, mk);
+    return ok;
+}
+
+/* The data: the shape's count of little-endian doubles, then the end of the
+ * input.  The bytes are known to be there before the tensor is allocated. */
+static hess_tensor *
+npy_data(hess_context *ctx, src *r, const npy_info *info, int as_param, fault *p, const char *fn)
+{
+    size_t numel = 1;
+    bool fits = true;
+    for (int i = 0; i < info->ndim && fits; i++)
+        if ((fits = (uint64_t)info->shape[i] <= SIZE_MAX / 8 / numel))
+            numel *= (size_t)info->shape[i];
+    const size_t need = numel * 8;
+    if (!fits || !src_has(r, need)) {
+        fault_at(p, r->pos, 0, "truncated data (the shape needs %s%zu bytes, fewer follow)",
+                 fits ? "" : "more than ", fits ? need : SIZE_MAX);
+        return NULL;
+    }
+    if (src_has(r, need + 1)) {
+        fault_at(p, r->pos + need, 0, "trailing bytes after the data (the shape needs %zu)", need);
+        return NULL;
+    }
+    hess_tensor *t = new_leaf(ctx, info->ndim, info->shape, as_param, fn);
+    unsigned char chunk[4096];
+    for (size_t i = 0; t && i < numel;) {
+        const size_t k = numel - i < sizeof chunk / 8 ? numel - i : sizeof chunk / 8;
+        if (src_read(r, chunk, 8 * k) != 8 * k) {
+            fault_at(p, r->pos, 0, "truncated data (the file shrank while being read)");
+            return NULL;
+        }
+        for (size_t j = 0; j < k; j++, i++)
+            get_f64le(chunk + 8 * j, &t->data[i]);
+    }
+    if (t && src_getc(r) != EOF) {
+        fault_at(p, r->pos - 1, 0,
+                 "trailing bytes after the data (the file grew while being read)");
+        return NULL;
+    }
+    return t;
+}
+
+/* The common body of the file and memory readers; nothing is left in the
+ * context on failure. */
+static hess_tensor *
+npy_load(hess_context *ctx, src *r, const char *name, int as_param, const char *fn)
+{
+    const hess_mark mk = hess_context_mark(ctx);
+    npy_info info;
+    fault p = {0, 0, "no problem"};
+    hess_tensor *t = NULL;
+    if (npy_preamble(r, &info, &p) && npy_read_dict(ctx, r, &info, &p, fn))
+        t = npy_data(ctx, r, &info, as_param, &p, fn);
+    if (!t) {
+        report(ctx, r, fn, name, &p);
+        hess_context_rewind(ctx, mk);
+    }
     return t;
 }
 
@@ -474,53 +1021,8 @@ hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *n
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL buffer or name", fn);
         return NULL;
     }
-    const unsigned char *p = buf;
-    npy_info info;
-    char why[160];
-    const char *e = npy_preamble(p, len, &info.data_off);
-    if (!e && info.data_off > len)
-        e = "truncated header";
-    const size_t pre = e ? 0 : (p[6] == 1 ? 10 : 12);
-    if (!e)
-        e = npy_dict((const char *)p + pre, info.data_off - pre, &info, why, sizeof why);
-    if (!e)
-        e = npy_fit(&info, len, why, sizeof why);
-    if (e) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: %s", fn, name, e);
-        return NULL;
-    }
-    hess_tensor *t = new_leaf(ctx, info.ndim, info.shape, as_param, fn);
-    if (t)
-        for (size_t i = 0; i < info.numel; i++)
-            t->data[i] = get_f64le(p + info.data_off + 8 * i);
-    return t;
-}
-
-/* Reads the header of an open file; fills info or returns the problem.  Uses
- * arena scratch, which the caller rewinds. */
-static const char *
-npy_read_header(hess_context *ctx, FILE *f, npy_info *info, char *why, size_t cap, const char *fn)
-{
-    size_t total;
-    if (!file_size(f, &total))
-        return "cannot determine the file size (not a regular file?)";
-    unsigned char pre[12];
-    const size_t got = fread(pre, 1, sizeof pre, f);
-    const char *e = npy_preamble(pre, got, &info->data_off);
-    if (e)
-        return e;
-    const size_t plen = pre[6] == 1 ? 10 : 12;
-    if (info->data_off > total)
-        return "truncated header";
-    const size_t hlen = info->data_off - plen;
-    char *h = hess__alloc(ctx, hlen + 1, fn);
-    if (!h)
-        return "out of memory";
-    if (fseek(f, (long)plen, SEEK_SET) != 0 || fread(h, 1, hlen, f) != hlen)
-        return "read error in the header";
-    if ((e = npy_dict(h, hlen, info, why, cap)) != NULL)
-        return e;
-    return npy_fit(info, total, why, cap);
+    src r = src_mem(buf, len);
+    return npy_load(ctx, &r, name, as_param, fn);
 }
 
 hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param)
@@ -532,39 +1034,11 @@ hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param)
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
-        return NULL;
-    }
-    const hess_mark mk = hess_context_mark(ctx);
-    npy_info info;
-    char why[160];
-    const char *e = npy_read_header(ctx, f, &info, why, sizeof why, fn);
-    hess_context_rewind(ctx, mk); /* the header scratch */
+    src r;
     hess_tensor *t = NULL;
-    if (e)
-        hess__error(ctx, strcmp(e, "out of memory") ? HESS_ERR_IO : HESS_ERR_NOMEM, "%s: %s: %s",
-                    fn, path, e);
-    else if ((t = new_leaf(ctx, info.ndim, info.shape, as_param, fn)) != NULL &&
-             fseek(f, (long)info.data_off, SEEK_SET) == 0) {
-        unsigned char chunk[4096];
-        size_t i = 0;
-        while (i < info.numel) {
-            const size_t want =
-                info.numel - i < sizeof chunk / 8 ? info.numel - i : sizeof chunk / 8;
-            if (fread(chunk, 8, want, f) != want)
-                break;
-            for (size_t k = 0; k < want; k++, i++)
-                t->data[i] = get_f64le(chunk + 8 * k);
-        }
-        if (i < info.numel) {
-            hess__error(ctx, HESS_ERR_IO, "%s: %s: read error in the data", fn, path);
-            hess_context_rewind(ctx, mk);
-            t = NULL;
-        }
-    }
-    fclose(f);
+    if (src_open(ctx, path, &r, fn) == HESS_OK)
+        t = npy_load(ctx, &r, path, as_param, fn);
+    src_close(&r);
     return t;
 }
 
@@ -652,9 +1126,23 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
     const int64_t row = t->ndim ? t->shape[t->ndim - 1] : 1;
     for (int64_t i = 0; i < t->numel && ok; i++) {
         char num[40];
-        fmt_double(num, sizeof num, t->data[i], pt);
+        fmt_double(num, sizeof num, &t->data[i], pt);
         ok = fputs(num, f) != EOF && fputc((i + 1) % row ? ' ' : '\n', f) != EOF;
     }
+    return ok;
+}
+
+/* The whole reference file of arg (a checked hess_ref_file). */
+static bool put_ref(FILE *f, const void *arg)
+{
+    const hess_ref_file *file = arg;
+    bool ok = fprintf(f, REF_HEADER "\n") > 0;
+    if (ok && file->case_name && file->case_name[0])
+        ok = fprintf(f, "case %s\n", file->case_name) > 0;
+    if (ok && file->model && file->model[0])
+        ok = fprintf(f, "model %s\n", file->model) > 0;
+    for (size_t i = 0; i < file->n && ok; i++)
+        ok = write_ref_tensor(f, file->tensors[i].name, file->tensors[i].tensor);
     return ok;
 }
 
@@ -664,47 +1152,12 @@ hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_fi
     hess_status st = save_begin(ctx, path, fn);
     if (st != HESS_OK || (st = check_ref(ctx, file, fn)) != HESS_OK)
         return st;
-    FILE *f = open_write(ctx, path, fn);
-    if (!f)
-        return HESS_ERR_IO;
-    bool ok = fprintf(f, REF_HEADER "\n") > 0;
-    if (ok && file->case_name && file->case_name[0])
-        ok = fprintf(f, "case %s\n", file->case_name) > 0;
-    if (ok && file->model && file->model[0])
-        ok = fprintf(f, "model %s\n", file->model) > 0;
-    for (size_t i = 0; i < file->n && ok; i++)
-        ok = write_ref_tensor(f, file->tensors[i].name, file->tensors[i].tensor);
-    return close_written(ctx, f, ok, path, fn);
+    return hess__save_atomic(ctx, path, fn, put_ref, file);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Reference format: reading                                                */
 /* ------------------------------------------------------------------------ */
-
-/* A byte source: an open file or a memory buffer. */
-typedef struct src {
-    FILE *f;
-    const unsigned char *p;
-    size_t size; /* total bytes */
-    size_t pos;  /* bytes consumed */
-    long line;   /* line of the last byte read, from 1 */
-    bool nl;     /* the last byte read was a newline */
-} src;
-
-static int src_getc(src *r)
-{
-    int c = EOF;
-    if (r->f)
-        c = getc(r->f);
-    else if (r->pos < r->size)
-        c = r->p[r->pos];
-    if (c != EOF) {
-        r->pos++;
-        r->line += r->nl;
-        r->nl = c == '\n';
-    }
-    return c;
-}
 
 static bool is_blank(int c)
 {
@@ -721,19 +1174,24 @@ static bool is_control(int c)
 #define TOK_LONG    (-1) /* next_token: token too long */
 #define TOK_CONTROL (-2) /* next_token: control byte */
 
-/* The next blank-separated token into tok (REF_MAX_TOKEN bytes).  Returns 1,
- * 0 at the end of input, TOK_LONG or TOK_CONTROL. */
+/* The next blank-separated token into tok (REF_MAX_TOKEN bytes), its offset
+ * and line in r->tok_at and r->tok_line.  Returns 1; 0 at the end of input,
+ * TOK_LONG or TOK_CONTROL, with r->tok_at at the end, the token or the byte. */
 static int next_token(src *r, char tok[REF_MAX_TOKEN])
 {
     int c;
     while ((c = src_getc(r)) != EOF && is_blank(c))
         ;
+    r->tok_at = c == EOF ? r->pos : r->pos - 1;
+    r->tok_line = c == EOF ? r->line + r->nl : r->line;
     if (c == EOF)
         return 0;
     size_t n = 0;
     for (; c != EOF && !is_blank(c); c = src_getc(r)) {
-        if (is_control(c))
+        if (is_control(c)) {
+            r->tok_at = r->pos - 1;
             return TOK_CONTROL;
+        }
         if (n + 1 >= REF_MAX_TOKEN)
             return TOK_LONG;
         tok[n++] = (char)c;
@@ -748,24 +1206,31 @@ static const char *token_problem(int got)
     return got == TOK_LONG ? "token too long" : got == TOK_CONTROL ? "control byte" : "file ends";
 }
 
-/* The rest of the line (without leading blanks and the trailing "\r\n") into
- * buf (cap bytes); false if longer or if it holds a control byte other than a
- * tab. */
-static bool rest_of_line(src *r, char *buf, size_t cap)
+/* The rest of the line, without leading blanks and the final "\r\n", into
+ * buf (max + 2 bytes).  False when it is longer than max bytes or holds a
+ * control byte other than a tab, with r->tok_at at the first such byte. */
+static bool rest_of_line(src *r, char *buf, size_t max)
 {
-    size_t n = 0;
     int c;
     while ((c = src_getc(r)) == ' ' || c == '\t')
         ;
-    for (; c != EOF && c != '\n'; c = src_getc(r)) {
-        if (n + 1 >= cap)
-            return false;
+    const size_t start = c == EOF ? r->pos : r->pos - 1;
+    r->tok_line = r->line;
+    size_t n = 0;
+    for (; c != EOF && c != '\n' && n <= max; c = src_getc(r))
         buf[n++] = (char)c;
-    }
-    if (n && buf[n - 1] == '\r')
+    if (n && buf[n - 1] == '\r' && (c == '\n' || c == EOF))
         n--;
     buf[n] = '\0';
-    return model_text_ok(buf);
+    r->tok_at = start + max;
+    if (n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)buf[i] < ' ' && buf[i] != '\t') || buf[i] == 0x7f) {
+            r->tok_at = start + i;
+            return false;
+        }
+    return true;
 }
 
 /* A copy of s in the arena. */
@@ -781,77 +1246,47 @@ static char *arena_strdup(hess_context *ctx, const char *s, const char *fn)
 /* State of one hess_load_ref call. */
 typedef struct ref_reader {
     hess_context *ctx;
-    src in;
-    const char *name;   /* path, for messages */
+    src *in;
     const char *prefix; /* param prefix or NULL */
     hess_named_tensor *items;
     size_t n, cap;
-    char why[160];
+    fault problem;
 } ref_reader;
 
-/* Sets the problem text; returns false for use in return statements. */
+/* Sets the problem, found at the last token; returns false. */
 HESS_PRINTF(2, 3) static bool bad(ref_reader *rr, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rr->why, sizeof rr->why, fmt, ap);
+    vfault(&rr->problem, rr->in->tok_at, rr->in->tok_line, fmt, ap);
     va_end(ap);
     return false;
 }
 
-/* Reads one "tensor <name> <ndim> <dims...>" line and its values. */
-static bool read_tensor(ref_reader *rr, const char *fn)
+/* The first line: exactly REF_HEADER, then "\n", "\r\n" or the end of the
+ * input.  "v10", "v1.5", "v1x" or any text after "v1" is a format this reader
+ * does not know. */
+static bool ref_header(ref_reader *rr)
 {
-    char tok[REF_MAX_TOKEN], name[REF_MAX_TOKEN];
-    const long line = rr->in.line;
-    if (next_token(&rr->in, name) != 1 || strlen(name) > REF_MAX_NAME)
-        return bad(rr, "line %ld: missing, too long or malformed tensor name", line);
-    for (size_t j = 0; j < rr->n; j++)
-        if (strcmp(rr->items[j].name, name) == 0)
-            return bad(rr, "line %ld: tensor '%s' appears twice", line, name);
-    int64_t shape[HESS_MAX_DIMS];
-    long ndim = -1;
-    char *end;
-    if (next_token(&rr->in, tok) == 1) {
-        ndim = strtol(tok, &end, 10);
-        if (*end)
-            ndim = -1;
-    }
-    if (ndim < 0 || ndim > HESS_MAX_DIMS)
-        return bad(rr, "line %ld: tensor '%s': rank must be 0..%d", line, name, HESS_MAX_DIMS);
-    /* Each value takes at least two bytes (digit and separator), except the last. */
-    const size_t room = (rr->in.size - rr->in.pos) / 2 + 1;
-    size_t numel = 1;
-    for (long i = 0; i < ndim; i++) {
-        long long d = -1;
-        if (next_token(&rr->in, tok) == 1) {
-            d = strtoll(tok, &end, 10);
-            if (*end)
-                d = -1;
-        }
-        if (d < 1)
-            return bad(rr, "line %ld: tensor '%s': dimension %ld is not a positive integer", line,
-                       name, i);
-        if ((unsigned long long)d > room || (size_t)d > room / numel)
-            return bad(rr,
-                       "line %ld: tensor '%s': the shape needs more values than the file "
-                       "can hold",
-                       line, name);
-        shape[i] = d;
-        numel *= (size_t)d;
-    }
-    hess_tensor *t = new_leaf(rr->ctx, (int)ndim, shape,
-                              rr->prefix && strncmp(name, rr->prefix, strlen(rr->prefix)) == 0, fn);
-    if (!t)
-        return false;
-    for (size_t i = 0; i < numel; i++) {
-        const int got = next_token(&rr->in, tok);
-        if (got != 1 || !parse_double(tok, &t->data[i]))
-            return bad(rr, "line %ld: tensor '%s': %s after %zu of %zu values", rr->in.line, name,
-                       got == 1 ? "malformed value" : token_problem(got), i, numel);
-    }
-    if (rr->n == rr->cap) { /* grow: the old array is left in the arena */
-        size_t cap = rr->cap ? 2 * rr->cap : 16;
+    src *r = rr->in;
+    size_t i = 0;
+    int c = src_getc(r);
+    for (; i < sizeof REF_HEADER - 1 && c == (unsigned char)REF_HEADER[i]; i++)
+        c = src_getc(r);
+    if (i == sizeof REF_HEADER - 1 && c == '\r')
+        c = src_getc(r);
+    if (i == sizeof REF_HEADER - 1 && (c == '\n' || c == EOF))
+        return true;
+    return fault_at(&rr->problem, c == EOF ? r->pos : r->pos - 1, 1,
+                    "bad header (the first line must be \"%s\")", REF_HEADER);
+}
+
+/* Appends a loaded tensor to rr->items, which grows geometrically (the old
+ * array is left in the arena). */
+static bool add_item(ref_reader *rr, const char *name, hess_tensor *t, const char *fn)
+{
+    if (rr->n == rr->cap) {
+        const size_t cap = rr->cap ? 2 * rr->cap : 16;
         hess_named_tensor *a = hess__alloc(rr->ctx, cap * sizeof *a, fn);
         if (!a)
             return false;
@@ -865,38 +1300,93 @@ static bool read_tensor(ref_reader *rr, const char *fn)
     return rr->items[rr->n++].name != NULL;
 }
 
+/* The shape of "tensor <name> <ndim> <dims...>" after the name; *numel its
+ * element count, which the values after it must be able to fill. */
+static bool
+read_shape_line(ref_reader *rr, const char *name, int *ndim, int64_t *shape, size_t *numel)
+{
+    char tok[REF_MAX_TOKEN], *end;
+    long rank = -1;
+    if (next_token(rr->in, tok) == 1 && ((rank = strtol(tok, &end, 10)), *end))
+        rank = -1;
+    if (rank < 0 || rank > HESS_MAX_DIMS)
+        return bad(rr, "tensor '%s': rank must be 0..%d", name, HESS_MAX_DIMS);
+    bool fits = true;
+    *numel = 1;
+    for (long i = 0; i < rank; i++) {
+        long long d = -1;
+        if (next_token(rr->in, tok) == 1 && ((d = strtoll(tok, &end, 10)), *end))
+            d = -1;
+        if (d < 1)
+            return bad(rr, "tensor '%s': dimension %ld is not a positive integer", name, i);
+        if ((fits = fits && (unsigned long long)d <= SIZE_MAX / 2 / *numel))
+            *numel *= (size_t)d;
+        shape[i] = d;
+    }
+    *ndim = (int)rank;
+    /* Each value takes a byte and all but the last a separator: the bytes
+     * must be there before the tensor is allocated. */
+    src *r = rr->in;
+    if (!fits || !src_has(r, 2 * *numel - 1))
+        return fault_at(&rr->problem, r->pos, r->line + r->nl,
+                        "tensor '%s': the shape needs more values than the file can hold", name);
+    return true;
+}
+
+/* Reads one "tensor <name> <ndim> <dims...>" line and its values. */
+static bool read_tensor(ref_reader *rr, const char *fn)
+{
+    char tok[REF_MAX_TOKEN], name[REF_MAX_TOKEN];
+    if (next_token(rr->in, name) != 1 || strlen(name) > REF_MAX_NAME)
+        return bad(rr, "missing, too long or malformed tensor name");
+    for (size_t j = 0; j < rr->n; j++)
+        if (strcmp(rr->items[j].name, name) == 0)
+            return bad(rr, "tensor '%s' appears twice", name);
+    int ndim;
+    int64_t shape[HESS_MAX_DIMS];
+    size_t numel;
+    if (!read_shape_line(rr, name, &ndim, shape, &numel))
+        return false;
+    hess_tensor *t = new_leaf(rr->ctx, ndim, shape,
+                              rr->prefix && strncmp(name, rr->prefix, strlen(rr->prefix)) == 0, fn);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < numel; i++) {
+        const int got = next_token(rr->in, tok);
+        if (got != 1 || !parse_value(tok, &t->data[i]))
+            return bad(rr, "tensor '%s': %s after %zu of %zu values", name,
+                       got == 1 ? "malformed value" : token_problem(got), i, numel);
+    }
+    return add_item(rr, name, t, fn);
+}
+
 /* Parses the whole input into rr and *out. */
 static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
 {
-    char line[REF_MAX_MODEL + 8];
-    if (!rest_of_line(&rr->in, line, sizeof line) ||
-        strncmp(line, REF_HEADER, sizeof REF_HEADER - 1) != 0)
-        return bad(rr, "line 1: not a libhessian reference file (bad header)");
-    char tok[REF_MAX_TOKEN];
+    if (!ref_header(rr))
+        return false;
+    char tok[REF_MAX_TOKEN], line[REF_MAX_MODEL + 2];
     int got;
-    while ((got = next_token(&rr->in, tok)) == 1) {
-        const long ln = rr->in.line;
+    while ((got = next_token(rr->in, tok)) == 1) {
         if (strcmp(tok, "case") == 0) {
-            if (next_token(&rr->in, tok) != 1 || strlen(tok) > REF_MAX_CASE)
-                return bad(rr, "line %ld: bad case line", ln);
+            if (next_token(rr->in, tok) != 1 || strlen(tok) > REF_MAX_CASE)
+                return bad(rr, "bad case line");
             if (!(out->case_name = arena_strdup(rr->ctx, tok, fn)))
                 return false;
         } else if (strcmp(tok, "model") == 0) {
-            if (!rest_of_line(&rr->in, line, sizeof line) || strlen(line) > REF_MAX_MODEL)
-                return bad(rr, "line %ld: model line too long or with a control byte", ln);
+            if (!rest_of_line(rr->in, line, REF_MAX_MODEL))
+                return bad(rr, "model line too long or with a control byte");
             if (!(out->model = arena_strdup(rr->ctx, line, fn)))
                 return false;
         } else if (strcmp(tok, "tensor") == 0) {
             if (!read_tensor(rr, fn))
                 return false;
         } else {
-            return bad(rr, "line %ld: unknown keyword '%.40s'", ln, tok);
+            return bad(rr, "unknown keyword '%.40s'", tok);
         }
     }
     if (got < 0)
-        return bad(rr, "line %ld: %s", rr->in.line, token_problem(got));
-    if (rr->in.f && ferror(rr->in.f))
-        return bad(rr, "read error");
+        return bad(rr, "%s", token_problem(got));
     if (rr->n == 0)
         return bad(rr, "no tensors");
     out->n = rr->n;
@@ -904,9 +1394,10 @@ static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
     return true;
 }
 
-/* The common body of the file and memory readers. */
+/* The common body of the file and memory readers; nothing is left in the
+ * context on failure. */
 static hess_status load_ref(hess_context *ctx,
-                            src in,
+                            src *in,
                             const char *name,
                             const char *param_prefix,
                             hess_ref_file *out,
@@ -917,15 +1408,13 @@ static hess_status load_ref(hess_context *ctx,
     memset(&rr, 0, sizeof rr);
     rr.ctx = ctx;
     rr.in = in;
-    rr.name = name;
     rr.prefix = param_prefix && param_prefix[0] ? param_prefix : NULL;
     hess_ref_file res = {"", "", 0, NULL};
-    if (read_ref(&rr, &res, fn)) {
+    if (read_ref(&rr, &res, fn) && !in->err) {
         *out = res;
         return HESS_OK;
     }
-    if (ctx->status == HESS_OK) /* else an allocation failed and said so */
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: %s", fn, name, rr.why);
+    report(ctx, in, fn, name, &rr.problem);
     hess_context_rewind(ctx, mk);
     return ctx->status;
 }
@@ -954,19 +1443,10 @@ hess_load_ref(hess_context *ctx, const char *path, const char *param_prefix, hes
     hess_status st = check_load_ref(ctx, path, out, fn);
     if (st != HESS_OK)
         return st;
-    src in = {NULL, NULL, 0, 0, 1, false};
-    in.f = fopen(path, "rb");
-    if (!in.f) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
-        return HESS_ERR_IO;
-    }
-    if (!file_size(in.f, &in.size)) {
-        fclose(in.f);
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot determine the file size", fn, path);
-        return HESS_ERR_IO;
-    }
-    st = load_ref(ctx, in, path, param_prefix, out, fn);
-    fclose(in.f);
+    src in;
+    if ((st = src_open(ctx, path, &in, fn)) == HESS_OK)
+        st = load_ref(ctx, &in, path, param_prefix, out, fn);
+    src_close(&in);
     return st;
 }
 
@@ -981,8 +1461,8 @@ hess_status hess__ref_load_mem(hess_context *ctx,
     hess_status st = check_load_ref(ctx, buf, out, fn);
     if (st != HESS_OK)
         return st;
-    src in = {NULL, buf, len, 0, 1, false};
-    return load_ref(ctx, in, name ? name : "<memory>", param_prefix, out, fn);
+    src in = src_mem(buf, len);
+    return load_ref(ctx, &in, name ? name : "<memory>", param_prefix, out, fn);
 }
 
 hess_tensor *hess_ref_find(const hess_ref_file *file, const char *name)

@@ -12,7 +12,6 @@
  */
 #include "hess_internal.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +31,13 @@ static const double POS_RGB[3] = {190.0, 30.0, 45.0}; /* red   */
 static const char NAN_COLOUR[] = "#9a9a9a";           /* grey  */
 
 static const char fn[] = "hess_write_svg_heatmap";
+
+/* The atomic save of io.c (a temporary file renamed over the target). */
+HESS_INTERNAL hess_status hess__save_atomic(hess_context *ctx,
+                                            const char *path,
+                                            const char *fn,
+                                            bool (*write)(FILE *f, const void *arg),
+                                            const void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Text: numbers in C notation whatever the locale, escaped UTF-8           */
@@ -402,6 +408,62 @@ static layout make_layout(size_t n,
     return L;
 }
 
+/* What put_svg draws. */
+typedef struct heatmap {
+    const layout *L;
+    size_t n;
+    const double *m;
+    size_t nblocks;
+    const char *const *names;
+    const size_t *sizes;
+    const char *title;
+    double *mid; /* 2 * nblocks label positions (scratch) */
+} heatmap;
+
+/* The whole SVG file of arg (a heatmap). */
+static bool put_svg(FILE *f, const void *arg)
+{
+    const heatmap *h = arg;
+    const layout *L = h->L;
+    char a[48], b[48];
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
+            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
+            px(a, L->width), px(b, L->height), a, b);
+    fputs("<title>", f);
+    put_text(f, h->title ? h->title : "matrix heatmap", 200);
+    fprintf(f,
+            "</title>\n<desc>%zu x %zu matrix; colour scale symmetric about 0, "
+            "max |value| = %s</desc>\n",
+            h->n, h->n, num(a, "%.6g", L->vmax));
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    if (h->title) {
+        fprintf(f,
+                "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+                "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
+                px(a, L->left + PLOT / 2));
+        put_text(f, h->title, 200);
+        fputs("</text>\n", f);
+    }
+    put_cells(f, L, h->m);
+    if (h->nblocks)
+        put_blocks(f, L, h->nblocks, h->names, h->sizes, h->mid);
+    fprintf(f,
+            "<rect x=\"%s\" y=\"%s\" width=\"%d\" height=\"%d\" fill=\"none\" "
+            "stroke=\"#222222\" stroke-width=\"1.2\"/>\n",
+            px(a, L->left), px(b, L->top), (int)PLOT, (int)PLOT);
+    put_legend(f, L);
+    fprintf(f,
+            "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+            "font-size=\"12\" fill=\"#444444\">%zu &#215; %zu",
+            px(a, L->left + PLOT / 2), px(b, L->top + PLOT + 24), h->n, h->n);
+    if (L->g < h->n)
+        fprintf(f, ", shown as %zu &#215; %zu cells (largest |value| per cell)", L->g, L->g);
+    fprintf(f, "; max |value| = %s</text>\n</svg>\n", num(a, "%.4g", L->vmax));
+    return !ferror(f);
+}
+
 hess_status hess_write_svg_heatmap(hess_context *ctx,
                                    const char *path,
                                    size_t n,
@@ -424,55 +486,8 @@ hess_status hess_write_svg_heatmap(hess_context *ctx,
     double *mid = nblocks ? hess__alloc(ctx, 2 * nblocks * sizeof *mid, fn) : NULL;
     if (nblocks && !mid)
         return ctx->status;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
-        hess_context_rewind(ctx, mk);
-        return HESS_ERR_IO;
-    }
-    char a[48], b[48];
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
-            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
-            px(a, L.width), px(b, L.height), a, b);
-    fputs("<title>", f);
-    put_text(f, title ? title : "matrix heatmap", 200);
-    fprintf(f,
-            "</title>\n<desc>%zu x %zu matrix; colour scale symmetric about 0, "
-            "max |value| = %s</desc>\n",
-            n, n, num(a, "%.6g", L.vmax));
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    if (title) {
-        fprintf(f,
-                "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
-                "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
-                px(a, L.left + PLOT / 2));
-        put_text(f, title, 200);
-        fputs("</text>\n", f);
-    }
-    put_cells(f, &L, m);
-    if (nblocks)
-        put_blocks(f, &L, nblocks, names, sizes, mid);
-    fprintf(f,
-            "<rect x=\"%s\" y=\"%s\" width=\"%d\" height=\"%d\" fill=\"none\" "
-            "stroke=\"#222222\" stroke-width=\"1.2\"/>\n",
-            px(a, L.left), px(b, L.top), (int)PLOT, (int)PLOT);
-    put_legend(f, &L);
-    fprintf(f,
-            "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-family=\"sans-serif\" "
-            "font-size=\"12\" fill=\"#444444\">%zu &#215; %zu",
-            px(a, L.left + PLOT / 2), px(b, L.top + PLOT + 24), n, n);
-    if (L.g < n)
-        fprintf(f, ", shown as %zu &#215; %zu cells (largest |value| per cell)", L.g, L.g);
-    fprintf(f, "; max |value| = %s</text>\n</svg>\n", num(a, "%.4g", L.vmax));
-
+    const heatmap h = {&L, n, m, nblocks, names, sizes, title, mid};
+    st = hess__save_atomic(ctx, path, fn, put_svg, &h);
     hess_context_rewind(ctx, mk);
-    const bool ok = !ferror(f);
-    if (fclose(f) != 0 || !ok) {
-        remove(path);
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: write failed", fn, path);
-        return HESS_ERR_IO;
-    }
-    return HESS_OK;
+    return st;
 }

@@ -9,15 +9,27 @@
  * Scratch files are written in the working directory (the build's tests
  * directory under ctest) with names starting "test_io_tmp_".
  */
+#define _POSIX_C_SOURCE 200809L /* symlink, mkfifo, fork, setrlimit, mkdtemp */
 #include "check.h"
 #include "ref.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -259,15 +271,22 @@ typedef struct bad_npy {
 
 static const bad_npy BAD_NPY[] = {
     {"empty file", 0, NULL, 0, "", 0, "bad magic"},
-    {"bad magic", 0, NULL, 0, "\x93NUMPX\x01\x00\x10\x00{}", 12, "bad magic"},
+    {"bad magic", 0, NULL, 0, "\x93NUMPX\x01\x00\x10\x00{}", 12, "byte 0: bad magic"},
     {"text file", 0, NULL, 0, "hello world, this is not numpy", 30, "bad magic"},
-    {"short preamble", 0, NULL, 0, "\x93NUMPY\x01", 7, "truncated preamble"},
-    {"short length", 0, NULL, 0, "\x93NUMPY\x01\x00\x10", 9, "truncated preamble"},
-    {"version 4.0", 0, NULL, 0, "\x93NUMPY\x04\x00\x10\x00{}", 12, "version"},
+    {"short preamble", 0, NULL, 0, "\x93NUMPY\x01", 7, "byte 7: truncated preamble"},
+    {"short length", 0, NULL, 0, "\x93NUMPY\x01\x00\x10", 9, "byte 9: truncated preamble"},
+    {"version 4.0", 0, NULL, 0, "\x93NUMPY\x04\x00\x10\x00{}", 12,
+     "byte 6: unsupported format version 4.0"},
     {"version 0.0", 0, NULL, 0, "\x93NUMPY\x00\x00\x10\x00{}", 12, "version"},
-    {"version 1.1", 0, NULL, 0, "\x93NUMPY\x01\x01\x10\x00{}", 12, "version"},
-    {"header too long", 0, NULL, 0, "\x93NUMPY\x02\x00\xa0\x86\x01\x00{}", 14, "header too long"},
-    {"header past end", 0, NULL, 0, "\x93NUMPY\x01\x00\xc8\x00{'descr'", 18, "truncated header"},
+    {"version 1.1", 0, NULL, 0, "\x93NUMPY\x01\x01\x10\x00{}", 12,
+     "byte 6: unsupported format version 1.1"},
+    {"version 2.1", 0, NULL, 0, "\x93NUMPY\x02\x01\x10\x00\x00\x00{}", 14, "version 2.1"},
+    {"version 3.5", 0, NULL, 0, "\x93NUMPY\x03\x05\x10\x00\x00\x00{}", 14, "version 3.5"},
+    {"version 255.0", 0, NULL, 0, "\x93NUMPY\xff\x00\x10\x00{}", 12, "version 255.0"},
+    {"header too long", 0, NULL, 0, "\x93NUMPY\x02\x00\xa0\x86\x01\x00{}", 14,
+     "byte 8: header too long"},
+    {"header past end", 0, NULL, 0, "\x93NUMPY\x01\x00\xc8\x00{'descr'", 18,
+     "byte 10: truncated header"},
     {"no dict", 1, "'descr': '<f8'", 0, NULL, 0, "not a dict"},
     {"unclosed dict", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,)", 16, NULL, 0,
      "malformed"},
@@ -275,11 +294,11 @@ static const bad_npy BAD_NPY[] = {
     {"missing descr", 1, "{'fortran_order': False, 'shape': (1,), }", 8, NULL, 0, "lacks 'descr'"},
     {"missing order", 1, "{'descr': '<f8', 'shape': (1,), }", 8, NULL, 0, "lacks 'fortran_order'"},
     {"fortran order", 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", 48, NULL, 0,
-     "fortran_order is True"},
+     "byte 44: fortran_order is True"},
     {"order not bool", 1, "{'descr': '<f8', 'fortran_order': 0, 'shape': (1,), }", 8, NULL, 0,
      "malformed 'fortran_order'"},
     {"float32", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, NULL, 0,
-     "dtype '<f4'"},
+     "byte 20: dtype '<f4'"},
     {"big endian", 1, "{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }", 8, NULL, 0,
      "dtype '>f8'"},
     {"int64", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", 8, NULL, 0,
@@ -287,21 +306,21 @@ static const bad_npy BAD_NPY[] = {
     {"structured", 1, "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", 8, NULL,
      0, "'descr'"},
     {"unknown key", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': 1}", 8, NULL,
-     0, "key 'x'"},
+     0, "byte 66: unexpected or repeated key 'x'"},
     {"repeated key", 1, "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (1,)}",
-     8, NULL, 0, "repeated key 'descr'"},
-    {"junk after dict", 1, DICT("(1,)") " junk", 8, NULL, 0, "junk"},
-    {"negative dim", 1, DICT("(-3,)"), 8, NULL, 0, "negative dimension"},
-    {"zero dim", 1, DICT("(0, 3)"), 0, NULL, 0, "zero dimension"},
+     8, NULL, 0, "byte 27: unexpected or repeated key 'descr'"},
+    {"junk after dict", 1, DICT("(1,)") " junk", 8, NULL, 0, "byte 68: junk"},
+    {"negative dim", 1, DICT("(-3,)"), 8, NULL, 0, "byte 61: negative dimension"},
+    {"zero dim", 1, DICT("(0, 3)"), 0, NULL, 0, "byte 61: zero dimension"},
     {"absurd dim", 1, DICT("(99999999999999999999999,)"), 8, NULL, 0, "absurd dimension"},
     {"huge shape", 1, DICT("(1000000000000, 1000000000000)"), 8, NULL, 0, "truncated data"},
     {"huge dim", 1, DICT("(4611686018427387904,)"), 8, NULL, 0, "truncated data"},
-    {"rank 7", 1, DICT("(1, 1, 1, 1, 1, 1, 1)"), 8, NULL, 0, "exceeds HESS_MAX_DIMS"},
+    {"rank 7", 1, DICT("(1, 1, 1, 1, 1, 1, 1)"), 8, NULL, 0, "byte 79: rank of 'shape' exceeds"},
     {"shape not tuple", 1, DICT("[2, 3]"), 48, NULL, 0, "not a tuple"},
     {"shape malformed", 1, DICT("(2; 3)"), 48, NULL, 0, "malformed 'shape'"},
-    {"truncated data", 1, DICT("(2, 3)"), 40, NULL, 0, "truncated data"},
+    {"truncated data", 1, DICT("(2, 3)"), 40, NULL, 0, "byte 70: truncated data"},
     {"no data", 1, DICT("(2, 3)"), 0, NULL, 0, "truncated data"},
-    {"trailing bytes", 1, DICT("(2, 3)"), 56, NULL, 0, "trailing bytes"},
+    {"trailing bytes", 1, DICT("(2, 3)"), 56, NULL, 0, "byte 118: trailing bytes"},
     {"escape in string", 1, "{'de\\scr': '<f8', 'fortran_order': False, 'shape': (1,), }", 8, NULL,
      0, "malformed header dict"},
 };
@@ -508,45 +527,95 @@ static void test_ref_seed_ann(void **state)
 static const struct {
     const char *what, *text, *frag;
 } BAD_REF[] = {
-    {"empty", "", "bad header"},
-    {"bad header", "# libhessian reference case v2\ntensor a 0\n1\n", "bad header"},
-    {"no tensors", "# libhessian reference case v1\ncase x\nmodel y\n", "no tensors"},
+    {"empty", "", "byte 0 (line 1): bad header"},
+    {"header v2", "# libhessian reference case v2\ntensor a 0\n1\n",
+     "byte 29 (line 1): bad header"},
+    {"header v10", "# libhessian reference case v10\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header v1.5", "# libhessian reference case v1.5\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header v1x", "# libhessian reference case v1x\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header and text", "# libhessian reference case v1 extra\ntensor a 0\n1\n",
+     "byte 30 (line 1): bad header"},
+    {"header, CR and text", "# libhessian reference case v1\rx\ntensor a 0\n1\n",
+     "byte 31 (line 1): bad header"},
+    {"header indented", " # libhessian reference case v1\ntensor a 0\n1\n",
+     "byte 0 (line 1): bad header"},
+    {"no tensors", "# libhessian reference case v1\ncase x\nmodel y\n",
+     "byte 46 (line 4): no tensors"},
     {"unknown keyword", "# libhessian reference case v1\ntensor a 0\n1\nvalue 3\n",
-     "line 4: unknown keyword 'value'"},
-    {"rank 7", "# libhessian reference case v1\ntensor a 7 1 1 1 1 1 1 1\n1\n", "rank"},
-    {"rank -1", "# libhessian reference case v1\ntensor a -1\n1\n", "rank"},
-    {"rank text", "# libhessian reference case v1\ntensor a two 1 1\n1\n", "rank"},
-    {"no name", "# libhessian reference case v1\ntensor", "tensor name"},
-    {"dim 0", "# libhessian reference case v1\ntensor a 1 0\n", "dimension 0"},
-    {"dim negative", "# libhessian reference case v1\ntensor a 2 3 -4\n1\n", "dimension 1"},
-    {"dim text", "# libhessian reference case v1\ntensor a 1 3x\n1 2 3\n", "dimension 0"},
+     "byte 44 (line 4): unknown keyword 'value'"},
+    {"rank 7", "# libhessian reference case v1\ntensor a 7 1 1 1 1 1 1 1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank must be 0..6"},
+    {"rank -1", "# libhessian reference case v1\ntensor a -1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank"},
+    {"rank text", "# libhessian reference case v1\ntensor a two 1 1\n1\n",
+     "byte 40 (line 2): tensor 'a': rank"},
+    {"no name", "# libhessian reference case v1\ntensor",
+     "byte 37 (line 2): missing, too long or malformed tensor name"},
+    {"dim 0", "# libhessian reference case v1\ntensor a 1 0\n",
+     "byte 42 (line 2): tensor 'a': dimension 0 is not a positive integer"},
+    {"dim negative", "# libhessian reference case v1\ntensor a 2 3 -4\n1\n",
+     "byte 44 (line 2): tensor 'a': dimension 1"},
+    {"dim text", "# libhessian reference case v1\ntensor a 1 3x\n1 2 3\n",
+     "byte 42 (line 2): tensor 'a': dimension 0"},
     {"absurd dims", "# libhessian reference case v1\ntensor a 2 100000000000 100000000000\n1\n",
-     "more values than the file"},
+     "byte 68 (line 3): tensor 'a': the shape needs more values than the file"},
     {"huge dim", "# libhessian reference case v1\ntensor a 1 9223372036854775807\n1\n",
-     "more values than the file"},
+     "byte 62 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"too few bytes", "# libhessian reference case v1\ntensor a 1 3\n1 2",
+     "byte 44 (line 3): tensor 'a': the shape needs more values than the file"},
     {"truncated", "# libhessian reference case v1\ntensor a 2 2 2\n1 2\n3\n",
-     "file ends after 3 of 4 values"},
+     "byte 46 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"truncated, blanks", "# libhessian reference case v1\ntensor a 2 2 2\n1 2\n3   \n",
+     "byte 55 (line 5): tensor 'a': file ends after 3 of 4 values"},
     {"bad value", "# libhessian reference case v1\ntensor a 1 3\n1 2.5.1 3\n",
-     "line 3: tensor 'a': malformed value after 1 of 3"},
+     "byte 46 (line 3): tensor 'a': malformed value after 1 of 3"},
     {"keyword as value", "# libhessian reference case v1\ntensor a 1 2\n1\ntensor b 0\n1\n",
-     "malformed value"},
+     "byte 46 (line 4): tensor 'a': malformed value after 1 of 2"},
     {"repeated name", "# libhessian reference case v1\ntensor a 0\n1\ntensor a 0\n2\n",
-     "line 4: tensor 'a' appears twice"},
+     "byte 51 (line 4): tensor 'a' appears twice"},
     {"long name",
      "# libhessian reference case v1\ntensor "
      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 0\n1\n",
-     "tensor name"},
+     "byte 38 (line 2): missing, too long or malformed tensor name"},
     {"long token",
      "# libhessian reference case v1\ntensor a 1 1\n"
      "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111"
      "1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111\n",
-     "token too long"},
-    {"no case word", "# libhessian reference case v1\ncase", "bad case line"},
+     "byte 44 (line 3): tensor 'a': token too long after 0 of 1"},
+    {"no case word", "# libhessian reference case v1\ncase", "byte 35 (line 2): bad case line"},
     {"control in value", "# libhessian reference case v1\ntensor a 1 2\n1 2\x01\n",
-     "control byte after 1 of 2"},
+     "byte 47 (line 3): tensor 'a': control byte after 1 of 2"},
     {"control in model", "# libhessian reference case v1\nmodel a\x7f b\ntensor a 0\n1\n",
-     "line 2: model line too long or with a control byte"},
-    {"DEL as keyword", "# libhessian reference case v1\n\x7f\n", "line 2: control byte"},
+     "byte 38 (line 2): model line too long or with a control byte"},
+    {"CR in model", "# libhessian reference case v1\nmodel a\rb\ntensor a 0\n1\n",
+     "byte 38 (line 2): model line too long or with a control byte"},
+    {"DEL as keyword", "# libhessian reference case v1\n\x7f\n", "byte 31 (line 2): control byte"},
+    /* NaNs are spelled "nan", "-nan" or "nan:0x" and 16 hex digits of a NaN */
+    {"NaN", "# libhessian reference case v1\ntensor a 1 1\nNaN\n",
+     "byte 44 (line 3): tensor 'a': malformed value"},
+    {"NAN", "# libhessian reference case v1\ntensor a 1 1\nNAN\n", "malformed value"},
+    {"+nan", "# libhessian reference case v1\ntensor a 1 1\n+nan\n", "malformed value"},
+    {"-NaN", "# libhessian reference case v1\ntensor a 1 1\n-NaN\n", "malformed value"},
+    {"nan(123)", "# libhessian reference case v1\ntensor a 1 1\nnan(123)\n", "malformed value"},
+    {"nan: not a NaN", "# libhessian reference case v1\ntensor a 1 1\nnan:0x3ff0000000000000\n",
+     "malformed value"},
+    {"nan: infinity", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff0000000000000\n",
+     "malformed value"},
+    {"nan: 4 digits", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff8\n",
+     "malformed value"},
+    {"nan: 17 digits", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff80000000000001\n",
+     "malformed value"},
+    {"nan: no 0x", "# libhessian reference case v1\ntensor a 1 1\nnan:7ff8000000000001\n",
+     "malformed value"},
+    {"nan: 0X", "# libhessian reference case v1\ntensor a 1 1\nnan:0X7ff8000000000001\n",
+     "malformed value"},
+    {"nan: not hex", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000g\n",
+     "malformed value"},
+    {"-nan: bits", "# libhessian reference case v1\ntensor a 1 1\n-nan:0x7ff8000000000001\n",
+     "malformed value"},
 };
 
 /* Names with a NUL byte: the fuzzer's first find.  Kept apart from BAD_REF,
@@ -559,7 +628,8 @@ static void test_ref_nul_bytes(void **state)
     write_bytes(path, text, sizeof text - 1);
     hess_ref_file out;
     assert_int_equal(hess_load_ref(ctx, path, NULL, &out), HESS_ERR_IO);
-    expect_error(ctx, HESS_ERR_IO, path, "line 2: missing, too long or malformed tensor name");
+    expect_error(ctx, HESS_ERR_IO, path,
+                 "byte 38 (line 2): missing, too long or malformed tensor name");
     remove(path);
 }
 
@@ -766,6 +836,517 @@ static void test_svg_edges(void **state)
     remove(path);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Saving: every writer replaces its file through a temporary file          */
+/* ------------------------------------------------------------------------ */
+
+enum { W_NPY, W_NPY_ARRAY, W_REF, W_SVG, W_COUNT };
+static const char *const WRITER_FN[W_COUNT] = {"hess_save_npy", "hess_save_npy_array",
+                                               "hess_save_ref", "hess_write_svg_heatmap"};
+/* How each writer's file begins. */
+static const char *const WRITER_MAGIC[W_COUNT] = {"\x93NUMPY", "\x93NUMPY",
+                                                  "# libhessian reference case v1\n", "<?xml"};
+
+/* Saves a side x side matrix with writer w: side 2, or 48 when big (18 KiB
+ * as .npy, more as text or SVG). */
+static hess_status save_with(hess_context *ctx, int w, const char *path, bool big)
+{
+    const int64_t side = big ? 48 : 2;
+    const int64_t shape[2] = {side, side};
+    static double m[48 * 48];
+    uint64_t seed = 99;
+    for (int64_t i = 0; i < side * side; i++)
+        m[i] = rnd_uniform(&seed, -1, 1);
+    hess_named_tensor nt = {"m", NULL};
+    const hess_ref_file f = {"c", NULL, 1, &nt};
+    switch (w) {
+    case W_NPY:
+        return hess_save_npy(ctx, path, hess_tensor_new(ctx, 2, shape, m));
+    case W_NPY_ARRAY:
+        return hess_save_npy_array(ctx, path, 2, shape, m);
+    case W_REF:
+        nt.tensor = hess_tensor_new(ctx, 2, shape, m);
+        return hess_save_ref(ctx, path, &f);
+    default:
+        return hess_write_svg_heatmap(ctx, path, (size_t)side, m, 0, NULL, NULL, "t");
+    }
+}
+
+/* dir/name into buf. */
+static const char *join(char buf[256], const char *dir, const char *name)
+{
+    snprintf(buf, 256, "%s/%s", dir, name);
+    return buf;
+}
+
+/* A new empty directory for one test, in the working directory. */
+static void make_scratch(char dir[32])
+{
+    snprintf(dir, 32, "test_io_tmp_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static void remove_scratch(const char *dir)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The names in dir, sorted, one per line (malloc'ed): a save must leave no
+ * temporary file behind. */
+static char *list_dir(const char *dir)
+{
+    static char names[32][256];
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            assert_true(n < 32);
+            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+        }
+    closedir(d);
+    qsort(names, n, sizeof names[0], cmp_name);
+    char *out = calloc(n + 1, sizeof names[0] + 1);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, names[i]);
+        strcat(out, "\n");
+    }
+    return out;
+}
+
+static void expect_same_listing(const char *dir, const char *before)
+{
+    char *now = list_dir(dir);
+    if (strcmp(now, before) != 0)
+        fail_msg("%s holds\n%sbut held\n%s", dir, now, before);
+    free(now);
+}
+
+/* Fails unless path is a symbolic link to target. */
+static void expect_link(const char *path, const char *target)
+{
+    char buf[256];
+    const ssize_t n = readlink(path, buf, sizeof buf - 1);
+    if (n < 0)
+        fail_msg("%s is no longer a symbolic link (%s)", path, strerror(errno));
+    buf[n] = '\0';
+    assert_string_equal(buf, target);
+}
+
+/* A bound Unix socket at path; returns its descriptor. */
+static int make_socket(const char *path)
+{
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    const int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    assert_int_equal(bind(s, (const struct sockaddr *)&a, sizeof a), 0);
+    return s;
+}
+
+/* Checks the message of a failed save: "<function>: <path>: ..." and frag. */
+static void expect_save_error(hess_context *ctx, int w, const char *path, const char *frag)
+{
+    char head[300];
+    snprintf(head, sizeof head, "%s: %s: ", WRITER_FN[w], path);
+    expect_error(ctx, HESS_ERR_IO, head, frag);
+}
+
+/* A target that exists and is not a regular file (a directory, a device, a
+ * FIFO, a socket, or a symbolic link to one) is refused by every writer with
+ * HESS_ERR_IO, and left as it was: no device written to, no link removed. */
+static void test_save_refuses_special_targets(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    assert_int_equal(mkdir(join(p, dir, "subdir"), 0755), 0);
+    assert_int_equal(symlink("/dev/null", join(p, dir, "to_null")), 0);
+    assert_int_equal(symlink("/dev/full", join(p, dir, "to_full")), 0);
+    assert_int_equal(symlink("subdir", join(p, dir, "to_dir")), 0);
+    assert_int_equal(mkfifo(join(p, dir, "fifo"), 0644), 0);
+    const int reader =
+        open(p, O_RDONLY | O_NONBLOCK); /* so that opening it to write never blocks */
+    assert_true(reader >= 0);
+    const int sock = make_socket(join(p, dir, "sock"));
+    struct stat null0, full0, st;
+    assert_int_equal(stat("/dev/null", &null0), 0);
+    assert_int_equal(stat("/dev/full", &full0), 0);
+    char *before = list_dir(dir);
+    static const char *const targets[] = {"subdir", "to_null", "to_full", "to_dir", "fifo", "sock"};
+    static const char *const kinds[] = {"is a directory, not a regular file",
+                                        "to a character device, not a regular file",
+                                        "to a character device, not a regular file",
+                                        "to a directory, not a regular file",
+                                        "is a FIFO, not a regular file",
+                                        "is a socket, not a regular file"};
+    for (int w = 0; w < W_COUNT; w++)
+        for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++) {
+            join(p, dir, targets[k]);
+            if (save_with(ctx, w, p, false) != HESS_ERR_IO)
+                fail_msg("%s to %s: status %d (want HESS_ERR_IO), message \"%s\"", WRITER_FN[w], p,
+                         (int)hess_context_status(ctx), hess_context_errmsg(ctx));
+            expect_save_error(ctx, w, p, kinds[k]);
+        }
+    expect_same_listing(dir, before);
+    free(before);
+    expect_link(join(p, dir, "to_null"), "/dev/null");
+    expect_link(join(p, dir, "to_full"), "/dev/full");
+    expect_link(join(p, dir, "to_dir"), "subdir");
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode) && st.st_rdev == null0.st_rdev);
+    assert_int_equal(stat("/dev/full", &st), 0);
+    assert_true(S_ISCHR(st.st_mode) && st.st_rdev == full0.st_rdev);
+    assert_int_equal(lstat(join(p, dir, "fifo"), &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char byte;
+    assert_int_equal(read(reader, &byte, 1), 0); /* nothing was written into the FIFO */
+    assert_int_equal(lstat(join(p, dir, "subdir"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    close(reader);
+    close(sock);
+    remove_scratch(dir);
+}
+
+/* A save that fails while writing (here the file size limit, which holds for
+ * root too) leaves the old file byte for byte, with its permissions, and no
+ * temporary file. */
+static void test_save_failure_keeps_old_file(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "old");
+    static const char old[] = "the old contents\n";
+    struct rlimit lim0, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &lim0), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG rather than the signal */
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(p, old, sizeof old - 1);
+        assert_int_equal(chmod(p, 0640), 0);
+        char *before = list_dir(dir);
+        lim = lim0;
+        lim.rlim_cur = 4096;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        const hess_status st = save_with(ctx, w, p, true);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim0), 0);
+        if (st != HESS_ERR_IO)
+            fail_msg("%s: status %d (want HESS_ERR_IO)", WRITER_FN[w], (int)st);
+        expect_save_error(ctx, w, p, strerror(EFBIG));
+        struct stat sb;
+        if (stat(p, &sb) != 0)
+            fail_msg("%s removed %s after a failed write", WRITER_FN[w], p);
+        assert_int_equal(sb.st_mode & 07777, 0640);
+        size_t len;
+        char *now = read_all(p, &len);
+        assert_int_equal(len, sizeof old - 1);
+        assert_memory_equal(now, old, len);
+        free(now);
+        expect_same_listing(dir, before);
+        free(before);
+    }
+    signal(SIGXFSZ, prev);
+    remove_scratch(dir);
+}
+
+/* The new file replaces the old one in one step (rename): a reader that has
+ * the old file open goes on reading the old bytes, never a half-written or
+ * truncated file. */
+static void test_save_replaces_in_one_step(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "f");
+    static const char old[] = "the old contents\n";
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(p, old, sizeof old - 1);
+        char *before = list_dir(dir);
+        const int fd = open(p, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_ok(ctx, save_with(ctx, w, p, false));
+        char buf[64];
+        const ssize_t n = read(fd, buf, sizeof buf);
+        close(fd);
+        if (n != (ssize_t)(sizeof old - 1) || memcmp(buf, old, sizeof old - 1) != 0)
+            fail_msg("%s: a reader of the old file saw it change", WRITER_FN[w]);
+        char *now = read_all(p, NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        expect_same_listing(dir, before);
+        free(before);
+    }
+    remove_scratch(dir);
+}
+
+/* Through a symbolic link to a regular file, the file it points to is
+ * replaced and the link kept; a replaced file keeps its permission bits; a
+ * new file gets 0666 less the umask; a link to nothing is refused. */
+static void test_save_links_and_modes(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], sub[256], p[256], q[256];
+    make_scratch(dir);
+    assert_int_equal(mkdir(join(sub, dir, "real"), 0755), 0);
+    assert_int_equal(symlink("real/target", join(p, dir, "link")), 0);
+    assert_int_equal(symlink("gone", join(p, dir, "dangling")), 0);
+    const mode_t mask = umask(022);
+    umask(mask);
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(join(q, sub, "target"), "old", 3);
+        assert_int_equal(chmod(q, 0604), 0);
+        write_bytes(join(q, dir, "plain"), "old", 3);
+        assert_int_equal(chmod(q, 0600), 0);
+        char *top = list_dir(dir), *inner = list_dir(sub);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, dir, "link"), false));
+        expect_link(p, "real/target");
+        char *now = read_all(join(q, sub, "target"), NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        struct stat st;
+        assert_int_equal(stat(q, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0604);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, dir, "plain"), false));
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        expect_same_listing(dir, top);
+        expect_same_listing(sub, inner);
+        free(top);
+        free(inner);
+
+        assert_ok(ctx, save_with(ctx, w, join(p, sub, "new"), false));
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0666 & ~mask);
+        assert_int_equal(unlink(p), 0);
+
+        assert_int_equal(save_with(ctx, w, join(p, dir, "dangling"), false), HESS_ERR_IO);
+        expect_save_error(ctx, w, p, "a symbolic link to nothing");
+        expect_link(p, "gone");
+        assert_int_equal(access(join(q, dir, "gone"), F_OK), -1);
+
+        /* an empty path names no file: refused before any temporary file */
+        assert_int_equal(save_with(ctx, w, "", false), HESS_ERR_IO);
+        expect_save_error(ctx, w, "", "cannot save there (No such file or directory)");
+    }
+    remove_scratch(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Readers: inputs whose size the system does not know, bits of NaNs        */
+/* ------------------------------------------------------------------------ */
+
+/* A context that may hold 64 MiB: a reader that trusted a shape over the
+ * bytes present would run into the limit (HESS_ERR_NOMEM) instead of
+ * reporting the file (HESS_ERR_IO). */
+static hess_context *limited_context(void)
+{
+    hess_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_bytes = (size_t)64 << 20;
+    hess_context *ctx = NULL;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    return ctx;
+}
+
+/* A reference text whose only tensor claims 20000 x 20000 values (3.2 GB). */
+static const char HUGE_REF[] = "# libhessian reference case v1\ntensor a 2 20000 20000\n1\n";
+
+/* A /proc file reads as size 0: /proc/<pid>/cmdline of a child whose argv[0]
+ * is HUGE_REF.  The reader must bound the shape by the bytes it can actually
+ * read, not by the size the system reports. */
+static void test_ref_proc_file(void **state)
+{
+    (void)state;
+    hess_context *ctx = limited_context();
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sleep", HUGE_REF, "30", (char *)NULL);
+        _exit(127);
+    }
+    char path[64], buf[64] = "";
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+    for (int i = 0; i < 500 && strncmp(buf, "# libhessian", 12) != 0; i++) {
+        nanosleep(&(struct timespec){0, 10000000}, NULL); /* until the child has run exec */
+        FILE *f = fopen(path, "rb");
+        const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        buf[n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    hess_ref_file out;
+    const hess_status st = hess_load_ref(ctx, path, NULL, &out);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_string_equal(buf, "# libhessian reference case v1\ntensor a 2 20000 20000\n1\n");
+    assert_int_equal(st, HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "byte 54 (line 3): tensor 'a': the shape needs more values",
+                 path);
+    assert_true(hess_context_bytes(ctx) < (size_t)1 << 20);
+    /* and a /proc file that is no reference file is just that */
+    assert_int_equal(hess_load_ref(ctx, "/proc/self/status", NULL, &out), HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "hess_load_ref: /proc/self/status: byte 0 (line 1): bad header",
+                 NULL);
+    assert_null(hess_load_npy(ctx, "/proc/self/status", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_npy: /proc/self/status: byte 0: bad magic", NULL);
+    hess_context_destroy(ctx);
+}
+
+/* Writes len bytes of buf into the FIFO path from a child process; returns
+ * its pid. */
+static pid_t fifo_writer(const char *path, const void *buf, size_t len)
+{
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const int fd = open(path, O_WRONLY);
+        const bool ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
+        _exit(ok && close(fd) == 0 ? 0 : 1);
+    }
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
+/* A FIFO (a pipe) cannot seek and has no size: both readers read it, and a
+ * shape that the bytes which came through cannot fill is refused. */
+static void test_read_fifo(void **state)
+{
+    (void)state;
+    hess_context *ctx = limited_context();
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "fifo");
+    assert_int_equal(mkfifo(p, 0600), 0);
+
+    static const char text[] = "# libhessian reference case v1\ncase c\ntensor param:w 1 3\n"
+                               "1 -0 nan:0x7ff0000000000001\n";
+    pid_t pid = fifo_writer(p, text, sizeof text - 1);
+    hess_ref_file out;
+    assert_ok(ctx, hess_load_ref(ctx, p, "param:", &out));
+    reap(pid);
+    assert_int_equal(out.n, 1);
+    assert_string_equal(out.case_name, "c");
+    const double *w = hess_tensor_data(out.tensors[0].tensor);
+    uint64_t bits;
+    memcpy(&bits, &w[2], sizeof bits);
+    assert_true(w[0] == 1.0 && w[1] == 0.0 && signbit(w[1]) && bits == 0x7ff0000000000001u);
+
+    pid = fifo_writer(p, HUGE_REF, sizeof HUGE_REF - 1);
+    assert_int_equal(hess_load_ref(ctx, p, NULL, &out), HESS_ERR_IO);
+    reap(pid);
+    expect_error(ctx, HESS_ERR_IO, "byte 54 (line 3): tensor 'a': the shape needs more values", p);
+
+    unsigned char npy[176];
+    memcpy(npy, NPY_2x3_HEADER, 128);
+    memcpy(npy + 128, NPY_2x3_DATA, 48);
+    pid = fifo_writer(p, npy, sizeof npy);
+    hess_tensor *t = hess_load_npy(ctx, p, 0);
+    reap(pid);
+    assert_non_null(t);
+    assert_int_equal(hess_tensor_numel(t), 6);
+    assert_close(hess_tensor_data(t)[5], 6.0, 0, 0);
+
+    static const char huge[] =
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (20000, 20000), }";
+    memcpy(npy + 10, huge, sizeof huge - 1);
+    pid = fifo_writer(p, npy, sizeof npy);
+    assert_null(hess_load_npy(ctx, p, 0));
+    reap(pid);
+    expect_error(ctx, HESS_ERR_IO, "byte 128: truncated data", p);
+    assert_true(hess_context_bytes(ctx) < (size_t)1 << 20);
+    remove_scratch(dir);
+    hess_context_destroy(ctx);
+}
+
+/* Bit patterns a save and a load must keep: the quiet NaNs x86 and ARM make,
+ * signalling NaNs, NaNs with payloads and either sign, signed zeros,
+ * infinities, the extremes. */
+static const uint64_t KEEP_BITS[] = {
+    0x7ff8000000000000u, 0xfff8000000000000u, 0x7ff0000000000001u, 0xfff0000000000001u,
+    0x7ff4000000000000u, 0x7ff8000000000001u, 0x7fffffffffffffffu, 0xffffffffffffffffu,
+    0x0000000000000000u, 0x8000000000000000u, 0x7ff0000000000000u, 0xfff0000000000000u,
+    0x0000000000000001u, 0x800fffffffffffffu, 0x7fefffffffffffffu, 0x3fb999999999999au,
+};
+#define N_KEEP (sizeof KEEP_BITS / sizeof KEEP_BITS[0])
+
+static void test_special_values_keep_their_bits(void **state)
+{
+    hess_context *ctx = *state;
+    double v[N_KEEP];
+    memcpy(v, KEEP_BITS, sizeof v);
+    const int64_t shape[1] = {(int64_t)N_KEEP};
+    hess_tensor *t = hess_tensor_new(ctx, 1, shape, v);
+    assert_non_null(t);
+    assert_memory_equal(hess_tensor_data(t), KEEP_BITS, sizeof KEEP_BITS);
+
+    const char *npy = "test_io_tmp_bits.npy", *ref = "test_io_tmp_bits.ref";
+    assert_ok(ctx, hess_save_npy(ctx, npy, t));
+    hess_tensor *u = hess_load_npy(ctx, npy, 0);
+    assert_non_null(u);
+    assert_memory_equal(hess_tensor_data(u), KEEP_BITS, sizeof KEEP_BITS);
+    assert_ok(ctx, hess_save_npy_array(ctx, npy, 1, shape, v));
+    u = hess_load_npy(ctx, npy, 0);
+    assert_non_null(u);
+    assert_memory_equal(hess_tensor_data(u), KEEP_BITS, sizeof KEEP_BITS);
+
+    const hess_named_tensor nt = {"bits", t};
+    const hess_ref_file f = {NULL, NULL, 1, &nt};
+    assert_ok(ctx, hess_save_ref(ctx, ref, &f));
+    char *text = read_all(ref, NULL);
+    assert_non_null(strstr(text, "\nnan -nan nan:0x7ff0000000000001 nan:0xfff0000000000001 "
+                                 "nan:0x7ff4000000000000 nan:0x7ff8000000000001 "
+                                 "nan:0x7fffffffffffffff nan:0xffffffffffffffff 0 -0 inf -inf "));
+    free(text);
+    hess_ref_file g;
+    assert_ok(ctx, hess_load_ref(ctx, ref, NULL, &g));
+    assert_memory_equal(hess_tensor_data(g.tensors[0].tensor), KEEP_BITS, sizeof KEEP_BITS);
+    remove(npy);
+    remove(ref);
+}
+
+/* The files of tests/data read as the tests' own reader reads them, bit for
+ * bit. */
+static void test_ref_data_files_unchanged(void **state)
+{
+    hess_context *ctx = *state;
+    static const char *const files[] = {"seed_ann.ref", "seed_ann_sigmoid.ref",
+                                        "mlp_tanh_mse_batch.ref"};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        hess_ref_file f;
+        assert_ok(ctx, hess_load_ref(ctx, data_path(files[k]), "param:", &f));
+        ref_case rc;
+        char err[256];
+        if (ref_load(data_path(files[k]), &rc, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        assert_int_equal(f.n, rc.n);
+        for (size_t i = 0; i < rc.n; i++) {
+            assert_string_equal(f.tensors[i].name, rc.t[i].name);
+            assert_int_equal(hess_tensor_numel(f.tensors[i].tensor), rc.t[i].numel);
+            assert_memory_equal(hess_tensor_data(f.tensors[i].tensor), rc.t[i].data,
+                                (size_t)rc.t[i].numel * sizeof(double));
+        }
+        ref_free(&rc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +1362,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ref_save_arguments, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_seed_hessian, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_edges, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_refuses_special_targets, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_failure_keeps_old_file, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_replaces_in_one_step, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_links_and_modes, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_ref_proc_file),
+        cmocka_unit_test(test_read_fifo),
+        cmocka_unit_test_setup_teardown(test_special_values_keep_their_bits, setup_ctx,
+                                        teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_ref_data_files_unchanged, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,8 +16,9 @@
  *   mkdir -p /tmp/npy_corpus && cp tests/data/[a-z]*.ref /tmp/npy_corpus/
  *   /tmp/fuzz_npy -max_len=4096 -max_total_time=300 /tmp/npy_corpus
  *
- * and add the seed .npy files of tests/fuzz/corpus_npy (written by
- * hess_save_npy) so that it starts from valid headers.
+ * and add the seeds of tests/fuzz/corpus_npy (.npy files written by
+ * hess_save_npy, and a reference file with every spelling of a value,
+ * NaN payloads included) so that it starts from valid inputs.
  */
 #include "hess_internal.h"
 
