@@ -5,17 +5,22 @@
 #   2. the installed libhessian.so: SONAME from the major version, and every
 #      exported (dynamic, defined) symbol is a public hess_* name;
 #   3. examples/consumer configured with find_package(hessian 0.1 CONFIG),
-#      built and its tests run (shared and static library); the version file
-#      rejects the next major version;
+#      built and run (shared and static library); the shared one's RUNPATH
+#      names the installed library directory; the version file rejects the
+#      next major version;
 #   4. examples/consumer/main.c compiled with `pkg-config --cflags --libs
-#      hessian` and run against the installed shared library.
+#      hessian` and run against the installed shared library: its Libs carry
+#      -Wl,-rpath,${libdir} (PC_RPATH, unless the build's libdir is a system
+#      directory), so it runs as it is.
+# Every consumer program runs with LD_LIBRARY_PATH unset: installed where the
+# README says, a program must find libhessian.so without it.
 # In a HESSIAN_SANITIZE build the consumer gets the same -fsanitize flags,
 # since the installed libraries need the sanitizer runtimes.
 
 cmake_minimum_required(VERSION 3.21)
 
 foreach(_v IN ITEMS HESSIAN_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR LIBDIR INCLUDEDIR VERSION
-                    SOVERSION C_COMPILER GENERATOR)
+                    SOVERSION C_COMPILER GENERATOR PC_RPATH)
     if(NOT DEFINED ${_v} OR "${${_v}}" STREQUAL "")
         message(FATAL_ERROR "TestConsumer.cmake: -D${_v}=... is required")
     endif()
@@ -28,6 +33,36 @@ function(hess_run what)
     if(NOT rc EQUAL 0)
         message(FATAL_ERROR "FAILED: ${what} (exit status: ${rc})")
     endif()
+endfunction()
+
+# Runs an installed consumer program with LD_LIBRARY_PATH unset.
+function(hess_run_bare what exe)
+    hess_run("${what} (LD_LIBRARY_PATH unset)" "${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${exe}")
+endfunction()
+
+# Fails unless the ELF file's RUNPATH (or RPATH) names the directory dir.
+function(hess_check_runpath exe dir)
+    hess_capture(dyn "readelf -d ${exe}" "${READELF}" -d "${exe}")
+    file(REAL_PATH "${dir}" want)
+    set(found "")
+    string(REGEX MATCHALL "\\((RUNPATH|RPATH)\\)[^\n]*\\[[^]\n]*\\]" entries "${dyn}")
+    foreach(e IN LISTS entries)
+        string(REGEX REPLACE ".*\\[([^]]*)\\]$" "\\1" paths "${e}")
+        string(REPLACE ":" ";" paths "${paths}")
+        foreach(p IN LISTS paths)
+            if(EXISTS "${p}")
+                file(REAL_PATH "${p}" p)
+                if(p STREQUAL want)
+                    set(found "${e}")
+                endif()
+            endif()
+        endforeach()
+    endforeach()
+    if(NOT found)
+        message(FATAL_ERROR "FAILED: ${exe} has no RUNPATH or RPATH naming ${dir}:\n${dyn}")
+    endif()
+    get_filename_component(name "${exe}" NAME)
+    message(STATUS "${name}: ${found}")
 endfunction()
 
 # Runs a command and returns its standard output, stripped; failure is fatal.
@@ -67,6 +102,7 @@ endif()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
+unset(ENV{LD_LIBRARY_PATH})   # for everything below, the consumers' ctest too
 
 # ---- 1. install ------------------------------------------------------------
 hess_run("install into ${prefix}"
@@ -135,7 +171,14 @@ hess_run("configure examples/consumer with find_package"
          "-DCMAKE_C_FLAGS=${san_flags_str}"
          "-DCMAKE_EXE_LINKER_FLAGS=${san_flags_str}")
 hess_run("build examples/consumer" "${CMAKE_COMMAND}" --build "${cbuild}" ${config_args})
-hess_run("run examples/consumer (shared and static)"
+set(cdir "${cbuild}")
+if(EXISTS "${cbuild}/${build_type}/consumer")   # multi-config generators
+    set(cdir "${cbuild}/${build_type}")
+endif()
+hess_check_runpath("${cdir}/consumer" "${libdir}")
+hess_run_bare("run the find_package consumer (shared library)" "${cdir}/consumer")
+hess_run_bare("run the find_package consumer (static library)" "${cdir}/consumer_static")
+hess_run("examples/consumer's own ctest (shared and static)"
          "${CMAKE_CTEST_COMMAND}" --test-dir "${cbuild}" -C "${build_type}"
          --output-on-failure --no-tests=error)
 
@@ -180,7 +223,18 @@ separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
 set(exe "${WORK_DIR}/consumer_pc")
 hess_run("cc main.c $(pkg-config --cflags --libs hessian)"
          "${C_COMPILER}" ${san_flags} "${CONSUMER_SOURCE_DIR}/main.c" ${pc_flags} -o "${exe}")
-hess_run("run the pkg-config consumer against ${libdir}/libhessian.so"
-         "${CMAKE_COMMAND}" -E env "LD_LIBRARY_PATH=${libdir}" "${exe}")
+if(PC_RPATH)
+    if(NOT pc_flags MATCHES "(^|;)-Wl,-rpath,[^;]+(;|$)")
+        message(FATAL_ERROR "FAILED: pkg-config --libs hessian has no -Wl,-rpath,<libdir>: ${pc_flags}")
+    endif()
+    hess_check_runpath("${exe}" "${libdir}")
+    hess_run_bare("run the pkg-config consumer against ${libdir}/libhessian.so" "${exe}")
+else()
+    # This build installs into a system libdir, where the loader looks anyway;
+    # the scratch prefix is not one, so only here is the path given.
+    message(STATUS "hessian.pc has no rpath (a system libdir): LD_LIBRARY_PATH for the scratch prefix")
+    hess_run("run the pkg-config consumer against ${libdir}/libhessian.so"
+             "${CMAKE_COMMAND}" -E env "LD_LIBRARY_PATH=${libdir}" "${exe}")
+endif()
 
 message(STATUS "package_consumer: all checks passed")
