@@ -187,7 +187,7 @@ HESS_API hess_mark hess_context_mark(const hess_context *ctx);
  * earlier point of this context: another context's mark (also one of a
  * destroyed context whose memory this one reuses), a mark with edited fields,
  * a mark of a later point, or a stale mark, one taken after a point that has
- * since been rewound to (after more than 32 nested levels of rewinds, a valid
+ * since been rewound to (after more than 16 nested levels of rewinds, a valid
  * mark that old may be refused too); HESS_ERR_STATE from inside a progress
  * callback.  Nothing changes on error.  Cost O(tensors freed).
  */
@@ -624,11 +624,38 @@ HESS_API hess_status hess_hvp_batch(hess_context *ctx,
 /* Interchange: NumPy .npy files and the plain-text reference format.       */
 /* These functions read and write whole files.  Like the Hessian functions, */
 /* the status-returning ones do nothing and return the pending error when   */
-/* the context already holds one.  HESS_ERR_IO messages name the function,  */
-/* the file and the problem, e.g.                                           */
-/* "hess_load_npy: w.npy: dtype '<f4' is not supported (only '<f8', ...)".  */
+/* the context already holds one.  HESS_ERR_IO messages are one line: the   */
+/* function, the file, for readers the byte offset (and for the reference   */
+/* format the line) where the problem was found, and the problem, e.g.      */
+/* "hess_load_npy: w.npy: byte 20: dtype '<f4' is not supported (...)".     */
 /* Numbers are written in C notation ('.' as the decimal point) whatever    */
 /* the locale.                                                              */
+/*                                                                          */
+/* Saving (hess_save_npy, hess_save_npy_array, hess_save_ref and            */
+/* hess_write_svg_heatmap) is atomic on POSIX systems: the file is written  */
+/* to a temporary file in the directory of its target, flushed to disk      */
+/* (fsync) and renamed over the target, so the target holds either its old  */
+/* bytes or the complete new ones, and a reader that has the old file open  */
+/* keeps reading the old bytes.  On any failure the old file is left byte   */
+/* for byte and only the temporary file is removed.  The target is @p path, */
+/* or, when @p path is a symbolic link to a regular file, the file the link */
+/* resolves to (the link is kept).  An existing path that is not a regular  */
+/* file (a directory, device, FIFO or socket, or a symbolic link to one)    */
+/* and a symbolic link to nothing are refused with HESS_ERR_IO, nothing     */
+/* written.  A replaced file keeps its permission bits (not its owner,      */
+/* ACLs or extended attributes, and other hard links to it keep the old     */
+/* contents); a new file gets 0666 less the umask.  The temporary file is   */
+/* named ".<name>.<16 hex digits>.tmp"; the directory must be writable,     */
+/* even to replace a writable file.  On Windows the file is written in      */
+/* place, and removed when the write fails.                                 */
+/*                                                                          */
+/* Reading (hess_load_npy, hess_load_ref) never trusts the size the system  */
+/* reports for a file (0 for /proc files and pipes): sizes in a header are  */
+/* checked against bytes actually read before anything is allocated, so a   */
+/* hostile header cannot make a reader allocate more than the input could   */
+/* fill.  Pipes, FIFOs and terminals, which cannot seek, are read whole     */
+/* into memory from the context's allocator (within what is left of its     */
+/* byte limit, given back before returning), then parsed.                   */
 /* ------------------------------------------------------------------------ */
 
 /**
@@ -636,20 +663,25 @@ HESS_API hess_status hess_hvp_batch(hess_context *ctx,
  * format version 1.0, dtype '<f8' (little-endian float64 on any host),
  * fortran_order False, shape = t's shape (a rank-0 tensor gives shape ()),
  * the header padded with spaces and ended by '\n' so that the data starts at
- * a multiple of 64 bytes.  An existing file is replaced; a file left half
- * written by an error is removed.
+ * a multiple of 64 bytes.  The values are copied bit for bit: signed zeros,
+ * infinities and NaNs with their payloads (signalling NaNs included) read
+ * back unchanged.  The save is atomic (see the section above): a failure
+ * leaves an existing file as it was.
  * @return HESS_OK; HESS_ERR_ARG (NULL context, path or tensor, tensor of
  * another context); HESS_ERR_STATE (tensor freed by a rewind); HESS_ERR_IO
- * (the file cannot be created or written).  Cost O(numel), no context memory.
+ * (path exists and is not a regular file or a link to one, is a link to
+ * nothing, or the temporary file cannot be created, written, flushed or
+ * renamed over the target; the message says which, with the system's
+ * reason).  Cost O(numel), no context memory.
  */
 HESS_API hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor *t);
 
 /**
  * Like hess_save_npy() for an array in the caller's buffer, e.g. a Hessian
  * from hess_hessian() (ndim 2, shape {N, N}): @p data holds the product of
- * the shape's numel doubles, row-major.  @p ndim is 0..HESS_MAX_DIMS and every
- * dimension >= 1 (HESS_ERR_ARG otherwise); other statuses and cost as
- * hess_save_npy().
+ * the shape's numel doubles, row-major, written bit for bit.  @p ndim is
+ * 0..HESS_MAX_DIMS and every dimension >= 1 (HESS_ERR_ARG otherwise); the
+ * atomic save, other statuses and cost as hess_save_npy().
  */
 HESS_API hess_status hess_save_npy_array(
     hess_context *ctx, const char *path, int ndim, const int64_t *shape, const double *data);
@@ -657,17 +689,25 @@ HESS_API hess_status hess_save_npy_array(
 /**
  * Reads a .npy file into a new tensor owned by @p ctx: a constant, or a
  * parameter (as hess_param_new()) when @p as_param is non-zero.  Reads format
- * versions 1.0, 2.0 and 3.0 with dtype '<f8', fortran_order False and a shape
- * of rank 0..HESS_MAX_DIMS with every dimension >= 1; the file must hold
- * exactly the shape's data after the header.  Anything else, including a
- * truncated or malformed file, is HESS_ERR_IO with a message saying what is
- * wrong (bad magic, unsupported version, header too long, missing key, Fortran
+ * versions 1.0, 2.0 and 3.0 exactly (any other pair of version bytes is
+ * refused) with dtype '<f8', fortran_order False and a shape of rank
+ * 0..HESS_MAX_DIMS with every dimension >= 1; the file must hold exactly the
+ * shape's data after the header.  Values are copied bit for bit (NaN
+ * payloads, signalling NaNs and signed zeros are kept).  Anything else,
+ * including a truncated or malformed file, is HESS_ERR_IO with a one-line
+ * message naming the file, the byte offset and what is wrong (bad magic,
+ * unsupported version, header too long, missing or repeated key, Fortran
  * order, other dtype, negative, zero or absurd dimension, truncated data,
- * trailing bytes).  Sizes are checked against the file's size before any
- * allocation, so a hostile header cannot make it allocate more than the file
- * could fill.  The file must be seekable (a regular file).
+ * trailing bytes, a read error).  The header's sizes are checked against
+ * bytes actually present (read, never taken from the size the system
+ * reports) before the tensor is allocated, so a hostile header cannot make
+ * it allocate more than the file could fill.  @p path may be a regular file,
+ * a /proc file, a device, or a pipe or FIFO (read whole into memory first,
+ * see the section above).
  * @return the tensor, or NULL with HESS_ERR_ARG (NULL path), HESS_ERR_IO or
- * HESS_ERR_NOMEM recorded (nothing is left in the context).  Cost O(numel).
+ * HESS_ERR_NOMEM recorded (nothing is left in the context).  Cost O(numel);
+ * from a pipe, memory for the bytes read (up to about four times their
+ * number, in a scratch context freed before returning).
  */
 HESS_API hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param);
 
@@ -679,10 +719,15 @@ typedef struct hess_named_tensor {
 
 /**
  * The contents of a file in libhessian's plain-text reference format
- * (tests/data/README.md): a header line "# libhessian reference case v1",
- * optional "case <word>" and "model <text>" lines, then for each tensor a line
- * "tensor <name> <ndim> <d0> ..." followed by its numel values, row-major,
- * printed with 17 significant digits (so they read back bit for bit).
+ * (tests/data/README.md): a header line that is exactly
+ * "# libhessian reference case v1" (then "\n" or "\r\n"), optional
+ * "case <word>" and "model <text>" lines, then for each tensor a line
+ * "tensor <name> <ndim> <d0> ..." followed by its numel values, row-major.
+ * Values read back bit for bit: finite numbers with 17 significant digits
+ * ("-0" for negative zero), "inf" and "-inf", "nan" and "-nan" for the quiet
+ * NaN with an empty payload (bits 0x7ff8000000000000, 0xfff8000000000000),
+ * and "nan:0x" with the 16 hex digits of the bit pattern for any other NaN,
+ * e.g. "nan:0x7ff0000000000001".
  */
 typedef struct hess_ref_file {
     const char *case_name; /**< the case's name, one word (<= 127 bytes); NULL or "" = none */
@@ -693,13 +738,15 @@ typedef struct hess_ref_file {
 
 /**
  * Writes @p file to @p path in the reference format, one row (last dimension)
- * of values per line.  An existing file is replaced; a file left half written
- * by an error is removed.
+ * of values per line, each value spelled as hess_ref_file says so that it
+ * reads back bit for bit (NaN payloads and signs included).  The save is
+ * atomic (see the section above): a failure leaves an existing file as it
+ * was.
  * @return HESS_OK; HESS_ERR_ARG (NULL context, path or file, no tensors, a
  * name that is empty, too long, has blanks or repeats an earlier one, a case
  * name or model text that does not fit, a NULL tensor or one of another
- * context); HESS_ERR_STATE (tensor freed by a rewind); HESS_ERR_IO (the file
- * cannot be created or written).  Cost O(total numel), no context memory.
+ * context); HESS_ERR_STATE (tensor freed by a rewind); HESS_ERR_IO (as
+ * hess_save_npy()).  Cost O(total numel), no context memory.
  */
 HESS_API hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file);
 
@@ -708,12 +755,21 @@ HESS_API hess_status hess_save_ref(hess_context *ctx, const char *path, const he
  * @p ctx, and so are the names, the tensors array and the case and model
  * strings ("" when absent).  Tensors whose names begin with @p param_prefix
  * (e.g. "param:") are made parameters, the others constants; NULL or "" makes
- * them all constants.  Malformed input (bad header, unknown keyword, a
- * control byte, rank above HESS_MAX_DIMS, a dimension < 1, more values than
- * the file could hold, a malformed or missing value, a name or token too
- * long, a repeated name, no tensors) is HESS_ERR_IO with the file and line in
- * the message.  What is read can always be written back by hess_save_ref().
- * The file must be seekable.
+ * them all constants.  Only version 1 is read: the first line must be exactly
+ * "# libhessian reference case v1" ("v10", "v1.5", "v1x", text after it or
+ * blanks before it are refused).  Values are read bit for bit in the
+ * spellings hess_ref_file lists; a NaN spelled otherwise ("NaN", "nan(1)",
+ * "+nan", "nan:0x" without exactly 16 hex digits of a NaN) is malformed.
+ * Malformed input (bad header, unknown keyword, a control byte, rank above
+ * HESS_MAX_DIMS, a dimension < 1, a shape needing more values than the bytes
+ * left could hold, a malformed or missing value, a name or token too long, a
+ * repeated name, no tensors, a read error) is HESS_ERR_IO with a one-line
+ * message naming the file, the byte offset and line, and the problem.  Shapes
+ * are checked against bytes actually present (read, never taken from the
+ * size the system reports) before a tensor is allocated.  @p path may be a
+ * regular file, a /proc file, a device, or a pipe or FIFO (read whole into
+ * memory first, see the section above).  What is read can always be written
+ * back by hess_save_ref().
  * @return HESS_OK; HESS_ERR_ARG (NULL path or out); HESS_ERR_IO;
  * HESS_ERR_NOMEM.  On error *out is zeroed and nothing is left in the context.
  * Cost O(file size).
@@ -746,11 +802,12 @@ HESS_API hess_tensor *hess_ref_find(const hess_ref_file *file, const char *name)
  * size).  @p title (may be NULL) is drawn above the matrix.  Text is escaped
  * for XML, invalid UTF-8 replaced.  Above 300 rows the matrix is shown
  * downsampled to 300 x 300 cells, each showing the entry of largest magnitude
- * in its bin (the caption says so).
+ * in its bin (the caption says so).  The save is atomic (see the section
+ * "Interchange"): a failure leaves an existing file as it was.
  * @return HESS_OK; HESS_ERR_ARG (NULL context, path or m, n = 0 or too large,
- * sizes NULL or 0 or not summing to n); HESS_ERR_IO (the file cannot be
- * created or written; a half-written file is removed).  Cost O(n^2) time, file
- * size O(min(n, 300)^2), no context memory.
+ * sizes NULL or 0 or not summing to n); HESS_ERR_IO (as hess_save_npy());
+ * HESS_ERR_NOMEM (the label positions, with blocks).  Cost O(n^2) time, file
+ * size O(min(n, 300)^2), context memory O(nblocks), given back.
  */
 HESS_API hess_status hess_write_svg_heatmap(hess_context *ctx,
                                             const char *path,

@@ -168,7 +168,7 @@ struct hess_context {
     struct {
         uint64_t gen;
         size_t block, used;
-    } cuts[32];
+    } cuts[16];
     int n_cuts;
     const char *busy;   /* the public function whose callback is running, or NULL */
     unsigned no_record; /* > 0: new nodes are detached (HESS_T_DETACHED) */

@@ -685,10 +685,9 @@ static hess_status write_npy(hess_context *ctx,
  * does nothing and returns that status), a path. */
 static hess_status save_begin(hess_context *ctx, const char *path, const char *fn)
 {
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status;
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK)
+        return st;
     if (!path) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
         return HESS_ERR_ARG;
@@ -701,6 +700,9 @@ hess_status hess_save_npy(hess_context *ctx, const char *path, const hess_tensor
     static const char fn[] = "hess_save_npy";
     hess_status st = save_begin(ctx, path, fn);
     if (st != HESS_OK || (st = hess__check(ctx, t, fn)) != HESS_OK)
+        return st;
+    /* brought up to date first: the tape's own pointer to it, not a cast */
+    if ((st = hess__refresh(ctx, 1, &ctx->nodes[t->id], fn)) != HESS_OK)
         return st;
     return write_npy(ctx, path, t->ndim, t->shape, t->data, fn);
 }
@@ -1152,6 +1154,9 @@ hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_fi
     hess_status st = save_begin(ctx, path, fn);
     if (st != HESS_OK || (st = check_ref(ctx, file, fn)) != HESS_OK)
         return st;
+    for (size_t i = 0; i < file->n; i++)
+        if ((st = hess__refresh(ctx, 1, &file->tensors[i].tensor, fn)) != HESS_OK)
+            return st;
     return hess__save_atomic(ctx, path, fn, put_ref, file);
 }
 
@@ -1427,8 +1432,9 @@ check_load_ref(hess_context *ctx, const void *where, hess_ref_file *out, const c
         return HESS_ERR_ARG;
     if (out)
         memset(out, 0, sizeof *out);
-    if (ctx->status != HESS_OK)
-        return ctx->status;
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK)
+        return st;
     if (!where || !out) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL %s", fn, out ? "path" : "out");
         return HESS_ERR_ARG;

@@ -473,12 +473,8 @@ hess_status hess_write_svg_heatmap(hess_context *ctx,
                                    const size_t sizes[],
                                    const char *title)
 {
-    if (!ctx)
-        return HESS_ERR_ARG;
-    if (ctx->status != HESS_OK)
-        return ctx->status; /* an earlier error is pending: do nothing */
-    hess_status st = check_args(ctx, path, n, m, nblocks, sizes);
-    if (st != HESS_OK)
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK || (st = check_args(ctx, path, n, m, nblocks, sizes)) != HESS_OK)
         return st;
     const layout L = make_layout(n, m, nblocks, names, sizes, title);
     /* Label positions: 2 per block, on the arena, given back at the end. */
