@@ -580,7 +580,38 @@ typedef struct hess_hessian_opts {
     void *user;                /**< passed to progress */
     unsigned flags;            /**< HESS_ALLOW_UNUSED: zero rows and columns for a parameter the
                                     loss does not depend on (else HESS_ERR_NODIFF); or 0 */
+    int method;                /**< per function: a HESS_DIAG_*, HESS_EST_* or HESS_SOLVE_* value;
+                                    0 = the function's default */
+    uint64_t seed;             /**< seed of random probes and starting vectors (0 is a seed too) */
+    size_t n_probes;           /**< random probes (trace, diagonal, density); 0 = the default */
+    size_t lanczos_steps;      /**< Lanczos steps per probe (density); 0 = the default */
+    double sigma;              /**< width of the density's Gaussian; 0 = the default */
+    double tol;                /**< relative tolerance (eigenpairs, solves); 0 = the default */
+    size_t max_iter;           /**< iteration limit (eigenpairs, solves); 0 = the default */
+    int n_threads;             /**< threads of the sweeps; 0 = all cores, 1 = the caller's only */
+    int *method_used;          /**< receives the method that ran (a HESS_DIAG_*, HESS_EST_* or
+                                    HESS_SOLVE_* value), when not NULL */
 } hess_hessian_opts;
+
+/** opts.method of the diagonal functions: the fastest exact method the graph allows. */
+#define HESS_DIAG_AUTO 0
+/** opts.method of the diagonal functions: curvature backpropagation (exact, about the cost
+ * of a few gradients; HESS_ERR_ARG when an op of the graph has no curvature rule). */
+#define HESS_DIAG_BACKPROP 1
+/** opts.method of the diagonal functions: one Hessian row per element (exact, N HVPs). */
+#define HESS_DIAG_ROWS 2
+/** opts.method of hess_trace_estimate and hess_diag_estimate: Hutchinson's estimator. */
+#define HESS_EST_HUTCHINSON 3
+/** opts.method of the estimators: Hutch++ (low-rank part exact, the rest Hutchinson);
+ * the default. */
+#define HESS_EST_HUTCHPP 4
+/** opts.method of the estimators: XTrace / XDiag (exchangeable, leave-one-out). */
+#define HESS_EST_XTRACE 5
+/** opts.method of hess_solve: conjugate gradients (the default; for positive definite
+ * H + damping I). */
+#define HESS_SOLVE_CG 6
+/** opts.method of hess_solve: MINRES (symmetric, possibly indefinite). */
+#define HESS_SOLVE_MINRES 7
 
 /** hess_hessian with options; adds HESS_ERR_CANCELLED. Cost: G + ceil(N/k) sweeps. */
 HESS_API hess_status hess_hessian_ex(hess_context *ctx,
@@ -619,6 +650,170 @@ HESS_API hess_status hess_hvp_batch(hess_context *ctx,
                                     const double *V,
                                     const hess_hessian_opts *opts,
                                     double *HV);
+
+/* ------------------------------------------------------------------------ */
+/* Curvature at scale: spectra, traces, diagonals and solves from           */
+/* Hessian-vector products, in memory O(N k) for k vectors at once.  Each  */
+/* function takes the rules of the Hessian functions above (the loss is     */
+/* brought up to date first; params any tensors, each once; HESS_ALLOW_     */
+/* UNUSED in opts.flags), reports progress through opts.progress after     */
+/* each batch of products and honours cancellation (HESS_ERR_CANCELLED),   */
+/* and draws its random vectors from opts.seed, so the same seed gives the  */
+/* same result.  Let P be the cost of one batched Hessian-vector product.  */
+/* ------------------------------------------------------------------------ */
+
+/** hess_eigs: the k algebraically largest eigenvalues, in decreasing order. */
+#define HESS_EIG_LARGEST 0
+/** hess_eigs: the k algebraically smallest eigenvalues, in increasing order. */
+#define HESS_EIG_SMALLEST 1
+/** hess_eigs: the k eigenvalues of largest magnitude, in decreasing |lambda|. */
+#define HESS_EIG_MAGNITUDE 2
+
+/**
+ * k extreme eigenpairs of the Hessian by the Lanczos method with full
+ * reorthogonalization (restarted until the k wanted Ritz pairs have relative
+ * residual ||H x - lambda x|| <= tol * ||H||, tol default 1e-10, or
+ * opts.max_iter products were spent, default max(300, 20 k) bounded by N).
+ * @p which is HESS_EIG_LARGEST, HESS_EIG_SMALLEST or HESS_EIG_MAGNITUDE;
+ * evals[0..k-1] are sorted in that order; evecs, when not NULL, receives the
+ * unit eigenvectors as an N x k column-major array (column j belongs to
+ * evals[j]).  The start vector is drawn from opts.seed.
+ * @return HESS_OK; the statuses of the Hessian functions; HESS_ERR_ARG (k = 0,
+ * k > N, an unknown which, NULL evals); HESS_ERR_CANCELLED; HESS_ERR_NONFINITE
+ * when it did not converge within max_iter (evals then hold the best
+ * estimates).  Cost: m products with m the Lanczos steps (about 2k to 4k for
+ * well separated eigenvalues); memory O(N m).
+ */
+HESS_API hess_status hess_eigs(hess_context *ctx,
+                               hess_tensor *loss,
+                               size_t n,
+                               hess_tensor *const params[],
+                               size_t k,
+                               int which,
+                               const hess_hessian_opts *opts,
+                               double *evals,
+                               double *evecs);
+
+/**
+ * The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ubaru,
+ * Chen and Saad 2017; PyHessian): for each of opts.n_probes Rademacher probes
+ * (default 8), opts.lanczos_steps Lanczos steps (default min(N, 80)) give
+ * nodes and weights, and the density is their mixture of Gaussians of width
+ * opts.sigma (default (lambda_max - lambda_min) / 100 of the nodes found),
+ * averaged over probes and normalised to integrate to 1 over the real line,
+ * evaluated at grid[0..n_grid-1] into density.
+ * @return HESS_OK; the statuses of the Hessian functions; HESS_ERR_ARG
+ * (n_grid = 0, NULL grid or density, sigma < 0 or not finite);
+ * HESS_ERR_CANCELLED.  Cost: n_probes * lanczos_steps products, memory
+ * O(N lanczos_steps).
+ */
+HESS_API hess_status hess_spectral_density(hess_context *ctx,
+                                           hess_tensor *loss,
+                                           size_t n,
+                                           hess_tensor *const params[],
+                                           const hess_hessian_opts *opts,
+                                           size_t n_grid,
+                                           const double *grid,
+                                           double *density);
+
+/**
+ * An estimate of the Hessian's trace from opts.n_probes Hessian-vector
+ * products in all (default 32): Hutchinson (mean of z^T H z over Rademacher
+ * z), Hutch++ (Meyer, Musco, Musco and Woodruff 2021: a third of the products
+ * find the dominant range, whose part of the trace is exact, the rest
+ * Hutchinson; the default) or XTrace (Epperly, Tropp and Webber 2024) by
+ * opts.method.  *std_err (may be NULL) receives the estimated standard error
+ * of the estimate.  A matrix of rank r is found exactly (up to rounding) by
+ * Hutch++ and XTrace with at least 3r and 2r+2 products.
+ * @return HESS_OK; the statuses of the Hessian functions; HESS_ERR_ARG (NULL
+ * trace, n_probes too small for the method, a method of another function);
+ * HESS_ERR_CANCELLED.  Cost: n_probes products; memory O(N n_probes).
+ */
+HESS_API hess_status hess_trace_estimate(hess_context *ctx,
+                                         hess_tensor *loss,
+                                         size_t n,
+                                         hess_tensor *const params[],
+                                         const hess_hessian_opts *opts,
+                                         double *trace,
+                                         double *std_err);
+
+/**
+ * An estimate of the Hessian's diagonal, N doubles into diag, from
+ * opts.n_probes products in all, by the diagonal forms of the estimators of
+ * hess_trace_estimate (Hutchinson: mean of z * (H z); Hutch++ and XDiag: the
+ * low-rank part exact).  For the exact diagonal see hess_hessian_diag().
+ * @return and cost as hess_trace_estimate.
+ */
+HESS_API hess_status hess_diag_estimate(hess_context *ctx,
+                                        hess_tensor *loss,
+                                        size_t n,
+                                        hess_tensor *const params[],
+                                        const hess_hessian_opts *opts,
+                                        double *diag);
+
+/** What hess_solve() did. */
+typedef struct hess_solve_info {
+    size_t iterations;      /**< Hessian-vector products spent */
+    double rel_residual;    /**< ||b - (H + damping I) x|| / ||b|| at the end */
+    int negative_curvature; /**< 1 when CG met p^T (H + damping I) p <= 0 and stopped */
+    int converged;          /**< 1 when rel_residual <= tol */
+} hess_solve_info;
+
+/**
+ * Solves (H + damping I) x = b (N doubles each) -- the Newton-CG and
+ * Hessian-free step -- by conjugate gradients (opts.method HESS_SOLVE_CG, the
+ * default, for positive definite systems) or MINRES (HESS_SOLVE_MINRES, for
+ * any symmetric system), from x = 0, until the relative residual is at most
+ * opts.tol (default 1e-10) or opts.max_iter products (default 2N) were spent.
+ * CG stops where it meets a direction of non-positive curvature and says so in
+ * info->negative_curvature (x is then the last iterate, a descent direction);
+ * MINRES goes on.  @p info may be NULL.
+ * @return HESS_OK (also when not converged: see info->converged); the statuses
+ * of the Hessian functions; HESS_ERR_ARG (NULL b or x, damping < 0 or not
+ * finite, a method of another function); HESS_ERR_CANCELLED.  Cost: one
+ * product per iteration; memory O(N).
+ */
+HESS_API hess_status hess_solve(hess_context *ctx,
+                                hess_tensor *loss,
+                                size_t n,
+                                hess_tensor *const params[],
+                                const double *b,
+                                double damping,
+                                const hess_hessian_opts *opts,
+                                double *x,
+                                hess_solve_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Flat parameter vectors                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Copies the values of params[0..n-1] into flat (N doubles, each tensor
+ * row-major, in the order given, as hess_param_count() counts them).
+ * @return HESS_OK; HESS_ERR_ARG (NULL or empty list, a NULL tensor, NULL flat;
+ * a tensor named twice); HESS_ERR_STATE (a freed tensor).  A tensor is
+ * brought up to date first when it is stale.  Cost O(N).
+ */
+HESS_API hess_status hess_params_get(size_t n, hess_tensor *const params[], double *flat);
+
+/**
+ * Writes flat (N doubles) into the leaves params[0..n-1], each as
+ * hess_tensor_set() does (checked, and nothing changes when any is refused).
+ * @return HESS_OK; the statuses of hess_tensor_set(); HESS_ERR_ARG (a list as
+ * hess_params_get refuses, a tensor that is not a leaf).  Cost O(N).
+ */
+HESS_API hess_status hess_params_set(hess_context *ctx,
+                                     size_t n,
+                                     hess_tensor *const params[],
+                                     const double *flat);
+
+/**
+ * params += alpha * d, d flat (N doubles): an optimizer step, each leaf
+ * written as hess_tensor_set() does.  Statuses as hess_params_set().
+ * Cost O(N).
+ */
+HESS_API hess_status hess_params_axpy(
+    hess_context *ctx, size_t n, hess_tensor *const params[], double alpha, const double *d);
 
 /* ------------------------------------------------------------------------ */
 /* Interchange: NumPy .npy files and the plain-text reference format.       */

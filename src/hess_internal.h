@@ -381,6 +381,11 @@ HESS_INTERNAL void hess__rewind(hess_context *ctx, const hess_mark *m);
  * a NULL context, the pending error, or HESS_ERR_STATE (recorded) while a
  * progress callback of the context runs. */
 HESS_INTERNAL hess_status hess__enter(hess_context *ctx, const char *fn);
+/* Calls opts->progress(done, total) with the context busy: HESS_OK to go
+ * on; the error recorded inside the callback; or HESS_ERR_CANCELLED
+ * (recorded, naming fn) when it asks to stop. */
+HESS_INTERNAL hess_status hess__progress(
+    hess_context *ctx, const hess_hessian_opts *opts, size_t done, size_t total, const char *fn);
 /* Records and returns HESS_ERR_STATE: fn was called while ctx->busy. */
 HESS_INTERNAL hess_status hess__busy(hess_context *ctx, const char *fn);
 

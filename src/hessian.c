@@ -40,6 +40,24 @@ size_t hess_param_count(size_t n, hess_tensor *const params[])
     return N;
 }
 
+hess_status hess__progress(
+    hess_context *ctx, const hess_hessian_opts *opts, size_t done, size_t total, const char *fn)
+{
+    if (!opts || !opts->progress)
+        return HESS_OK;
+    /* the context is busy while the callback runs (hess__enter) */
+    ctx->busy = fn;
+    const int stop = opts->progress(done, total, opts->user);
+    ctx->busy = NULL;
+    if (ctx->status != HESS_OK)
+        return ctx->status; /* recorded inside the callback */
+    if (stop) {
+        hess__error(ctx, HESS_ERR_CANCELLED, "%s: cancelled after %zu of %zu", fn, done, total);
+        return HESS_ERR_CANCELLED;
+    }
+    return HESS_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Argument checks                                                          */
 /* ------------------------------------------------------------------------ */
@@ -270,19 +288,9 @@ static hess_status run_rows(hess_context *ctx,
             else
                 get_row(G, q, out + (r0 + q) * G->cols);
         }
-        if (opts && opts->progress) {
-            /* the context is busy while the callback runs (hess__enter) */
-            ctx->busy = fn;
-            const int stop = opts->progress(r0 + kk, m, opts->user);
-            ctx->busy = NULL;
-            if (ctx->status != HESS_OK)
-                return ctx->status; /* recorded inside the callback */
-            if (stop) {
-                hess__error(ctx, HESS_ERR_CANCELLED, "%s: cancelled after %zu of %zu rows", fn,
-                            r0 + kk, m);
-                return HESS_ERR_CANCELLED;
-            }
-        }
+        hess_status st = hess__progress(ctx, opts, r0 + kk, m, fn);
+        if (st != HESS_OK)
+            return st;
     }
     return HESS_OK;
 }

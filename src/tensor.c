@@ -127,3 +127,94 @@ hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *
 {
     return leaf_set(ctx, param, data, true, "hess_param_set");
 }
+
+/* ------------------------------------------------------------------------ */
+/* Flat parameter vectors                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The list is one of ctx's live tensors, each once; leaves only if `leaves`. */
+static hess_status
+check_flat(hess_context *ctx, size_t n, hess_tensor *const p[], bool leaves, const char *fn)
+{
+    hess_status st = hess__check_list(ctx, n, p, "params", fn);
+    for (size_t i = 0; i < n && st == HESS_OK && leaves; i++)
+        if (p[i]->op != HESS_OP_NONE) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: params[%zu] is the result of %s, not a leaf", fn, i,
+                        hess__ops[p[i]->op]->name);
+            st = HESS_ERR_ARG;
+        }
+    return st;
+}
+
+hess_status hess_params_get(size_t n, hess_tensor *const params[], double *flat)
+{
+    static const char fn[] = "hess_params_get";
+    hess_context *ctx =
+        params && n && params[0] && params[0]->magic == HESS_TENSOR_MAGIC ? params[0]->ctx : NULL;
+    if (!ctx)
+        return HESS_ERR_ARG; /* no context to record a message in */
+    hess_status st = hess__enter(ctx, fn);
+    if (st != HESS_OK || (st = check_flat(ctx, n, params, false, fn)) != HESS_OK)
+        return st;
+    if (!flat) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL flat", fn);
+        return HESS_ERR_ARG;
+    }
+    if ((st = hess__refresh(ctx, n, params, fn)) != HESS_OK)
+        return st;
+    for (size_t i = 0; i < n; flat += params[i]->numel, i++)
+        memcpy(flat, params[i]->data, (size_t)params[i]->numel * sizeof *flat);
+    return HESS_OK;
+}
+
+/* params = flat, or params += alpha * flat when axpy: every leaf checked
+ * before any is written. */
+static hess_status flat_set(hess_context *ctx,
+                            size_t n,
+                            hess_tensor *const params[],
+                            bool axpy,
+                            double alpha,
+                            const double *flat,
+                            const char *fn)
+{
+    if (!ctx)
+        return HESS_ERR_ARG;
+    if (ctx->busy) /* as hess_tensor_set: a pending error does not stop a setter */
+        return hess__busy(ctx, fn);
+    hess_status st = check_flat(ctx, n, params, true, fn);
+    if (st != HESS_OK)
+        return st;
+    if (!flat) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL %s", fn, axpy ? "d" : "flat");
+        return HESS_ERR_ARG;
+    }
+    const hess_mark mk = hess__mark(ctx);
+    const size_t N = hess_param_count(n, params);
+    double *v = axpy ? hess__alloc(ctx, N * sizeof *v, fn) : NULL;
+    if (axpy && !v)
+        return ctx->status;
+    for (size_t i = 0, off = 0; axpy && i < n; off += (size_t)params[i]->numel, i++)
+        for (int64_t j = 0; j < params[i]->numel; j++)
+            v[off + (size_t)j] = params[i]->data[j] + alpha * flat[off + (size_t)j];
+    const double *src = axpy ? v : flat;
+    for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)params[i]->numel, i++)
+        st = check_users(ctx, params[i], src + off, fn);
+    for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)params[i]->numel, i++) {
+        memmove(params[i]->data, src + off, (size_t)params[i]->numel * sizeof *src);
+        hess__touch(ctx, params[i], true);
+    }
+    hess__rewind(ctx, &mk);
+    return st;
+}
+
+hess_status
+hess_params_set(hess_context *ctx, size_t n, hess_tensor *const params[], const double *flat)
+{
+    return flat_set(ctx, n, params, false, 0.0, flat, "hess_params_set");
+}
+
+hess_status hess_params_axpy(
+    hess_context *ctx, size_t n, hess_tensor *const params[], double alpha, const double *d)
+{
+    return flat_set(ctx, n, params, true, alpha, d, "hess_params_axpy");
+}

@@ -570,6 +570,55 @@ static void test_tensor_set_checks_and_reaches_the_loss(void **state)
     hess_context_destroy(ctx);
 }
 
+/* hess_params_get / _set / _axpy: flat vectors in the order given; a refused
+ * value (a class index out of range) changes none of the leaves. */
+static void test_params_flat(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    dvalues v;
+    dvalues_init(&v, 9);
+    dmodel m;
+    dmodel_build(ctx, &v, &m);
+    double flat[DN], back[DN], d[DN];
+    assert_ok(ctx, hess_params_get(DNP, m.p, flat));
+    assert_memory_equal(flat, v.w1, sizeof v.w1);
+    assert_memory_equal(flat + DN - DC, v.b2, sizeof v.b2);
+    for (int i = 0; i < DN; i++)
+        d[i] = 0.01 * i;
+    assert_ok(ctx, hess_params_axpy(ctx, DNP, m.p, -2.0, d));
+    assert_ok(ctx, hess_params_get(DNP, m.p, back));
+    for (int i = 0; i < DN; i++)
+        assert_true(back[i] == flat[i] + -2.0 * d[i]);
+    assert_int_equal(hess_tensor_is_stale(m.loss), 1);
+    assert_ok(ctx, hess_params_set(ctx, DNP, m.p, flat));
+    assert_ok(ctx, hess_params_get(DNP, m.p, back));
+    assert_memory_equal(back, flat, sizeof flat);
+    /* the data through the same calls: y is checked, nothing written on refusal */
+    hess_tensor *data[3] = {m.x, m.q, m.y};
+    double dv[DB * DIN + DB * DC + DB];
+    assert_ok(ctx, hess_params_get(3, data, dv));
+    dv[DB * DIN + DB * DC + 1] = 7.0; /* a class index out of range */
+    dv[0] += 1.0;
+    assert_int_equal(hess_params_set(ctx, 3, data, dv), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "class indices"));
+    hess_context_clear_error(ctx);
+    assert_memory_equal(hess_tensor_data(m.x), v.x, sizeof v.x);
+    /* bad lists */
+    hess_tensor *twice[2] = {m.p[0], m.p[0]}, *res[1] = {m.o};
+    assert_int_equal(hess_params_get(2, twice, back), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess_params_set(ctx, 1, res, back), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "not a leaf"));
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess_params_get(0, m.p, back), HESS_ERR_ARG);
+    assert_int_equal(hess_params_get(DNP, m.p, NULL), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess_params_axpy(ctx, DNP, m.p, 1.0, NULL), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    hess_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_stale_data_with_recompute),
         cmocka_unit_test(test_stale_check_derivatives),
         cmocka_unit_test(test_tensor_set_checks_and_reaches_the_loss),
+        cmocka_unit_test(test_params_flat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
