@@ -75,6 +75,17 @@ HESS_API unsigned hess_version(void);
 /** The linked library's version as "MAJOR.MINOR.PATCH" (static storage). */
 HESS_API const char *hess_version_string(void);
 
+/**
+ * One line saying how the linked library was built and what it runs here:
+ * the version, the matrix product's backend (CBLAS and which, or the built-in
+ * kernels only), the SIMD level selected at run time (AVX2+FMA where the CPU
+ * has both; none; not built), and the build type with any sanitizers, e.g.
+ * "libhessian 0.1.0; matmul: CBLAS (openblas) for large products; simd:
+ * AVX2+FMA (this CPU); build: Release" (static storage, like
+ * zlibCompileFlags).  Cost O(1).
+ */
+HESS_API const char *hess_build_info(void);
+
 /* ------------------------------------------------------------------------ */
 /* Status codes: one list, from which the enum and the strings are made.    */
 /* ------------------------------------------------------------------------ */

@@ -10,7 +10,7 @@
  * k at a time by writing directions into V and re-running only the nodes that
  * depend on V ("define once, compute many times").
  */
-#include "hess_internal.h"
+#include "second_order.h"
 
 #include <string.h>
 
@@ -26,19 +26,6 @@ typedef struct hvp_graph {
     hess__replay plan;
     size_t rows, cols;
 } hvp_graph;
-
-size_t hess_param_count(size_t n, hess_tensor *const params[])
-{
-    if (!params)
-        return 0;
-    size_t N = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!params[i])
-            return 0;
-        N += (size_t)params[i]->numel;
-    }
-    return N;
-}
 
 hess_status hess__progress(
     hess_context *ctx, const hess_hessian_opts *opts, size_t done, size_t total, const char *fn)
@@ -135,8 +122,8 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
         double *d = v->data;
         const size_t len = (size_t)v->numel / (size_t)G->k;
         if (!Vsrc && (v->flags & HESS_T_ONEHOT)) { /* clear only the last sweep's ones */
-            const int64_t s = (int64_t)v->p[0];
-            for (int64_t q = 0; q < (int64_t)v->p[1]; q++)
+            const int64_t s = v->par.onehot.first;
+            for (int64_t q = 0; q < v->par.onehot.count; q++)
                 if (s + q >= 0 && s + q < (int64_t)len)
                     d[q * (int64_t)len + s + q] = 0.0;
         } else if (!Vsrc || kk < (size_t)G->k) {
@@ -152,8 +139,8 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
         /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
         hess__touch(v->ctx, v, false);
         v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
-        v->p[0] = (double)((int64_t)r0 - (int64_t)off);
-        v->p[1] = (double)kk;
+        v->par.onehot.first = (int64_t)r0 - (int64_t)off;
+        v->par.onehot.count = (int64_t)kk;
         off += len;
     }
 }
@@ -196,14 +183,15 @@ static hess_status hvp_build(hess_context *ctx,
     if (block)
         memcpy(wrt + ni, pj, nj * sizeof *wrt);
     const int64_t first = ctx->n_nodes;
-    /* Both passes only build; hess__eval then computes what the results need:
+    /* Both passes only build (the tape is lazy); hess__eval then computes what
+     * the results need:
      * the gradient's own values (g_W = delta^T x and the like) are never read. */
     const unsigned unused = opts && (opts->flags & HESS_ALLOW_UNUSED) ? HESS_ALLOW_UNUSED : 0;
-    ctx->defer++;
+    ctx->lazy++;
     hess_status st = hess__backward(ctx, 1, &loss, &one, nw, wrt, g,
-                                    HESS_CREATE_GRAPH | HESS__FRESH | unused, fn, "params");
+                                    HESS_CREATE_GRAPH | HESS__FRESH | unused, 0, fn, "params");
     if (st != HESS_OK) {
-        ctx->defer--;
+        ctx->lazy--;
         return st;
     }
 
@@ -216,20 +204,17 @@ static hess_status hvp_build(hess_context *ctx,
         int64_t shape[HESS_DIMS];
         shape[0] = G->k;
         memcpy(shape + 1, pi[i]->shape, (size_t)pi[i]->ndim * sizeof *shape);
-        hess_tensor *v =
-            hess__node(ctx, HESS_OP_NONE, pi[i]->ndim + !flat, shape + flat, NULL, NULL, fn);
+        hess_tensor *v = hess__leaf(ctx, pi[i]->ndim + !flat, shape + flat, 0u, fn);
         if (!v) {
-            ctx->defer--;
+            ctx->lazy--;
             return ctx->status;
         }
         G->v[i] = v;
     }
     set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
-    ctx->batch_k = flat ? 0 : G->k;
-    st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED | HESS__FRESH, fn,
-                        "params");
-    ctx->batch_k = 0;
-    ctx->defer--;
+    st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED | HESS__FRESH,
+                        flat ? 0 : G->k, fn, "params");
+    ctx->lazy--;
     if (st == HESS_OK)
         st = hess__eval(ctx, first, nj, G->hv, fn);
     if (st != HESS_OK || m <= (size_t)G->k)

@@ -10,7 +10,7 @@
  * so a cell is a 1 x 1 rect; runs of equal colour in a row are merged and
  * white cells are not drawn (the matrix background is white).
  */
-#include "hess_internal.h"
+#include "io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -31,13 +31,6 @@ static const double POS_RGB[3] = {190.0, 30.0, 45.0}; /* red   */
 static const char NAN_COLOUR[] = "#9a9a9a";           /* grey  */
 
 static const char fn[] = "hess_write_svg_heatmap";
-
-/* The atomic save of io.c (a temporary file renamed over the target). */
-HESS_INTERNAL hess_status hess__save_atomic(hess_context *ctx,
-                                            const char *path,
-                                            const char *fn,
-                                            bool (*write)(FILE *f, const void *arg),
-                                            const void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Text: numbers in C notation whatever the locale, escaped UTF-8           */
@@ -478,12 +471,12 @@ hess_status hess_write_svg_heatmap(hess_context *ctx,
         return st;
     const layout L = make_layout(n, m, nblocks, names, sizes, title);
     /* Label positions: 2 per block, on the arena, given back at the end. */
-    const hess_mark mk = hess_context_mark(ctx);
+    const hess_mark mk = hess__mark(ctx);
     double *mid = nblocks ? hess__alloc(ctx, 2 * nblocks * sizeof *mid, fn) : NULL;
     if (nblocks && !mid)
         return ctx->status;
     const heatmap h = {&L, n, m, nblocks, names, sizes, title, mid};
     st = hess__save_atomic(ctx, path, fn, put_svg, &h);
-    hess_context_rewind(ctx, mk);
+    hess__rewind(ctx, &mk);
     return st;
 }

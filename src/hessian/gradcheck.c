@@ -8,7 +8,7 @@
  * Legend: N = hess_param_count(n, params), the flattened parameter vector x
  * (each parameter row-major, in the order given).
  */
-#include "hess_internal.h"
+#include "second_order.h"
 
 #include <math.h>
 #include <string.h>
@@ -55,10 +55,10 @@ static hess_status check_args(hess_context *ctx,
     if (st != HESS_OK)
         return st;
     for (size_t i = 0; i < n; i++)
-        if (params[i]->op != HESS_OP_NONE) { /* its values are computed, not set */
+        if (!hess__is_leaf(params[i])) { /* its values are computed, not set */
             hess__error(ctx, HESS_ERR_ARG,
                         "%s: params[%zu] is the result of %s, not a leaf (a parameter or input)",
-                        fn, i, hess__ops[params[i]->op]->name);
+                        fn, i, params[i]->def->name);
             return HESS_ERR_ARG;
         }
     if (opts && !(opts->eps >= 0 && opts->rtol >= 0 && opts->atol >= 0 && isfinite(opts->eps) &&

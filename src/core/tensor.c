@@ -1,10 +1,22 @@
 /*
- * tensor.c -- leaves (constants, inputs, parameters), accessors and the
- * in-place parameter update.  Op results are made in the op files.
+ * tensor.c -- leaves (constants, inputs, parameters) and their record,
+ * accessors, and writing a leaf's values: one leaf (hess_tensor_set) or a
+ * flat vector over a list (hess_params_*).  Op results are made by the ops.
  */
-#include "hess_internal.h"
+#include "core.h"
 
 #include <string.h>
+
+const hess_op_def hess__op_leaf = {.name = "leaf", .formula = "a leaf: values set from outside"};
+
+hess_tensor *
+hess__leaf(hess_context *ctx, int ndim, const int64_t *shape, unsigned flags, const char *fn)
+{
+    hess_tensor *t = hess__node(ctx, &hess__op_leaf, ndim, shape, NULL, NULL, fn);
+    if (t)
+        t->flags = (uint8_t)flags;
+    return t;
+}
 
 static hess_tensor *leaf_new(hess_context *ctx,
                              int ndim,
@@ -15,10 +27,9 @@ static hess_tensor *leaf_new(hess_context *ctx,
 {
     if (!ctx || !hess__check_shape(ctx, ndim, shape, HESS_MAX_DIMS, fn))
         return NULL;
-    hess_tensor *t = hess__node(ctx, HESS_OP_NONE, ndim, shape, NULL, NULL, fn);
+    hess_tensor *t = hess__leaf(ctx, ndim, shape, flags, fn);
     if (!t)
         return NULL;
-    t->flags = (uint8_t)flags;
     if (data)
         memcpy(t->data, data, (size_t)t->numel * sizeof(double));
     else
@@ -75,7 +86,7 @@ check_users(hess_context *ctx, const hess_tensor *leaf, const double *data, cons
         return HESS_OK;
     for (int64_t id = leaf->id + 1; id < ctx->n_nodes; id++) {
         const hess_tensor *t = ctx->nodes[id];
-        const hess_op_def *def = hess__ops[t->op];
+        const hess_op_def *def = t->def;
         for (int k = 0; k < HESS_MAX_SRC && def->check_src; k++)
             if (t->src[k] == leaf) {
                 hess_status st = def->check_src(ctx, t, k, data, fn);
@@ -104,11 +115,11 @@ leaf_set(hess_context *ctx, hess_tensor *leaf, const double *data, bool params_o
         hess__error(ctx, HESS_ERR_ARG, "%s: tensor is not a parameter", fn);
         return HESS_ERR_ARG;
     }
-    if (leaf->op != HESS_OP_NONE) {
+    if (!hess__is_leaf(leaf)) {
         hess__error(ctx, HESS_ERR_ARG,
                     "%s: tensor is the result of %s, not a leaf; only leaves (made by "
                     "hess_tensor_new, hess_param_new, hess_scalar or a loader) can be set",
-                    fn, hess__ops[leaf->op]->name);
+                    fn, leaf->def->name);
         return HESS_ERR_ARG;
     }
     if ((st = check_users(ctx, leaf, data, fn)) != HESS_OK)
@@ -132,15 +143,28 @@ hess_status hess_param_set(hess_context *ctx, hess_tensor *param, const double *
 /* Flat parameter vectors                                                   */
 /* ------------------------------------------------------------------------ */
 
+size_t hess_param_count(size_t n, hess_tensor *const params[])
+{
+    if (!params)
+        return 0;
+    size_t N = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!params[i])
+            return 0;
+        N += (size_t)params[i]->numel;
+    }
+    return N;
+}
+
 /* The list is one of ctx's live tensors, each once; leaves only if `leaves`. */
 static hess_status
 check_flat(hess_context *ctx, size_t n, hess_tensor *const p[], bool leaves, const char *fn)
 {
     hess_status st = hess__check_list(ctx, n, p, "params", fn);
     for (size_t i = 0; i < n && st == HESS_OK && leaves; i++)
-        if (p[i]->op != HESS_OP_NONE) {
+        if (!hess__is_leaf(p[i])) {
             hess__error(ctx, HESS_ERR_ARG, "%s: params[%zu] is the result of %s, not a leaf", fn, i,
-                        hess__ops[p[i]->op]->name);
+                        p[i]->def->name);
             st = HESS_ERR_ARG;
         }
     return st;

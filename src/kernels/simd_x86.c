@@ -1,10 +1,9 @@
 /*
- * simd_x86.c -- kernels for x86-64 CPUs with AVX2 and FMA: the matrix product
- * and tanh.  A context uses them only where hess__simd_available() says the
- * CPU has both (ctx->simd), so the default build stays portable: only the
- * functions below are compiled for AVX2, through the target attribute.
- * Elsewhere (other CPUs, other compilers) this file provides
- * hess__simd_available() returning false and nothing else.
+ * simd_x86.c -- the matrix product for x86-64 CPUs with AVX2 and FMA.  A context uses them only
+ * where hess__simd_available() says the CPU has both (ctx->simd), so the default build stays
+ * portable: only the functions below are compiled for AVX2, through the target attribute. Elsewhere
+ * (other CPUs, other compilers) this file provides hess__simd_available() returning false and
+ * nothing else.
  *
  * Matrix product.  C[m,n] = op(A)[m,k] op(B)[k,n], A(i,p) = a[i ai + p ap]
  * (any strides), op(B) given by its stored rows (b, ldb, tb).  op(B) is
@@ -14,9 +13,9 @@
  * panel, MR broadcasts of A and 2 MR fused multiply-adds.  Edge tiles have
  * their own instances, with only their rows and 4 or 8 columns.  Small products --
  * those of small models, where BLAS's packing and call costs dominate -- are
- * the target; ops_linalg.c decides which products come here.
+ * the target; gemm.c decides which products come here.
  */
-#include "hess_internal.h"
+#include "kernels.h"
 
 #if HESS_SIMD_X86
 
@@ -177,93 +176,6 @@ SIMD_TARGET void hess__gemm_simd(int64_t m,
                          cols, p0 > 0);
                 }
             }
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------ */
-/* tanh                                                                     */
-/* ------------------------------------------------------------------------ */
-
-/* The same two formulas as ops_unary.c's tanh1, four lanes at a time, both
- * computed for every lane and the right one kept: for |v| < 0.55 the
- * rational function of Lambert's continued fraction (same coefficients), for
- * larger |v| 1 - 2 / (e^(2|v|) + 1), with e^y = 2^q e^r, q = round(y / ln 2),
- * r = y - q ln 2 in two steps (|r| <= ln 2 / 2) and e^r by its Taylor
- * polynomial to degree 13 (truncation below 5e-18).  |v| is clamped to 20,
- * past which tanh is 1 in double.  NaN gives NaN.  Within 2 ulp of the true
- * value (test_ops checks 3 against tanhl). */
-SIMD_TARGET void hess__tanh_simd(const double *x, double *y, int64_t n)
-{
-    const __m256d sign = _mm256_set1_pd(-0.0), c055 = _mm256_set1_pd(0.55),
-                  one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0), c20 = _mm256_set1_pd(20.0),
-                  inv_ln2 = _mm256_set1_pd(1.4426950408889634),
-                  ln2_hi = _mm256_set1_pd(6.93147180369123816490e-01),
-                  ln2_lo = _mm256_set1_pd(1.90821492927058770002e-10),
-                  shifter = _mm256_set1_pd(0x1.8p52);
-    /* 1/13!, 1/12!, ..., 1/2!, 1, 1 */
-    static const double ec[14] = {1.0 / 6227020800.0,
-                                  1.0 / 479001600.0,
-                                  1.0 / 39916800.0,
-                                  1.0 / 3628800.0,
-                                  1.0 / 362880.0,
-                                  1.0 / 40320.0,
-                                  1.0 / 5040.0,
-                                  1.0 / 720.0,
-                                  1.0 / 120.0,
-                                  1.0 / 24.0,
-                                  1.0 / 6.0,
-                                  0.5,
-                                  1.0,
-                                  1.0};
-    int64_t i = 0;
-    for (; i < n; i += 4) {
-        double buf[4];
-        const bool part = n - i < 4;
-        const double *src = x + i;
-        if (part) { /* the last 1-3 elements, padded with zeros */
-            for (int j = 0; j < 4; j++)
-                buf[j] = i + j < n ? x[i + j] : 0.0;
-            src = buf;
-        }
-        const __m256d v = _mm256_loadu_pd(src);
-        const __m256d a = _mm256_andnot_pd(sign, v);
-        /* |v| < 0.55: as - as z N(z) / D(z) */
-        const __m256d as = _mm256_min_pd(a, c055), z = _mm256_mul_pd(as, as);
-        __m256d num = _mm256_fmadd_pd(_mm256_set1_pd(4.933338266671600004933e-7), z,
-                                      _mm256_set1_pd(2.930402930402930402930e-4));
-        num = _mm256_fmadd_pd(num, z, _mm256_set1_pd(2.222222222222222222222e-2));
-        num = _mm256_fmadd_pd(num, z, _mm256_set1_pd(3.333333333333333333333e-1));
-        __m256d den = _mm256_fmadd_pd(_mm256_set1_pd(4.933338266671600004933e-7), z,
-                                      _mm256_set1_pd(3.108003108003108003108e-4));
-        den = _mm256_fmadd_pd(den, z, _mm256_set1_pd(2.564102564102564102564e-2));
-        den = _mm256_fmadd_pd(den, z, _mm256_set1_pd(4.666666666666666666667e-1));
-        den = _mm256_fmadd_pd(den, z, one);
-        /* |v| >= 0.55: 1 - 2 / (e^(2|v|) + 1) */
-        const __m256d yv = _mm256_mul_pd(two, _mm256_min_pd(a, c20));
-        const __m256d qs = _mm256_fmadd_pd(yv, inv_ln2, shifter); /* q in the low bits */
-        const __m256d q = _mm256_sub_pd(qs, shifter);
-        __m256d r = _mm256_fnmadd_pd(q, ln2_hi, yv);
-        r = _mm256_fnmadd_pd(q, ln2_lo, r);
-        __m256d e = _mm256_set1_pd(ec[0]);
-        for (int j = 1; j < 14; j++)
-            e = _mm256_fmadd_pd(e, r, _mm256_set1_pd(ec[j]));
-        /* times 2^q: q added to the exponent field */
-        e = _mm256_castsi256_pd(_mm256_add_epi64(_mm256_castpd_si256(e),
-                                                 _mm256_slli_epi64(_mm256_castpd_si256(qs), 52)));
-        /* one division for both: base - num / den per lane */
-        const __m256d lt = _mm256_cmp_pd(a, c055, _CMP_LT_OQ);
-        const __m256d qn = _mm256_blendv_pd(two, _mm256_mul_pd(_mm256_mul_pd(as, z), num), lt);
-        const __m256d qd = _mm256_blendv_pd(_mm256_add_pd(e, one), den, lt);
-        __m256d t = _mm256_sub_pd(_mm256_blendv_pd(one, as, lt), _mm256_div_pd(qn, qd));
-        t = _mm256_or_pd(t, _mm256_and_pd(v, sign));                   /* the sign of v */
-        t = _mm256_blendv_pd(t, v, _mm256_cmp_pd(v, v, _CMP_UNORD_Q)); /* NaN stays */
-        if (part) {
-            _mm256_storeu_pd(buf, t);
-            for (int j = 0; i + j < n; j++)
-                y[i + j] = buf[j];
-        } else {
-            _mm256_storeu_pd(y + i, t);
         }
     }
 }

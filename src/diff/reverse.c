@@ -1,11 +1,11 @@
 /*
- * autodiff.c -- reverse mode.  The tape's creation order is a topological
+ * reverse.c -- reverse mode.  The tape's creation order is a topological
  * order, so a backward pass walks it in reverse from the outputs, without
  * recursion, visiting only nodes that lie on a path from a wrt tensor to an
  * output.  Cotangents live in a per-pass table indexed by tape position (never
  * in the tensors) and are built from ops, so they can be differentiated again.
  */
-#include "hess_internal.h"
+#include "diff.h"
 
 #include <string.h>
 
@@ -13,12 +13,12 @@
 #define ANY 2u /* depends on some wrt tensor through any nodes but hess_detach's */
 #define CUT 4u /* ... through a node made by a pass without HESS_CREATE_GRAPH */
 
-/* A seed is shaped like its output, behind [k] during a batched pass. */
-static bool seed_fits(const hess_context *ctx, const hess_tensor *out, const hess_tensor *seed)
+/* A seed is shaped like its output, behind [k] in a batched pass. */
+static bool seed_fits(int64_t k, const hess_tensor *out, const hess_tensor *seed)
 {
-    if (!ctx->batch_k)
+    if (!k)
         return hess__same_shape(out, seed);
-    if (seed->ndim != out->ndim + 1 || seed->shape[0] != ctx->batch_k)
+    if (seed->ndim != out->ndim + 1 || seed->shape[0] != k)
         return false;
     for (int i = 0; i < out->ndim; i++)
         if (seed->shape[i + 1] != out->shape[i])
@@ -34,6 +34,7 @@ static hess_status check_args(hess_context *ctx,
                               size_t n,
                               hess_tensor *const wrt[],
                               hess_tensor *grads[],
+                              int64_t k,
                               const char *fn,
                               const char *what)
 {
@@ -49,7 +50,7 @@ static hess_status check_args(hess_context *ctx,
     for (size_t j = 0; j < n_out; j++) {
         if ((st = hess__check(ctx, outputs[j], fn)) || (st = hess__check(ctx, seeds[j], fn)))
             return st;
-        if (!seed_fits(ctx, outputs[j], seeds[j])) {
+        if (!seed_fits(k, outputs[j], seeds[j])) {
             char a[96], b[96];
             hess__error(ctx, HESS_ERR_SHAPE, "%s: seed %s does not match output %s", fn,
                         hess__shape_str(a, seeds[j]->ndim, seeds[j]->shape),
@@ -60,58 +61,6 @@ static hess_status check_args(hess_context *ctx,
     return hess__check_list(ctx, n, wrt, what, fn);
 }
 
-static hess_status repeated(hess_context *ctx, const char *what, size_t i, size_t j, const char *fn)
-{
-    hess__error(ctx, HESS_ERR_ARG,
-                "%s: %s[%zu] is the same tensor as %s[%zu]; a list names each tensor once", fn,
-                what, i, what, j);
-    return HESS_ERR_ARG;
-}
-
-hess_status hess__check_list(
-    hess_context *ctx, size_t n, hess_tensor *const list[], const char *what, const char *fn)
-{
-    if (!list || n == 0) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: no parameters given (%s is empty)", fn, what);
-        return HESS_ERR_ARG;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!list[i]) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: %s[%zu] is NULL", fn, what, i);
-            return HESS_ERR_ARG;
-        }
-        hess_status st = hess__check(ctx, list[i], fn);
-        if (st != HESS_OK)
-            return st;
-    }
-    /* Each tensor once: a repeated one would be two blocks of one variable,
-     * which setting values from a flat vector cannot honour.  Short lists by
-     * pairs; long ones by a table over the range of their tape ids. */
-    if (n <= 32) {
-        for (size_t i = 1; i < n; i++)
-            for (size_t j = 0; j < i; j++)
-                if (list[i] == list[j])
-                    return repeated(ctx, what, i, j, fn);
-        return HESS_OK;
-    }
-    int64_t lo = INT64_MAX, hi = -1;
-    for (size_t i = 0; i < n; i++) {
-        lo = list[i]->id < lo ? list[i]->id : lo;
-        hi = list[i]->id > hi ? list[i]->id : hi;
-    }
-    const hess_mark mk = hess__mark(ctx);
-    size_t *seen = hess__calloc(ctx, (size_t)(hi - lo + 1) * sizeof *seen, fn);
-    hess_status st = seen ? HESS_OK : ctx->status;
-    for (size_t i = 0; i < n && st == HESS_OK; i++) {
-        size_t *slot = &seen[list[i]->id - lo];
-        if (*slot)
-            st = repeated(ctx, what, i, *slot - 1, fn);
-        *slot = i + 1;
-    }
-    hess__rewind(ctx, &mk);
-    return st;
-}
-
 /* Marks, in tape order over [lo, top], the nodes that depend on a node marked
  * REQ | ANY: REQ through recorded nodes, ANY through any node but the results
  * of hess_detach (a constant by request), CUT through a node made by a
@@ -120,7 +69,7 @@ static void depend_sweep(const hess_context *ctx, int64_t lo, int64_t top, unsig
 {
     for (int64_t id = lo; id <= top; id++) {
         const hess_tensor *t = ctx->nodes[id];
-        if (mask[id - lo] || t->op == HESS_OP_NONE || t->op == HESS_OP_DETACH)
+        if (mask[id - lo] || hess__is_leaf(t) || (t->def->flags & HESS_OPF_CONSTANT))
             continue;
         unsigned m = 0;
         for (int k = 0; k < HESS_MAX_SRC; k++)
@@ -172,6 +121,39 @@ static void accumulate(hess_context *ctx, hess_tensor **slot, hess_tensor *c)
     *slot = *slot ? hess_add(ctx, *slot, c) : c;
 }
 
+/* The reverse sweep over [lo, top]: each node's rule, given the pass it runs
+ * in, adds its sources' cotangents into cot[]. */
+static void reverse_sweep(hess_context *ctx,
+                          hess_pass *pass,
+                          int64_t lo,
+                          int64_t top,
+                          const unsigned char *mask,
+                          hess_tensor **cot,
+                          const char *fn)
+{
+    for (int64_t id = top; id >= lo && ctx->status == HESS_OK; id--) {
+        hess_tensor *t = ctx->nodes[id], *g = cot[id - lo];
+        if (!g || hess__is_leaf(t) || !(mask[id - lo] & REQ))
+            continue;
+        const hess_op_def *def = t->def;
+        if (!def->vjp) {
+            hess__error(ctx, HESS_ERR_NODIFF, "%s: op %s has no derivative", fn, def->name);
+            return;
+        }
+        hess_tensor *gin[HESS_MAX_SRC] = {NULL};
+        pass->need = 0;
+        for (int k = 0; k < def->arity; k++)
+            if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
+                pass->need |= 1u << k;
+        def->vjp(ctx, pass, t, g, gin);
+        for (int k = 0; k < def->arity && ctx->status == HESS_OK; k++) {
+            hess_tensor *s = t->src[k];
+            if (gin[k] && s->id >= lo && (mask[s->id - lo] & REQ))
+                accumulate(ctx, &cot[s->id - lo], gin[k]);
+        }
+    }
+}
+
 static hess_status backward_impl(hess_context *ctx,
                                  size_t n_out,
                                  hess_tensor *const outputs[],
@@ -180,10 +162,11 @@ static hess_status backward_impl(hess_context *ctx,
                                  hess_tensor *const wrt[],
                                  hess_tensor *grads[],
                                  unsigned flags,
+                                 int64_t k,
                                  const char *fn,
                                  const char *what)
 {
-    hess_status st = check_args(ctx, n_out, outputs, seeds, n, wrt, grads, fn, what);
+    hess_status st = check_args(ctx, n_out, outputs, seeds, n, wrt, grads, k, fn, what);
     if (st != HESS_OK)
         return st;
     /* the rules read the values of what the outputs are made of */
@@ -213,39 +196,18 @@ static hess_status backward_impl(hess_context *ctx,
         if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & CUT))
             return cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
 
-    if (!(flags & HESS_CREATE_GRAPH))
-        ctx->no_record++;
+    hess_pass pass = {0, (flags & HESS_CREATE_GRAPH) != 0, k, fn};
+    const int64_t first_new = ctx->n_nodes;
     for (size_t j = 0; j < n_out && span; j++)
         if (mask[outputs[j]->id - lo])
             accumulate(ctx, &cot[outputs[j]->id - lo], seeds[j]);
-
-    /* Reverse sweep. */
-    for (int64_t id = top; id >= lo && ctx->status == HESS_OK && span; id--) {
-        hess_tensor *t = ctx->nodes[id], *g = cot[id - lo];
-        if (!g || t->op == HESS_OP_NONE || !(mask[id - lo] & REQ))
-            continue;
-        const hess_op_def *def = hess__ops[t->op];
-        if (!def->backward) {
-            hess__error(ctx, HESS_ERR_NODIFF, "%s: op %s has no derivative", fn, def->name);
-            break;
-        }
-        hess_tensor *gin[HESS_MAX_SRC] = {NULL};
-        ctx->need = 0;
-        for (int k = 0; k < def->arity; k++)
-            if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
-                ctx->need |= 1u << k;
-        def->backward(ctx, t, g, gin);
-        for (int k = 0; k < def->arity && ctx->status == HESS_OK; k++) {
-            hess_tensor *s = t->src[k];
-            if (gin[k] && s->id >= lo && (mask[s->id - lo] & REQ))
-                accumulate(ctx, &cot[s->id - lo], gin[k]);
-        }
-    }
+    if (span)
+        reverse_sweep(ctx, &pass, lo, top, mask, cot, fn);
 
     for (size_t i = 0; i < n && ctx->status == HESS_OK; i++) {
         hess_tensor *g = wrt[i]->id <= top ? cot[wrt[i]->id - lo] : NULL;
         if (!g && (flags & HESS_ALLOW_UNUSED))
-            g = hess__zeros_like(ctx, wrt[i]);
+            g = hess__zeros_like(ctx, &pass, wrt[i]);
         if (!g) {
             char s[96];
             hess__error(ctx, HESS_ERR_NODIFF, "%s: the output does not depend on %s[%zu] %s", fn,
@@ -254,14 +216,16 @@ static hess_status backward_impl(hess_context *ctx,
         }
         grads[i] = g;
     }
-    if (!(flags & HESS_CREATE_GRAPH))
-        ctx->no_record--;
+    /* Without HESS_CREATE_GRAPH the pass's nodes are constants to later passes
+     * (nothing during the pass looks at the flag: its nodes lie past top). */
+    if (!pass.record)
+        for (int64_t id = first_new; id < ctx->n_nodes; id++)
+            ctx->nodes[id]->flags |= HESS_T_DETACHED;
     if (ctx->status != HESS_OK)
         for (size_t i = 0; i < n; i++)
             grads[i] = NULL;
     return ctx->status;
 }
-
 hess_status hess__backward(hess_context *ctx,
                            size_t n_out,
                            hess_tensor *const outputs[],
@@ -270,16 +234,16 @@ hess_status hess__backward(hess_context *ctx,
                            hess_tensor *const wrt[],
                            hess_tensor *grads[],
                            unsigned flags,
+                           int64_t k,
                            const char *fn,
                            const char *what)
 {
-    /* errors raised by the ops of the backward rules name fn */
+    /* errors raised by the ops of the rules name fn */
     const char *saved = hess__api_enter(ctx, fn);
-    hess_status st = backward_impl(ctx, n_out, outputs, seeds, n, wrt, grads, flags, fn, what);
+    hess_status st = backward_impl(ctx, n_out, outputs, seeds, n, wrt, grads, flags, k, fn, what);
     hess__api_leave(ctx, saved, NULL);
     return st;
 }
-
 /* What hess_grad and hess_vjp check first: grads[] is NULL on every failure,
  * a pending error is returned as it is, and the flags must be known ones. */
 static hess_status
@@ -319,7 +283,7 @@ hess_status hess_grad(hess_context *ctx,
     hess_tensor *seed = hess_tensor_new(ctx, y->ndim, y->shape, &one);
     if (!seed)
         return ctx->status;
-    return hess__backward(ctx, 1, &y, &seed, n, wrt, grads, flags, fn, "wrt");
+    return hess__backward(ctx, 1, &y, &seed, n, wrt, grads, flags, 0, fn, "wrt");
 }
 
 hess_status hess_vjp(hess_context *ctx,
@@ -334,5 +298,5 @@ hess_status hess_vjp(hess_context *ctx,
     hess_status st = entry_checks(ctx, n, grads, flags, "hess_vjp");
     if (st != HESS_OK)
         return st;
-    return hess__backward(ctx, n_out, outputs, seeds, n, wrt, grads, flags, "hess_vjp", "wrt");
+    return hess__backward(ctx, n_out, outputs, seeds, n, wrt, grads, flags, 0, "hess_vjp", "wrt");
 }

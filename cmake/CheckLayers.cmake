@@ -1,0 +1,72 @@
+# CheckLayers.cmake -- ctest `layers`: the library's layers call only the
+# layers below them.  Each object file belongs to the folder of its source
+# under src/; from the symbols each object defines and the ones it needs
+# (nm), every reference from one folder to another must go to a lower layer:
+#
+#   kernels 0  <  core 1  <  ops 2, io 2  <  diff 3  <  hessian 4  <  curvature 5
+#
+# References inside a folder are free (the ops' rules are built from each
+# other).  Two folders of one rank must not refer to each other.
+#   cmake -DNM=nm -DOBJECTS=a.o,b.o,... -P CheckLayers.cmake
+if(NOT NM OR NOT OBJECTS)
+    message(FATAL_ERROR "CheckLayers.cmake: NM and OBJECTS are required")
+endif()
+set(rank_kernels 0)
+set(rank_core 1)
+set(rank_ops 2)
+set(rank_io 2)
+set(rank_diff 3)
+set(rank_hessian 4)
+set(rank_curvature 5)
+
+string(REPLACE "," ";" objects "${OBJECTS}")
+set(folders "")
+foreach(obj IN LISTS objects)
+    if(NOT EXISTS "${obj}")
+        message(FATAL_ERROR "layers: object ${obj} does not exist")
+    endif()
+    string(REGEX MATCH "/src/([a-z_]+)/[^/]+\\.o(bj)?$" _m "${obj}")
+    if(NOT CMAKE_MATCH_1)
+        message(FATAL_ERROR "layers: ${obj} is not in a folder under src/")
+    endif()
+    set(folder ${CMAKE_MATCH_1})
+    if(NOT DEFINED rank_${folder})
+        message(FATAL_ERROR "layers: folder src/${folder} has no rank in CheckLayers.cmake")
+    endif()
+    execute_process(COMMAND ${NM} "${obj}" OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "layers: ${NM} ${obj} failed")
+    endif()
+    string(REPLACE "\n" ";" lines "${out}")
+    foreach(line IN LISTS lines)
+        if(line MATCHES "^ +U ([A-Za-z0-9_.]+)$")
+            list(APPEND need_${folder} ${CMAKE_MATCH_1})
+        elseif(line MATCHES "^[0-9a-f]+ [TDRBC] ([A-Za-z0-9_.]+)$")
+            set(def_${CMAKE_MATCH_1} ${folder})
+        endif()
+    endforeach()
+    list(APPEND folders ${folder})
+endforeach()
+list(REMOVE_DUPLICATES folders)
+
+set(bad "")
+foreach(folder IN LISTS folders)
+    if(NOT need_${folder})
+        continue()
+    endif()
+    list(REMOVE_DUPLICATES need_${folder})
+    foreach(sym IN LISTS need_${folder})
+        if(NOT DEFINED def_${sym})
+            continue() # libc, libm, BLAS
+        endif()
+        set(to ${def_${sym}})
+        if(NOT to STREQUAL folder AND NOT rank_${to} LESS rank_${folder})
+            string(APPEND bad "\n  src/${folder} (layer ${rank_${folder}}) uses ${sym} of src/${to} (layer ${rank_${to}})")
+        endif()
+    endforeach()
+endforeach()
+if(bad)
+    message(FATAL_ERROR "layers: references that do not go down:${bad}")
+endif()
+list(LENGTH folders n)
+message(STATUS "layers: ${n} folders, every reference between them goes down")

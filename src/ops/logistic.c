@@ -1,0 +1,244 @@
+/*
+ * logistic.c -- the logistic family: tanh, sigmoid and softplus, their fused
+ * derivatives tanh_grad and sigmoid_grad (elementwise binary ops, so that a
+ * rule's cotangent costs one node), and the loss built on them,
+ * bce_with_logits.  Everything about these functions lives here and in their
+ * kernel (kernels/tanh.h).  Legend: a = src[0], out = result, g = cotangent.
+ */
+#include "ops.h"
+
+#include "../kernels/tanh.h"
+
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Scalar kernels                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* 1 / (1 + exp(-v)); exp(-|v|) <= 1 keeps it free of overflow */
+static double sigmoid1(double v)
+{
+    if (v >= 0)
+        return 1.0 / (1.0 + exp(-v));
+    const double e = exp(v);
+    return e / (1.0 + e);
+}
+
+/* sigmoid'(v) = sigmoid(v) sigmoid(-v) = e / (1 + e)^2 with e = exp(-|v|) <= 1:
+ * one exp, no overflow, full relative accuracy in both tails */
+static double dsigmoid1(double v)
+{
+    const double e = exp(-fabs(v)), d = 1.0 + e;
+    return e / (d * d);
+}
+
+/* log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|)), finite for finite v */
+static double softplus1(double v)
+{
+    return (v > 0 ? v : 0.0) + log1p(exp(-fabs(v)));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The fused derivatives: binary, broadcasting                              */
+/* ------------------------------------------------------------------------ */
+
+#define TANH_GRAD_F(x, y)    ((x) * (1.0 - (y) * (y)))
+#define SIGMOID_GRAD_F(x, y) ((x)*dsigmoid1(y))
+HESS_BINARY_ROW(tanh_grad_row, TANH_GRAD_F)
+HESS_BINARY_ROW(sigmoid_grad_row, SIGMOID_GRAD_F)
+HESS_BINARY_FORWARD(tanh_grad)
+HESS_BINARY_FORWARD(sigmoid_grad)
+
+static hess_tensor *tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y);
+static hess_tensor *sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *a);
+
+/* out = g (1 - y^2):  d/dg = (1 - y^2),  d/dy = -2 g y.  The factor -2 g y
+ * is formed before it meets the cotangent c: in a Hessian sweep g and y are
+ * fixed, so only the last product is replayed for each block of rows. */
+static void tanh_grad_vjp(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *c, hess_tensor *gin[])
+{
+    hess_tensor *g = out->src[0], *y = out->src[1];
+    if (HESS_NEED(pass, 0))
+        gin[0] = hess__sum_like(ctx, pass, tanh_grad(ctx, c, y), g);
+    if (HESS_NEED(pass, 1))
+        gin[1] = hess__sum_like(
+            ctx, pass, hess_mul(ctx, c, hess__affine(ctx, hess_mul(ctx, g, y), -2.0, 0.0)), y);
+}
+
+/* out = g s'(a) with s' = sigmoid':  d/dg = s'(a),  d/da = g s''(a), where
+ * s'' = s' (1 - 2 sigmoid) = -s' tanh(a/2) keeps its relative accuracy in the
+ * tails; the fixed factor is formed first, as for tanh_grad. */
+static void sigmoid_grad_vjp(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *c, hess_tensor *gin[])
+{
+    hess_tensor *g = out->src[0], *a = out->src[1];
+    if (HESS_NEED(pass, 0))
+        gin[0] = hess__sum_like(ctx, pass, sigmoid_grad(ctx, c, a), g);
+    if (HESS_NEED(pass, 1)) {
+        hess_tensor *t = hess_tanh(ctx, hess__affine(ctx, a, 0.5, 0.0));
+        hess_tensor *d2 = sigmoid_grad(ctx, hess__affine(ctx, hess_mul(ctx, g, t), -1.0, 0.0), a);
+        gin[1] = hess__sum_like(ctx, pass, hess_mul(ctx, c, d2), a);
+    }
+}
+
+HESS_BINARY_RECORD(tanh_grad, "out = g (1 - y^2), the derivative of tanh with y = tanh(a)")
+HESS_BINARY_RECORD(sigmoid_grad, "out = g sigmoid(a) sigmoid(-a), the derivative of sigmoid")
+
+static hess_tensor *tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y)
+{
+    return hess__apply2(ctx, &op_tanh_grad, g, y, "hess_tanh");
+}
+
+static hess_tensor *sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor *a)
+{
+    return hess__apply2(ctx, &op_sigmoid_grad, g, a, "hess_sigmoid");
+}
+
+/* ------------------------------------------------------------------------ */
+/* tanh, sigmoid, softplus                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The record of a unary op NAME with its kernel and rule, and its builder. */
+#define LOGISTIC_OP(NAME, FORMULA)                                                                 \
+    static const hess_op_def op_##NAME = {.name = #NAME,                                           \
+                                          .formula = FORMULA,                                      \
+                                          .arity = 1,                                              \
+                                          .shape = hess__shape_same,                               \
+                                          .forward = NAME##_forward,                               \
+                                          .vjp = NAME##_vjp};                                      \
+    hess_tensor *hess_##NAME(hess_context *ctx, hess_tensor *a)                                    \
+    {                                                                                              \
+        return hess__apply1(ctx, &op_##NAME, a, NULL, "hess_" #NAME);                              \
+    }
+
+static void tanh_forward(hess_tensor *out)
+{
+    hess__tanh_kernel(out->ctx->simd, out->src[0]->data, out->data, out->numel);
+}
+
+/* d tanh(a) = (1 - out^2) da, one fused node */
+static HESS_VJP(tanh_vjp)
+{
+    (void)pass;
+    gin[0] = tanh_grad(ctx, g, out);
+}
+LOGISTIC_OP(tanh, "out = tanh(a)")
+
+static void sigmoid_forward(hess_tensor *out)
+{
+    for (int64_t i = 0; i < out->numel; i++)
+        out->data[i] = sigmoid1(out->src[0]->data[i]);
+}
+
+/* d sigmoid(a) = sigmoid(a) sigmoid(-a) da, one fused node, exact where
+ * 1 - out would cancel (a >~ 30) */
+static HESS_VJP(sigmoid_vjp)
+{
+    (void)pass;
+    gin[0] = sigmoid_grad(ctx, g, out->src[0]);
+}
+LOGISTIC_OP(sigmoid, "out = 1 / (1 + exp(-a)), without overflow")
+
+static void softplus_forward(hess_tensor *out)
+{
+    for (int64_t i = 0; i < out->numel; i++)
+        out->data[i] = softplus1(out->src[0]->data[i]);
+}
+
+/* d softplus(a) = sigmoid(a) da */
+static HESS_VJP(softplus_vjp)
+{
+    (void)pass;
+    gin[0] = hess_mul(ctx, g, hess_sigmoid(ctx, out->src[0]));
+}
+LOGISTIC_OP(softplus, "out = log(1 + exp(a)), as max(a, 0) + log1p(exp(-|a|))")
+
+/* ------------------------------------------------------------------------ */
+/* bce_with_logits                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* out = alpha sum(softplus(x) - x y), alpha = p[0] = 1/numel: the same sum as
+ * mean(softplus(x) - x*y).  Each term is at most |x| for y in [0, 1]. */
+static void bce_logits_forward(hess_tensor *out)
+{
+    const hess_tensor *x = out->src[0], *y = out->src[1];
+    double sum = 0.0;
+    for (int64_t i = 0; i < x->numel; i++)
+        sum += softplus1(x->data[i]) - x->data[i] * y->data[i];
+    if (isfinite(sum) || isnan(sum)) {
+        out->data[0] = sum * out->par.loss.alpha;
+        return;
+    }
+    double s = 0.0; /* terms near DBL_MAX: scale each first */
+    for (int64_t i = 0; i < x->numel; i++)
+        s += (softplus1(x->data[i]) - x->data[i] * y->data[i]) * out->par.loss.alpha;
+    out->data[0] = s;
+}
+
+/* dx = g alpha (sigmoid(x) - y), dy = -g alpha x; each factor formed first. */
+static HESS_VJP(bce_logits_vjp)
+{
+    hess_tensor *x = out->src[0], *y = out->src[1];
+    if (HESS_NEED(pass, 0)) {
+        hess_tensor *c =
+            hess__affine(ctx, hess_sub(ctx, hess_sigmoid(ctx, x), y), out->par.loss.alpha, 0.0);
+        gin[0] = hess__sum_like(ctx, pass, hess__scalar_times(ctx, g, c), x);
+    }
+    if (HESS_NEED(pass, 1))
+        gin[1] = hess__sum_like(
+            ctx, pass, hess__scalar_times(ctx, g, hess__affine(ctx, x, -out->par.loss.alpha, 0.0)),
+            y);
+}
+
+/* Targets are probabilities, in [0, 1] (PyTorch's documented domain); the
+ * loss is finite for any finite logits only there. */
+static hess_status check_probs(hess_context *ctx, const double *y, int64_t n, const char *fn)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(y[i] >= 0.0 && y[i] <= 1.0)) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: target %lld is %g; targets must be in [0, 1]", fn,
+                        (long long)i, y[i]);
+            return HESS_ERR_ARG;
+        }
+    return HESS_OK;
+}
+
+static hess_status bce_logits_check(
+    hess_context *ctx, const hess_tensor *out, int k, const double *data, const char *fn)
+{
+    return k == 1 ? check_probs(ctx, data, out->src[1]->numel, fn) : HESS_OK;
+}
+
+static const hess_op_def op_bce_with_logits = {
+    .name = "bce_with_logits",
+    .formula = "out = alpha sum(softplus(x) - x y), alpha = 1/numel",
+    .arity = 2,
+    .shape = hess__shape_scalar,
+    .forward = bce_logits_forward,
+    .vjp = bce_logits_vjp,
+    .check_src = bce_logits_check};
+
+static hess_tensor *
+bce_with_logits_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    static const char fn[] = "hess_bce_with_logits";
+    if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn) ||
+        !hess__same_shape_or_fail(ctx, logits, targets, fn) ||
+        hess__refresh(ctx, 1, &targets, fn) != HESS_OK ||
+        check_probs(ctx, targets->data, targets->numel, fn) != HESS_OK)
+        return NULL;
+    return hess__loss_node(ctx, &op_bce_with_logits, logits, targets, 1.0 / (double)logits->numel,
+                           fn);
+}
+
+hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    const char *saved = hess__api_enter(ctx, "hess_bce_with_logits");
+    return hess__api_leave(ctx, saved, bce_with_logits_impl(ctx, logits, targets));
+}
+
+static const hess_op_def *const logistic_ops[] = {
+    &op_tanh, &op_sigmoid, &op_softplus, &op_tanh_grad, &op_sigmoid_grad, &op_bce_with_logits};
+const hess__op_family hess__logistic_family = {logistic_ops,
+                                               sizeof logistic_ops / sizeof logistic_ops[0]};
