@@ -1,0 +1,124 @@
+/*
+ * sweep.c -- --sweep: the W1-type MLP Linear(64,width) -> tanh ->
+ * Linear(width,10), MSE, timed across widths and batches, and its full
+ * Hessian across block_rows; each Hessian checked against hess_hvp.
+ */
+#include "bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void sweep_point(report *rep, const opts *o, const char *kind, int64_t width, int64_t batch)
+{
+    if (rep->ns == MAX_ROWS)
+        exit(1);
+    model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "w%lld-b%lld", (long long)width, (long long)batch);
+    m.in = 64, m.hidden = width, m.out = 10, m.batch = batch;
+    m.batched = m.tanh_hidden = true;
+    model_random(&m, 1000 + (uint64_t)width * 7919u + (uint64_t)batch);
+    const flop_model fl = flops_of(&m);
+    const bool hess = m.n <= 5000u && fl.hess <= (o->quick ? 1e9 : 4e9);
+    job j;
+    job_bind(&j, &m, hess ? m.n * m.n : m.n, o->ctx_flags);
+    sweep_row *s = &rep->sw[rep->ns++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->width = width;
+    s->batch = batch;
+    s->n = m.n;
+    s->grad_flops = fl.grad;
+    s->hvp_flops = fl.hvp;
+    s->hess_flops = fl.hess;
+    s->grad = time_op(op_grad, &j, plan_for(o, false));
+    s->hvp = time_op(op_hvp, &j, plan_for(o, false));
+    if (hess) {
+        s->hess = time_op(op_hessian, &j, plan_for(o, true));
+        sweep_check(&j, j.out);
+    }
+    char a[32], b[32], c[32] = "-", d[32] = "-", e[32] = "-", pc[32] = "-";
+    const double gf = fl.hvp / s->hvp.med / 1e9, pk = peak_ref(&rep->pk);
+    if (pk > 0)
+        snprintf(pc, sizeof pc, "%.1f %%", 100.0 * gf / pk);
+    if (hess) {
+        fmt_t(c, sizeof c, s->hess.med);
+        fmt_t(d, sizeof d, (double)m.n * s->hvp.med);
+        snprintf(e, sizeof e, "%.3f", s->hess.med / ((double)m.n * s->hvp.med));
+    }
+    printf("| %5lld | %5lld | %7zu | %10s | %10s | %9.4g | %7.2f | %7s | %10s | %10s | %6s |\n",
+           (long long)width, (long long)batch, m.n, fmt_t(a, sizeof a, s->grad.med),
+           fmt_t(b, sizeof b, s->hvp.med), fl.hvp / 1e6, gf, pc, c, d, e);
+    fflush(stdout);
+    job_free(&j);
+    model_free(&m);
+}
+
+/* Full Hessian time against k, the rows per sweep of the double-backward graph. */
+static void sweep_k(report *rep, const opts *o, int64_t batch)
+{
+    static const size_t ks[] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "w32-b%lld", (long long)batch);
+    m.in = 64, m.hidden = 32, m.out = 10, m.batch = batch;
+    m.batched = m.tanh_hidden = true;
+    model_random(&m, 1000 + 32u * 7919u + (uint64_t)batch);
+    const flop_model fl = flops_of(&m);
+    job j;
+    job_bind(&j, &m, m.n * m.n, o->ctx_flags);
+    plan p = plan_for(o, true);
+    p.budget = o->quick ? 0.3 : 1.0;
+    double t_auto = 0.0;
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0] && rep->ns < MAX_ROWS; i++) {
+        j.k = ks[i];
+        sweep_row *s = &rep->sw[rep->ns++];
+        memset(s, 0, sizeof *s);
+        s->kind = "block_rows";
+        s->width = 32;
+        s->batch = batch;
+        s->n = m.n;
+        s->k = ks[i];
+        s->hess_flops = fl.hess;
+        s->hess = time_op(op_hessian_k, &j, p);
+        sweep_check(&j, j.out);
+        t_auto = i == 0 ? s->hess.med : t_auto;
+        char a[32], b[32], k[24] = "auto";
+        if (ks[i])
+            snprintf(k, sizeof k, "%zu", ks[i]);
+        printf("| %5lld | %5lld | %7zu | %5s | %10s | %10s | %7.2f | %8.2f |\n", (long long)32,
+               (long long)batch, m.n, k, fmt_t(a, sizeof a, s->hess.med),
+               fmt_t(b, sizeof b, s->hess.min), fl.hess / s->hess.med / 1e9, t_auto / s->hess.med);
+        fflush(stdout);
+    }
+    job_free(&j);
+    model_free(&m);
+}
+
+void run_sweep(report *rep, const opts *o)
+{
+    static const int64_t widths[] = {16, 32, 64, 128, 256, 512, 1024};
+    static const int64_t batches[] = {1, 4, 16, 64, 256, 1024};
+    const char *head =
+        "| width | batch | %7s | %10s | %10s | %9s | %7s | %7s | %10s | %10s | %6s |\n";
+    printf("\n# sweep: MLP Linear(64,width) -> tanh -> Linear(width,10), MSE; hessian only for "
+           "n <= 5000 and <= %g GFLOP (its H v is checked against hvp to %.0e)\n",
+           o->quick ? 1.0 : 4.0, SELF_TOL);
+    printf(head, "n", "grad", "hvp", "hvp MFLOP", "GFLOP/s", "% peak", "hessian", "n x hvp",
+           "ratio");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        sweep_point(rep, o, "width", widths[i], 32);
+    printf("\n# batch sweep: width 32\n");
+    printf(head, "n", "grad", "hvp", "hvp MFLOP", "GFLOP/s", "% peak", "hessian", "n x hvp",
+           "ratio");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++)
+        sweep_point(rep, o, "batch", 32, batches[i]);
+    printf("\n# full Hessian (hess_hessian_ex) against block_rows k, width 32; auto/k above 1: "
+           "k beats the library's choice\n");
+    printf("| width | batch |       n |     k |    hessian |        min | GFLOP/s |  auto/k |\n");
+    printf("|---|---|---|---|---|---|---|---|\n");
+    sweep_k(rep, o, 32);
+    sweep_k(rep, o, 1);
+}
