@@ -15,6 +15,17 @@
 #include <string.h>
 #include <unistd.h>
 
+static const char *const workloads[] = {"W0", "W1", "W2"};
+static const char *const ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(s, list[k]) == 0)
+            return true;
+    return false;
+}
+
 static void usage(FILE *f)
 {
     fprintf(
@@ -62,13 +73,9 @@ static void parse_args(int argc, char **argv, opts *o)
             exit(strcmp(a, "--help") == 0 ? 0 : 2);
         }
     }
-    const char *ok[] = {"W0", "W1", "W2", "all", "none"},
-               *ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
-    bool w_ok = false, op_ok = !o->op;
-    for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++)
-        w_ok = w_ok || strcmp(o->workload, ok[k]) == 0;
-    for (size_t k = 0; o->op && k < sizeof ops / sizeof ops[0]; k++)
-        op_ok = op_ok || strcmp(o->op, ops[k]) == 0;
+    const bool w_ok = in_list(o->workload, workloads, 3) || strcmp(o->workload, "all") == 0 ||
+                      strcmp(o->workload, "none") == 0;
+    const bool op_ok = !o->op || in_list(o->op, ops, sizeof ops / sizeof ops[0]);
     if (!w_ok || !op_ok) {
         usage(stderr);
         exit(2);
@@ -94,12 +101,11 @@ int main(int argc, char **argv)
         printf("# %% peak is against %.1f GFLOP/s; FLOPs count matmuls only (peers/README.md)\n",
                peak_ref(&rep.pk));
     }
-    static const char *const all[] = {"W0", "W1", "W2"};
     if (strcmp(o.workload, "none") != 0) {
         print_header();
         for (int i = 0; i < 3; i++)
-            if (strcmp(o.workload, "all") == 0 || strcmp(o.workload, all[i]) == 0)
-                run_workload(&rep, &o, all[i]);
+            if (strcmp(o.workload, "all") == 0 || strcmp(o.workload, workloads[i]) == 0)
+                run_workload(&rep, &o, workloads[i]);
     }
     if (o.sweep)
         run_sweep(&rep, &o);
