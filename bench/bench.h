@@ -144,6 +144,8 @@ uint64_t rng_next(uint64_t *s);
 double rng_uniform(uint64_t *s);
 double rng_normal(uint64_t *s);
 const char *fmt_t(char *buf, size_t len, double s);
+void fmt_pct(char *buf, size_t len, double gflops, double pk);
+void err_scale(const double *a, const double *b, size_t n, double *err, double *scale);
 double rel_err(const double *a, const double *b, size_t n);
 
 /* timing.c */
@@ -159,11 +161,14 @@ void model_random(model *m, uint64_t seed);
 int ref_cat(const ref_case *rc, const char *prefix, const model *m, double *out);
 flop_model flops_of(const model *m);
 void load_workload(model *m, const opts *o, const char *name, ref_case *rc);
+void sweep_model(model *m, int64_t width, int64_t batch);
 
 /* ops.c */
 void die_ctx(const job *j, const char *what);
 void job_bind(job *j, const model *m, size_t out_len, unsigned ctx_flags);
 void job_free(job *j);
+void params_set(job *j, hess_tensor *const t[N_PARAMS], const double *flat, const char *what);
+void params_get(hess_tensor *const t[N_PARAMS], double *flat);
 hess_tensor *forward(const job *j);
 void op_grad(job *j);
 void op_hvp(job *j);
@@ -172,8 +177,10 @@ void op_hessian(job *j);
 void op_hessian_k(job *j);
 
 /* replay.c */
-void bench_regrad(report *rep, const opts *o, job *j, double flops);
-void bench_rehvp(report *rep, const opts *o, job *j, double flops);
+void regrad_build(job *j);
+void rehvp_build(job *j);
+void op_regrad(job *j);
+void op_rehvp(job *j);
 
 /* check.c */
 bool check_ref(job *j, const ref_case *rc);
@@ -189,7 +196,6 @@ double peak_ref(const peak *pk);
 
 /* workloads.c */
 void print_header(void);
-result *bench_op(report *rep, const opts *o, job *j, const char *op, op_fn f, double flops);
 void run_workload(report *rep, const opts *o, const char *name);
 
 /* sweep.c */

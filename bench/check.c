@@ -21,13 +21,67 @@ static bool check_one(const char *w, const char *what, double err, double tol, b
     return *ok;
 }
 
+/* Runs f with its results written to buf instead of j->out. */
+static void op_into(job *j, op_fn f, double *buf)
+{
+    double *keep = j->out;
+    j->out = buf;
+    f(j);
+    j->out = keep;
+}
+
+/* out = H v, H n x n row-major. */
+static void matvec(const double *H, const double *v, size_t n, double *out)
+{
+    for (size_t r = 0; r < n; r++) {
+        double s = 0.0;
+        for (size_t c = 0; c < n; c++)
+            s += H[r * n + c] * v[c];
+        out[r] = s;
+    }
+}
+
+/* max |H - H^T| relative to the largest entry below the diagonal. */
+static double asymmetry(const double *H, size_t n)
+{
+    double asym = 0.0, hmax = 0.0;
+    for (size_t r = 0; r < n; r++)
+        for (size_t c = 0; c < r; c++) {
+            asym = fmax(asym, fabs(H[r * n + c] - H[c * n + r]));
+            hmax = fmax(hmax, fabs(H[r * n + c]));
+        }
+    return hmax > 0 ? asym / hmax : asym;
+}
+
+/* The full Hessian against the reference: every entry when the file has them
+ * (W0), its diagonal against diag, H v against hv, and its symmetry. */
+static void
+check_ref_hessian(job *j, const ref_case *rc, const double *diag, const ref_tensor *hv, bool *ok)
+{
+    const model *m = j->m;
+    const size_t n = m->n;
+    double *H = xmalloc(n * n * sizeof(double)), *got = xmalloc(n * sizeof(double));
+    op_into(j, op_hessian, H);
+    const ref_tensor *Href = ref_find(rc, "hessian");
+    if (Href && (size_t)Href->numel == n * n)
+        check_one(m->name, "hessian", rel_err(H, Href->data, n * n), REF_TOL, ok);
+    for (size_t r = 0; r < n; r++)
+        got[r] = H[r * n + r];
+    check_one(m->name, "diag(H)", rel_err(got, diag, n), REF_TOL, ok);
+    matvec(H, m->v, n, got);
+    check_one(m->name, "H*v", hv ? rel_err(got, hv->data, n) : INFINITY, REF_TOL, ok);
+    check_one(m->name, "H-H^T", asymmetry(H, n), REF_TOL, ok);
+    free(H);
+    free(got);
+}
+
 /* W0/W1 against the PyTorch values: loss, gradient, Hv, diagonal, full Hessian
  * (W0: every entry; W1: its diagonal, H v and symmetry). */
 bool check_ref(job *j, const ref_case *rc)
 {
     const model *m = j->m;
     const size_t n = m->n;
-    double *want = xmalloc(n * sizeof(double)), *got = xmalloc(n * sizeof(double));
+    double *want = xmalloc(n * sizeof(double));
     bool ok = true;
     printf("# %s check vs PyTorch (max rel err, limit %.0e):", m->name, REF_TOL);
     j->keep = true;
@@ -47,36 +101,9 @@ bool check_ref(job *j, const ref_case *rc)
         check_one(m->name, "diag", rel_err(j->out, want, n), REF_TOL, &ok);
     else
         ok = false;
-    /* the full Hessian into a job whose buffer holds n*n */
-    double *keep_out = j->out;
-    j->out = xmalloc(n * n * sizeof(double));
-    op_hessian(j);
-    const double *H = j->out;
-    const ref_tensor *Href = ref_find(rc, "hessian");
-    if (Href && (size_t)Href->numel == n * n)
-        check_one(m->name, "hessian", rel_err(H, Href->data, n * n), REF_TOL, &ok);
-    for (size_t r = 0; r < n; r++)
-        got[r] = H[r * n + r];
-    check_one(m->name, "diag(H)", rel_err(got, want, n), REF_TOL, &ok);
-    for (size_t r = 0; r < n; r++) {
-        double s = 0.0;
-        for (size_t c = 0; c < n; c++)
-            s += H[r * n + c] * m->v[c];
-        got[r] = s;
-    }
-    check_one(m->name, "H*v", hv ? rel_err(got, hv->data, n) : INFINITY, REF_TOL, &ok);
-    double asym = 0.0, hmax = 0.0;
-    for (size_t r = 0; r < n; r++)
-        for (size_t c = 0; c < r; c++) {
-            asym = fmax(asym, fabs(H[r * n + c] - H[c * n + r]));
-            hmax = fmax(hmax, fabs(H[r * n + c]));
-        }
-    check_one(m->name, "H-H^T", hmax > 0 ? asym / hmax : asym, REF_TOL, &ok);
+    check_ref_hessian(j, rc, want, hv, &ok);
     printf("%s\n", ok ? "  ok" : "  FAILED");
-    free(j->out);
-    j->out = keep_out;
     free(want);
-    free(got);
     return ok;
 }
 
@@ -87,12 +114,7 @@ static void set_theta(job *j, double h)
     double *t = xmalloc(m->n * sizeof(double));
     for (size_t i = 0; i < m->n; i++)
         t[i] = m->theta[i] + h * m->v[i];
-    size_t off = 0;
-    for (int i = 0; i < N_PARAMS; i++) {
-        if (hess_param_set(j->ctx, j->p[i], t + off) != HESS_OK)
-            die_ctx(j, "hess_param_set");
-        off += (size_t)hess_tensor_numel(j->p[i]);
-    }
+    params_set(j, j->p, t, "hess_param_set");
     free(t);
 }
 
@@ -144,16 +166,8 @@ void sweep_check(job *j, const double *H)
 {
     const size_t n = j->m->n;
     double *hv = xmalloc(n * sizeof(double)), *Hv = xmalloc(n * sizeof(double));
-    double *keep = j->out;
-    j->out = hv;
-    op_hvp(j);
-    j->out = keep;
-    for (size_t r = 0; r < n; r++) {
-        double s = 0.0;
-        for (size_t c = 0; c < n; c++)
-            s += H[r * n + c] * j->m->v[c];
-        Hv[r] = s;
-    }
+    op_into(j, op_hvp, hv);
+    matvec(H, j->m->v, n, Hv);
     const double e = rel_err(Hv, hv, n);
     if (!(e <= SELF_TOL)) {
         fprintf(stderr, "hessian_bench: sweep %s: H v differs from hess_hvp by %.2e\n", j->m->name,

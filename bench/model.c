@@ -132,3 +132,14 @@ void load_workload(model *m, const opts *o, const char *name, ref_case *rc)
     if (model_from_ref(m, rc) != 0)
         exit(1);
 }
+
+/* The sweeps' MLP: Linear(64,width) -> tanh -> Linear(width,10), MSE, on
+ * random data with a fixed seed per (width, batch). */
+void sweep_model(model *m, int64_t width, int64_t batch)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "w%lld-b%lld", (long long)width, (long long)batch);
+    m->in = 64, m->hidden = width, m->out = 10, m->batch = batch;
+    m->batched = m->tanh_hidden = true;
+    model_random(m, 1000 + (uint64_t)width * 7919u + (uint64_t)batch);
+}

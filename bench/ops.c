@@ -51,6 +51,29 @@ void job_free(job *j)
     free(j->out);
 }
 
+/* Sets the N_PARAMS tensors t (the parameters, or tensors shaped like them)
+ * from one flat vector, in the order W1, b1, W2, b2. */
+void params_set(job *j, hess_tensor *const t[N_PARAMS], const double *flat, const char *what)
+{
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        if (hess_param_set(j->ctx, t[i], flat + off) != HESS_OK)
+            die_ctx(j, what);
+        off += (size_t)hess_tensor_numel(t[i]);
+    }
+}
+
+/* Copies the values of N_PARAMS tensors into one flat vector (the inverse). */
+void params_get(hess_tensor *const t[N_PARAMS], double *flat)
+{
+    size_t off = 0;
+    for (int i = 0; i < N_PARAMS; i++) {
+        const size_t len = (size_t)hess_tensor_numel(t[i]);
+        memcpy(flat + off, hess_tensor_data(t[i]), len * sizeof(double));
+        off += len;
+    }
+}
+
 /* The loss: Linear -> [tanh] -> Linear -> MSE or cross-entropy. */
 hess_tensor *forward(const job *j)
 {
@@ -77,9 +100,8 @@ void op_grad(job *j)
     if (st == HESS_OK) {
         j->loss = hess_tensor_data(loss)[0];
         j->nodes = hess_context_mark(j->ctx).nodes - j->mark.nodes;
-        for (int i = 0, off = 0; j->keep && i < N_PARAMS; off += (int)hess_tensor_numel(g[i]), i++)
-            memcpy(j->out + off, hess_tensor_data(g[i]),
-                   (size_t)hess_tensor_numel(g[i]) * sizeof(double));
+        if (j->keep)
+            params_get(g, j->out);
     }
     op_end(j, st, "grad");
 }

@@ -1,52 +1,40 @@
 /*
  * replay.c -- "regrad" and "rehvp": the gradient and H v as graphs built once
- * and evaluated again (hess_param_set + hess_recompute) at each repeat, each
- * checked against the operation built afresh (ops.c) before it is timed.
+ * and evaluated again (hess_param_set + hess_recompute) at each repeat, as a
+ * tape replay does.  Each builder checks its graph against the operation
+ * built afresh (ops.c) and exits on a mismatch; the timing and the table row
+ * are workloads.c's.
  */
 #include "bench.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The gradient of a graph built once (bench_regrad): the parameters are set
- * from theta and the graph evaluated again (hess_recompute), no node made. */
-static void op_regrad(job *j)
+/* The gradient of the graph regrad_build made: the parameters are set from
+ * theta and the graph evaluated again (hess_recompute), no node made. */
+void op_regrad(job *j)
 {
-    size_t off = 0;
-    for (int i = 0; i < N_PARAMS; i++) {
-        if (hess_param_set(j->ctx, j->p[i], j->m->theta + off) != HESS_OK)
-            die_ctx(j, "regrad");
-        off += (size_t)hess_tensor_numel(j->p[i]);
-    }
+    params_set(j, j->p, j->m->theta, "regrad");
     if (hess_recompute(j->ctx) != HESS_OK)
         die_ctx(j, "regrad");
     j->loss = hess_tensor_data(j->rloss)[0];
 }
 
-/* H v of a graph built once (bench_rehvp): parameters and direction set,
- * the graph evaluated again. */
-static void op_rehvp(job *j)
+/* H v of the graph rehvp_build made: parameters and direction set, the
+ * graph evaluated again. */
+void op_rehvp(job *j)
 {
-    size_t off = 0;
-    for (int i = 0; i < N_PARAMS; i++) {
-        if (hess_param_set(j->ctx, j->p[i], j->m->theta + off) != HESS_OK ||
-            hess_param_set(j->ctx, j->rv[i], j->m->v + off) != HESS_OK)
-            die_ctx(j, "rehvp");
-        off += (size_t)hess_tensor_numel(j->p[i]);
-    }
+    params_set(j, j->p, j->m->theta, "rehvp");
+    params_set(j, j->rv, j->m->v, "rehvp");
     if (hess_recompute(j->ctx) != HESS_OK)
         die_ctx(j, "rehvp");
     j->loss = hess_tensor_data(j->rloss)[0];
 }
 
-/* "regrad": forward + gradient built once, then timed as parameters set +
- * hess_recompute -- what a tape replay does (ADOL-C's gradient() replays a
- * taped function).  Checked first: bit for bit the gradient built afresh. */
-void bench_regrad(report *rep, const opts *o, job *j, double flops)
+/* Forward + gradient built once (ADOL-C's gradient() replays a taped
+ * function the same way).  Checked: bit for bit the gradient built afresh. */
+void regrad_build(job *j)
 {
-    if (o->op && strcmp(o->op, "regrad") != 0)
-        return;
     j->keep = true;
     op_grad(j); /* the reference, into out */
     j->keep = false;
@@ -55,28 +43,21 @@ void bench_regrad(report *rep, const opts *o, job *j, double flops)
         die_ctx(j, "regrad");
     j->rloss = loss;
     op_regrad(j);
-    size_t off = 0;
-    for (int i = 0; i < N_PARAMS; i++) {
-        const size_t len = (size_t)hess_tensor_numel(j->rg[i]);
-        if (memcmp(hess_tensor_data(j->rg[i]), j->out + off, len * sizeof(double)) != 0) {
-            fprintf(stderr, "hessian_bench: %s regrad: gradient differs from a fresh build\n",
-                    j->m->name);
-            exit(1);
-        }
-        off += len;
+    double *g = xmalloc(j->m->n * sizeof(double));
+    params_get(j->rg, g);
+    if (memcmp(g, j->out, j->m->n * sizeof(double)) != 0) {
+        fprintf(stderr, "hessian_bench: %s regrad: gradient differs from a fresh build\n",
+                j->m->name);
+        exit(1);
     }
-    bench_op(rep, o, j, "regrad", op_regrad, flops);
-    hess_context_rewind(j->ctx, j->mark);
+    free(g);
 }
 
-/* "rehvp": H v as a graph built once -- g = dL/dθ recorded, s = Σ g·v with v
- * held in parameters, H v = ds/dθ -- timed as parameters and v set +
- * hess_recompute.  Checked first against hess_hvp (same values to rounding;
- * the graphs differ, so not bit for bit). */
-void bench_rehvp(report *rep, const opts *o, job *j, double flops)
+/* H v as a graph built once: g = dL/dθ recorded, s = Σ g·v with v held in
+ * parameters, H v = ds/dθ.  Checked against hess_hvp to 1e-12 of its largest
+ * magnitude (same values to rounding; the graphs differ, so not bit for bit). */
+void rehvp_build(job *j)
 {
-    if (o->op && strcmp(o->op, "rehvp") != 0)
-        return;
     op_hvp(j); /* the reference, into out */
     hess_context *ctx = j->ctx;
     hess_tensor *loss = forward(j), *g[N_PARAMS], *s = NULL;
@@ -94,20 +75,13 @@ void bench_rehvp(report *rep, const opts *o, job *j, double flops)
         die_ctx(j, "rehvp");
     j->rloss = loss;
     op_rehvp(j);
-    double err = 0.0, big = 0.0;
-    off = 0;
-    for (int i = 0; i < N_PARAMS; i++) {
-        const double *h = hess_tensor_data(j->rhv[i]);
-        for (int64_t e = 0; e < hess_tensor_numel(j->rhv[i]); e++, off++) {
-            err = fmax(err, fabs(h[e] - j->out[off]));
-            big = fmax(big, fabs(j->out[off]));
-        }
-    }
+    double *hv = xmalloc(j->m->n * sizeof(double)), err, big;
+    params_get(j->rhv, hv);
+    err_scale(hv, j->out, j->m->n, &err, &big);
     if (err > 1e-12 * big) {
         fprintf(stderr, "hessian_bench: %s rehvp: differs from hess_hvp by %.3g (max %.3g)\n",
                 j->m->name, err, big);
         exit(1);
     }
-    bench_op(rep, o, j, "rehvp", op_rehvp, flops);
-    hess_context_rewind(ctx, j->mark);
+    free(hv);
 }

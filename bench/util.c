@@ -52,13 +52,29 @@ const char *fmt_t(char *buf, size_t len, double s)
     return buf;
 }
 
-/* max |a - b| / max |b|: the error relative to the reference's scale. */
-double rel_err(const double *a, const double *b, size_t n)
+/* "% peak" of gflops against the peak pk; left as it is when there is no peak. */
+void fmt_pct(char *buf, size_t len, double gflops, double pk)
+{
+    if (pk > 0)
+        snprintf(buf, len, "%.1f %%", 100.0 * gflops / pk);
+}
+
+/* err = max |a - b| and scale = max |b|. */
+void err_scale(const double *a, const double *b, size_t n, double *err, double *scale)
 {
     double e = 0.0, s = 0.0;
     for (size_t i = 0; i < n; i++) {
         e = fmax(e, fabs(a[i] - b[i]));
         s = fmax(s, fabs(b[i]));
     }
+    *err = e;
+    *scale = s;
+}
+
+/* max |a - b| / max |b|: the error relative to the reference's scale. */
+double rel_err(const double *a, const double *b, size_t n)
+{
+    double e, s;
+    err_scale(a, b, n, &e, &s);
     return s > 0.0 ? e / s : e;
 }

@@ -22,8 +22,7 @@ static void print_row(const result *r, double pk)
         const double g = r->flops / r->s.med / 1e9;
         snprintf(fl, sizeof fl, "%.4g", r->flops / 1e6);
         snprintf(gf, sizeof gf, "%.2f", g);
-        if (pk > 0)
-            snprintf(pc, sizeof pc, "%.1f %%", 100.0 * g / pk);
+        fmt_pct(pc, sizeof pc, g, pk);
     }
     printf("| %-10s | 1 | %s | %6zu | %-8s | %10s | %10s | %5d | %9s | %7s | %6s |\n", "libhessian",
            r->w, r->n, r->op, fmt_t(a, sizeof a, r->s.med), fmt_t(b, sizeof b, r->s.min), r->s.reps,
@@ -31,9 +30,16 @@ static void print_row(const result *r, double pk)
     fflush(stdout);
 }
 
-result *bench_op(report *rep, const opts *o, job *j, const char *op, op_fn f, double flops)
+/* --op OP: only OP is timed (the checks still run). */
+static bool wanted(const opts *o, const char *op)
 {
-    if (o->op && strcmp(o->op, op) != 0)
+    return !o->op || strcmp(o->op, op) == 0;
+}
+
+/* Times f on j and adds its row to the report and the table. */
+static result *bench_op(report *rep, const opts *o, job *j, const char *op, op_fn f, double flops)
+{
+    if (!wanted(o, op))
         return NULL;
     if (rep->nr == MAX_ROWS)
         exit(1);
@@ -48,6 +54,23 @@ result *bench_op(report *rep, const opts *o, job *j, const char *op, op_fn f, do
         r->nodes = j->nodes;
     print_row(r, peak_ref(&rep->pk));
     return r;
+}
+
+/* An operation on a graph built once (replay.c): built and checked, timed,
+ * then the graph dropped by a rewind to the mark. */
+static void bench_replay(report *rep,
+                         const opts *o,
+                         job *j,
+                         const char *op,
+                         void (*build)(job *j),
+                         op_fn f,
+                         double flops)
+{
+    if (!wanted(o, op))
+        return;
+    build(j);
+    bench_op(rep, o, j, op, f, flops);
+    hess_context_rewind(j->ctx, j->mark);
 }
 
 void run_workload(report *rep, const opts *o, const char *name)
@@ -70,9 +93,9 @@ void run_workload(report *rep, const opts *o, const char *name)
     hess_context_rewind(j.ctx, j.mark);
 
     const result *g = bench_op(rep, o, &j, "grad", op_grad, fl.grad);
-    bench_regrad(rep, o, &j, fl.grad);
+    bench_replay(rep, o, &j, "regrad", regrad_build, op_regrad, fl.grad);
     bench_op(rep, o, &j, "hvp", op_hvp, fl.hvp);
-    bench_rehvp(rep, o, &j, fl.hvp);
+    bench_replay(rep, o, &j, "rehvp", rehvp_build, op_rehvp, fl.hvp);
     if (small) {
         bench_op(rep, o, &j, "diag", op_diag, fl.hess);
         bench_op(rep, o, &j, "hessian", op_hessian, fl.hess);
