@@ -2,9 +2,21 @@
  * bench.h -- what the files of hessian_bench share (bench/README.md): the
  * build's settings, the tolerances, the types (a model, a model bound to a
  * context, timing plans and statistics, the report of every row) and the
- * functions one file calls in another, grouped by the file that defines them.
- * The benchmark is not part of the library: it prints, allocates freely and
- * exits on error.
+ * functions one file calls in another, grouped by the file that defines them:
+ *
+ *   main.c       options, the header lines, the order of the run
+ *   workloads.c  W0, W1, W2: checked, then each operation timed (main table)
+ *   sweep.c      --sweep: widths, batches and block_rows of the W1-type MLP
+ *   model.c      the MLP's parameters and data, FLOP counts, which workload
+ *   ops.c        a model bound to a context; the operations built afresh
+ *   replay.c     regrad and rehvp: graphs built once, evaluated again
+ *   check.c      the checks against PyTorch, finite differences and hvp
+ *   timing.c     the clock and the repeat loop
+ *   machine.c    CPU name, kernels, one thread, the matmul peak
+ *   json.c       --json FILE
+ *   util.c       allocation, random streams, number formats, errors
+ *
+ * Not part of the library: it prints, allocates freely and exits on error.
  *
  * Legend: B batch, n parameter count, F forward matmul FLOPs, f1 the first
  * layer's share of F (multiply-add = 2 FLOP, as peers/peak_flops.py counts).
@@ -43,6 +55,7 @@
 #define MAX_REPS 10000
 #define MAX_ROWS 64
 #define N_PARAMS 4 /* W1, b1, W2, b2: flattened in this order, as PyTorch */
+#define N_OF(a)  (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------------------ */
 /* Types                                                                    */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Prints one check's error; clears ok when it is above tol (or NaN). */
 static bool check_one(const char *w, const char *what, double err, double tol, bool *ok)
 {
     printf(" %s %.1e", what, err);

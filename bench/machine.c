@@ -17,6 +17,11 @@
 #define HESS_BENCH_SIMD 0
 #endif
 
+/* ------------------------------------------------------------------------ */
+/* The machine's description and one thread                                */
+/* ------------------------------------------------------------------------ */
+
+/* The "model name" of /proc/cpuinfo, or "unknown CPU". */
 void cpu_name(char *buf, size_t len)
 {
     snprintf(buf, len, "unknown CPU");
@@ -71,6 +76,10 @@ const char *simd_state(const opts *o)
 #endif
 }
 
+/* ------------------------------------------------------------------------ */
+/* Machine peak: float64 matmul, one thread                                 */
+/* ------------------------------------------------------------------------ */
+
 /* C[n,n] = A B, row-major, n a multiple of 8: panels of B (KC x 8) packed,
  * a 4 x 8 block of C held in locals.  Plain C, so it reaches what the
  * compiler makes of it with this build's flags (no -march unless asked). */
@@ -100,6 +109,8 @@ static void gemm_c(int n, const double *a, const double *b, double *c, double *p
     }
 }
 
+/* GFLOP/s of reps n^3 products (two warm-up calls first): the median repeat
+ * and the best; by OpenBLAS's dgemm when blas, else by gemm_c. */
 static void peak_run(int n, int reps, bool blas, double *med, double *best)
 {
     const size_t nn = (size_t)n * (size_t)n;
@@ -135,6 +146,7 @@ static void peak_run(int n, int reps, bool blas, double *med, double *best)
     free(pack);
 }
 
+/* Both peaks, each printed as a header line. */
 peak measure_peak(bool quick)
 {
     peak pk = {0, 0, 0, 0};

@@ -1,7 +1,8 @@
 /*
- * main.c -- hessian_bench's entry: the options, the header lines, then the
- * workloads, the sweeps and the JSON in that order.  Runs the peers'
- * workloads (/work/shared/peers: W0 seed net, W1 MLP 64-32-10, W2 MLP
+ * main.c -- hessian_bench's entry: the options, the header lines (build,
+ * machine, peak), then the workloads, the sweeps and the JSON in that order;
+ * the work itself is in the other files (bench.h lists them).  The bench runs
+ * the peers' workloads (/work/shared/peers: W0 seed net, W1 MLP 64-32-10, W2 MLP
  * 784-128-10), each operation timed end to end from the parameters as the
  * peers do: build the model in a context, compute, rewind to a mark taken
  * before the forward pass.  Results are checked against the PyTorch values in
@@ -18,6 +19,7 @@
 static const char *const workloads[] = {"W0", "W1", "W2"};
 static const char *const ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
 
+/* Whether s is one of the n strings of list. */
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
     for (size_t k = 0; k < n; k++)
@@ -73,9 +75,9 @@ static void parse_args(int argc, char **argv, opts *o)
             exit(strcmp(a, "--help") == 0 ? 0 : 2);
         }
     }
-    const bool w_ok = in_list(o->workload, workloads, 3) || strcmp(o->workload, "all") == 0 ||
-                      strcmp(o->workload, "none") == 0;
-    const bool op_ok = !o->op || in_list(o->op, ops, sizeof ops / sizeof ops[0]);
+    const bool w_ok = in_list(o->workload, workloads, N_OF(workloads)) ||
+                      strcmp(o->workload, "all") == 0 || strcmp(o->workload, "none") == 0;
+    const bool op_ok = !o->op || in_list(o->op, ops, N_OF(ops));
     if (!w_ok || !op_ok) {
         usage(stderr);
         exit(2);
@@ -103,7 +105,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.workload, "none") != 0) {
         print_header();
-        for (int i = 0; i < 3; i++)
+        for (size_t i = 0; i < N_OF(workloads); i++)
             if (strcmp(o.workload, "all") == 0 || strcmp(o.workload, workloads[i]) == 0)
                 run_workload(&rep, &o, workloads[i]);
     }

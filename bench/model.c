@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------------------ */
+/* The model                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* The parameters' shapes and ranks: W1 [hidden,in], b1 [hidden], W2
+ * [out,hidden], b2 [out]. */
 void model_shapes(const model *m, int64_t shapes[N_PARAMS][2], int ndims[N_PARAMS])
 {
     const int64_t s[N_PARAMS][2] = {
@@ -112,6 +118,12 @@ flop_model flops_of(const model *m)
     return r;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The workloads and the sweep's model                                      */
+/* ------------------------------------------------------------------------ */
+
+/* W0 and W1 from the peers' files in o->dir (into rc, kept for the checks);
+ * W2 Linear(784,128) -> tanh -> Linear(128,10), cross-entropy, batch 64, random. */
 void load_workload(model *m, const opts *o, const char *name, ref_case *rc)
 {
     memset(m, 0, sizeof *m);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Exits with the context's status and message. */
 void die_ctx(const job *j, const char *what)
 {
     fprintf(stderr, "hessian_bench: %s %s: %s (%s)\n", j->m->name, what,
@@ -15,6 +16,8 @@ void die_ctx(const job *j, const char *what)
     exit(1);
 }
 
+/* A context for m with its parameters and data as leaves, the mark after them,
+ * and out_len doubles of results. */
 void job_bind(job *j, const model *m, size_t out_len, unsigned ctx_flags)
 {
     memset(j, 0, sizeof *j);
@@ -93,6 +96,8 @@ static void op_end(job *j, hess_status st, const char *what)
     hess_context_rewind(j->ctx, j->mark);
 }
 
+/* Loss and gradient; the loss and the node count kept, the gradient copied to
+ * out when j->keep (the checks). */
 void op_grad(job *j)
 {
     hess_tensor *loss = forward(j), *g[N_PARAMS];

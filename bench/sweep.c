@@ -83,7 +83,7 @@ static void sweep_k(report *rep, const opts *o, int64_t batch)
     plan p = plan_for(o, true);
     p.budget = o->quick ? 0.3 : 1.0;
     double t_auto = 0.0;
-    for (size_t i = 0; i < sizeof ks / sizeof ks[0] && rep->ns < MAX_ROWS; i++) {
+    for (size_t i = 0; i < N_OF(ks) && rep->ns < MAX_ROWS; i++) {
         j.k = ks[i];
         sweep_row *s = sweep_row_add(rep, "block_rows", &m);
         s->k = ks[i];
@@ -103,6 +103,7 @@ static void sweep_k(report *rep, const opts *o, int64_t batch)
     model_free(&m);
 }
 
+/* The three sweeps, each with its table. */
 void run_sweep(report *rep, const opts *o)
 {
     static const int64_t widths[] = {16, 32, 64, 128, 256, 512, 1024};
@@ -111,11 +112,11 @@ void run_sweep(report *rep, const opts *o)
            "n <= 5000 and <= %g GFLOP (its H v is checked against hvp to %.0e)\n",
            o->quick ? 1.0 : 4.0, SELF_TOL);
     print_point_header();
-    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+    for (size_t i = 0; i < N_OF(widths); i++)
         sweep_point(rep, o, "width", widths[i], 32);
     printf("\n# batch sweep: width 32\n");
     print_point_header();
-    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++)
+    for (size_t i = 0; i < N_OF(batches); i++)
         sweep_point(rep, o, "batch", 32, batches[i]);
     printf("\n# full Hessian (hess_hessian_ex) against block_rows k, width 32; auto/k above 1: "
            "k beats the library's choice\n");

@@ -22,6 +22,8 @@ int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Times f(j) by the plan p: warm-up calls, then timed repeats (at most
+ * MAX_REPS); the median and the min of the repeats. */
 stats time_op(op_fn f, job *j, plan p)
 {
     static double ts[MAX_REPS];
@@ -42,6 +44,9 @@ stats time_op(op_fn f, job *j, plan p)
     return s;
 }
 
+/* The plan of an operation: slow ones (diag, hessian) get fewer warm-up calls
+ * and repeats and a longer budget; --quick shortens it, --repeat fixes the
+ * count. */
 plan plan_for(const opts *o, bool slow)
 {
     plan p = {slow ? 3.0 : 1.5, slow ? 3 : 5, slow ? 1 : 2, o->repeat};

@@ -1,7 +1,8 @@
 /*
  * util.c -- small helpers every part of the bench uses: an allocation that
- * exits when memory runs out, the fixed random streams, the time format of
- * the tables and the relative error of the checks.  The clock is in timing.c.
+ * exits when memory runs out, the fixed random streams, the time and
+ * "% peak" cells of the tables, and the errors the checks compare.  The clock
+ * is in timing.c.
  */
 #include "bench.h"
 
@@ -38,7 +39,8 @@ double rng_normal(uint64_t *s) /* Box-Muller */
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * w);
 }
 
-/* A time as the peers print it: "2.85 us", "99.1 us", "3.21 ms", "2.78 s". */
+/* A time as the peers print it: two decimals in us below 10 us, one decimal
+ * in us below 1 ms, then two decimals in ms below 1 s, then in s. */
 const char *fmt_t(char *buf, size_t len, double s)
 {
     if (s < 1e-5)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The main table's header: main.c prints it once before the workloads. */
 void print_header(void)
 {
     printf("| %-10s | t | W  | %6s | %-8s | %10s | %10s | %5s | %9s | %7s | %6s |\n", "impl", "n",
@@ -15,6 +16,7 @@ void print_header(void)
     printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
 }
 
+/* One row of the main table; FLOP columns "-" when the op's FLOPs are not counted. */
 static void print_row(const result *r, double pk)
 {
     char a[32], b[32], fl[32] = "-", gf[32] = "-", pc[32] = "-";
@@ -73,6 +75,9 @@ static void bench_replay(report *rep,
     hess_context_rewind(j->ctx, j->mark);
 }
 
+/* One workload: checked first (a wrong result exits 1 before any time), then
+ * grad, regrad, hvp, rehvp, and for W0 and W1 diag and hessian; then the
+ * tape's node counts. */
 void run_workload(report *rep, const opts *o, const char *name)
 {
     model m;
