@@ -429,9 +429,9 @@ static bool read_tensor(ref_reader *rr, const char *fn)
     for (size_t j = 0; j < rr->n; j++)
         if (strcmp(rr->items[j].name, name) == 0)
             return bad(rr, "tensor '%s' appears twice", name);
-    int ndim;
+    int ndim = 0;
     int64_t shape[HESS_MAX_DIMS];
-    size_t numel;
+    size_t numel = 0;
     if (!read_shape_line(rr, name, &ndim, shape, &numel))
         return false;
     const bool param = rr->prefix && strncmp(name, rr->prefix, strlen(rr->prefix)) == 0;

@@ -55,7 +55,7 @@ void hess__bcast_rows(
         m = 1;
     }
     /* dims[0] is the innermost; iterate the rest with counters */
-    int64_t idx[HESS_DIMS] = {0}, off[3] = {0, 0, 0}, last[3];
+    int64_t idx[HESS_DIMS] = {0}, off[3] = {0, 0, 0}, last[3] = {0, 0, 0};
     for (int j = 0; j < nt; j++)
         last[j] = ms[j][0];
     for (;;) {
