@@ -29,7 +29,7 @@
 #define HESS_T_PARAM    1u /* made by hess_param_new                                  */
 #define HESS_T_DETACHED 2u /* made by a backward pass without HESS_CREATE_GRAPH:       */
                            /* a constant to later passes, though still replayable      */
-#define HESS_T_ONEHOT  4u  /* a leaf of unit directions, described by par.onehot      */
+#define HESS_T_ONEHOT  4u  /* a leaf of unit directions, described by par.leaf        */
 #define HESS_T_PENDING 8u  /* made while the tape was lazy: values not computed yet    */
 #define HESS_T_CHECKED 16u /* a leaf that an op checks the values of (check_src)       */
 
@@ -39,7 +39,7 @@
 typedef struct hess_op_def hess_op_def;
 
 /* An op's parameters, one named struct per kind of op (the op record says
- * which applies).  Leaves use `onehot`, set by whoever writes their values. */
+ * which applies).  Leaves use `leaf`, set by whoever writes their values. */
 typedef union hess_op_params {
     struct {
         double alpha, beta; /* out = alpha a + beta */
@@ -51,17 +51,20 @@ typedef union hess_op_params {
         int axis; /* log_softmax, softmax: the axis, >= 0 */
     } axis;
     struct {
-        bool ta, tb;       /* matmul, linear: op(A) op(B), op = transpose when set */
-        uint64_t dense_at; /* 1 + the stamp at which the one-operand zero scan last
-                              found the batched operand dense (the node's own state) */
+        bool ta, tb; /* matmul, linear: op(A) op(B), op = transpose when set */
     } mm;
     struct {
         double alpha; /* mse, cross_entropy, bce: the mean's 1/count */
     } loss;
     struct {
-        int64_t first, count; /* a leaf [k, ...] of unit directions: slot q < count holds
-                                 a 1 at element first + q of its block when inside it */
-    } onehot;
+        /* what the leaf's writer knows of its values (hess__leaf_scan):
+         * chunks of 8 elements with a nonzero, -1 when not counted */
+        int64_t nz_chunks;
+        /* a leaf [k, ...] of unit directions (HESS_T_ONEHOT): slot q <
+         * onehot_count holds a 1 at element onehot_first + q of its block
+         * when inside it */
+        int64_t onehot_first, onehot_count;
+    } leaf;
     const void *user; /* ops made at run time */
 } hess_op_params;
 
@@ -324,6 +327,10 @@ HESS_INTERNAL hess_status hess__refresh(hess_context *ctx,
                                         size_t n,
                                         hess_tensor *const outs[],
                                         const char *fn);
+/* Counts a leaf's chunks of 8 elements with a nonzero into par.leaf.nz_chunks
+ * (-0 counts as zero): what its writer knows for the products that skip zeros,
+ * computed once per write.  O(numel). */
+HESS_INTERNAL void hess__leaf_scan(hess_tensor *leaf);
 /* A leaf's values were written: stamps it with a new clock; by_caller marks
  * the results made since the leaf as possibly out of date (hess_tensor_set);
  * internal writes of leaves whose users are evaluated explicitly (the

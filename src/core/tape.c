@@ -239,6 +239,22 @@ hess_tensor *hess__finish(hess_context *ctx, hess_tensor *out, const char *fn)
 /* never evaluated and are evaluated the first time they are needed.       */
 /* ------------------------------------------------------------------------ */
 
+void hess__leaf_scan(hess_tensor *leaf)
+{
+    int64_t nz = 0;
+    for (int64_t e0 = 0; e0 < leaf->numel; e0 += 8) {
+        const int64_t e1 = e0 + 8 < leaf->numel ? e0 + 8 : leaf->numel;
+        uint64_t acc = 0;
+        for (int64_t e = e0; e < e1; e++) {
+            uint64_t u;
+            memcpy(&u, leaf->data + e, sizeof u);
+            acc |= u << 1;
+        }
+        nz += acc != 0;
+    }
+    leaf->par.leaf.nz_chunks = nz;
+}
+
 void hess__touch(hess_context *ctx, hess_tensor *leaf, bool by_caller)
 {
     leaf->stamp = ++ctx->clock;

@@ -13,8 +13,10 @@ hess_tensor *
 hess__leaf(hess_context *ctx, int ndim, const int64_t *shape, unsigned flags, const char *fn)
 {
     hess_tensor *t = hess__node(ctx, &hess__op_leaf, ndim, shape, NULL, NULL, fn);
-    if (t)
+    if (t) {
         t->flags = (uint8_t)flags;
+        t->par.leaf.nz_chunks = -1; /* not counted until the values are known */
+    }
     return t;
 }
 
@@ -30,10 +32,13 @@ static hess_tensor *leaf_new(hess_context *ctx,
     hess_tensor *t = hess__leaf(ctx, ndim, shape, flags, fn);
     if (!t)
         return NULL;
-    if (data)
+    if (data) {
         memcpy(t->data, data, (size_t)t->numel * sizeof(double));
-    else
+        hess__leaf_scan(t);
+    } else {
         memset(t->data, 0, (size_t)t->numel * sizeof(double));
+        t->par.leaf.nz_chunks = 0;
+    }
     return t;
 }
 
@@ -125,6 +130,7 @@ leaf_set(hess_context *ctx, hess_tensor *leaf, const double *data, bool params_o
     if ((st = check_users(ctx, leaf, data, fn)) != HESS_OK)
         return st;
     memmove(leaf->data, data, (size_t)leaf->numel * sizeof(double));
+    hess__leaf_scan(leaf);
     hess__touch(ctx, leaf, true);
     return HESS_OK;
 }
@@ -225,6 +231,7 @@ static hess_status flat_set(hess_context *ctx,
         st = check_users(ctx, params[i], src + off, fn);
     for (size_t i = 0, off = 0; i < n && st == HESS_OK; off += (size_t)params[i]->numel, i++) {
         memmove(params[i]->data, src + off, (size_t)params[i]->numel * sizeof *src);
+        hess__leaf_scan(params[i]);
         hess__touch(ctx, params[i], true);
     }
     hess__rewind(ctx, &mk);

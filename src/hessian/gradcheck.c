@@ -132,6 +132,7 @@ static void set_flat(const gc *c, const double *x)
 {
     for (size_t i = 0; i < c->n; i++) {
         memcpy(c->params[i]->data, x, (size_t)c->params[i]->numel * sizeof *x);
+        c->params[i]->par.leaf.nz_chunks = -1; /* not counted: moved by a small step */
         hess__touch(c->ctx, c->params[i], true);
         x += c->params[i]->numel;
     }
@@ -141,6 +142,7 @@ static void set_flat(const gc *c, const double *x)
 static void set_elem(const gc *c, hess_tensor *p, int64_t j, double x)
 {
     p->data[j] = x;
+    p->par.leaf.nz_chunks = -1;
     hess__touch(c->ctx, p, true);
 }
 

@@ -122,8 +122,8 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
         double *d = v->data;
         const size_t len = (size_t)v->numel / (size_t)G->k;
         if (!Vsrc && (v->flags & HESS_T_ONEHOT)) { /* clear only the last sweep's ones */
-            const int64_t s = v->par.onehot.first;
-            for (int64_t q = 0; q < v->par.onehot.count; q++)
+            const int64_t s = v->par.leaf.onehot_first;
+            for (int64_t q = 0; q < v->par.leaf.onehot_count; q++)
                 if (s + q >= 0 && s + q < (int64_t)len)
                     d[q * (int64_t)len + s + q] = 0.0;
         } else if (!Vsrc || kk < (size_t)G->k) {
@@ -139,8 +139,9 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
         /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
         hess__touch(v->ctx, v, false);
         v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
-        v->par.onehot.first = (int64_t)r0 - (int64_t)off;
-        v->par.onehot.count = (int64_t)kk;
+        v->par.leaf.onehot_first = (int64_t)r0 - (int64_t)off;
+        v->par.leaf.onehot_count = (int64_t)kk;
+        v->par.leaf.nz_chunks = -1; /* given directions: scanned by the products */
         off += len;
     }
 }

@@ -421,6 +421,8 @@ static hess_tensor *npy_data(hess_context *ctx,
                        "trailing bytes after the data (the file grew while being read)");
         return NULL;
     }
+    if (t)
+        hess__leaf_scan(t);
     return t;
 }
 

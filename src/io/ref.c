@@ -444,6 +444,7 @@ static bool read_tensor(ref_reader *rr, const char *fn)
             return bad(rr, "tensor '%s': %s after %zu of %zu values", name,
                        got == 1 ? "malformed value" : token_problem(got), i, numel);
     }
+    hess__leaf_scan(t);
     return add_item(rr, name, t, fn);
 }
 

@@ -47,35 +47,4 @@ HESS_KINTERNAL void hess__gemm_simd(int64_t m,
 /* Whether this CPU has AVX2 and FMA (false where the kernels are not built). */
 HESS_KINTERNAL bool hess__simd_available(void);
 
-/* C[m,n] = op(A) op(B) with op(A) [m,k], op(B) [k,n], A and B row-major as
- * stored with leading dimensions lda and ldb (A is [k,m] when ta, B is [n,k]
- * when tb).  The AVX2 kernel where simd allows it and it is fastest, else
- * CBLAS when the build has it and the product is not tiny, else the portable
- * kernel. */
-HESS_KINTERNAL void hess__gemm_ld(bool simd,
-                                  bool ta,
-                                  bool tb,
-                                  int64_t m,
-                                  int64_t n,
-                                  int64_t k,
-                                  const double *a,
-                                  int64_t lda,
-                                  const double *b,
-                                  int64_t ldb,
-                                  double *c);
-/* Whether the AVX2 kernel takes an m x n x k product (when the context may
- * use it); whether CBLAS does (built with it, and not a tiny product). */
-HESS_KINTERNAL bool hess__gemm_simd_fits(int64_t m, int64_t n, int64_t k);
-HESS_KINTERNAL bool hess__gemm_blas_fits(int64_t m, int64_t n, int64_t k);
-/* hess__gemm_ld for operands stored densely. */
-HESS_KINTERNAL void hess__gemm(bool simd,
-                               bool ta,
-                               bool tb,
-                               int64_t m,
-                               int64_t n,
-                               int64_t k,
-                               const double *a,
-                               const double *b,
-                               double *c);
-
 #endif /* HESS_KERNELS_H */

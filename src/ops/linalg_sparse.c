@@ -3,9 +3,9 @@
  * that holds a leaf's values and is mostly zeros, such as the unit
  * directions of a Hessian sweep (their leaf says where its ones are,
  * HESS_T_ONEHOT), adds a scaled column or row of the other operand per
- * nonzero instead of a dense product.  Whether a scanned operand was dense is
- * the product node's own state (par.mm.dense_at), kept until the leaf is
- * written again: a kernel never writes into its sources.
+ * nonzero instead of a dense product.  How many of a leaf's chunks of 8 hold
+ * a nonzero is counted by whoever writes its values (par.leaf.nz_chunks), so
+ * a dense leaf is never scanned: a kernel never writes into its sources.
  */
 #include "ops.h"
 
@@ -29,8 +29,8 @@ static const hess_tensor *leaf_of(const hess_tensor *t)
  * its leaf marked HESS_T_ONEHOT), as an element index into the block, or -1. */
 static int64_t onehot_at(const hess_tensor *leaf, int64_t b, int64_t blk)
 {
-    const int64_t e = leaf->par.onehot.first + b;
-    return b < leaf->par.onehot.count && e >= 0 && e < blk ? e : -1;
+    const int64_t e = leaf->par.leaf.onehot_first + b;
+    return b < leaf->par.leaf.onehot_count && e >= 0 && e < blk ? e : -1;
 }
 
 /* Products with one batched operand that holds a leaf's values and is mostly
@@ -63,11 +63,13 @@ bool hess__matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
                         leaf->shape[0] == nbatch && leaf->numel / nbatch == blk;
     if (!onehot && nbatch * m * n * k < SPARSE_MIN_MACS)
         return false; /* a scan would cost about what it could save */
-    if (!onehot && out->par.mm.dense_at == leaf->stamp + 1)
-        return false; /* its values have not changed since a scan found them dense */
     /* One pass over S in chunks of 8, keeping the chunks with a nonzero (an OR
-     * of the bits without the sign: -0 counts as zero); too many: dense. */
+     * of the bits without the sign: -0 counts as zero); too many: dense.  The
+     * leaf's writer counted them already: a dense leaf is not scanned. */
     enum { CHUNK = 8, MAX_CHUNKS = 1024 };
+    const int64_t nz = leaf->par.leaf.nz_chunks;
+    if (!onehot && nz >= 0 && (nz > MAX_CHUNKS || nz * CHUNK * 8 > S->numel))
+        return false;
     int64_t list[MAX_CHUNKS];
     int64_t nl = 0;
     for (int64_t e0 = 0; !onehot && e0 < S->numel; e0 += CHUNK) {
@@ -79,10 +81,8 @@ bool hess__matmul_sparse(hess_tensor *out, bool ta, bool tb, int64_t nbatch)
             acc |= u << 1;
         }
         if (acc) {
-            if (nl == MAX_CHUNKS || (nl + 1) * CHUNK * 8 > S->numel) {
-                out->par.mm.dense_at = leaf->stamp + 1; /* this node's own state */
+            if (nl == MAX_CHUNKS || (nl + 1) * CHUNK * 8 > S->numel)
                 return false;
-            }
             list[nl++] = e0;
         }
     }

@@ -177,8 +177,10 @@ hess_tensor *hess__zeros_like(hess_context *ctx, const hess_pass *pass, const he
     int64_t to[HESS_DIMS];
     const int nd = cot_shape(pass, like, to);
     hess_tensor *t = hess__leaf(ctx, nd, to, 0u, "hess_grad");
-    if (t)
+    if (t) {
         memset(t->data, 0, (size_t)t->numel * sizeof(double));
+        t->par.leaf.nz_chunks = 0;
+    }
     return t;
 }
 

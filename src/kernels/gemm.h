@@ -1,8 +1,14 @@
 /*
- * gemm.c -- the matrix product C = op(A) op(B) in portable C, and the
- * dispatch between it, the AVX2 kernel (simd_x86.c) and CBLAS.  Legend: A
- * [m,k], B [k,n], C [m,n] after the optional transposes.
+ * gemm.h -- the kernel of the matrix product ops (ops/linalg.c),
+ * header-only so that its one user compiles it with the product's call
+ * (the products of small models are a few dozen multiply-adds): C = op(A)
+ * op(B) in portable C, and the dispatch between it, the AVX2 kernel
+ * (simd_x86.c) and CBLAS.  Legend: A [m,k], B [k,n], C [m,n] after the
+ * optional transposes.
  */
+#ifndef HESS_KERNEL_GEMM_H
+#define HESS_KERNEL_GEMM_H
+
 #include "kernels.h"
 
 #include <string.h>
@@ -14,16 +20,16 @@
 #endif
 
 /* C[m,n] = sum_p A(i,p) B(p,j) where A(i,p) = a[i*ai + p*ap], B(p,j) = b[p*bp + j*bj]. */
-static void gemm(int64_t m,
-                 int64_t n,
-                 int64_t k,
-                 const double *a,
-                 int64_t ai,
-                 int64_t ap,
-                 const double *b,
-                 int64_t bp,
-                 int64_t bj,
-                 double *c)
+static inline void gemm_portable(int64_t m,
+                                 int64_t n,
+                                 int64_t k,
+                                 const double *a,
+                                 int64_t ai,
+                                 int64_t ap,
+                                 const double *b,
+                                 int64_t bp,
+                                 int64_t bj,
+                                 double *c)
 {
     if (k == 1) { /* an outer product: C(i,j) = A(i,0) B(0,j) */
         for (int64_t i = 0; i < m; i++)
@@ -114,7 +120,7 @@ static void gemm(int64_t m,
 
 /* Whether the AVX2 kernel takes an m x n x k product (when the context may
  * use it). */
-bool hess__gemm_simd_fits(int64_t m, int64_t n, int64_t k)
+static inline bool hess__gemm_simd_fits(int64_t m, int64_t n, int64_t k)
 {
     return m >= HESS_SIMD_MIN_DIM && n >= HESS_SIMD_MIN_DIM && k >= HESS_SIMD_MIN_DIM
 #ifdef HESSIAN_HAVE_CBLAS
@@ -123,17 +129,28 @@ bool hess__gemm_simd_fits(int64_t m, int64_t n, int64_t k)
         ;
 }
 
-void hess__gemm_ld(bool simd,
-                   bool ta,
-                   bool tb,
-                   int64_t m,
-                   int64_t n,
-                   int64_t k,
-                   const double *a,
-                   int64_t lda,
-                   const double *b,
-                   int64_t ldb,
-                   double *c)
+/* Whether CBLAS takes an m x n x k product: built with it, and not a tiny one. */
+static inline bool hess__gemm_blas_fits(int64_t m, int64_t n, int64_t k)
+{
+#ifdef HESSIAN_HAVE_CBLAS
+    return m * n * k >= HESS_BLAS_MIN_FLOPS;
+#else
+    (void)m, (void)n, (void)k;
+    return false;
+#endif
+}
+
+static inline void hess__gemm_ld(bool simd,
+                                 bool ta,
+                                 bool tb,
+                                 int64_t m,
+                                 int64_t n,
+                                 int64_t k,
+                                 const double *a,
+                                 int64_t lda,
+                                 const double *b,
+                                 int64_t ldb,
+                                 double *c)
 {
 #if HESS_SIMD_X86
     if (simd && hess__gemm_simd_fits(m, n, k)) {
@@ -151,28 +168,20 @@ void hess__gemm_ld(bool simd,
     }
 #endif
     /* element strides of op(A)(i,p) and op(B)(p,j) */
-    gemm(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb, tb ? ldb : 1, c);
+    gemm_portable(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb, tb ? ldb : 1, c);
 }
 
-void hess__gemm(bool simd,
-                bool ta,
-                bool tb,
-                int64_t m,
-                int64_t n,
-                int64_t k,
-                const double *a,
-                const double *b,
-                double *c)
+static inline void hess__gemm(bool simd,
+                              bool ta,
+                              bool tb,
+                              int64_t m,
+                              int64_t n,
+                              int64_t k,
+                              const double *a,
+                              const double *b,
+                              double *c)
 {
     hess__gemm_ld(simd, ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c);
 }
 
-bool hess__gemm_blas_fits(int64_t m, int64_t n, int64_t k)
-{
-#ifdef HESSIAN_HAVE_CBLAS
-    return m * n * k >= HESS_BLAS_MIN_FLOPS;
-#else
-    (void)m, (void)n, (void)k;
-    return false;
-#endif
-}
+#endif /* HESS_KERNEL_GEMM_H */
