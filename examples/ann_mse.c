@@ -64,23 +64,14 @@
  * counted only where |a-b| > 1e-14, so that values that should be zero and
  * come out as rounding noise do not divide by ~0.  NaN counts as a failure.
  */
-#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
-
 #include "hessian.h"
+#include "progress.h"
 #include "ref.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
-#include <unistd.h>
-#endif
 
 /* Exit statuses (documented above). */
 enum { ANN_OK = 0, ANN_DEVIATION = 1, ANN_BAD_INPUT = 2, ANN_LIBRARY_ERROR = 3 };
@@ -171,42 +162,6 @@ static int library_error(const hess_context *ctx, const char *what, hess_status 
     fprintf(stderr, "ann_mse: %s failed: %s: %s\n", what, hess_status_str(st),
             hess_context_errmsg(ctx));
     return ANN_LIBRARY_ERROR;
-}
-
-/* ------------------------------------------------------------------------ */
-/* A progress bar for hess_hessian_ex, drawn only on a terminal             */
-/* ------------------------------------------------------------------------ */
-
-#define BAR_CELLS 20
-
-/* hess_progress_fn: redraws "\r[#####.....] done/total rows" on stderr. */
-static int draw_progress(size_t done, size_t total, void *user)
-{
-    (void)user;
-    char cells[BAR_CELLS + 1];
-    size_t filled = total ? done * BAR_CELLS / total : BAR_CELLS;
-    for (size_t c = 0; c < BAR_CELLS; c++)
-        cells[c] = c < filled ? '#' : '.';
-    cells[BAR_CELLS] = '\0';
-    fprintf(stderr, "\r[%s] %zu/%zu rows", cells, done, total);
-    fflush(stderr);
-    return 0; /* never cancel */
-}
-
-/* The options for hess_hessian_ex: the bar when stderr is a terminal, else no callback. */
-static hess_hessian_opts progress_opts(void)
-{
-    hess_hessian_opts opts = {0};
-    if (isatty(fileno(stderr)))
-        opts.progress = draw_progress;
-    return opts;
-}
-
-/* Erases the bar's line, if one was drawn, so that it leaves nothing behind. */
-static void progress_done(const hess_hessian_opts *opts)
-{
-    if (opts->progress)
-        fprintf(stderr, "\r%*s\r", BAR_CELLS + 40, "");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,23 +46,14 @@
  * written (the library's HESS_ERR_IO; its message, which names the file, goes
  * to stderr); 3 any other failure of a library call.
  */
-#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
-
 #include "hessian.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
-#include <unistd.h>
-#endif
 
 enum { HM_OK = 0, HM_FAILED = 1, HM_BAD_INPUT = 2, HM_LIBRARY_ERROR = 3 };
 
@@ -161,42 +152,6 @@ build_loss(hess_context *ctx, hess_tensor *X, hess_tensor *labels, hess_tensor *
     hess_tensor *hidden = hess_tanh(ctx, hess_linear(ctx, X, p[0], p[1])); /* [24, 6] */
     hess_tensor *logits = hess_linear(ctx, hidden, p[2], p[3]);            /* [24, 3] */
     return hess_cross_entropy(ctx, logits, labels);
-}
-
-/* ------------------------------------------------------------------------ */
-/* A progress bar for hess_hessian_ex, drawn only on a terminal             */
-/* ------------------------------------------------------------------------ */
-
-#define BAR_CELLS 20
-
-/* hess_progress_fn: redraws "\r[#####.....] done/total rows" on stderr. */
-static int draw_progress(size_t done, size_t total, void *user)
-{
-    (void)user;
-    char cells[BAR_CELLS + 1];
-    size_t filled = total ? done * BAR_CELLS / total : BAR_CELLS;
-    for (size_t c = 0; c < BAR_CELLS; c++)
-        cells[c] = c < filled ? '#' : '.';
-    cells[BAR_CELLS] = '\0';
-    fprintf(stderr, "\r[%s] %zu/%zu rows", cells, done, total);
-    fflush(stderr);
-    return 0; /* never cancel */
-}
-
-/* The options for hess_hessian_ex: the bar when stderr is a terminal, else no callback. */
-static hess_hessian_opts progress_opts(void)
-{
-    hess_hessian_opts opts = {0};
-    if (isatty(fileno(stderr)))
-        opts.progress = draw_progress;
-    return opts;
-}
-
-/* Erases the bar's line, if one was drawn, so that it leaves nothing behind. */
-static void progress_done(const hess_hessian_opts *opts)
-{
-    if (opts->progress)
-        fprintf(stderr, "\r%*s\r", BAR_CELLS + 40, "");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -46,21 +46,12 @@
  * argument was given (the program takes none); 3 a library call failed (the
  * context's message goes to stderr).
  */
-#define _POSIX_C_SOURCE 200809L /* isatty, fileno */
-
 #include "hessian.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#ifdef _WIN32
-#include <io.h>
-#define isatty _isatty
-#define fileno _fileno
-#else
-#include <unistd.h>
-#endif
 
 enum { NL_OK = 0, NL_FAILED = 1, NL_BAD_ARGS = 2, NL_LIBRARY_ERROR = 3 };
 
@@ -123,42 +114,6 @@ static int make_data(double X[N_SAMPLES * N_FEATURES], double y[N_SAMPLES])
         noisy += (y[i] == 1.0) != (z > 0.0);
     }
     return noisy;
-}
-
-/* ------------------------------------------------------------------------ */
-/* A progress bar for hess_hessian_ex, drawn only on a terminal             */
-/* ------------------------------------------------------------------------ */
-
-#define BAR_CELLS 20
-
-/* hess_progress_fn: redraws "\r[#####.....] done/total rows" on stderr. */
-static int draw_progress(size_t done, size_t total, void *user)
-{
-    (void)user;
-    char cells[BAR_CELLS + 1];
-    size_t filled = total ? done * BAR_CELLS / total : BAR_CELLS;
-    for (size_t c = 0; c < BAR_CELLS; c++)
-        cells[c] = c < filled ? '#' : '.';
-    cells[BAR_CELLS] = '\0';
-    fprintf(stderr, "\r[%s] %zu/%zu rows", cells, done, total);
-    fflush(stderr);
-    return 0; /* never cancel */
-}
-
-/* The options for hess_hessian_ex: the bar when stderr is a terminal, else no callback. */
-static hess_hessian_opts progress_opts(void)
-{
-    hess_hessian_opts opts = {0};
-    if (isatty(fileno(stderr)))
-        opts.progress = draw_progress;
-    return opts;
-}
-
-/* Erases the bar's line, if one was drawn, so that it leaves nothing behind. */
-static void progress_done(const hess_hessian_opts *opts)
-{
-    if (opts->progress)
-        fprintf(stderr, "\r%*s\r", BAR_CELLS + 40, "");
 }
 
 /* ------------------------------------------------------------------------ */
