@@ -128,6 +128,10 @@ struct hess_op_def {
                   int *ndim,
                   int64_t *shape,
                   const char *fn);
+    /* Optional: the set-up a node needs once, after it is made and before it is
+     * evaluated (a workspace, kept by the node); false with the error
+     * recorded, naming fn. */
+    bool (*prepare)(hess_context *ctx, hess_tensor *out, const char *fn);
     void (*forward)(hess_tensor *out);
     void (*vjp)(hess_context *ctx,
                 const hess_pass *pass,

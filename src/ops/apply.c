@@ -30,6 +30,8 @@ hess_tensor *hess__apply(hess_context *ctx,
         t->src[2] = src[2];
     if (par)
         t->par = *par;
+    if (def->prepare && !def->prepare(ctx, t, fn))
+        return NULL;
     return hess__finish(ctx, t, fn);
 }
 

@@ -376,7 +376,7 @@ static void mm_error(
                 hess__shape_str(sb, b->ndim, b->shape), tb ? "^T" : "");
 }
 
-/* The records' shape rule: op(src[0]) op(src[1]) with the flags of par. */
+/* The matmul record's shape rule: op(src[0]) op(src[1]) with the flags of par. */
 static bool matmul_shape(hess_context *ctx,
                          hess_tensor *const src[],
                          const hess_op_params *par,
@@ -392,6 +392,33 @@ static bool matmul_shape(hess_context *ctx,
 }
 
 /* [..., r, c] -> [..., c, r], rank >= 2 */
+/* The linear record's: the product, and src[2] a row [n] added to every row. */
+static bool linear_shape(hess_context *ctx,
+                         hess_tensor *const src[],
+                         const hess_op_params *par,
+                         int *ndim,
+                         int64_t *shape,
+                         const char *fn)
+{
+    if (!matmul_shape(ctx, src, par, ndim, shape, fn))
+        return false;
+    const hess_tensor *c = src[2];
+    if (c->ndim == 1 && *ndim >= 1 && c->shape[0] == shape[*ndim - 1])
+        return true;
+    char sc[96], so[96];
+    hess__error(ctx, HESS_ERR_SHAPE, "%s: bias %s does not fit rows of %s", fn,
+                hess__shape_str(sc, c->ndim, c->shape), hess__shape_str(so, *ndim, shape));
+    return false;
+}
+
+/* Per node: the workspace of the batched forms (mm_plan), kept by the node. */
+static bool mm_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
+{
+    size_t scratch;
+    mm_plan(out, out->src[0], out->src[1], &scratch);
+    return !scratch || (out->scratch = hess__alloc(ctx, scratch * sizeof(double), fn)) != NULL;
+}
+
 static bool transpose_shape(hess_context *ctx,
                             hess_tensor *const src[],
                             const hess_op_params *par,
@@ -423,12 +450,14 @@ static const hess_op_def op_matmul = {
     .formula = "out = op(A) op(B), op = transpose by par.mm; vectors as rows or columns",
     .arity = 2,
     .shape = matmul_shape,
+    .prepare = mm_prepare,
     .forward = matmul_forward,
     .vjp = matmul_vjp};
 static const hess_op_def op_linear = {.name = "linear",
                                       .formula = "out = op(A) op(B) + c, c [n] on every row",
                                       .arity = 3,
-                                      .shape = matmul_shape,
+                                      .shape = linear_shape,
+                                      .prepare = mm_prepare,
                                       .forward = linear_forward,
                                       .vjp = linear_vjp};
 static const hess_op_def op_transpose = {.name = "transpose",
@@ -454,29 +483,9 @@ static hess_tensor *mm_node(hess_context *ctx,
 {
     if (!a || !b)
         return NULL;
-    int nd;
-    int64_t shape[HESS_DIMS];
-    if (!mm_shape(a, b, ta, tb, &nd, shape) || nd > HESS_DIMS) {
-        mm_error(ctx, a, b, ta, tb, fn);
-        return NULL;
-    }
-    if (c && (c->ndim != 1 || c->shape[0] != shape[nd - 1])) {
-        char sc[96], so[96];
-        hess__error(ctx, HESS_ERR_SHAPE, "%s: bias %s does not fit rows of %s", fn,
-                    hess__shape_str(sc, c->ndim, c->shape), hess__shape_str(so, nd, shape));
-        return NULL;
-    }
-    hess_tensor *t = hess__node(ctx, c ? &op_linear : &op_matmul, nd, shape, a, b, fn);
-    if (!t)
-        return NULL;
-    t->src[2] = c;
-    t->par.mm.ta = ta;
-    t->par.mm.tb = tb;
-    size_t scratch;
-    mm_plan(t, a, b, &scratch);
-    if (scratch && !(t->scratch = hess__alloc(ctx, scratch * sizeof(double), fn)))
-        return NULL;
-    return hess__finish(ctx, t, fn);
+    hess_tensor *src[3] = {a, b, c};
+    const hess_op_params par = {.mm = {ta, tb}};
+    return hess__apply(ctx, c ? &op_linear : &op_matmul, src, &par, fn);
 }
 
 static hess_tensor *

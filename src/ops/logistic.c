@@ -210,11 +210,23 @@ static hess_status bce_logits_check(
     return k == 1 ? check_probs(ctx, data, out->src[1]->numel, fn) : HESS_OK;
 }
 
+/* logits and targets of one shape; the loss is []. */
+static bool pair_shape(hess_context *ctx,
+                       hess_tensor *const src[],
+                       const hess_op_params *par,
+                       int *ndim,
+                       int64_t *shape,
+                       const char *fn)
+{
+    return hess__same_shape_or_fail(ctx, src[0], src[1], fn) &&
+           hess__shape_scalar(ctx, src, par, ndim, shape, fn);
+}
+
 static const hess_op_def op_bce_with_logits = {
     .name = "bce_with_logits",
     .formula = "out = alpha sum(softplus(x) - x y), alpha = 1/numel",
     .arity = 2,
-    .shape = hess__shape_scalar,
+    .shape = pair_shape,
     .forward = bce_logits_forward,
     .vjp = bce_logits_vjp,
     .check_src = bce_logits_check};

@@ -12,6 +12,56 @@
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
+/* Shape rules                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* log_softmax, softmax: shaped like a, the axis (>= 0) inside it. */
+static bool axis_shape(hess_context *ctx,
+                       hess_tensor *const src[],
+                       const hess_op_params *par,
+                       int *ndim,
+                       int64_t *shape,
+                       const char *fn)
+{
+    int axis = par ? par->axis.axis : 0;
+    return hess__norm_axis(ctx, src[0], &axis, fn) && axis == (par ? par->axis.axis : 0) &&
+           hess__shape_same(ctx, src, par, ndim, shape, fn);
+}
+
+/* mse: pred and target of one shape; the loss is []. */
+static bool pair_loss_shape(hess_context *ctx,
+                            hess_tensor *const src[],
+                            const hess_op_params *par,
+                            int *ndim,
+                            int64_t *shape,
+                            const char *fn)
+{
+    return hess__same_shape_or_fail(ctx, src[0], src[1], fn) &&
+           hess__shape_scalar(ctx, src, par, ndim, shape, fn);
+}
+
+/* cross_entropy: logits [B,C] with targets [B], or [C] with []; the loss is []. */
+static bool ce_shape(hess_context *ctx,
+                     hess_tensor *const src[],
+                     const hess_op_params *par,
+                     int *ndim,
+                     int64_t *shape,
+                     const char *fn)
+{
+    const hess_tensor *logits = src[0], *targets = src[1];
+    if ((logits->ndim == 2 && targets->ndim == 1 && targets->shape[0] == logits->shape[0]) ||
+        (logits->ndim == 1 && targets->ndim == 0))
+        return hess__shape_scalar(ctx, src, par, ndim, shape, fn);
+    char sa[96], sb[96];
+    hess__error(ctx, HESS_ERR_SHAPE,
+                "%s: logits %s and targets %s do not fit (logits [B,C] with targets [B], "
+                "or [C] with [])",
+                fn, hess__shape_str(sa, logits->ndim, logits->shape),
+                hess__shape_str(sb, targets->ndim, targets->shape));
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
 /* log_softmax                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -69,7 +119,7 @@ static HESS_VJP(log_softmax_vjp)
 static const hess_op_def op_log_softmax = {.name = "log_softmax",
                                            .formula = "out = a - log(sum(exp(a), axis))",
                                            .arity = 1,
-                                           .shape = hess__shape_same,
+                                           .shape = axis_shape,
                                            .forward = log_softmax_forward,
                                            .vjp = log_softmax_vjp};
 
@@ -107,7 +157,7 @@ static HESS_VJP(softmax_vjp)
 static const hess_op_def op_softmax = {.name = "softmax",
                                        .formula = "out = exp(a) / sum(exp(a), axis)",
                                        .arity = 1,
-                                       .shape = hess__shape_same,
+                                       .shape = axis_shape,
                                        .forward = softmax_forward,
                                        .vjp = softmax_vjp};
 
@@ -163,7 +213,7 @@ static HESS_VJP(mse_vjp)
 static const hess_op_def op_mse_loss = {.name = "mse_loss",
                                         .formula = "out = alpha sum((a - b)^2), alpha = 1/numel",
                                         .arity = 2,
-                                        .shape = hess__shape_scalar,
+                                        .shape = pair_loss_shape,
                                         .forward = mse_forward,
                                         .vjp = mse_vjp};
 
@@ -292,33 +342,29 @@ static const hess_op_def op_cross_entropy = {
     .name = "cross_entropy",
     .formula = "out = alpha sum_b (logsumexp(x[b]) - x[b, t[b]]), alpha = 1/B",
     .arity = 2,
-    .shape = hess__shape_scalar,
+    .shape = ce_shape,
     .forward = cross_entropy_forward,
     .vjp = cross_entropy_vjp,
     .check_src = cross_entropy_check};
 
-hess_tensor *hess_log_softmax(hess_context *ctx, hess_tensor *a, int axis)
+/* log_softmax or softmax along axis (negative from the end). */
+static hess_tensor *
+along(hess_context *ctx, const hess_op_def *def, hess_tensor *a, int axis, const char *fn)
 {
-    static const char fn[] = "hess_log_softmax";
     if (!ctx || hess__check(ctx, a, fn) || !hess__norm_axis(ctx, a, &axis, fn))
         return NULL;
-    hess_tensor *t = hess__node(ctx, &op_log_softmax, a->ndim, a->shape, a, NULL, fn);
-    if (!t)
-        return NULL;
-    t->par.axis.axis = axis;
-    return hess__finish(ctx, t, fn);
+    const hess_op_params par = {.axis = {axis}};
+    return hess__apply1(ctx, def, a, &par, fn);
+}
+
+hess_tensor *hess_log_softmax(hess_context *ctx, hess_tensor *a, int axis)
+{
+    return along(ctx, &op_log_softmax, a, axis, "hess_log_softmax");
 }
 
 hess_tensor *hess__softmax(hess_context *ctx, hess_tensor *a, int axis)
 {
-    static const char fn[] = "hess_softmax";
-    if (!ctx || hess__check(ctx, a, fn) || !hess__norm_axis(ctx, a, &axis, fn))
-        return NULL;
-    hess_tensor *t = hess__node(ctx, &op_softmax, a->ndim, a->shape, a, NULL, fn);
-    if (!t)
-        return NULL;
-    t->par.axis.axis = axis;
-    return hess__finish(ctx, t, fn);
+    return along(ctx, &op_softmax, a, axis, "hess_softmax");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,20 +419,18 @@ hess_tensor *hess__loss_node(hess_context *ctx,
                              double alpha,
                              const char *fn)
 {
-    hess_tensor *t = hess__node(ctx, def, 0, NULL, a, b, fn);
-    if (!t)
-        return NULL;
-    t->par.loss.alpha = alpha;
-    if (hess__is_leaf(b) && def->check_src)
+    const hess_op_params par = {.loss = {alpha}};
+    hess_tensor *src[2] = {a, b};
+    hess_tensor *t = hess__apply(ctx, def, src, &par, fn);
+    if (t && hess__is_leaf(b) && def->check_src)
         b->flags |= HESS_T_CHECKED;
-    return hess__finish(ctx, t, fn);
+    return t;
 }
 
 static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
 {
     static const char fn[] = "hess_mse_loss";
-    if (!ctx || hess__check(ctx, pred, fn) || hess__check(ctx, target, fn) ||
-        !hess__same_shape_or_fail(ctx, pred, target, fn))
+    if (!ctx || hess__check(ctx, pred, fn))
         return NULL;
     return hess__loss_node(ctx, &op_mse_loss, pred, target, 1.0 / (double)pred->numel, fn);
 }
@@ -394,20 +438,14 @@ static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_ten
 static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
 {
     static const char fn[] = "hess_cross_entropy";
-    if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn))
+    hess_tensor *src[2] = {logits, targets};
+    int nd;
+    int64_t shape[HESS_DIMS];
+    if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn) ||
+        !ce_shape(ctx, src, NULL, &nd, shape, fn))
         return NULL;
-    const bool batched = logits->ndim == 2;
-    if (!((batched && targets->ndim == 1 && targets->shape[0] == logits->shape[0]) ||
-          (logits->ndim == 1 && targets->ndim == 0))) {
-        char sa[96], sb[96];
-        hess__error(ctx, HESS_ERR_SHAPE,
-                    "%s: logits %s and targets %s do not fit (logits [B,C] with targets [B], "
-                    "or [C] with [])",
-                    fn, hess__shape_str(sa, logits->ndim, logits->shape),
-                    hess__shape_str(sb, targets->ndim, targets->shape));
-        return NULL;
-    }
-    const int64_t B = batched ? logits->shape[0] : 1, C = logits->shape[logits->ndim - 1];
+    const int64_t B = logits->ndim == 2 ? logits->shape[0] : 1;
+    const int64_t C = logits->shape[logits->ndim - 1];
     if (hess__refresh(ctx, 1, &targets, fn) != HESS_OK ||
         check_classes(ctx, targets->data, B, C, fn) != HESS_OK)
         return NULL;

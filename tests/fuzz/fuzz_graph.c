@@ -31,6 +31,8 @@
  *     2 unary op: op, slot, parameter byte
  *     3 binary op: op, slot, slot[, slot]
  *     4 mark / rewind / clear_error: sub-op
+ *     5 any op of the registry, built from its record with zero parameters
+ *       (the generic builder): op, slot, slot[, slot]
  *   (see decode_* below).  tests/fuzz/README.md describes the corpus.
  *
  * Built with -DFUZZ_STANDALONE it has a main() that runs the files named on
@@ -39,6 +41,7 @@
  * every failure message.
  */
 #include "hessian.h"
+#include "hess_internal.h" /* the op registry: the generic builder of every op */
 
 #include <math.h>
 #include <stdbool.h>
@@ -553,6 +556,52 @@ static void decode_binary(run *R, reader *rd)
     add_slot(R, t, dep, unsafe, what);
 }
 
+/* Ops of the registry without a shape rule: their builders are given the
+ * shape, so opcode 5 cannot make them; opcodes 2 and 3 and the rules do
+ * (one_hot is made by cross_entropy's rule). */
+static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to", "broadcast_to", "one_hot"};
+
+/* Every op of the registry is fuzzed: by opcode 5 or, without a shape rule,
+ * through one of the builders above.  Checked before the first input, so an
+ * op added without either fails the corpus replay. */
+static void check_op_coverage(void)
+{
+    for (size_t i = 0; i < hess__op_count(); i++) {
+        const hess_op_def *d = hess__op_at(i);
+        bool ok = d->shape != NULL;
+        for (size_t j = 0; !ok && j < sizeof BUILT_ELSEWHERE / sizeof BUILT_ELSEWHERE[0]; j++)
+            ok = strcmp(d->name, BUILT_ELSEWHERE[j]) == 0;
+        CHECK(ok, "op %s has no shape rule and no builder in fuzz_graph", d->name);
+    }
+}
+
+/* 5: an op of the registry by its record, operands from the slots, zero
+ * parameters; its derivatives are not compared with finite differences (the
+ * parameters and points are arbitrary), but everything else is checked. */
+static void decode_registry_op(run *R, reader *rd)
+{
+    const hess_op_def *def = hess__op_at(next(rd) % hess__op_count());
+    hess_tensor *src[HESS_MAX_SRC] = {NULL, NULL, NULL};
+    int s[HESS_MAX_SRC] = {-1, -1, -1};
+    unsigned dep = 0;
+    for (int i = 0; i < def->arity; i++) {
+        s[i] = pick(R, next(rd));
+        src[i] = slot_t(R, s[i]);
+        dep |= slot_dep(R, s[i]);
+    }
+    if (!def->shape)
+        return; /* made by the builders of opcodes 2 and 3 */
+    const hess_op_params par = {.affine = {0.0, 0.0}};
+    char what[48];
+    snprintf(what, sizeof what, "hess_%s", def->name);
+    pending p;
+    pending_save(R, &p);
+    hess_tensor *t = hess__apply(R->ctx, def, src, &par, what);
+    pending_check(R, &p, what);
+    trace(R, what, t, s[0], s[1]);
+    add_slot(R, t, dep, true, what);
+}
+
 /* 4: 0 mark, 1 rewind to the mark, 2 clear_error, 3 rewind with a foreign or
  * stale mark. */
 static void decode_control(run *R, reader *rd)
@@ -621,7 +670,7 @@ static bool interpret(const uint8_t *data, size_t size, const double *perturb, r
     }
     size_t poff = 0;
     for (int k = 0; k < MAX_INSNS && rd.i < rd.n; k++) {
-        switch (next(&rd) % 5) {
+        switch (next(&rd) % 6) {
         case 0:
             decode_leaf(R, &rd, true, perturb, &poff);
             break;
@@ -634,8 +683,11 @@ static bool interpret(const uint8_t *data, size_t size, const double *perturb, r
         case 3:
             decode_binary(R, &rd);
             break;
-        default:
+        case 4:
             decode_control(R, &rd);
+            break;
+        default:
+            decode_registry_op(R, &rd);
             break;
         }
         CHECK((size_t)hess_context_bytes(R->ctx) == R->mem.live,
@@ -990,6 +1042,14 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    check_op_coverage();
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -1020,6 +1080,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 /* Runs each file named on the command line once (corpus replay). */
 int main(int argc, char **argv)
 {
+    LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");
         if (!f) {
