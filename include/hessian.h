@@ -381,6 +381,10 @@ HESS_API hess_tensor *hess_softplus(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_square(hess_context *ctx, hess_tensor *a);
 /** out = sqrt(a). */
 HESS_API hess_tensor *hess_sqrt(hess_context *ctx, hess_tensor *a);
+/** out = sin(a) (radians). */
+HESS_API hess_tensor *hess_sin(hess_context *ctx, hess_tensor *a);
+/** out = cos(a) (radians). */
+HESS_API hess_tensor *hess_cos(hess_context *ctx, hess_tensor *a);
 /** out = a ^ p for a constant exponent p. */
 HESS_API hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p);
 /**

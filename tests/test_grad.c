@@ -313,6 +313,14 @@ BUILD(sqrt)
 {
     return head(e, hess_sqrt(CTX, p[0]));
 }
+BUILD(sin)
+{
+    return head(e, hess_sin(CTX, p[0]));
+}
+BUILD(cos)
+{
+    return head(e, hess_cos(CTX, p[0]));
+}
 BUILD(pow2)
 {
     return head(e, hess_pow(CTX, p[0], 2.0));
@@ -506,6 +514,8 @@ static grad_case cases[] = {
     CASE(softplus, "softplus", 1, P(2, -2, 2, 2, 2)),
     CASE(square, "square", 1, P(1, -1.5, 1.5, 3)),
     CASE(sqrt, "sqrt", 1, P(1, 0.5, 2, 3)),
+    CASE(sin, "sin", 1, P(2, -4, 4, 2, 3)),
+    CASE(cos, "cos", 1, P(2, -4, 4, 2, 3)),
     CASE(pow2, "pow", 1, P(1, 0.5, 2, 3)),
     CASE(pow3, "pow", 1, PA(1, 0.3, 1.5, 3)),
     CASE(pow_frac, "pow", 1, P(1, 0.5, 2, 3)),

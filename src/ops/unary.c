@@ -112,6 +112,22 @@ VJP(sqrt_vjp)
 }
 HESS_UNARY_OP(sqrt, "out = sqrt(a)", sqrt(v))
 
+/* d sin(a) = cos(a) da */
+VJP(sin_vjp)
+{
+    (void)pass;
+    gin[0] = hess_mul(ctx, g, hess_cos(ctx, out->src[0]));
+}
+HESS_UNARY_OP(sin, "out = sin(a)", sin(v))
+
+/* d cos(a) = -sin(a) da */
+VJP(cos_vjp)
+{
+    (void)pass;
+    gin[0] = hess_mul(ctx, g, hess__affine(ctx, hess_sin(ctx, out->src[0]), -1.0, 0.0));
+}
+HESS_UNARY_OP(cos, "out = cos(a)", cos(v))
+
 /* d a^p = p a^(p-1) da */
 VJP(pow_vjp)
 {
@@ -190,6 +206,7 @@ hess_tensor *hess_detach(hess_context *ctx, hess_tensor *a)
 /* The family                                                               */
 /* ------------------------------------------------------------------------ */
 
-static const hess_op_def *const unary_ops[] = {&op_affine, &op_exp,  &op_log,  &op_square, &op_sqrt,
-                                               &op_pow,    &op_relu, &op_step, &op_detach};
+static const hess_op_def *const unary_ops[] = {&op_affine, &op_exp,  &op_log,   &op_square,
+                                               &op_sqrt,   &op_sin,  &op_cos,   &op_pow,
+                                               &op_relu,   &op_step, &op_detach};
 const hess__op_family hess__unary_family = {unary_ops, sizeof unary_ops / sizeof unary_ops[0]};
