@@ -16,7 +16,7 @@
  * the create_graph gradient itself and differentiates it once per element).
  *
  * Usage: ann_mse [--full] [--precision N] [--sigmoid | --tanh] [--case FILE]
- *                [--svg FILE] [--npy FILE]
+ *                [--svg FILE] [--npy FILE] [--version]
  *   (no options)   the network above, with the weights of tests/data/seed_ann.ref
  *                  built in, so that no file is needed
  *   --full         also print the full N x N Hessian (hess_hessian_ex; while
@@ -664,7 +664,7 @@ static int run(hess_context *ctx, const options *opt, const net_spec *net, const
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ann_mse [--full] [--precision N] [--sigmoid | --tanh] [--case FILE]\n"
-                 "               [--svg FILE] [--npy FILE]\n"
+                 "               [--svg FILE] [--npy FILE] [--version]\n"
                  "  --full         also print the full Hessian\n"
                  "  --precision N  digits after the point, 0 to 17 (default 4)\n"
                  "  --sigmoid      sigmoid between the layers\n"
@@ -672,6 +672,7 @@ static void usage(FILE *out)
                  "  --case FILE    weights and data from a reference file; compare its values\n"
                  "  --svg FILE     write the full Hessian as an SVG heatmap\n"
                  "  --npy FILE     write the full Hessian as a NumPy .npy file\n"
+                 "  --version      print how the library was built (hess_build_info) and exit\n"
                  "exit status: 0 ok; 1 deviation above 1e-10; 2 bad arguments, a --case file\n"
                  "  that cannot be read or does not fit, or an --svg/--npy file that cannot be\n"
                  "  written; 3 other library error\n");
@@ -710,6 +711,8 @@ static int parse_args(int argc, char **argv, options *opt)
             opt->precision = (int)digits;
         } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             opt->help = 1;
+        } else if (strcmp(arg, "--version") == 0) {
+            opt->help = 2;
         } else {
             fprintf(stderr, "ann_mse: unknown argument '%s' (try --help)\n", arg);
             return -1;
@@ -728,7 +731,10 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt) != 0)
         return ANN_BAD_INPUT;
     if (opt.help) {
-        usage(stdout);
+        if (opt.help == 2)
+            printf("%s\n", hess_build_info());
+        else
+            usage(stdout);
         return ANN_OK;
     }
 

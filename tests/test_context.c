@@ -779,6 +779,21 @@ static void test_context_param_set(void **state)
     assert_memory_equal(hess_tensor_data(p), VAL(0, 0, 2), 3 * sizeof(double));
 }
 
+/* hess_build_info: one line, the version first, then the matmul backend, the
+ * SIMD level of this CPU and the build. */
+static void test_context_build_info(void **state)
+{
+    (void)state;
+    const char *b = hess_build_info();
+    char want[64];
+    snprintf(want, sizeof want, "libhessian %s; matmul: ", hess_version_string());
+    assert_true(strncmp(b, want, strlen(want)) == 0);
+    assert_non_null(strstr(b, "; simd: "));
+    assert_non_null(strstr(b, "; build: "));
+    assert_null(strchr(b, '\n'));
+    assert_ptr_equal(b, hess_build_info()); /* static storage, the same each time */
+}
+
 static void test_context_accessors_on_null(void **state)
 {
     (void)state;
@@ -1007,6 +1022,7 @@ int main(void)
         TC(test_context_rewind_later_mark),
         TC(test_context_rewind_stale_mark),
         T(test_context_rewind_mark_of_destroyed_context),
+        T(test_context_build_info),
         TC(test_context_rewind_edited_mark),
         TC(test_context_rewind_stale_mark_past_scratch),
         T(test_context_absurd_sizes),

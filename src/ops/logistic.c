@@ -158,7 +158,7 @@ LOGISTIC_OP(softplus, "out = log(1 + exp(a)), as max(a, 0) + log1p(exp(-|a|))")
 /* bce_with_logits                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* out = alpha sum(softplus(x) - x y), alpha = p[0] = 1/numel: the same sum as
+/* out = alpha sum(softplus(x) - x y), alpha = par.loss.alpha = 1/numel: the same sum as
  * mean(softplus(x) - x*y).  Each term is at most |x| for y in [0, 1]. */
 static void bce_logits_forward(hess_tensor *out)
 {

@@ -165,12 +165,11 @@ static const hess_op_def op_softmax = {.name = "softmax",
 /* mse_loss                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* out = alpha sum((a - b)^2), alpha = p[0] = 1/numel: the same sum, in the
- * same order, as mean(square(a - b)), so the same bits.  A primitive because
- * the composite is four nodes, and its gradient four more, where the loss of
- * a small model is most of its graph: one node here took the W0 gradient
- * graph from 16 to 12 nodes (callgrind per call: gradient 9.10K -> 7.66K
- * instructions, HVP 21.9K -> 20.2K). */
+/* out = alpha sum((a - b)^2), alpha = par.loss.alpha = 1/numel: the same sum,
+ * in the same order, as mean(square(a - b)), so the same bits.  A primitive
+ * because the composite is four nodes, and its gradient four more, where the
+ * loss of a small model is most of its graph: one node here took the W0
+ * gradient graph from 16 to 12 nodes (the time saved is in bench/README.md). */
 static void mse_forward(hess_tensor *out)
 {
     const hess_tensor *a = out->src[0], *b = out->src[1];
@@ -296,7 +295,7 @@ static double ce_row(const double *x, int64_t C, double t)
     return (mx - x[(int64_t)t]) + log(s);
 }
 
-/* out = alpha sum_b ce_row(logits[b], targets[b]), alpha = p[0] = 1/B. */
+/* out = alpha sum_b ce_row(logits[b], targets[b]), alpha = par.loss.alpha = 1/B. */
 static void cross_entropy_forward(hess_tensor *out)
 {
     const hess_tensor *x = out->src[0], *t = out->src[1];
@@ -410,7 +409,7 @@ bool hess__same_shape_or_fail(hess_context *ctx,
     return false;
 }
 
-/* A one-node loss: out [] = op(a, b), p[0] = alpha; a leaf b whose values the
+/* A one-node loss: out [] = op(a, b), par.loss.alpha = alpha; a leaf b whose values the
  * op checks is flagged so that hess_tensor_set asks the op. */
 hess_tensor *hess__loss_node(hess_context *ctx,
                              const hess_op_def *def,
