@@ -890,8 +890,8 @@ typedef struct net {
 } net;
 
 /* Linear(3, 4) -> tanh -> Linear(4, 2), MSE against targets, 6 samples:
- * N = 12 + 4 + 8 + 2 = 26. */
-static void build_mlp(hess_context *ctx, net *m, uint64_t seed)
+ * N = 12 + 4 + 8 + 2 = 26.  The graph only (no dense Hessian). */
+static void build_mlp_graph(hess_context *ctx, net *m, uint64_t seed)
 {
     double x[6 * 3], y[6 * 2], w1[4 * 3], b1[4], w2[2 * 4], b2[2];
     for (int i = 0; i < 18; i++)
@@ -914,6 +914,13 @@ static void build_mlp(hess_context *ctx, net *m, uint64_t seed)
     assert_non_null(m->loss);
     m->N = hess_param_count(4, m->p);
     assert_int_equal(m->N, 26);
+    m->H = NULL;
+}
+
+/* The graph, its dense Hessian H and H's eigenpairs (Jacobi). */
+static void build_mlp(hess_context *ctx, net *m, uint64_t seed)
+{
+    build_mlp_graph(ctx, m, seed);
     m->H = malloc(m->N * m->N * sizeof *m->H);
     assert_ok(ctx, hess_hessian(ctx, m->loss, 4, m->p, m->H));
     for (size_t i = 0; i < m->N; i++) /* symmetric to rounding; the reference exactly */
@@ -1296,6 +1303,118 @@ static void test_public_bad_arguments(void **state)
     hess_context_destroy(ctx);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Out of memory                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct falloc {
+    long count;   /* allocations asked for */
+    long fail_at; /* fail this one (1-based); 0 = never */
+    int sticky;   /* and every later one */
+} falloc;
+
+static void *f_alloc(size_t size, void *user)
+{
+    falloc *a = user;
+    a->count++;
+    if (a->fail_at && (a->count == a->fail_at || (a->sticky && a->count > a->fail_at)))
+        return NULL;
+    return test_malloc(size);
+}
+
+static void f_free(void *p, size_t size, void *user)
+{
+    (void)size, (void)user;
+    test_free(p);
+}
+
+enum { NCALLS = 5, OUT = 26 * 3 + 4 };
+
+/* Call c of the five public functions on the MLP; out gets its numbers. */
+static hess_status run_call(hess_context *ctx, net *m, int c, double *out)
+{
+    static const double grid[4] = {-1, 0, 1, 2};
+    double b[26];
+    for (int i = 0; i < 26; i++)
+        b[i] = 0.1 * i - 1;
+    hess_hessian_opts o = {0};
+    o.seed = 9;
+    switch (c) {
+    case 0:
+        return hess_eigs(ctx, m->loss, 4, m->p, 2, HESS_EIG_LARGEST, &o, out, out + 2);
+    case 1:
+        o.n_probes = 3;
+        o.lanczos_steps = 10;
+        return hess_spectral_density(ctx, m->loss, 4, m->p, &o, 4, grid, out);
+    case 2:
+        o.n_probes = 9;
+        return hess_trace_estimate(ctx, m->loss, 4, m->p, &o, out, out + 1);
+    case 3:
+        o.n_probes = 8;
+        o.method = HESS_EST_XTRACE;
+        return hess_diag_estimate(ctx, m->loss, 4, m->p, &o, out);
+    default: {
+        hess_solve_info info;
+        return hess_solve(ctx, m->loss, 4, m->p, b, 2.0, &o, out, &info);
+    }
+    }
+}
+
+/* Every allocation of every call fails in turn (once, and from then on):
+ * HESS_ERR_NOMEM with a message naming the function, nothing leaked, and
+ * after hess_context_clear_error the same context gives the reference. */
+static void test_public_out_of_memory(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCALLS; c++) {
+        double want[OUT] = {0}, got[OUT];
+        for (int sticky = 0; sticky < 2; sticky++)
+            for (long k = 1;; k++) {
+                falloc a = {0, 0, sticky};
+                hess_config cfg = {0};
+                cfg.alloc = f_alloc;
+                cfg.free = f_free;
+                cfg.user = &a;
+                cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
+                hess_context *ctx = NULL;
+                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                net m;
+                build_mlp_graph(ctx, &m, 42);
+                if (k == 1 && sticky == 0) { /* the reference, nothing failing */
+                    assert_ok(ctx, run_call(ctx, &m, c, want));
+                    hess_context_destroy(ctx);
+                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                    build_mlp_graph(ctx, &m, 42);
+                }
+                a.fail_at = a.count + k;
+                memset(got, 0, sizeof got);
+                hess_status st = run_call(ctx, &m, c, got);
+                const int reached = a.count >= a.fail_at;
+                if (st == HESS_OK) { /* not reached, or the arena found room another way */
+                    assert_memory_equal(got, want, sizeof got);
+                } else {
+                    assert_int_equal(st, HESS_ERR_NOMEM);
+                    assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+                    static const char *names[NCALLS] = {"hess_eigs", "hess_spectral_density",
+                                                        "hess_trace_estimate", "hess_diag_estimate",
+                                                        "hess_solve"};
+                    assert_int_equal(strncmp(hess_context_errmsg(ctx), names[c], strlen(names[c])),
+                                     0);
+                    hess_context_clear_error(ctx);
+                    a.fail_at = 0;
+                    memset(got, 0, sizeof got);
+                    assert_ok(ctx, run_call(ctx, &m, c, got));
+                    assert_memory_equal(got, want, sizeof got);
+                }
+                hess_context_destroy(ctx);
+                if (!reached) { /* the call no longer reaches the k-th allocation */
+                    assert_true(k > 1);
+                    break;
+                }
+            }
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) /* a pattern: run only the tests it matches */
@@ -1316,6 +1435,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_public_estimators),
         cmocka_unit_test(test_public_solve),
         cmocka_unit_test(test_public_bad_arguments),
+        cmocka_unit_test(test_public_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
