@@ -24,6 +24,8 @@
 /* SLQ runs probes side by side (one batched product per step) while their
  * bases fit in this many bytes; at least one probe at a time. */
 #define SLQ_GROUP_BYTES ((size_t)64 << 20)
+/* Probes multiplied per call (X and Y hold this many vectors). */
+#define SLQ_BATCH 64
 
 /* ------------------------------------------------------------------------ */
 /* Eigenpairs                                                               */
@@ -262,12 +264,12 @@ static hess_status
 slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, double *Y, double *h)
 {
     const size_t N = run->op->n;
-    size_t idx[64], na = 0, q0 = 0;
-    /* at most 64 probes per product call keeps idx small; groups rarely exceed it */
+    size_t idx[SLQ_BATCH], na = 0, q0 = 0;
+    /* the live probes' vectors, SLQ_BATCH per product call */
     while (q0 < g->count) {
         na = 0;
         size_t q = q0;
-        for (; q < g->count && na < 64; q++)
+        for (; q < g->count && na < SLQ_BATCH; q++)
             if (g->live[q]) {
                 memcpy(X + na * N, g->V + (q * steps + j) * N, N * sizeof *X);
                 idx[na++] = q;
@@ -330,7 +332,7 @@ hess_status hess__slq_density(hess__curv_run *run,
     const size_t per_probe = steps * N * sizeof(double);
     size_t b = per_probe ? SLQ_GROUP_BYTES / per_probe : n_probes;
     b = b < 1 ? 1 : b > n_probes ? n_probes : b;
-    const size_t batch = b < 64 ? b : 64;
+    const size_t batch = b < SLQ_BATCH ? b : SLQ_BATCH;
 
     const hess_mark mk = hess__mark(ctx);
     slq_group g = {0};
