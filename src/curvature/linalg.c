@@ -1,0 +1,376 @@
+/*
+ * linalg.c -- what the curvature algorithms share: the checked product of the
+ * operator, arena scratch, the random generator, and small dense linear
+ * algebra (dots, Gram-Schmidt, the symmetric tridiagonal and dense
+ * eigenproblems).  No LAPACK: everything here is O(N k) or O(k^3) for the
+ * small k of a Krylov or sketch basis.
+ *
+ * Legend: N = the operator's dimension; blocks of vectors are row-major, row
+ * r being vector r.
+ */
+#include "curvature.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* The operator                                                             */
+/* ------------------------------------------------------------------------ */
+
+hess_status hess__curv_apply(hess__curv_run *run, size_t m, const double *X, double *Y)
+{
+    hess_context *ctx = run->ctx;
+    const size_t n = run->op->n;
+    hess_status st = run->op->apply(run->op->user, m, X, Y);
+    if (st != HESS_OK) {
+        /* an operator that did not say why (tests' dense ones) */
+        if (ctx->status == HESS_OK)
+            hess__error(ctx, st, "%s: the operator failed (%s)", run->fn, hess_status_str(st));
+        return st;
+    }
+    for (size_t i = 0; i < m * n; i++)
+        if (!isfinite(Y[i])) {
+            hess__error(ctx, HESS_ERR_NONFINITE,
+                        "%s: Hessian-vector product %zu has a non-finite value (%g at element %zu)",
+                        run->fn, run->done + i / n + 1, Y[i], i % n);
+            return HESS_ERR_NONFINITE;
+        }
+    run->done += m;
+    return hess__progress(ctx, run->opts, run->done, run->total, run->fn);
+}
+
+double *hess__curv_doubles(hess__curv_run *run, size_t a, size_t b)
+{
+    if (a && b > SIZE_MAX / sizeof(double) / a) {
+        hess__error(run->ctx, HESS_ERR_NOMEM, "%s: out of memory (%zu x %zu doubles)", run->fn, a,
+                    b);
+        return NULL;
+    }
+    return hess__alloc(run->ctx, a * b * sizeof(double), run->fn);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* splitmix64: the next value of the sequence x, x + gamma, ... mixed. */
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+void hess__rng_init(hess__rng *r, uint64_t seed, uint64_t stream)
+{
+    /* the stream is mixed before it meets the seed, so that (seed, stream)
+     * pairs that differ anywhere start far apart */
+    uint64_t t = stream;
+    uint64_t x = seed ^ splitmix(&t);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix(&x);
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+        r->s[0] = 1; /* the one state xoshiro cannot leave */
+    r->has_spare = 0;
+    r->spare = 0.0;
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256** (Blackman and Vigna). */
+uint64_t hess__rng_next(hess__rng *r)
+{
+    uint64_t *s = r->s;
+    const uint64_t out = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+double hess__rng_uniform(hess__rng *r)
+{
+    /* 53 random bits, centred in their cell: never 0, never 1 */
+    return ((double)(hess__rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+double hess__rng_normal(hess__rng *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    /* Box-Muller: a radius from u1, an angle from u2, two normals */
+    const double rad = sqrt(-2.0 * log(hess__rng_uniform(r)));
+    const double ang = 6.283185307179586476925 * hess__rng_uniform(r);
+    r->spare = rad * sin(ang);
+    r->has_spare = 1;
+    return rad * cos(ang);
+}
+
+void hess__rng_signs(hess__rng *r, double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i += 64) {
+        uint64_t bits = hess__rng_next(r);
+        const size_t len = n - i < 64 ? n - i : 64;
+        for (size_t j = 0; j < len; j++, bits >>= 1)
+            x[i + j] = (bits & 1u) ? 1.0 : -1.0;
+    }
+}
+
+void hess__rng_normals(hess__rng *r, double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = hess__rng_normal(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Vectors and Gram-Schmidt                                                 */
+/* ------------------------------------------------------------------------ */
+
+double hess__dot(size_t n, const double *x, const double *y)
+{
+    /* four partial sums: vectorisable, and a little more accurate */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i] * y[i];
+        s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2];
+        s3 += x[i + 3] * y[i + 3];
+    }
+    for (; i < n; i++)
+        s0 += x[i] * y[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+double hess__nrm2(size_t n, const double *x)
+{
+    /* scaled, so that neither huge nor tiny vectors overflow or underflow */
+    double amax = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(x[i]) > amax)
+            amax = fabs(x[i]);
+    if (amax == 0 || !isfinite(amax))
+        return amax;
+    const double inv = 1.0 / amax;
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double t = x[i] * inv;
+        s += t * t;
+    }
+    return amax * sqrt(s);
+}
+
+void hess__axpy(size_t n, double a, const double *x, double *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+
+void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double *h)
+{
+    if (h)
+        memset(h, 0, nb * sizeof *h);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < nb; i++) {
+            const double c = hess__dot(n, B + i * n, w);
+            hess__axpy(n, -c, B + i * n, w);
+            if (h)
+                h[i] += c;
+        }
+}
+
+void hess__random_orth(size_t nb, const double *B, size_t n, double *w, hess__rng *rng)
+{
+    memset(w, 0, n * sizeof *w);
+    /* One try almost surely: the part left has a norm of about sqrt(n - nb)
+     * against sqrt(n).  Below 1e-10 of it the two Gram-Schmidt passes might
+     * not have made it orthogonal to working precision. */
+    for (int tries = 0; nb < n && tries < 32; tries++) {
+        hess__rng_normals(rng, w, n);
+        const double n0 = hess__nrm2(n, w);
+        hess__orth_against(nb, B, n, w, NULL);
+        const double nrm = hess__nrm2(n, w);
+        if (nrm > 1e-10 * n0) {
+            for (size_t i = 0; i < n; i++)
+                w[i] /= nrm;
+            return;
+        }
+    }
+    memset(w, 0, n * sizeof *w);
+}
+
+void hess__orth_rows(size_t m, size_t n, double *Y, double *R, hess__rng *rng)
+{
+    if (R)
+        memset(R, 0, m * m * sizeof *R);
+    for (size_t i = 0; i < m; i++) {
+        double *y = Y + i * n;
+        const double n0 = hess__nrm2(n, y);
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t c = 0; c < i; c++) {
+                const double t = hess__dot(n, Y + c * n, y);
+                hess__axpy(n, -t, Y + c * n, y);
+                if (R)
+                    R[c * m + i] += t;
+            }
+        const double nrm = hess__nrm2(n, y);
+        if (i < n && nrm > 1e-13 * n0 && nrm > 0) {
+            for (size_t j = 0; j < n; j++)
+                y[j] /= nrm;
+            if (R)
+                R[i * m + i] = nrm;
+        } else { /* numerically dependent: any direction orthogonal to the rest */
+            hess__random_orth(i, Y, n, y, rng);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Symmetric eigenproblems                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Sorts d[0..n-1] increasingly, moving the columns of Z (nz x n) along. */
+static void sort_pairs(size_t n, double *d, size_t nz, double *Z)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        size_t lo = i;
+        for (size_t j = i + 1; j < n; j++)
+            if (d[j] < d[lo])
+                lo = j;
+        if (lo == i)
+            continue;
+        const double t = d[i];
+        d[i] = d[lo];
+        d[lo] = t;
+        for (size_t r = 0; r < nz; r++) {
+            double *row = Z + r * n;
+            const double u = row[i];
+            row[i] = row[lo];
+            row[lo] = u;
+        }
+    }
+}
+
+/*
+ * Implicit QL with shifts.  The unreduced block d[l..m] is found by looking
+ * for the first negligible e[m]; a shift from the 2 x 2 block at l (the
+ * eigenvalue of it nearer d[l]) starts a bulge at the bottom, which Givens
+ * rotations chase up to l.  Each rotation acts on columns i, i+1 of Z.
+ */
+int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z)
+{
+    if (n == 0)
+        return 0;
+    e[n - 1] = 0.0;
+    for (size_t l = 0; l < n; l++) {
+        for (int sweep = 0;; sweep++) {
+            size_t m = l;
+            for (; m + 1 < n; m++)
+                if (fabs(e[m]) <= DBL_EPSILON * (fabs(d[m]) + fabs(d[m + 1])))
+                    break;
+            if (m == l)
+                break; /* d[l] is an eigenvalue */
+            if (sweep == 60)
+                return -1;
+            double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
+            double r = hypot(g, 1.0);
+            g = d[m] - d[l] + e[l] / (g + copysign(r, g)); /* d[m] - shift */
+            double s = 1.0, c = 1.0, p = 0.0;
+            int deflated = 0;
+            for (size_t i = m; i-- > l;) {
+                const double f = s * e[i], b = c * e[i];
+                r = hypot(f, g);
+                e[i + 1] = r;
+                if (r == 0.0) { /* the rotation underflowed: the block split at i */
+                    d[i + 1] -= p;
+                    e[m] = 0.0;
+                    deflated = 1;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                r = (d[i] - g) * s + 2.0 * c * b;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - b;
+                for (size_t z = 0; z < nz; z++) {
+                    double *row = Z + z * n;
+                    const double t = row[i + 1];
+                    row[i + 1] = s * row[i] + c * t;
+                    row[i] = c * row[i] - s * t;
+                }
+            }
+            if (deflated)
+                continue;
+            d[l] -= p;
+            e[l] = g;
+            e[m] = 0.0;
+        }
+    }
+    sort_pairs(n, d, nz, Z);
+    return 0;
+}
+
+/*
+ * Householder tridiagonalisation: for each column k, the reflector
+ * H = I - 2 v v^T maps A[k+1.., k] to (alpha, 0, ..., 0).  With p = A v and
+ * K = v^T p the update is H A H = A - 2 v q^T - 2 q v^T, q = p - K v, on the
+ * trailing block.  Z accumulates H_0 H_1 ..., so A = Z T Z^T.
+ */
+int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work)
+{
+    double *v = work, *p = work + n, *e = work + 2 * n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            A[i * n + j] = A[j * n + i];
+    memset(Z, 0, n * n * sizeof *Z);
+    for (size_t i = 0; i < n; i++)
+        Z[i * n + i] = 1.0;
+    for (size_t k = 0; k + 2 < n; k++) {
+        const size_t o = k + 1, len = n - o; /* the block A[o.., o..] */
+        for (size_t i = 0; i < len; i++)
+            v[i] = A[(o + i) * n + k];
+        const double xn = hess__nrm2(len, v);
+        if (xn == 0.0)
+            continue;
+        const double alpha = v[0] > 0 ? -xn : xn; /* no cancellation in v[0] - alpha */
+        v[0] -= alpha;
+        const double vn = hess__nrm2(len, v);
+        if (vn == 0.0)
+            continue;
+        for (size_t i = 0; i < len; i++)
+            v[i] /= vn;
+        for (size_t i = 0; i < len; i++)
+            p[i] = hess__dot(len, A + (o + i) * n + o, v);
+        const double K = hess__dot(len, v, p);
+        for (size_t i = 0; i < len; i++)
+            p[i] -= K * v[i];
+        for (size_t i = 0; i < len; i++)
+            for (size_t j = 0; j < len; j++)
+                A[(o + i) * n + o + j] -= 2.0 * (v[i] * p[j] + p[i] * v[j]);
+        for (size_t i = 0; i < len; i++)
+            A[(o + i) * n + k] = A[k * n + o + i] = i ? 0.0 : alpha;
+        for (size_t r = 0; r < n; r++) {
+            double *row = Z + r * n + o;
+            const double t = 2.0 * hess__dot(len, row, v);
+            hess__axpy(len, -t, v, row);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        w[i] = A[i * n + i];
+        e[i] = i + 1 < n ? A[(i + 1) * n + i] : 0.0;
+    }
+    return hess__tridiag_eig(n, w, e, n, Z);
+}

@@ -1,0 +1,1441 @@
+/*
+ * test_curvature.c -- curvature at scale (issue #15): the algorithms of
+ * src/curvature against dense symmetric matrices through a linear operator
+ * (eigenpairs against the test's own Jacobi eigensolver, exact traces and
+ * diagonals of low-rank matrices, Hutchinson's error against its standard
+ * error, SLQ against the smoothed exact spectrum, CG and MINRES against a
+ * dense solve), then the public functions on small real graphs against
+ * hess_hessian's dense matrix, and their argument checks, cancellation and
+ * reproducibility.
+ */
+#include "check.h"
+#include "curvature/curvature.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Dense references                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Cyclic Jacobi: w increasing, V (n x n row-major) the eigenvectors as columns.
+ * A (n x n, symmetric) is destroyed. */
+static void jacobi_eig(size_t n, double *A, double *w, double *V)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++)
+            V[i * n + j] = i == j;
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0, tot = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                tot += A[i * n + j] * A[i * n + j];
+                if (i != j)
+                    off += A[i * n + j] * A[i * n + j];
+            }
+        if (off <= 1e-32 * tot || off == 0)
+            break;
+        for (size_t p = 0; p < n; p++)
+            for (size_t q = p + 1; q < n; q++) {
+                const double apq = A[p * n + q];
+                if (apq == 0)
+                    continue;
+                /* the rotation that zeroes A[p][q] */
+                const double theta = (A[q * n + q] - A[p * n + p]) / (2 * apq);
+                const double t = (theta >= 0 ? 1 : -1) / (fabs(theta) + sqrt(theta * theta + 1));
+                const double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (size_t k = 0; k < n; k++) { /* columns p, q */
+                    const double akp = A[k * n + p], akq = A[k * n + q];
+                    A[k * n + p] = c * akp - s * akq;
+                    A[k * n + q] = s * akp + c * akq;
+                }
+                for (size_t k = 0; k < n; k++) { /* rows p, q */
+                    const double apk = A[p * n + k], aqk = A[q * n + k];
+                    A[p * n + k] = c * apk - s * aqk;
+                    A[q * n + k] = s * apk + c * aqk;
+                }
+                for (size_t k = 0; k < n; k++) {
+                    const double vkp = V[k * n + p], vkq = V[k * n + q];
+                    V[k * n + p] = c * vkp - s * vkq;
+                    V[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        w[i] = A[i * n + i];
+    for (size_t i = 0; i < n; i++) { /* selection sort, columns along */
+        size_t lo = i;
+        for (size_t j = i + 1; j < n; j++)
+            if (w[j] < w[lo])
+                lo = j;
+        double t = w[i];
+        w[i] = w[lo];
+        w[lo] = t;
+        for (size_t k = 0; k < n; k++) {
+            t = V[k * n + i];
+            V[k * n + i] = V[k * n + lo];
+            V[k * n + lo] = t;
+        }
+    }
+}
+
+/* Eigenvalues of the symmetric A (not changed), increasing; V may be NULL. */
+static void ref_eig(size_t n, const double *A, double *w, double *V)
+{
+    double *a = malloc(n * n * sizeof *a), *v = malloc(n * n * sizeof *v);
+    memcpy(a, A, n * n * sizeof *a);
+    jacobi_eig(n, a, w, v);
+    if (V)
+        memcpy(V, v, n * n * sizeof *v);
+    free(a);
+    free(v);
+}
+
+/* x = A^{-1} b by Gaussian elimination with partial pivoting. */
+static void dense_solve(size_t n, const double *A, const double *b, double *x)
+{
+    double *M = malloc(n * (n + 1) * sizeof *M);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(M + i * (n + 1), A + i * n, n * sizeof *M);
+        M[i * (n + 1) + n] = b[i];
+    }
+    for (size_t c = 0; c < n; c++) {
+        size_t piv = c;
+        for (size_t r = c + 1; r < n; r++)
+            if (fabs(M[r * (n + 1) + c]) > fabs(M[piv * (n + 1) + c]))
+                piv = r;
+        for (size_t k = 0; k <= n; k++) {
+            const double t = M[c * (n + 1) + k];
+            M[c * (n + 1) + k] = M[piv * (n + 1) + k];
+            M[piv * (n + 1) + k] = t;
+        }
+        for (size_t r = c + 1; r < n; r++) {
+            const double f = M[r * (n + 1) + c] / M[c * (n + 1) + c];
+            for (size_t k = c; k <= n; k++)
+                M[r * (n + 1) + k] -= f * M[c * (n + 1) + k];
+        }
+    }
+    for (size_t c = n; c-- > 0;) {
+        double s = M[c * (n + 1) + n];
+        for (size_t k = c + 1; k < n; k++)
+            s -= M[c * (n + 1) + k] * x[k];
+        x[c] = s / M[c * (n + 1) + c];
+    }
+    free(M);
+}
+
+static double frob(size_t n, const double *A)
+{
+    double s = 0;
+    for (size_t i = 0; i < n * n; i++)
+        s += A[i] * A[i];
+    return sqrt(s);
+}
+
+static double vnorm(size_t n, const double *x)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += x[i] * x[i];
+    return sqrt(s);
+}
+
+static double gauss(uint64_t *s)
+{
+    const double u1 = rnd_uniform(s, 1e-300, 1), u2 = rnd_uniform(s, 0, 1);
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* A = U diag(lambda) U^T with U a random orthogonal matrix (Gram-Schmidt of
+ * normals, twice); U (n x n, columns the eigenvectors) may be NULL. */
+static double *spectrum_matrix(size_t n, const double *lambda, uint64_t seed, double *Uout)
+{
+    double *U = malloc(n * n * sizeof *U), *A = calloc(n * n, sizeof *A);
+    for (size_t i = 0; i < n * n; i++)
+        U[i] = gauss(&seed);
+    for (size_t c = 0; c < n; c++) { /* column c of U = row c of this array */
+        double *u = U + c * n;
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t d = 0; d < c; d++) {
+                double t = 0;
+                for (size_t i = 0; i < n; i++)
+                    t += U[d * n + i] * u[i];
+                for (size_t i = 0; i < n; i++)
+                    u[i] -= t * U[d * n + i];
+            }
+        const double nr = vnorm(n, u);
+        for (size_t i = 0; i < n; i++)
+            u[i] /= nr;
+    }
+    for (size_t c = 0; c < n; c++)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++)
+                A[i * n + j] += lambda[c] * U[c * n + i] * U[c * n + j];
+    for (size_t i = 0; i < n; i++) /* exactly symmetric */
+        for (size_t j = 0; j < i; j++)
+            A[i * n + j] = A[j * n + i] = 0.5 * (A[i * n + j] + A[j * n + i]);
+    if (Uout)
+        for (size_t c = 0; c < n; c++)
+            for (size_t i = 0; i < n; i++)
+                Uout[i * n + c] = U[c * n + i];
+    free(U);
+    return A;
+}
+
+/* ------------------------------------------------------------------------ */
+/* A dense matrix as a linear operator                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct dense_op {
+    size_t n;
+    const double *A;
+    size_t calls, products;
+    int poison; /* > 0: the poison-th product holds a NaN */
+} dense_op;
+
+static hess_status dense_apply(void *user, size_t m, const double *X, double *Y)
+{
+    dense_op *d = user;
+    const size_t n = d->n;
+    for (size_t r = 0; r < m; r++)
+        for (size_t i = 0; i < n; i++) {
+            double s = 0;
+            for (size_t j = 0; j < n; j++)
+                s += d->A[i * n + j] * X[r * n + j];
+            Y[r * n + i] = s;
+        }
+    d->calls++;
+    for (size_t r = 0; r < m; r++)
+        if (++d->products == (size_t)d->poison)
+            Y[r * n] = NAN;
+    return HESS_OK;
+}
+
+typedef struct fixture {
+    hess_context *ctx;
+    dense_op d;
+    hess__linop op;
+    hess__curv_run run;
+} fixture;
+
+static void fixture_init(fixture *f, hess_context *ctx, size_t n, const double *A)
+{
+    memset(f, 0, sizeof *f);
+    f->ctx = ctx;
+    f->d.n = n;
+    f->d.A = A;
+    f->op.n = n;
+    f->op.apply = dense_apply;
+    f->op.user = &f->d;
+    f->run.ctx = ctx;
+    f->run.op = &f->op;
+    f->run.fn = "test";
+}
+
+/* a fresh run on the same operator */
+static hess__curv_run *fresh(fixture *f)
+{
+    f->run.done = f->run.total = 0;
+    f->d.calls = f->d.products = 0;
+    return &f->run;
+}
+
+/* Arena memory is given back: the context's mark does not move. */
+static void assert_same_mark(const hess_mark *a, const hess_mark *b)
+{
+    assert_true(a->block == b->block && a->used == b->used && a->nodes == b->nodes);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small dense eigenproblems of the library                                 */
+/* ------------------------------------------------------------------------ */
+
+static void test_tridiag_and_dense_eig(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    uint64_t seed = 5;
+    double d[N], e[N], T[N * N] = {0}, w[N], V[N * N], Z[N * N];
+    for (int i = 0; i < N; i++) {
+        d[i] = rnd_uniform(&seed, -3, 3);
+        e[i] = i + 1 < N ? rnd_uniform(&seed, -1, 1) : 0;
+    }
+    e[7] = 0; /* a split block */
+    for (int i = 0; i < N; i++) {
+        T[i * N + i] = d[i];
+        if (i + 1 < N)
+            T[i * N + i + 1] = T[(i + 1) * N + i] = e[i];
+    }
+    ref_eig(N, T, w, V);
+    for (int i = 0; i < N * N; i++)
+        Z[i] = i % (N + 1) == 0;
+    assert_int_equal(hess__tridiag_eig(N, d, e, N, Z), 0);
+    assert_close_array(d, w, N, 0, 1e-13);
+    for (int c = 0; c < N; c++) { /* T z = lambda z */
+        for (int i = 0; i < N; i++) {
+            double s = 0;
+            for (int j = 0; j < N; j++)
+                s += T[i * N + j] * Z[j * N + c];
+            assert_close(s, d[c] * Z[i * N + c], 0, 1e-13);
+        }
+    }
+
+    /* dense: Householder + QL against Jacobi */
+    double A[N * N], A2[N * N], work[3 * N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j <= i; j++)
+            A[i * N + j] = A[j * N + i] = rnd_uniform(&seed, -1, 1);
+    memcpy(A2, A, sizeof A);
+    ref_eig(N, A, w, V);
+    assert_int_equal(hess__sym_eig(N, A2, d, Z, work), 0);
+    assert_close_array(d, w, N, 0, 1e-13);
+    for (int c = 0; c < N; c++) {
+        double dot = 0;
+        for (int i = 0; i < N; i++) {
+            double s = 0;
+            for (int j = 0; j < N; j++)
+                s += A[i * N + j] * Z[j * N + c];
+            assert_close(s, d[c] * Z[i * N + c], 0, 1e-13);
+            dot += Z[i * N + c] * V[i * N + c];
+        }
+        assert_close(fabs(dot), 1, 1e-12, 0);
+    }
+    /* 1 x 1 and 0 x 0 */
+    double one = 4, z1 = 1, e1 = 0;
+    assert_int_equal(hess__tridiag_eig(1, &one, &e1, 1, &z1), 0);
+    assert_true(one == 4 && z1 == 1);
+    assert_int_equal(hess__tridiag_eig(0, NULL, NULL, 0, NULL), 0);
+}
+
+static void test_orth_rows_rank_deficient(void **state)
+{
+    (void)state;
+    enum { M = 6, N = 20 };
+    uint64_t seed = 9;
+    double Y[M * N], Y0[M * N], R[M * M];
+    for (int i = 0; i < 3 * N; i++)
+        Y[i] = rnd_uniform(&seed, -1, 1);
+    for (int j = 0; j < N; j++) { /* rows 3, 4 dependent, row 5 zero */
+        Y[3 * N + j] = Y[j] - 2 * Y[N + j];
+        Y[4 * N + j] = 0.5 * Y[2 * N + j];
+        Y[5 * N + j] = 0;
+    }
+    memcpy(Y0, Y, sizeof Y);
+    hess__rng rng;
+    hess__rng_init(&rng, 1, 2);
+    hess__orth_rows(M, N, Y, R, &rng);
+    for (int a = 0; a < M; a++)
+        for (int b = 0; b < M; b++)
+            assert_close(hess__dot(N, Y + a * N, Y + b * N), a == b, 0, 1e-14);
+    for (int i = 3; i < M; i++)
+        assert_true(R[i * M + i] == 0);
+    for (int i = 0; i < M; i++) /* y_i = sum_c R[c][i] q_c */
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int c = 0; c < M; c++)
+                s += R[c * M + i] * Y[c * N + j];
+            assert_close(s, Y0[i * N + j], 0, 1e-13);
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lanczos eigenpairs                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Checks evals against the sorted spectrum lam (increasing) for which, and
+ * each evecs column x: ||A x - lambda x|| <= rtol ||A|| and |x . u| = 1. */
+static void check_pairs(size_t n,
+                        const double *A,
+                        const double *lam,
+                        const double *U,
+                        size_t k,
+                        int which,
+                        const double *evals,
+                        const double *evecs,
+                        double rtol)
+{
+    const double anorm = fmax(fabs(lam[0]), fabs(lam[n - 1]));
+    size_t *idx = malloc(n * sizeof *idx);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = which == HESS_EIG_SMALLEST ? i : n - 1 - i;
+    if (which == HESS_EIG_MAGNITUDE) /* by |lambda|, insertion sort */
+        for (size_t i = 1; i < n; i++) {
+            size_t t = idx[i], q = i;
+            while (q > 0 && fabs(lam[idx[q - 1]]) < fabs(lam[t])) {
+                idx[q] = idx[q - 1];
+                q--;
+            }
+            idx[q] = t;
+        }
+    for (size_t c = 0; c < k; c++) {
+        assert_close(evals[c], lam[idx[c]], 0, rtol * anorm);
+        if (!evecs)
+            continue;
+        const double *x = evecs + c * n;
+        assert_close(vnorm(n, x), 1, 1e-12, 0);
+        double res = 0;
+        for (size_t i = 0; i < n; i++) {
+            double s = -evals[c] * x[i];
+            for (size_t j = 0; j < n; j++)
+                s += A[i * n + j] * x[j];
+            res += s * s;
+        }
+        assert_true(sqrt(res) <= rtol * anorm);
+        if (U) { /* simple eigenvalues: the vector itself */
+            double dot = 0;
+            for (size_t i = 0; i < n; i++)
+                dot += x[i] * U[i * n + idx[c]];
+            assert_close(fabs(dot), 1, 1e-10, 0);
+        }
+    }
+    free(idx);
+}
+
+static void test_lanczos_restarted(void **state)
+{
+    (void)state;
+    /* N = 400 > 256: the basis holds 40 vectors and restarts */
+    enum { N = 400, K = 4 };
+    hess_context *ctx = test_context();
+    double *lam = malloc(N * sizeof *lam), *U = malloc(N * N * sizeof *U);
+    for (int i = 0; i < N; i++) /* -3..5 with a gap at each end */
+        lam[i] = -2.0 + 6.0 * i / (N - 1.0);
+    lam[0] = -3.5, lam[1] = -3.2, lam[N - 1] = 5, lam[N - 2] = 4.7, lam[N - 3] = 4.5;
+    double *A = spectrum_matrix(N, lam, 21, U);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    double ev[K], *vec = malloc(N * K * sizeof *vec);
+    const hess_mark before = hess_context_mark(ctx);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, which, 1e-10, 2000, 3, ev, vec));
+        check_pairs(N, A, lam, which == HESS_EIG_LARGEST ? U : NULL, K, which, ev, vec, 1e-8);
+        assert_true(f.d.products > 40); /* it did restart */
+        assert_int_equal(f.d.products, f.run.done);
+    }
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(vec);
+    free(A);
+    free(lam);
+    free(U);
+    hess_context_destroy(ctx);
+}
+
+static void test_lanczos_small_and_multiple(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    fixture f;
+    /* k = N: every pair, exact */
+    {
+        enum { N = 7 };
+        const double lam[N] = {-2, -1.2, 0.5, 1, 3, 3.5, 8};
+        double U[N * N], ev[N], vec[N * N];
+        double *A = spectrum_matrix(N, lam, 4, U);
+        fixture_init(&f, ctx, N, A);
+        for (int which = 0; which < 3; which++) {
+            assert_ok(ctx, hess__lanczos_eigs(fresh(&f), N, which, 1e-10, N, 1, ev, vec));
+            check_pairs(N, A, lam, U, N, which, ev, vec, 1e-12);
+            assert_true(f.d.products <= N);
+        }
+        free(A);
+    }
+    /* N = 1 */
+    {
+        const double a = -2.5;
+        double ev, vec;
+        fixture_init(&f, ctx, 1, &a);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 1, HESS_EIG_LARGEST, 1e-10, 1, 0, &ev, &vec));
+        assert_true(ev == -2.5 && vec == 1);
+    }
+    /* a triple top eigenvalue and a rank-5 matrix: invariant subspaces early */
+    {
+        enum { N = 60 };
+        double lam[N] = {0}, ev[4], vec[N * 4];
+        lam[N - 1] = lam[N - 2] = lam[N - 3] = 2, lam[N - 4] = 1, lam[N - 5] = -0.5;
+        double *A = spectrum_matrix(N, lam, 8, NULL);
+        fixture_init(&f, ctx, N, A);
+        double sorted[N];
+        for (int i = 0; i < N; i++)
+            sorted[i] = lam[i];
+        sorted[0] = -0.5, sorted[N - 5] = 0; /* increasing order */
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 4, HESS_EIG_LARGEST, 1e-10, N, 2, ev, vec));
+        check_pairs(N, A, sorted, NULL, 4, HESS_EIG_LARGEST, ev, vec, 1e-10);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 4, HESS_EIG_MAGNITUDE, 1e-10, N, 2, ev, vec));
+        check_pairs(N, A, sorted, NULL, 4, HESS_EIG_MAGNITUDE, ev, vec, 1e-10);
+        free(A);
+    }
+    /* the zero matrix */
+    {
+        enum { N = 5 };
+        const double Z[N * N] = {0};
+        double ev[2], vec[2 * N];
+        fixture_init(&f, ctx, N, Z);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 2, HESS_EIG_SMALLEST, 1e-10, N, 0, ev, vec));
+        assert_true(ev[0] == 0 && ev[1] == 0);
+        assert_close(vnorm(N, vec), 1, 1e-14, 0);
+    }
+    hess_context_destroy(ctx);
+}
+
+static void test_lanczos_no_convergence(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    hess_context *ctx = test_context();
+    double lam[N], ev[2];
+    for (int i = 0; i < N; i++) /* clustered at the top: slow */
+        lam[i] = 1.0 - 1.0 / (i + 1.0);
+    double *A = spectrum_matrix(N, lam, 3, NULL);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    assert_int_equal(hess__lanczos_eigs(fresh(&f), 2, HESS_EIG_LARGEST, 1e-12, 10, 0, ev, NULL),
+                     HESS_ERR_NONFINITE);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "did not converge"));
+    assert_int_equal(f.d.products, 10);
+    assert_true(isfinite(ev[0]) && isfinite(ev[1]) && ev[0] >= ev[1] && ev[0] <= 1);
+    hess_context_clear_error(ctx);
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stochastic Lanczos quadrature                                            */
+/* ------------------------------------------------------------------------ */
+
+static double normal_pdf(double x, double s)
+{
+    return exp(-0.5 * x * x / (s * s)) / (s * sqrt(2 * 3.141592653589793));
+}
+
+static void test_slq_density(void **state)
+{
+    (void)state;
+    enum { N = 120, G = 1001 };
+    hess_context *ctx = test_context();
+    double lam[N], *grid = malloc(G * sizeof *grid), *dens = malloc(G * sizeof *dens);
+    double *ref = malloc(G * sizeof *ref);
+    for (int i = 0; i < N; i++) /* a bulk and a few outliers */
+        lam[i] = i < N - 4 ? sin(0.01 * i) : 2.0 + i - N;
+    double *A = spectrum_matrix(N, lam, 17, NULL);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    const double sigma = 0.05, lo = -3.0, hi = 2.0, dx = (hi - lo) / (G - 1);
+    for (int t = 0; t < G; t++) {
+        grid[t] = lo + t * dx;
+        ref[t] = 0;
+        for (int i = 0; i < N; i++)
+            ref[t] += normal_pdf(grid[t] - lam[i], sigma) / N;
+    }
+    /* steps = N: exact quadrature, only the probes' sampling error is left;
+     * steps = 40: Gauss quadrature of the smooth Gaussians, converged */
+    double *full = malloc(G * sizeof *full);
+    const size_t steps_list[2] = {N, 40};
+    for (int c = 0; c < 2; c++) {
+        assert_ok(ctx, hess__slq_density(fresh(&f), 64, steps_list[c], sigma, 7, G, grid, dens));
+        double l1 = 0, mass = 0, l1_full = 0;
+        for (int t = 0; t < G; t++) {
+            l1 += fabs(dens[t] - ref[t]) * dx;
+            mass += dens[t] * dx;
+            if (c == 0)
+                full[t] = dens[t];
+            l1_full += fabs(dens[t] - full[t]) * dx;
+        }
+        printf("SLQ steps %zu: L1 %.6f to the smoothed spectrum, %.3g to steps = N, mass "
+               "%.12f, %zu calls\n",
+               steps_list[c], l1, l1_full, mass, f.d.calls);
+        assert_true(l1 <= 0.05);
+        assert_true(l1_full <= 1e-4);
+        assert_close(mass, 1, 1e-9, 0);
+        /* 64 probes side by side: one call per step */
+        assert_int_equal(f.d.calls, steps_list[c]);
+    }
+    free(full);
+    /* a tiny exact case: steps = N, one probe; nodes are the eigenvalues and
+     * the weights (u_i . z)^2 / N for the probe z of stream 1 */
+    {
+        enum { n = 4 };
+        const double l4[n] = {-1, 0.5, 2, 3};
+        double U[n * n], z[n], d4[5], g4[5] = {-1.2, 0, 0.5, 1.9, 3.3};
+        double *B = spectrum_matrix(n, l4, 2, U);
+        fixture f4;
+        fixture_init(&f4, ctx, n, B);
+        assert_ok(ctx, hess__slq_density(fresh(&f4), 1, n, 0.3, 11, 5, g4, d4));
+        hess__rng rng;
+        hess__rng_init(&rng, 11, 1);
+        hess__rng_signs(&rng, z, n);
+        for (int t = 0; t < 5; t++) {
+            double r = 0;
+            for (int i = 0; i < n; i++) {
+                double dot = 0;
+                for (int j = 0; j < n; j++)
+                    dot += U[j * n + i] * z[j];
+                r += dot * dot / n * normal_pdf(g4[t] - l4[i], 0.3);
+            }
+            assert_close(d4[t], r, 1e-10, 1e-14);
+        }
+        free(B);
+    }
+    free(A);
+    free(grid);
+    free(dens);
+    free(ref);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trace and diagonal estimators                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_estimators_exact_low_rank(void **state)
+{
+    (void)state;
+    enum { N = 120, R = 5 };
+    hess_context *ctx = test_context();
+    double lam[N] = {0};
+    const double top[R] = {7, -3, 2.5, 1, 0.25};
+    memcpy(lam, top, sizeof top);
+    double *A = spectrum_matrix(N, lam, 31, NULL);
+    const double fro = frob(N, A), tr = 7 - 3 + 2.5 + 1 + 0.25;
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    double t, se, diag[N];
+    const int methods[2] = {HESS_EST_HUTCHPP, HESS_EST_XTRACE};
+    const size_t budget[2] = {3 * R, 2 * R + 2};
+    for (int m = 0; m < 2; m++)
+        for (uint64_t seed = 0; seed < 5; seed++) {
+            assert_ok(ctx, hess__trace_est(fresh(&f), methods[m], budget[m], seed, &t, &se));
+            assert_close(t, tr, 0, 1e-8 * fro);
+            assert_true(se <= 1e-8 * fro);
+            assert_int_equal(f.d.products, budget[m]);
+            assert_ok(ctx, hess__diag_est(fresh(&f), methods[m], budget[m], seed, diag));
+            for (int i = 0; i < N; i++)
+                assert_close(diag[i], A[i * N + i], 0, 1e-8 * fro);
+            assert_int_equal(f.d.products, budget[m]);
+            assert_true(f.d.calls <= 3); /* the sketches are blocks */
+        }
+    /* rank 1 with 3 products (one Hutchinson sample: the bound as error) */
+    {
+        double l1[N] = {0};
+        l1[0] = 2;
+        double *B = spectrum_matrix(N, l1, 5, NULL);
+        fixture f1;
+        fixture_init(&f1, ctx, N, B);
+        assert_ok(ctx, hess__trace_est(fresh(&f1), HESS_EST_HUTCHPP, 3, 1, &t, &se));
+        assert_close(t, 2, 0, 1e-12);
+        assert_true(se <= 1e-12);
+        free(B);
+    }
+    /* n_probes >= N: exact from unit vectors, N products */
+    for (int m = HESS_EST_HUTCHINSON; m <= HESS_EST_XTRACE; m++) {
+        assert_ok(ctx, hess__trace_est(fresh(&f), m, N, 0, &t, &se));
+        double want = 0;
+        for (int i = 0; i < N; i++)
+            want += A[i * N + i];
+        assert_close(t, want, 1e-13, 1e-13);
+        assert_true(se == 0 && f.d.products == N);
+        assert_ok(ctx, hess__diag_est(fresh(&f), m, N + 5, 0, diag));
+        for (int i = 0; i < N; i++)
+            assert_true(diag[i] == A[i * N + i]);
+    }
+    /* too small */
+    assert_int_equal(hess__trace_est(fresh(&f), HESS_EST_HUTCHPP, 2, 0, &t, NULL), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "n_probes = 2"));
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__diag_est(fresh(&f), HESS_EST_XTRACE, 3, 0, diag), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__trace_est(fresh(&f), HESS_EST_HUTCHINSON, 0, 0, &t, NULL), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+static void test_estimators_statistics(void **state)
+{
+    (void)state;
+    enum { N = 100, S = 40 };
+    hess_context *ctx = test_context();
+    uint64_t seed = 77;
+    double *A = malloc(N * N * sizeof *A);
+    for (int i = 0; i < N; i++) /* a full-rank matrix with a big diagonal */
+        for (int j = 0; j <= i; j++)
+            A[i * N + j] = A[j * N + i] = (i == j ? 3.0 + i * 0.05 : 0) + rnd_uniform(&seed, -1, 1);
+    double tr = 0, fro2 = 0, dsq = 0;
+    for (int i = 0; i < N; i++) {
+        tr += A[i * N + i];
+        dsq += A[i * N + i] * A[i * N + i];
+    }
+    for (int i = 0; i < N * N; i++)
+        fro2 += A[i] * A[i];
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+
+    /* Hutchinson: error within 3.5 reported standard errors, and the
+     * standard error near the true one, sqrt(2 (||A||_F^2 - sum A_ii^2) / n) */
+    const size_t budget = 50;
+    const double true_se = sqrt(2 * (fro2 - dsq) / budget);
+    double t, se, mean = 0;
+    for (uint64_t s = 0; s < S; s++) {
+        assert_ok(ctx, hess__trace_est(fresh(&f), HESS_EST_HUTCHINSON, budget, s, &t, &se));
+        assert_true(fabs(t - tr) <= 3.5 * se);
+        assert_true(se >= 0.6 * true_se && se <= 1.4 * true_se);
+        assert_true(f.d.calls == 1); /* 50 probes, one block */
+        mean += t / S;
+    }
+    assert_true(fabs(mean - tr) <= 3.5 * true_se / sqrt(S));
+
+    /* Hutch++ and XTrace: unbiased (the mean over seeds), and XTrace's error
+     * estimate covers its error */
+    for (int m = HESS_EST_HUTCHPP; m <= HESS_EST_XTRACE; m++) {
+        double sum = 0, sum2 = 0;
+        for (uint64_t s = 0; s < S; s++) {
+            assert_ok(ctx, hess__trace_est(fresh(&f), m, 48, s, &t, &se));
+            assert_int_equal(f.d.products, 48);
+            if (m == HESS_EST_XTRACE)
+                assert_true(fabs(t - tr) <= 4 * se);
+            sum += t;
+            sum2 += t * t;
+        }
+        const double mu = sum / S, sd = sqrt((sum2 - S * mu * mu) / (S - 1));
+        printf("%s: mean error %.4f, spread %.4f (Hutchinson's %.4f)\n",
+               m == HESS_EST_HUTCHPP ? "Hutch++" : "XTrace", mu - tr, sd, true_se);
+        assert_true(fabs(mu - tr) <= 4 * sd / sqrt(S));
+    }
+
+    /* diagonal: Var(z_i (A z)_i) = sum_{j != i} A_ij^2 */
+    double diag[N];
+    for (int m = HESS_EST_HUTCHINSON; m <= HESS_EST_XTRACE; m++) {
+        assert_ok(ctx, hess__diag_est(fresh(&f), m, 60, 3, diag));
+        int outside = 0;
+        for (int i = 0; i < N; i++) {
+            double v = 0;
+            for (int j = 0; j < N; j++)
+                if (j != i)
+                    v += A[i * N + j] * A[i * N + j];
+            const double sdi = sqrt(v / (m == HESS_EST_HUTCHINSON ? 60 : 20));
+            outside += fabs(diag[i] - A[i * N + i]) > 3 * sdi;
+        }
+        printf("diag method %d: %d of %d entries beyond 3 standard deviations\n", m, outside, N);
+        assert_true(outside <= 3);
+    }
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CG and MINRES                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void test_solvers_dense(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    hess_context *ctx = test_context();
+    double lam[N], b[N], x[N], ref[N], M[N * N];
+    uint64_t seed = 3;
+    for (int i = 0; i < N; i++) {
+        lam[i] = -1.0 + 7.0 * i / (N - 1.0); /* indefinite: -1..6, none near 0 */
+        if (fabs(lam[i]) < 0.05)
+            lam[i] = 0.05;
+        b[i] = rnd_uniform(&seed, -1, 1);
+    }
+    double *A = spectrum_matrix(N, lam, 12, NULL);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    hess_solve_info info;
+
+    /* CG on A + 1.5 I (positive definite) */
+    memcpy(M, A, sizeof M);
+    for (int i = 0; i < N; i++)
+        M[i * N + i] += 1.5;
+    dense_solve(N, M, b, ref);
+    assert_ok(ctx, hess__cg(fresh(&f), b, 1.5, 1e-12, 2 * N, x, &info));
+    assert_true(info.converged && !info.negative_curvature && info.rel_residual <= 1e-12);
+    assert_int_equal(info.iterations, f.d.products);
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+
+    /* CG on A: meets negative curvature, returns a descent direction */
+    assert_ok(ctx, hess__cg(fresh(&f), b, 0, 1e-12, 2 * N, x, &info));
+    assert_true(info.negative_curvature && !info.converged && info.iterations >= 1);
+    double bx = 0;
+    for (int i = 0; i < N; i++)
+        bx += b[i] * x[i];
+    assert_true(bx > 0);
+
+    /* MINRES on A (indefinite), and on A + 1.5 I */
+    dense_solve(N, A, b, ref);
+    assert_ok(ctx, hess__minres(fresh(&f), b, 0, 1e-12, 4 * N, x, &info));
+    assert_true(info.converged && !info.negative_curvature);
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+    double r[N];
+    for (int i = 0; i < N; i++) { /* the reported residual is the true one */
+        r[i] = b[i];
+        for (int j = 0; j < N; j++)
+            r[i] -= A[i * N + j] * x[j];
+    }
+    assert_close(info.rel_residual, vnorm(N, r) / vnorm(N, b), 1e-3, 1e-14);
+    dense_solve(N, M, b, ref);
+    assert_ok(ctx, hess__minres(fresh(&f), b, 1.5, 1e-12, 4 * N, x, &info));
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+
+    /* negative curvature at the first step: x = b, residual ||b - A b|| */
+    double neg[4 * 4] = {0}, b4[4] = {1, 2, -1, 0.5}, x4[4];
+    for (int i = 0; i < 4; i++)
+        neg[i * 4 + i] = -1;
+    fixture f4;
+    fixture_init(&f4, ctx, 4, neg);
+    assert_ok(ctx, hess__cg(fresh(&f4), b4, 0, 1e-10, 8, x4, &info));
+    assert_true(info.negative_curvature && info.iterations == 1);
+    assert_close_array(x4, b4, 4, 0, 0);
+    assert_close(info.rel_residual, 2, 1e-15, 0);
+
+    /* b = 0; x aliasing b; max_iter reached */
+    double zero[N] = {0};
+    assert_ok(ctx, hess__cg(fresh(&f), zero, 1.5, 1e-10, 10, x, &info));
+    assert_true(info.iterations == 0 && info.converged && info.rel_residual == 0);
+    assert_ok(ctx, hess__minres(fresh(&f), zero, 0, 1e-10, 10, x, &info));
+    assert_true(info.iterations == 0 && info.converged);
+    memcpy(x, b, sizeof x);
+    assert_ok(ctx, hess__minres(fresh(&f), x, 0, 1e-12, 4 * N, x, &info));
+    dense_solve(N, A, b, ref);
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+    assert_ok(ctx, hess__cg(fresh(&f), b, 1.5, 1e-14, 3, x, &info));
+    assert_true(info.iterations == 3 && !info.converged && info.rel_residual > 1e-14);
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Failures inside the algorithms                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct progress_log {
+    int calls;
+    size_t stop_at; /* cancel once this many products are done; 0 = never */
+} progress_log;
+
+static int progress_stop(size_t done, size_t total, void *user)
+{
+    progress_log *log = user;
+    (void)total;
+    log->calls++;
+    return log->stop_at && done >= log->stop_at;
+}
+
+static void test_algorithms_nan_and_cancel(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    hess_context *ctx = test_context();
+    double lam[N], b[N], x[N], ev[2], t, grid[3] = {0, 1, 2}, dens[3], diag[N];
+    for (int i = 0; i < N; i++)
+        lam[i] = 1 + i, b[i] = 1;
+    double *A = spectrum_matrix(N, lam, 1, NULL);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    hess_solve_info info;
+    const hess_mark before = hess_context_mark(ctx);
+
+    f.d.poison = 3;
+    assert_int_equal(hess__lanczos_eigs(fresh(&f), 2, 0, 1e-10, N, 0, ev, NULL),
+                     HESS_ERR_NONFINITE);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "non-finite"));
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__cg(fresh(&f), b, 0, 1e-10, N, x, &info), HESS_ERR_NONFINITE);
+    hess_context_clear_error(ctx);
+    f.d.poison = 0;
+
+    progress_log log = {0, 2};
+    hess_hessian_opts o = {0};
+    o.progress = progress_stop;
+    o.user = &log;
+    f.run.opts = &o;
+    assert_int_equal(hess__lanczos_eigs(fresh(&f), 2, 0, 1e-10, N, 0, ev, NULL),
+                     HESS_ERR_CANCELLED);
+    assert_int_equal(f.d.products, 2);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__minres(fresh(&f), b, 0, 1e-10, N, x, &info), HESS_ERR_CANCELLED);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__slq_density(fresh(&f), 4, 10, 0, 0, 3, grid, dens), HESS_ERR_CANCELLED);
+    assert_int_equal(f.d.calls, 1); /* 4 probes, one call per step: 4 >= 2 at once */
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__trace_est(fresh(&f), HESS_EST_XTRACE, 10, 0, &t, NULL),
+                     HESS_ERR_CANCELLED);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess__diag_est(fresh(&f), HESS_EST_HUTCHPP, 9, 0, diag), HESS_ERR_CANCELLED);
+    hess_context_clear_error(ctx);
+    /* progress without cancelling: (done, total) in products */
+    log.stop_at = 0;
+    log.calls = 0;
+    assert_ok(ctx, hess__trace_est(fresh(&f), HESS_EST_HUTCHPP, 9, 0, &t, NULL));
+    assert_int_equal(log.calls, 3);
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The public functions on graphs                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct net {
+    hess_tensor *p[4];
+    hess_tensor *loss;
+    size_t N;
+    double *H; /* dense Hessian from hess_hessian */
+    double lam[64], V[64 * 64];
+} net;
+
+/* Linear(3, 4) -> tanh -> Linear(4, 2), MSE against targets, 6 samples:
+ * N = 12 + 4 + 8 + 2 = 26.  The graph only (no dense Hessian). */
+static void build_mlp_graph(hess_context *ctx, net *m, uint64_t seed)
+{
+    double x[6 * 3], y[6 * 2], w1[4 * 3], b1[4], w2[2 * 4], b2[2];
+    for (int i = 0; i < 18; i++)
+        x[i] = rnd_uniform(&seed, -1.5, 1.5);
+    for (int i = 0; i < 12; i++)
+        y[i] = rnd_uniform(&seed, -1, 1), w1[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < 8; i++)
+        w2[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < 4; i++)
+        b1[i] = rnd_uniform(&seed, -0.5, 0.5);
+    b2[0] = 0.1, b2[1] = -0.2;
+    hess_tensor *X = hess_tensor_new(ctx, 2, (const int64_t[]){6, 3}, x);
+    hess_tensor *Y = hess_tensor_new(ctx, 2, (const int64_t[]){6, 2}, y);
+    m->p[0] = hess_param_new(ctx, 2, (const int64_t[]){4, 3}, w1);
+    m->p[1] = hess_param_new(ctx, 1, (const int64_t[]){4}, b1);
+    m->p[2] = hess_param_new(ctx, 2, (const int64_t[]){2, 4}, w2);
+    m->p[3] = hess_param_new(ctx, 1, (const int64_t[]){2}, b2);
+    hess_tensor *h = hess_tanh(ctx, hess_linear(ctx, X, m->p[0], m->p[1]));
+    m->loss = hess_mse_loss(ctx, hess_linear(ctx, h, m->p[2], m->p[3]), Y);
+    assert_non_null(m->loss);
+    m->N = hess_param_count(4, m->p);
+    assert_int_equal(m->N, 26);
+    m->H = NULL;
+}
+
+/* The graph, its dense Hessian H and H's eigenpairs (Jacobi). */
+static void build_mlp(hess_context *ctx, net *m, uint64_t seed)
+{
+    build_mlp_graph(ctx, m, seed);
+    m->H = malloc(m->N * m->N * sizeof *m->H);
+    assert_ok(ctx, hess_hessian(ctx, m->loss, 4, m->p, m->H));
+    for (size_t i = 0; i < m->N; i++) /* symmetric to rounding; the reference exactly */
+        for (size_t j = 0; j < i; j++)
+            m->H[i * m->N + j] = m->H[j * m->N + i] =
+                0.5 * (m->H[i * m->N + j] + m->H[j * m->N + i]);
+    ref_eig(m->N, m->H, m->lam, m->V);
+}
+
+static void test_public_eigs(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp(ctx, &m, 42);
+    const size_t N = m.N;
+    double ev[26], vec[26 * 26];
+    int used = -1;
+    hess_hessian_opts o = {0};
+    o.method_used = &used;
+    o.seed = 5;
+    const hess_mark before = hess_context_mark(ctx);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, 3, which, &o, ev, vec));
+        check_pairs(N, m.H, m.lam, NULL, 3, which, ev, vec, 1e-8);
+        assert_int_equal(used, 0);
+    }
+    printf("MLP Hessian: lambda in [%.6g, %.6g]\n", m.lam[0], m.lam[N - 1]);
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, 3, HESS_EIG_LARGEST, NULL, ev, NULL));
+    check_pairs(N, m.H, m.lam, m.V, 3, HESS_EIG_LARGEST, ev, NULL, 1e-8);
+    /* k = N: the whole spectrum */
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, N, HESS_EIG_SMALLEST, NULL, ev, vec));
+    check_pairs(N, m.H, m.lam, NULL, N, HESS_EIG_SMALLEST, ev, vec, 1e-8);
+    /* same seed, same bits; another seed, another start */
+    double ev2[3], vec2[26 * 3];
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, 3, HESS_EIG_LARGEST, &o, ev, vec));
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, 3, HESS_EIG_LARGEST, &o, ev2, vec2));
+    assert_memory_equal(ev, ev2, sizeof ev2);
+    assert_memory_equal(vec, vec2, sizeof vec2);
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(m.H);
+    hess_context_destroy(ctx);
+}
+
+static void test_public_density(void **state)
+{
+    (void)state;
+    enum { G = 2001 };
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp(ctx, &m, 42);
+    const size_t N = m.N;
+    double *grid = malloc(G * sizeof *grid), *dens = malloc(G * sizeof *dens);
+    const double lo = m.lam[0] - 1, hi = m.lam[N - 1] + 1, dx = (hi - lo) / (G - 1);
+    for (int t = 0; t < G; t++)
+        grid[t] = lo + t * dx;
+    hess_hessian_opts o = {0};
+    o.n_probes = 200;
+    o.seed = 1;
+    o.sigma = 0.02 * (m.lam[N - 1] - m.lam[0]);
+    assert_ok(ctx, hess_spectral_density(ctx, m.loss, 4, m.p, &o, G, grid, dens));
+    double mass = 0, l1 = 0;
+    for (int t = 0; t < G; t++) {
+        double r = 0;
+        for (size_t i = 0; i < N; i++)
+            r += normal_pdf(grid[t] - m.lam[i], o.sigma) / N;
+        mass += dens[t] * dx;
+        l1 += fabs(dens[t] - r) * dx;
+    }
+    printf("MLP density: mass %.10f, L1 to the smoothed spectrum %.4f\n", mass, l1);
+    assert_close(mass, 1, 1e-6, 0);
+    assert_true(l1 <= 0.15);
+    /* default sigma and steps; reproducible bit for bit */
+    double *d2 = malloc(G * sizeof *d2);
+    o.n_probes = 0;
+    o.sigma = 0;
+    assert_ok(ctx, hess_spectral_density(ctx, m.loss, 4, m.p, &o, G, grid, dens));
+    assert_ok(ctx, hess_spectral_density(ctx, m.loss, 4, m.p, &o, G, grid, d2));
+    assert_memory_equal(dens, d2, G * sizeof *d2);
+    mass = 0;
+    for (int t = 0; t < G; t++)
+        mass += dens[t] * dx;
+    assert_close(mass, 1, 1e-6, 0);
+    free(d2);
+    free(grid);
+    free(dens);
+    free(m.H);
+    hess_context_destroy(ctx);
+}
+
+/* Linear regression on 3 samples of 10 features: H = (2/3) X^T X, rank 3. */
+static void test_public_estimators(void **state)
+{
+    (void)state;
+    enum { B = 3, F = 10 };
+    hess_context *ctx = test_context();
+    uint64_t seed = 8;
+    double x[B * F], y[B], w[F], H[F * F], hd[F];
+    for (int i = 0; i < B * F; i++)
+        x[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < F; i++)
+        w[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < B; i++)
+        y[i] = rnd_uniform(&seed, -1, 1);
+    hess_tensor *X = hess_tensor_new(ctx, 2, (const int64_t[]){B, F}, x);
+    hess_tensor *Y = hess_tensor_new(ctx, 2, (const int64_t[]){B, 1}, y);
+    hess_tensor *W = hess_param_new(ctx, 2, (const int64_t[]){1, F}, w);
+    hess_tensor *loss = hess_mse_loss(ctx, hess_linear(ctx, X, W, NULL), Y);
+    assert_ok(ctx, hess_hessian(ctx, loss, 1, &W, H));
+    assert_ok(ctx, hess_hessian_diag(ctx, loss, 1, &W, hd));
+    double tr = 0;
+    for (int i = 0; i < F; i++)
+        tr += H[i * F + i];
+    const double fro = frob(F, H);
+    hess_hessian_opts o = {0};
+    int used = 0;
+    o.method_used = &used;
+    double t, se, d[F];
+    /* default: Hutch++ with 32 >= N products, the exact value */
+    assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, NULL, &t, &se));
+    assert_close(t, tr, 1e-13, 0);
+    assert_true(se == 0);
+    /* rank 3: Hutch++ with 9 < N products and XTrace with 8 are exact */
+    o.method = HESS_EST_HUTCHPP;
+    o.n_probes = 9;
+    for (o.seed = 0; o.seed < 4; o.seed++) {
+        assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, &o, &t, &se));
+        assert_close(t, tr, 0, 1e-8 * fro);
+        assert_int_equal(used, HESS_EST_HUTCHPP);
+        assert_ok(ctx, hess_diag_estimate(ctx, loss, 1, &W, &o, d));
+        assert_close_array(d, hd, F, 0, 1e-8 * fro);
+    }
+    o.method = HESS_EST_XTRACE;
+    o.n_probes = 8;
+    for (o.seed = 0; o.seed < 4; o.seed++) {
+        assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, &o, &t, NULL));
+        assert_close(t, tr, 0, 1e-8 * fro);
+        assert_int_equal(used, HESS_EST_XTRACE);
+        assert_ok(ctx, hess_diag_estimate(ctx, loss, 1, &W, &o, d));
+        assert_close_array(d, hd, F, 0, 1e-8 * fro);
+    }
+    /* Hutchinson: within its standard errors; the same seed, the same bits */
+    o.method = HESS_EST_HUTCHINSON;
+    o.n_probes = 9;
+    o.seed = 3;
+    double t2, se2;
+    assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, &o, &t, &se));
+    assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, &o, &t2, &se2));
+    assert_true(memcmp(&t, &t2, sizeof t) == 0 && memcmp(&se, &se2, sizeof se) == 0);
+    assert_true(fabs(t - tr) <= 4 * se && se > 0);
+    o.seed = 4;
+    assert_ok(ctx, hess_trace_estimate(ctx, loss, 1, &W, &o, &t2, NULL));
+    assert_true(t2 != t);
+    assert_int_equal(used, HESS_EST_HUTCHINSON);
+
+    /* the MLP: exact with n_probes >= N, and Hutch++ near */
+    net m;
+    build_mlp(ctx, &m, 42);
+    double trm = 0;
+    for (size_t i = 0; i < m.N; i++)
+        trm += m.H[i * m.N + i];
+    memset(&o, 0, sizeof o);
+    o.n_probes = 26;
+    assert_ok(ctx, hess_trace_estimate(ctx, m.loss, 4, m.p, &o, &t, &se));
+    assert_close(t, trm, 1e-12, 1e-12);
+    o.n_probes = 24;
+    o.seed = 2;
+    assert_ok(ctx, hess_trace_estimate(ctx, m.loss, 4, m.p, &o, &t, &se));
+    printf("MLP trace %.6f, Hutch++ %.6f +- %.6f\n", trm, t, se);
+    assert_true(fabs(t - trm) <= 4 * se);
+    free(m.H);
+    hess_context_destroy(ctx);
+}
+
+static void test_public_solve(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp(ctx, &m, 42);
+    const size_t N = m.N;
+    double b[26], x[26], ref[26], M[26 * 26];
+    uint64_t seed = 1;
+    for (size_t i = 0; i < N; i++)
+        b[i] = rnd_uniform(&seed, -1, 1);
+    hess_hessian_opts o = {0};
+    int used = 0;
+    o.method_used = &used;
+    hess_solve_info info;
+    /* CG with damping that makes H + damping I positive definite */
+    const double damping = fmax(0, -m.lam[0]) + 0.5;
+    memcpy(M, m.H, sizeof M);
+    for (size_t i = 0; i < N; i++)
+        M[i * N + i] += damping;
+    dense_solve(N, M, b, ref);
+    assert_ok(ctx, hess_solve(ctx, m.loss, 4, m.p, b, damping, &o, x, &info));
+    assert_true(info.converged && info.rel_residual <= 1e-10 && !info.negative_curvature);
+    assert_int_equal(used, HESS_SOLVE_CG);
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+    printf("MLP CG: %zu products, relative residual %.3g\n", info.iterations, info.rel_residual);
+    /* MINRES on H itself */
+    printf("MLP Hessian: smallest |lambda| ");
+    double amin = INFINITY;
+    for (size_t i = 0; i < N; i++)
+        amin = fmin(amin, fabs(m.lam[i]));
+    printf("%.3g\n", amin);
+    dense_solve(N, m.H, b, ref);
+    o.method = HESS_SOLVE_MINRES;
+    o.max_iter = 20 * N;
+    o.tol = 1e-13;
+    assert_ok(ctx, hess_solve(ctx, m.loss, 4, m.p, b, 0, &o, x, NULL));
+    assert_int_equal(used, HESS_SOLVE_MINRES);
+    assert_close_array(x, ref, N, 0, 1e-10 * vnorm(N, ref));
+    free(m.H);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arguments, pending errors, cancellation                                  */
+/* ------------------------------------------------------------------------ */
+
+/* the call failed with st, and its message names fn and contains word */
+static void
+expect_error(hess_context *ctx, hess_status got, hess_status st, const char *fn, const char *word)
+{
+    if (got != st || strncmp(hess_context_errmsg(ctx), fn, strlen(fn)) != 0 ||
+        !strstr(hess_context_errmsg(ctx), word))
+        fail_msg("status %d (want %d), message \"%s\" (want %s ... %s)", (int)got, (int)st,
+                 hess_context_errmsg(ctx), fn, word);
+    hess_context_clear_error(ctx);
+}
+
+static int cancel_now(size_t done, size_t total, void *user)
+{
+    (void)done, (void)total, (void)user;
+    return 1;
+}
+
+static void test_public_bad_arguments(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp(ctx, &m, 42);
+    double ev[30], vec[26 * 30], g[3] = {0, 1, 2}, dens[3], t, diag[26], b[26] = {1}, x[26];
+    hess_hessian_opts o = {0};
+    hess_tensor **p = m.p;
+    const hess_mark before = hess_context_mark(ctx);
+
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 0, 0, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "k = 0");
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 27, 0, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "k = 27");
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 3, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "which = 3");
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, -1, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "which = -1");
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, NULL, NULL, vec), HESS_ERR_ARG,
+                 "hess_eigs", "NULL evals");
+    o.max_iter = 1;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "max_iter = 1");
+    o.max_iter = 0;
+    o.method = HESS_SOLVE_CG;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "HESS_SOLVE_CG");
+    o.method = 0;
+    o.tol = -1;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "opts.tol = -1");
+    o.tol = 0;
+    o.flags = 8;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "flags 0x8");
+    o.flags = 0;
+    expect_error(ctx, hess_eigs(ctx, NULL, 4, p, 2, 0, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "NULL");
+    expect_error(ctx, hess_eigs(ctx, p[0], 4, p, 2, 0, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "scalar");
+    expect_error(ctx, hess_eigs(ctx, m.loss, 0, p, 2, 0, NULL, ev, vec), HESS_ERR_ARG, "hess_eigs",
+                 "params");
+
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, NULL, 0, g, dens), HESS_ERR_ARG,
+                 "hess_spectral_density", "n_grid = 0");
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, NULL, 3, NULL, dens), HESS_ERR_ARG,
+                 "hess_spectral_density", "NULL grid");
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, NULL, 3, g, NULL), HESS_ERR_ARG,
+                 "hess_spectral_density", "NULL density");
+    o.sigma = -0.5;
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, &o, 3, g, dens), HESS_ERR_ARG,
+                 "hess_spectral_density", "sigma = -0.5");
+    o.sigma = INFINITY;
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, &o, 3, g, dens), HESS_ERR_ARG,
+                 "hess_spectral_density", "sigma = inf");
+    o.sigma = 0;
+
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 4, p, NULL, NULL, NULL), HESS_ERR_ARG,
+                 "hess_trace_estimate", "NULL trace");
+    o.method = HESS_SOLVE_CG;
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 4, p, &o, &t, NULL), HESS_ERR_ARG,
+                 "hess_trace_estimate", "HESS_SOLVE_CG (of hess_solve)");
+    o.method = HESS_DIAG_ROWS;
+    expect_error(ctx, hess_diag_estimate(ctx, m.loss, 4, p, &o, diag), HESS_ERR_ARG,
+                 "hess_diag_estimate", "HESS_DIAG_ROWS");
+    o.method = 99;
+    expect_error(ctx, hess_diag_estimate(ctx, m.loss, 4, p, &o, diag), HESS_ERR_ARG,
+                 "hess_diag_estimate", "opts.method = 99 is not a method");
+    o.method = HESS_EST_XTRACE;
+    o.n_probes = 3;
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 4, p, &o, &t, NULL), HESS_ERR_ARG,
+                 "hess_trace_estimate", "n_probes = 3");
+    o.method = HESS_EST_HUTCHPP;
+    o.n_probes = 2;
+    expect_error(ctx, hess_diag_estimate(ctx, m.loss, 4, p, &o, diag), HESS_ERR_ARG,
+                 "hess_diag_estimate", "Hutch++");
+    o.n_probes = 0;
+    expect_error(ctx, hess_diag_estimate(ctx, m.loss, 4, p, &o, NULL), HESS_ERR_ARG,
+                 "hess_diag_estimate", "NULL diag");
+
+    o.method = 0;
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, -1, NULL, x, NULL), HESS_ERR_ARG,
+                 "hess_solve", "damping = -1");
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, NAN, NULL, x, NULL), HESS_ERR_ARG,
+                 "hess_solve", "damping = nan");
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, NULL, 0, NULL, x, NULL), HESS_ERR_ARG,
+                 "hess_solve", "NULL b");
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, 0, NULL, NULL, NULL), HESS_ERR_ARG,
+                 "hess_solve", "NULL x");
+    o.method = HESS_EST_XTRACE;
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, 0, &o, x, NULL), HESS_ERR_ARG, "hess_solve",
+                 "HESS_EST_XTRACE");
+
+    /* an error from the products names the caller too */
+    hess_tensor *unused = hess_param_new(ctx, 1, (const int64_t[]){2}, (const double[]){1, 2});
+    hess_tensor *pu[5] = {p[0], p[1], p[2], p[3], unused};
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 5, pu, NULL, &t, NULL), HESS_ERR_NODIFF,
+                 "hess_trace_estimate: hess_hvp_batch", "params[4]");
+    o.method = 0;
+    o.flags = HESS_ALLOW_UNUSED; /* zero rows: the trace of the padded Hessian */
+    o.n_probes = 40;
+    assert_ok(ctx, hess_trace_estimate(ctx, m.loss, 5, pu, &o, &t, NULL));
+    double trm = 0;
+    for (size_t i = 0; i < m.N; i++)
+        trm += m.H[i * m.N + i];
+    assert_close(t, trm, 1e-12, 1e-12);
+    memset(&o, 0, sizeof o);
+
+    /* a pending error: returned, nothing done, the message kept */
+    assert_null(hess_tensor_new(ctx, -1, NULL, NULL));
+    const char *msg = hess_context_errmsg(ctx);
+    char saved[400];
+    snprintf(saved, sizeof saved, "%s", msg);
+    ev[0] = 12345;
+    assert_int_equal(hess_eigs(ctx, m.loss, 4, p, 2, 0, NULL, ev, NULL), HESS_ERR_ARG);
+    assert_int_equal(hess_spectral_density(ctx, m.loss, 4, p, NULL, 3, g, dens), HESS_ERR_ARG);
+    assert_int_equal(hess_trace_estimate(ctx, m.loss, 4, p, NULL, &t, NULL), HESS_ERR_ARG);
+    assert_int_equal(hess_diag_estimate(ctx, m.loss, 4, p, NULL, diag), HESS_ERR_ARG);
+    assert_int_equal(hess_solve(ctx, m.loss, 4, p, b, 0, NULL, x, NULL), HESS_ERR_ARG);
+    assert_true(ev[0] == 12345);
+    assert_string_equal(hess_context_errmsg(ctx), saved);
+    hess_context_clear_error(ctx);
+    assert_int_equal(hess_eigs(NULL, m.loss, 4, p, 2, 0, NULL, ev, NULL), HESS_ERR_ARG);
+
+    /* cancellation through opts.progress */
+    o.progress = cancel_now;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, NULL), HESS_ERR_CANCELLED,
+                 "hess_eigs", "cancelled after 1 of 26");
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, &o, 3, g, dens), HESS_ERR_CANCELLED,
+                 "hess_spectral_density", "cancelled");
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 4, p, &o, &t, NULL), HESS_ERR_CANCELLED,
+                 "hess_trace_estimate", "cancelled");
+    expect_error(ctx, hess_diag_estimate(ctx, m.loss, 4, p, &o, diag), HESS_ERR_CANCELLED,
+                 "hess_diag_estimate", "cancelled");
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, 1, &o, x, NULL), HESS_ERR_CANCELLED,
+                 "hess_solve", "cancelled after 1 of 52");
+    const hess_mark after = hess_context_mark(ctx);
+    assert_true(after.nodes == before.nodes + 1); /* the unused parameter */
+    free(m.H);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct falloc {
+    long count;   /* allocations asked for */
+    long fail_at; /* fail this one (1-based); 0 = never */
+    int sticky;   /* and every later one */
+} falloc;
+
+static void *f_alloc(size_t size, void *user)
+{
+    falloc *a = user;
+    a->count++;
+    if (a->fail_at && (a->count == a->fail_at || (a->sticky && a->count > a->fail_at)))
+        return NULL;
+    return test_malloc(size);
+}
+
+static void f_free(void *p, size_t size, void *user)
+{
+    (void)size, (void)user;
+    test_free(p);
+}
+
+enum { NCALLS = 5, OUT = 26 * 3 + 4 };
+
+/* Call c of the five public functions on the MLP; out gets its numbers. */
+static hess_status run_call(hess_context *ctx, net *m, int c, double *out)
+{
+    static const double grid[4] = {-1, 0, 1, 2};
+    double b[26];
+    for (int i = 0; i < 26; i++)
+        b[i] = 0.1 * i - 1;
+    hess_hessian_opts o = {0};
+    o.seed = 9;
+    switch (c) {
+    case 0:
+        return hess_eigs(ctx, m->loss, 4, m->p, 2, HESS_EIG_LARGEST, &o, out, out + 2);
+    case 1:
+        o.n_probes = 3;
+        o.lanczos_steps = 10;
+        return hess_spectral_density(ctx, m->loss, 4, m->p, &o, 4, grid, out);
+    case 2:
+        o.n_probes = 9;
+        return hess_trace_estimate(ctx, m->loss, 4, m->p, &o, out, out + 1);
+    case 3:
+        o.n_probes = 8;
+        o.method = HESS_EST_XTRACE;
+        return hess_diag_estimate(ctx, m->loss, 4, m->p, &o, out);
+    default: {
+        hess_solve_info info;
+        return hess_solve(ctx, m->loss, 4, m->p, b, 2.0, &o, out, &info);
+    }
+    }
+}
+
+/* Every allocation of every call fails in turn (once, and from then on):
+ * HESS_ERR_NOMEM with a message naming the function, nothing leaked, and
+ * after hess_context_clear_error the same context gives the reference. */
+static void test_public_out_of_memory(void **state)
+{
+    (void)state;
+    for (int c = 0; c < NCALLS; c++) {
+        double want[OUT] = {0}, got[OUT];
+        for (int sticky = 0; sticky < 2; sticky++)
+            for (long k = 1;; k++) {
+                falloc a = {0, 0, sticky};
+                hess_config cfg = {0};
+                cfg.alloc = f_alloc;
+                cfg.free = f_free;
+                cfg.user = &a;
+                cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
+                hess_context *ctx = NULL;
+                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                net m;
+                build_mlp_graph(ctx, &m, 42);
+                if (k == 1 && sticky == 0) { /* the reference, nothing failing */
+                    assert_ok(ctx, run_call(ctx, &m, c, want));
+                    hess_context_destroy(ctx);
+                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                    build_mlp_graph(ctx, &m, 42);
+                }
+                a.fail_at = a.count + k;
+                memset(got, 0, sizeof got);
+                hess_status st = run_call(ctx, &m, c, got);
+                const int reached = a.count >= a.fail_at;
+                if (st == HESS_OK) { /* not reached, or the arena found room another way */
+                    assert_memory_equal(got, want, sizeof got);
+                } else {
+                    assert_int_equal(st, HESS_ERR_NOMEM);
+                    assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+                    static const char *names[NCALLS] = {"hess_eigs", "hess_spectral_density",
+                                                        "hess_trace_estimate", "hess_diag_estimate",
+                                                        "hess_solve"};
+                    assert_int_equal(strncmp(hess_context_errmsg(ctx), names[c], strlen(names[c])),
+                                     0);
+                    hess_context_clear_error(ctx);
+                    a.fail_at = 0;
+                    memset(got, 0, sizeof got);
+                    assert_ok(ctx, run_call(ctx, &m, c, got));
+                    assert_memory_equal(got, want, sizeof got);
+                }
+                hess_context_destroy(ctx);
+                if (!reached) { /* the call no longer reaches the k-th allocation */
+                    assert_true(k > 1);
+                    break;
+                }
+            }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) /* a pattern: run only the tests it matches */
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tridiag_and_dense_eig),
+        cmocka_unit_test(test_orth_rows_rank_deficient),
+        cmocka_unit_test(test_lanczos_restarted),
+        cmocka_unit_test(test_lanczos_small_and_multiple),
+        cmocka_unit_test(test_lanczos_no_convergence),
+        cmocka_unit_test(test_slq_density),
+        cmocka_unit_test(test_estimators_exact_low_rank),
+        cmocka_unit_test(test_estimators_statistics),
+        cmocka_unit_test(test_solvers_dense),
+        cmocka_unit_test(test_algorithms_nan_and_cancel),
+        cmocka_unit_test(test_public_eigs),
+        cmocka_unit_test(test_public_density),
+        cmocka_unit_test(test_public_estimators),
+        cmocka_unit_test(test_public_solve),
+        cmocka_unit_test(test_public_bad_arguments),
+        cmocka_unit_test(test_public_out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
