@@ -4,8 +4,9 @@
  * hess_solve.  Each checks its arguments, resolves the defaults of its
  * options, and runs an algorithm of lanczos.c, estimators.c or solvers.c on
  * the Hessian as a linear operator.  The operator is the only place the graph
- * is seen: its products are hess_hvp_batch() calls (which bring the loss up
- * to date and check it and the parameters).
+ * is seen: the Hessian kept open (hess__hvp_open: the gradient graph and a
+ * batched double-backward graph built once, which brings the loss up to date
+ * and checks it and the parameters), each product a replay of its sweep.
  *
  * Legend: N = hess_param_count(n, params).
  */
@@ -18,45 +19,28 @@
 #define DEFAULT_PROBES   32 /* trace and diagonal */
 #define DEFAULT_SLQ      8  /* density */
 #define DEFAULT_SLQ_STEP 80
+#define EST_BATCH        32 /* probes per product of the estimators' operator, at most */
 
 /* ------------------------------------------------------------------------ */
 /* The Hessian as an operator                                               */
 /* ------------------------------------------------------------------------ */
 
+/* The operator of one call: the Hessian kept open (hess__hvp_open) while the
+ * algorithm runs. */
 typedef struct hvp_op {
     hess_context *ctx;
     hess_tensor *loss;
     size_t n;
     hess_tensor *const *params;
-    hess_hessian_opts opts; /* the caller's, without progress: progress is ours */
+    hess_hessian_opts opts; /* the caller's flags and budget */
     const char *fn;
+    hess__hvp_op *open;
 } hvp_op;
-
-/* Puts "fn: " before the context's message unless it starts so already: the
- * products' errors are recorded by hess_hvp_batch, which names itself. */
-static void name_caller(hess_context *ctx, const char *fn)
-{
-    const size_t n = strlen(fn), cap = sizeof ctx->errmsg;
-    if (ctx->status == HESS_OK || (strncmp(ctx->errmsg, fn, n) == 0 && ctx->errmsg[n] == ':') ||
-        n + 3 >= cap)
-        return;
-    size_t len = strlen(ctx->errmsg);
-    if (len > cap - n - 3)
-        len = cap - n - 3;
-    memmove(ctx->errmsg + n + 2, ctx->errmsg, len);
-    ctx->errmsg[n + 2 + len] = '\0';
-    memcpy(ctx->errmsg, fn, n);
-    ctx->errmsg[n] = ':';
-    ctx->errmsg[n + 1] = ' ';
-}
 
 static hess_status hvp_apply(void *user, size_t m, const double *X, double *Y)
 {
     hvp_op *h = user;
-    hess_status st = hess_hvp_batch(h->ctx, h->loss, h->n, h->params, m, X, &h->opts, Y);
-    if (st != HESS_OK)
-        name_caller(h->ctx, h->fn);
-    return st;
+    return hess__hvp_apply(h->open, m, X, Y);
 }
 
 /* One public call: its operator and its run. */
@@ -122,6 +106,19 @@ static hess_status begin(call *c,
     c->run.fn = fn;
     return HESS_OK;
 }
+
+/* Runs algo with the Hessian kept open for up to k directions per product
+ * (the operator's graph made first in the arena, so the algorithm's scratch
+ * comes after it and is given back before it is). */
+#define WITH_OPERATOR(c, k, call)                                                                  \
+    do {                                                                                           \
+        hess_status st_ = hess__hvp_open((c).h.ctx, (c).h.loss, (c).h.n, (c).h.params, (k),        \
+                                         &(c).h.opts, (c).h.fn, &(c).h.open);                      \
+        if (st_ == HESS_OK)                                                                        \
+            st_ = (call);                                                                          \
+        hess__hvp_close((c).h.open);                                                               \
+        return st_;                                                                                \
+    } while (0)
 
 static hess_status arg_error(hess_context *ctx, const char *fn, const char *what)
 {
@@ -214,7 +211,8 @@ hess_status hess_eigs(hess_context *ctx,
     }
     set_method_used(opts, 0);
     const double tol = c.o.tol > 0 ? c.o.tol : DEFAULT_TOL;
-    return hess__lanczos_eigs(&c.run, k, which, tol, max_iter, c.o.seed, evals, evecs);
+    WITH_OPERATOR(c, 1,
+                  hess__lanczos_eigs(&c.run, k, which, tol, max_iter, c.o.seed, evals, evecs));
 }
 
 hess_status hess_spectral_density(hess_context *ctx,
@@ -248,7 +246,9 @@ hess_status hess_spectral_density(hess_context *ctx,
     if (steps > N)
         steps = N; /* a Krylov space has at most N dimensions */
     set_method_used(opts, 0);
-    return hess__slq_density(&c.run, probes, steps, c.o.sigma, c.o.seed, n_grid, grid, density);
+    WITH_OPERATOR(
+        c, probes < SLQ_BATCH ? probes : SLQ_BATCH,
+        hess__slq_density(&c.run, probes, steps, c.o.sigma, c.o.seed, n_grid, grid, density));
 }
 
 /* The method of the estimators, or HESS_ERR_ARG recorded. */
@@ -293,7 +293,8 @@ hess_status hess_trace_estimate(hess_context *ctx,
     if ((st = est_method(&c, ctx, fn, &method)) != HESS_OK)
         return st;
     const size_t budget = c.o.n_probes ? c.o.n_probes : DEFAULT_PROBES;
-    return hess__trace_est(&c.run, method, budget, c.o.seed, trace, std_err);
+    WITH_OPERATOR(c, budget < EST_BATCH ? budget : EST_BATCH,
+                  hess__trace_est(&c.run, method, budget, c.o.seed, trace, std_err));
 }
 
 hess_status hess_diag_estimate(hess_context *ctx,
@@ -314,7 +315,8 @@ hess_status hess_diag_estimate(hess_context *ctx,
     if ((st = est_method(&c, ctx, fn, &method)) != HESS_OK)
         return st;
     const size_t budget = c.o.n_probes ? c.o.n_probes : DEFAULT_PROBES;
-    return hess__diag_est(&c.run, method, budget, c.o.seed, diag);
+    WITH_OPERATOR(c, budget < EST_BATCH ? budget : EST_BATCH,
+                  hess__diag_est(&c.run, method, budget, c.o.seed, diag));
 }
 
 hess_status hess_solve(hess_context *ctx,
@@ -348,6 +350,8 @@ hess_status hess_solve(hess_context *ctx,
     hess_solve_info local;
     if (!info)
         info = &local;
-    return method == HESS_SOLVE_CG ? hess__cg(&c.run, b, damping, tol, max_iter, x, info)
-                                   : hess__minres(&c.run, b, damping, tol, max_iter, x, info);
+    WITH_OPERATOR(c, 1,
+                  method == HESS_SOLVE_CG
+                      ? hess__cg(&c.run, b, damping, tol, max_iter, x, info)
+                      : hess__minres(&c.run, b, damping, tol, max_iter, x, info));
 }

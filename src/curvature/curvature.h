@@ -5,7 +5,8 @@
  *
  * The algorithms never see the graph: they work on a symmetric linear operator
  * given by a function that multiplies m vectors at once (hess__linop).  The
- * public functions (api.c) build one from hess_hvp_batch(); the tests build
+ * public functions (api.c) build one from the Hessian kept open
+ * (hess__hvp_open); the tests build
  * one from dense matrices.
  *
  * Legend: N = the operator's dimension; a block of m vectors is an m x N
@@ -20,6 +21,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Probes that stochastic Lanczos quadrature runs side by side, one product
+ * call per step for all of them. */
+#define SLQ_BATCH 64
 
 /* ------------------------------------------------------------------------ */
 /* The operator                                                             */

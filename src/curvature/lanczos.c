@@ -25,7 +25,6 @@
  * bases fit in this many bytes; at least one probe at a time. */
 #define SLQ_GROUP_BYTES ((size_t)64 << 20)
 /* Probes multiplied per call (X and Y hold this many vectors). */
-#define SLQ_BATCH 64
 
 /* ------------------------------------------------------------------------ */
 /* Eigenpairs                                                               */

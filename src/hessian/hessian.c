@@ -310,6 +310,85 @@ static hess_status rows_call(hess_context *ctx,
 }
 
 /* ------------------------------------------------------------------------ */
+/* The Hessian as an operator kept open (the curvature functions)           */
+/* ------------------------------------------------------------------------ */
+
+struct hess__hvp_op {
+    hess_context *ctx;
+    hess_mark mk; /* where it began: hess__hvp_close goes back there */
+    hvp_graph G;
+    const char *fn;
+};
+
+hess_status hess__hvp_open(hess_context *ctx,
+                           hess_tensor *loss,
+                           size_t n,
+                           hess_tensor *const params[],
+                           size_t k,
+                           const hess_hessian_opts *opts,
+                           const char *fn,
+                           hess__hvp_op **out)
+{
+    *out = NULL;
+    hess_status st = check_call(ctx, loss, n, params, out, fn);
+    if (st != HESS_OK)
+        return st;
+    const hess_mark mk = hess__mark(ctx);
+    hess__hvp_op *op = hess__calloc(ctx, sizeof *op, fn);
+    const size_t N = hess_param_count(n, params);
+    /* the first sweep (made with the graph) multiplies zeros: k or one flat
+     * direction */
+    double *zeros = op ? hess__calloc(ctx, (k > 1 ? k : 1) * N * sizeof *zeros, fn) : NULL;
+    if (!zeros) {
+        hess__rewind(ctx, &mk);
+        return ctx->status;
+    }
+    hess_hessian_opts o = {0};
+    if (opts)
+        o.flags = opts->flags, o.max_bytes = opts->max_bytes, o.block_rows = opts->block_rows;
+    if (o.block_rows > k)
+        o.block_rows = k;
+    /* m = k + 1 directions: k per sweep at most (fewer when the memory budget
+     * says so), and a replay plan */
+    const char *saved = hess__api_enter(ctx, fn);
+    st = hvp_build(ctx, loss, n, params, n, params, k <= 1 ? 1 : k + 1, zeros, &o, &op->G, fn);
+    if (st == HESS_OK && !op->G.plan.ids)
+        st = hess__replay_plan(ctx, n, op->G.v, &op->G.plan);
+    hess__api_leave(ctx, saved, NULL);
+    if (st != HESS_OK) {
+        hess__rewind(ctx, &mk);
+        return st;
+    }
+    op->ctx = ctx;
+    op->mk = mk;
+    op->fn = fn;
+    *out = op;
+    return HESS_OK;
+}
+
+hess_status hess__hvp_apply(hess__hvp_op *op, size_t m, const double *X, double *Y)
+{
+    const hvp_graph *G = &op->G;
+    const char *saved = hess__api_enter(op->ctx, op->fn);
+    hess_status st = HESS_OK;
+    for (size_t r0 = 0; r0 < m && st == HESS_OK; r0 += (size_t)G->k) {
+        const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
+        set_dirs(G, X, r0, kk);
+        st = hess__replay_run(op->ctx, &G->plan, op->fn);
+        for (size_t q = 0; q < kk && st == HESS_OK; q++)
+            get_row(G, q, Y + (r0 + q) * G->cols);
+    }
+    hess__api_leave(op->ctx, saved, NULL);
+    return st;
+}
+
+void hess__hvp_close(hess__hvp_op *op)
+{
+    if (op)
+        hess__rewind(op->ctx, &op->mk);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Public functions                                                         */
 /* ------------------------------------------------------------------------ */
 

@@ -14,4 +14,24 @@
 HESS_INTERNAL hess_status hess__progress(
     hess_context *ctx, const hess_hessian_opts *opts, size_t done, size_t total, const char *fn);
 
+/* The Hessian as an operator kept open: the gradient graph and a batched
+ * double-backward graph of up to k directions (fewer when opts->max_bytes or
+ * opts->block_rows says so; k <= 1: one direction, unbatched) built once in
+ * the arena; each apply writes m directions (rows of X, m x N)
+ * k at a time and replays, rows of Y = H x.  open checks the arguments as the
+ * Hessian functions do (naming fn) and brings the loss up to date; close goes
+ * back to where open began, so the caller's arena scratch is made after open
+ * and given back before close. */
+typedef struct hess__hvp_op hess__hvp_op;
+HESS_INTERNAL hess_status hess__hvp_open(hess_context *ctx,
+                                         hess_tensor *loss,
+                                         size_t n,
+                                         hess_tensor *const params[],
+                                         size_t k,
+                                         const hess_hessian_opts *opts,
+                                         const char *fn,
+                                         hess__hvp_op **out);
+HESS_INTERNAL hess_status hess__hvp_apply(hess__hvp_op *op, size_t m, const double *X, double *Y);
+HESS_INTERNAL void hess__hvp_close(hess__hvp_op *op);
+
 #endif /* HESS_SECOND_ORDER_H */
