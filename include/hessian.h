@@ -499,6 +499,34 @@ HESS_API hess_status hess_vjp(hess_context *ctx,
                               hess_tensor *grads[],
                               unsigned flags);
 
+/**
+ * Jacobian-vector product (forward mode): jv = J v, J = d output / d wrt, for
+ * an output of any shape; v has N = hess_param_count(n, wrt) elements (wrt
+ * flattened in order, each row-major) and jv numel(output) (caller's).  One
+ * forward-mode pass: each op on a path from wrt to output gives its tangent
+ * from its sources' by its forward-mode rule.  An output that depends on no
+ * wrt tensor gives zeros (as torch.func.jvp).  Brings output up to date
+ * first; the tape is left as it was found.  Statuses as hess_grad.  Cost:
+ * about twice the forward pass.
+ */
+HESS_API hess_status hess_jvp(hess_context *ctx,
+                              hess_tensor *output,
+                              size_t n,
+                              hess_tensor *const wrt[],
+                              const double *v,
+                              double *jv);
+
+/**
+ * The Jacobian d output / d wrt, numel(output) x N row-major into J
+ * (caller's), N = hess_param_count(n, wrt); columns of wrt the output does not
+ * depend on are zero.  Forward mode when N <= numel(output) (columns, 64 per
+ * pass), else reverse mode (rows, 64 per pass); either pass is built once and
+ * re-run for each block.  Statuses as hess_jvp.  Cost: about
+ * min(N, numel(output)) / 64 batched passes of 64 directions each.
+ */
+HESS_API hess_status hess_jacobian(
+    hess_context *ctx, hess_tensor *output, size_t n, hess_tensor *const wrt[], double *J);
+
 /* ------------------------------------------------------------------------ */
 /* Hessians.  Parameters are flattened in the order given, each row-major  */
 /* (torch.nn.utils.parameters_to_vector); N = hess_param_count().  params  */
@@ -530,6 +558,19 @@ HESS_API hess_status hess_hvp(hess_context *ctx,
                               hess_tensor *const params[],
                               const double *v,
                               double *hv);
+
+/**
+ * hv = H v as hess_hvp, by forward over reverse: the gradient graph, then one
+ * forward-mode pass of the gradient in the direction v (hess_jvp of the
+ * gradient).  Same values as hess_hvp to rounding; statuses as hess_hvp.
+ * Cost: about 2G, like hess_hvp.
+ */
+HESS_API hess_status hess_hvp_fwd(hess_context *ctx,
+                                  hess_tensor *loss,
+                                  size_t n,
+                                  hess_tensor *const params[],
+                                  const double *v,
+                                  double *hv);
 
 /**
  * The full N x N Hessian, row-major, into h (N*N doubles, caller's).  Rows are

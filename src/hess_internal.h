@@ -6,7 +6,7 @@
  *   kernels/kernels.h   numbers only: the matrix product and the ops' kernels
  *   core/core.h         context, arena, errors, tensors, the tape, op records
  *   ops/ops.h           the op records and their builders, the registry
- *   diff/diff.h         reverse mode
+ *   diff/diff.h         reverse and forward mode
  *   hessian/second_order.h   Hessian-vector products, Hessians, gradcheck
  *   io/io.h             files: .npy, the reference format, SVG
  */

@@ -334,6 +334,29 @@ ad_hvp(fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const
     return hess_hvp(ctx, loss, n, p, f->dir, null_out ? NULL : f->obuf);
 }
 
+static hess_status ad_hvp_fwd(
+    fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const p[], int null_out)
+{
+    f->last_n = hess_param_count(n, p);
+    return hess_hvp_fwd(ctx, loss, n, p, f->dir, null_out ? NULL : f->obuf);
+}
+
+/* hess_jvp and hess_jacobian of an output the wrt tensors do not reach: zeros. */
+static hess_status forward_unused(fx *f, bool jac)
+{
+    for (size_t i = 0; i < 6; i++)
+        f->obuf[i] = -1.0;
+    hess_status st = jac ? hess_jacobian(f->ctx, f->out, 1, &f->u, f->obuf)
+                         : hess_jvp(f->ctx, f->out, 1, &f->u, f->dir, f->obuf);
+    if (st != HESS_OK)
+        return st;
+    const size_t m = (size_t)hess_tensor_numel(f->out) * (jac ? 2 : 1);
+    for (size_t i = 0; i < m; i++)
+        if (f->obuf[i] != 0.0)
+            return WRONG;
+    return HESS_OK;
+}
+
 static hess_status ad_hessian(
     fx *f, hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const p[], int null_out)
 {
@@ -1152,6 +1175,58 @@ static hess_status set_bce_targets(fx *f, double bad)
       CALL(hess_vjp(f->ctx, 1, &f->out, &f->fx3, NP, f->p, f->g, 0)))                              \
     X(vjp_freed_output, K_WORK, "hess_vjp", ST, "freed", 0,                                        \
       CALL(hess_vjp(f->ctx, 1, &f->dead, &f->seed_bad, NP, f->p, f->g, 0)))                        \
+    /* forward mode */                                                                             \
+    X(jvp_null_ctx, K_WORK, "hess_jvp", A, NULL, F_NOCTX,                                          \
+      CALL(hess_jvp(NULL, f->out, NP, f->p, f->dir, f->obuf)))                                     \
+    X(jvp_null_output, K_WORK, "hess_jvp", A, "NULL", 0,                                           \
+      CALL(hess_jvp(f->ctx, NULL, NP, f->p, f->dir, f->obuf)))                                     \
+    X(jvp_n_zero, K_WORK, "hess_jvp", A, "empty", 0,                                              \
+      CALL(hess_jvp(f->ctx, f->out, 0, f->p, f->dir, f->obuf)))                                    \
+    X(jvp_null_wrt, K_WORK, "hess_jvp", A, "empty", 0,                                            \
+      CALL(hess_jvp(f->ctx, f->out, NP, NULL, f->dir, f->obuf)))                                   \
+    X(jvp_wrt_null, K_WORK, "hess_jvp", A, "NULL", 0,                                              \
+      CALL(hess_jvp(f->ctx, f->out, 2, f->pnull, f->dir, f->obuf)))                                \
+    X(jvp_duplicate, K_WORK, "hess_jvp", A, "wrt[1] is the same tensor as wrt[0]", 0,              \
+      CALL(hess_jvp(f->ctx, f->out, 2, f->pdup, f->dir, f->obuf)))                                 \
+    X(jvp_foreign_output, K_WORK, "hess_jvp", A, "another context", 0,                             \
+      CALL(hess_jvp(f->ctx, f->floss, NP, f->p, f->dir, f->obuf)))                                 \
+    X(jvp_foreign_wrt, K_WORK, "hess_jvp", A, "another context", 0,                                \
+      CALL(hess_jvp(f->ctx, f->out, 2, f->pf, f->dir, f->obuf)))                                   \
+    X(jvp_freed_output, K_WORK, "hess_jvp", ST, "freed", 0,                                        \
+      CALL(hess_jvp(f->ctx, f->dead, NP, f->p, f->dir, f->obuf)))                                  \
+    X(jvp_freed_wrt, K_WORK, "hess_jvp", ST, "freed", 0,                                           \
+      CALL(hess_jvp(f->ctx, f->out, 2, f->pd, f->dir, f->obuf)))                                   \
+    X(jacobian_null_ctx, K_WORK, "hess_jacobian", A, NULL, F_NOCTX,                                \
+      CALL(hess_jacobian(NULL, f->out, NP, f->p, f->obuf)))                                        \
+    X(jacobian_null_output, K_WORK, "hess_jacobian", A, "NULL", 0,                                 \
+      CALL(hess_jacobian(f->ctx, NULL, NP, f->p, f->obuf)))                                        \
+    X(jacobian_n_zero, K_WORK, "hess_jacobian", A, "empty", 0,                                    \
+      CALL(hess_jacobian(f->ctx, f->out, 0, f->p, f->obuf)))                                       \
+    X(jacobian_null_wrt, K_WORK, "hess_jacobian", A, "empty", 0,                                  \
+      CALL(hess_jacobian(f->ctx, f->out, NP, NULL, f->obuf)))                                      \
+    X(jacobian_wrt_null, K_WORK, "hess_jacobian", A, "NULL", 0,                                    \
+      CALL(hess_jacobian(f->ctx, f->out, 2, f->pnull, f->obuf)))                                   \
+    X(jacobian_duplicate, K_WORK, "hess_jacobian", A, "wrt[1] is the same tensor as wrt[0]", 0,    \
+      CALL(hess_jacobian(f->ctx, f->out, 2, f->pdup, f->obuf)))                                    \
+    X(jacobian_foreign_output, K_WORK, "hess_jacobian", A, "another context", 0,                   \
+      CALL(hess_jacobian(f->ctx, f->floss, NP, f->p, f->obuf)))                                    \
+    X(jacobian_foreign_wrt, K_WORK, "hess_jacobian", A, "another context", 0,                      \
+      CALL(hess_jacobian(f->ctx, f->out, 2, f->pf, f->obuf)))                                      \
+    X(jacobian_freed_output, K_WORK, "hess_jacobian", ST, "freed", 0,                              \
+      CALL(hess_jacobian(f->ctx, f->dead, NP, f->p, f->obuf)))                                     \
+    X(jacobian_freed_wrt, K_WORK, "hess_jacobian", ST, "freed", 0,                                 \
+      CALL(hess_jacobian(f->ctx, f->out, 2, f->pd, f->obuf)))                                      \
+    X(jvp_null_v, K_WORK, "hess_jvp", A, "NULL", 0,                                                \
+      CALL(hess_jvp(f->ctx, f->out, NP, f->p, NULL, f->obuf)))                                     \
+    X(jvp_null_out, K_WORK, "hess_jvp", A, "NULL", 0,                                              \
+      CALL(hess_jvp(f->ctx, f->out, NP, f->p, f->dir, NULL)))                                      \
+    X(jacobian_null_out, K_WORK, "hess_jacobian", A, "NULL", 0,                                    \
+      CALL(hess_jacobian(f->ctx, f->out, NP, f->p, NULL)))                                         \
+    X(jvp_unused, K_WORK, "hess_jvp", OK, NULL, 0, CALL(forward_unused(f, false)))                 \
+    X(jacobian_unused, K_WORK, "hess_jacobian", OK, NULL, 0, CALL(forward_unused(f, true)))        \
+    X(hvp_fwd_null_v, K_WORK, "hess_hvp_fwd", A, "direction", 0,                                   \
+      CALL(hess_hvp_fwd(f->ctx, f->loss, NP, f->p, NULL, f->obuf)))                                \
+    HESS_ROWS(X, hvp_fwd, "hess_hvp_fwd", ad_hvp_fwd)                                              \
     /* Hessians */                                                                                 \
     HESS_ROWS(X, hvp, "hess_hvp", ad_hvp)                                                          \
     HESS_ROWS(X, hessian, "hess_hessian", ad_hessian)                                              \

@@ -578,6 +578,9 @@ static void test_grad_table_covers_every_op(void **state)
         assert_true(d->arity >= 1 && d->arity <= HESS_MAX_SRC);
         if (!d->vjp)
             fail_msg("op %s has no backward rule", d->name);
+        if (!d->jvp && !(d->flags & HESS_OPF_CONSTANT) &&
+            !((d->flags & HESS_OPF_ELEMENTWISE) && d->arity == 1))
+            fail_msg("op %s has no forward-mode rule (and is not a unary elementwise op)", d->name);
     }
 }
 
@@ -928,6 +931,130 @@ static void check_third(runner *r, uint64_t *s, int64_t tape0)
     assert_ok(ctx, hess_context_rewind(ctx, m));
 }
 
+/* Fails unless got agrees with want to RTOL_SAME of the sum of the magnitudes
+ * that made want (two exact routes to one dot product). */
+static void compare_dot(const runner *r, const char *what, double got, double want, double mag)
+{
+    if (!(fabs(got - want) <= RTOL_SAME * (mag > 1e-300 ? mag : 1e-300)))
+        fail_msg("%s, point %d: %s = %.17g, expected %.17g (magnitude %.3g)", r->gc->name, r->point,
+                 what, got, want, mag);
+}
+
+/* K tangents at once through the internal forward pass (a batched pass, as
+ * hess_jacobian makes): outputs' tangents [K, out...] for unit directions of
+ * all parameters, K = N; J (M x N) from them. */
+static void forward_units(runner *r, size_t n_out, hess_tensor *const outs[], double *J, size_t M)
+{
+    hess_context *ctx = r->ctx;
+    const size_t N = r->N, np = (size_t)r->gc->np;
+    static double units[MAXN * MAXN];
+    memset(units, 0, sizeof units);
+    hess_tensor *t[3], *to[3];
+    for (size_t i = 0; i < np; i++) {
+        int64_t shape[8];
+        const int nd = hess_tensor_ndim(r->p[i]);
+        shape[0] = (int64_t)N;
+        memcpy(shape + 1, hess_tensor_shape(r->p[i]), (size_t)nd * sizeof *shape);
+        const size_t len = (size_t)hess_tensor_numel(r->p[i]);
+        for (size_t c = 0; c < N; c++)
+            if (c >= r->off[i] && c < r->off[i] + len)
+                units[c * len + (c - r->off[i])] = 1.0;
+        t[i] = hess_tensor_new(ctx, nd + 1, shape, units);
+        memset(units, 0, N * len * sizeof *units);
+    }
+    assert_ok(ctx,
+              hess__forward(ctx, n_out, outs, np, r->p, t, to, 0, (int64_t)N, "test", "params"));
+    size_t row = 0;
+    for (size_t j = 0; j < n_out; j++) {
+        const size_t len = (size_t)hess_tensor_numel(outs[j]);
+        assert_int_equal(hess_tensor_numel(to[j]), (int64_t)(len * N));
+        for (size_t c = 0; c < N; c++)
+            for (size_t q = 0; q < len; q++)
+                J[(row + q) * N + c] = hess_tensor_data(to[j])[c * len + q];
+        row += len;
+    }
+    assert_int_equal(row, M);
+}
+
+/* Forward mode: hess_jvp of the loss against the reverse gradient; the
+ * Jacobian of the entry's op node (the last on the forward tape) by
+ * hess_jacobian, by one hess_jvp per column and by a batched forward pass,
+ * against rows from hess_vjp; hess_hvp_fwd against hess_hvp, and a batched
+ * forward pass over the gradient graph against the Hessian. */
+static void check_forward(runner *r, uint64_t *s, int64_t tape0)
+{
+    hess_context *ctx = r->ctx;
+    const size_t N = r->N, np = (size_t)r->gc->np;
+    double v[MAXN], ga[MAXN], jv, hv[MAXN], hvf[MAXN];
+    static double H[MAXN * MAXN], Hf[MAXN * MAXN];
+    for (size_t i = 0; i < N; i++)
+        v[i] = rnd_uniform(s, -1, 1);
+    grad_at(r, r->x, ga);
+    set_params(r, r->x);
+    const hess_mark m = hess_context_mark(ctx);
+    hess_tensor *L = build(r);
+    assert_ok(ctx, hess_jvp(ctx, L, np, r->p, v, &jv));
+    double want = 0, mag = 0;
+    for (size_t i = 0; i < N; i++) {
+        want += ga[i] * v[i];
+        mag += fabs(ga[i] * v[i]);
+    }
+    compare_dot(r, "hess_jvp of the loss vs grad . v", jv, want, mag);
+
+    assert_ok(ctx, hess_hvp(ctx, L, np, r->p, v, hv));
+    assert_ok(ctx, hess_hvp_fwd(ctx, L, np, r->p, v, hvf));
+    compare(r, "hess_hvp_fwd vs hess_hvp", hvf, hv, N, RTOL_SAME);
+
+    /* the op's node: the Jacobian four ways */
+    hess_tensor *node = NULL;
+    const hess_op_def *def = hess__op_at(op_pos(r->gc->op));
+    for (int64_t id = tape0; id < ctx->n_nodes; id++)
+        if (ctx->nodes[id]->def == def)
+            node = ctx->nodes[id];
+    if (node) {
+        const size_t M = (size_t)hess_tensor_numel(node);
+        double *J = test_malloc(M * N * sizeof *J), *Jr = test_malloc(M * N * sizeof *Jr);
+        double *Jb = test_malloc(M * N * sizeof *Jb), *col = test_malloc(M * sizeof *col);
+        double *seedv = test_calloc(M, sizeof *seedv);
+        for (size_t q = 0; q < M; q++) { /* rows by reverse mode */
+            seedv[q] = 1.0;
+            hess_tensor *seed =
+                hess_tensor_new(ctx, hess_tensor_ndim(node), hess_tensor_shape(node), seedv);
+            hess_tensor *g[3];
+            assert_ok(ctx, hess_vjp(ctx, 1, &node, &seed, np, r->p, g, HESS_ALLOW_UNUSED));
+            flatten(r, g, Jr + q * N);
+            seedv[q] = 0.0;
+        }
+        const double scale = max_abs(Jr, M * N) > 0 ? max_abs(Jr, M * N) : 1.0;
+        assert_ok(ctx, hess_jacobian(ctx, node, np, r->p, J));
+        compare(r, "hess_jacobian vs hess_vjp rows", J, Jr, M * N, RTOL_SAME);
+        for (size_t c = 0; c < N; c++) { /* columns by forward mode */
+            double e[MAXN] = {0};
+            e[c] = 1.0;
+            assert_ok(ctx, hess_jvp(ctx, node, np, r->p, e, col));
+            for (size_t q = 0; q < M; q++)
+                if (!(fabs(col[q] - Jr[q * N + c]) <= RTOL_SAME * scale))
+                    fail_msg("%s, point %d: hess_jvp column %zu row %zu = %.17g, hess_vjp %.17g",
+                             r->gc->name, r->point, c, q, col[q], Jr[q * N + c]);
+        }
+        const hess_mark m2 = hess_context_mark(ctx);
+        forward_units(r, 1, &node, Jb, M);
+        compare(r, "batched forward pass vs hess_vjp rows", Jb, Jr, M * N, RTOL_SAME);
+        assert_ok(ctx, hess_context_rewind(ctx, m2));
+        test_free(J), test_free(Jr), test_free(Jb), test_free(col), test_free(seedv);
+    } else if (!r->gc->in_grad) {
+        fail_msg("%s: no %s node on the forward tape", r->gc->name, r->gc->op);
+    }
+
+    /* a batched forward pass over the gradient graph: the Hessian's columns */
+    hess_tensor *g[3];
+    assert_ok(ctx, hess_grad(ctx, L, np, r->p, g, HESS_CREATE_GRAPH));
+    forward_units(r, np, g, Hf, N);
+    assert_ok(ctx, hess_hessian(ctx, L, np, r->p, H));
+    compare(r, "batched forward over the gradient vs hess_hessian", Hf, H, N * N, 1e-10);
+    assert_ok(ctx, hess_context_rewind(ctx, m));
+}
+
 static void test_grad_case(void **state)
 {
     const grad_case *gc = *state;
@@ -938,6 +1065,7 @@ static void test_grad_case(void **state)
         const int64_t tape0 = r.ctx->n_nodes;
         check_first_second(&r, &s);
         check_third(&r, &s, tape0);
+        check_forward(&r, &s, tape0);
         /* every check left the context as it found it */
         assert_int_equal(r.ctx->n_nodes, tape0);
         assert_memory_equal(hess_tensor_data(r.p[0]), r.x, r.off[1] * sizeof(double));

@@ -106,6 +106,10 @@ typedef struct hess_pass {
 
 /* Record flags. */
 #define HESS_OPF_CONSTANT 1u /* no derivative flows through it (hess_detach) */
+/* One source, out[i] = f(a[i]): the Jacobian is diagonal, so the forward-mode
+ * rule is the vjp rule applied to the tangent, and the curvature rules follow
+ * from the vjp rule too (f' and g f'' by differentiating it). */
+#define HESS_OPF_ELEMENTWISE 2u
 
 /* One op, defined in one place.  A node points at its record, so records can
  * also be made at run time.  forward computes out->data from out->src[]
@@ -138,8 +142,10 @@ struct hess_op_def {
                 hess_tensor *out,
                 hess_tensor *g,
                 hess_tensor *gin[HESS_MAX_SRC]);
-    /* Forward mode: the tangent of out given those of the sources (NULL:
-     * zero), built from ops. */
+    /* Forward mode: the tangent of out given those of the sources (tin[i]
+     * NULL: zero; each shaped like its source, behind [k] in a batched pass),
+     * built from ops; NULL when it is zero.  May be NULL for an op flagged
+     * HESS_OPF_ELEMENTWISE (its vjp rule serves). */
     hess_tensor *(*jvp)(hess_context *ctx,
                         const hess_pass *pass,
                         hess_tensor *out,

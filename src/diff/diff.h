@@ -1,6 +1,8 @@
 /*
  * diff.h -- differentiation: the reverse mode (reverse.c) that hess_grad,
- * hess_vjp and the second-order functions above it are built on.
+ * hess_vjp and the second-order functions above it are built on, the forward
+ * mode (forward.c: hess_jvp, hess_jacobian), and what both ask first
+ * (depend.c).
  */
 #ifndef HESS_DIFF_H
 #define HESS_DIFF_H
@@ -27,5 +29,62 @@ HESS_INTERNAL hess_status hess__backward(hess_context *ctx,
                                          int64_t k,
                                          const char *fn,
                                          const char *what);
+
+/* The forward pass behind hess_jvp: tangents touts[] of the outputs (each
+ * shaped like its output, behind [k] when k > 0) for tangents[] of wrt[] (each
+ * shaped like its wrt tensor, behind [k] likewise).  An output that depends
+ * on no wrt tensor gets zeros.  flags: HESS_CREATE_GRAPH (the tangents can be
+ * differentiated again), HESS__FRESH.  fn and what as hess__backward. */
+HESS_INTERNAL hess_status hess__forward(hess_context *ctx,
+                                        size_t n_out,
+                                        hess_tensor *const outputs[],
+                                        size_t n,
+                                        hess_tensor *const wrt[],
+                                        hess_tensor *const tangents[],
+                                        hess_tensor *touts[],
+                                        unsigned flags,
+                                        int64_t k,
+                                        const char *fn,
+                                        const char *what);
+
+/* Leaves shaped like ts[0..n) (behind [k] when k > 0), holding the flat
+ * vector x when it is not NULL (else unset); an arena array, NULL on failure
+ * (recorded, naming fn). */
+HESS_INTERNAL hess_tensor **hess__leaves_like(hess_context *ctx,
+                                              size_t n,
+                                              hess_tensor *const ts[],
+                                              int64_t k,
+                                              const double *x,
+                                              const char *fn);
+
+/* ------------------------------------------------------------------------ */
+/* Dependence (depend.c)                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Marks of hess__depend_sweep: depends on some wrt tensor through recorded
+ * nodes (REQ); through any nodes but hess_detach's (ANY); through a node made
+ * by a pass without HESS_CREATE_GRAPH (CUT). */
+#define HESS__REQ 1u
+#define HESS__ANY 2u
+#define HESS__CUT 4u
+
+/* Whether t is shaped like `like`, behind [k] when k > 0 (a seed or a tangent). */
+HESS_INTERNAL bool hess__fits(int64_t k, const hess_tensor *like, const hess_tensor *t);
+/* Marks, in tape order over [lo, top], the nodes that depend on a node marked
+ * HESS__REQ | HESS__ANY (mask[id - lo]). */
+HESS_INTERNAL void
+hess__depend_sweep(const hess_context *ctx, int64_t lo, int64_t top, unsigned char *mask);
+/* Records HESS_ERR_NODIFF naming fn and the first wrt tensor that out depends
+ * on only through a pass without HESS_CREATE_GRAPH; mask is scratch of
+ * top - lo + 1 bytes.  Returns the status. */
+HESS_INTERNAL hess_status hess__cut_error(hess_context *ctx,
+                                          const hess_tensor *out,
+                                          size_t n,
+                                          hess_tensor *const wrt[],
+                                          int64_t lo,
+                                          int64_t top,
+                                          unsigned char *mask,
+                                          const char *fn,
+                                          const char *what);
 
 #endif /* HESS_DIFF_H */

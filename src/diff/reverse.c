@@ -9,23 +9,6 @@
 
 #include <string.h>
 
-#define REQ 1u /* depends on some wrt tensor through recorded nodes */
-#define ANY 2u /* depends on some wrt tensor through any nodes but hess_detach's */
-#define CUT 4u /* ... through a node made by a pass without HESS_CREATE_GRAPH */
-
-/* A seed is shaped like its output, behind [k] in a batched pass. */
-static bool seed_fits(int64_t k, const hess_tensor *out, const hess_tensor *seed)
-{
-    if (!k)
-        return hess__same_shape(out, seed);
-    if (seed->ndim != out->ndim + 1 || seed->shape[0] != k)
-        return false;
-    for (int i = 0; i < out->ndim; i++)
-        if (seed->shape[i + 1] != out->shape[i])
-            return false;
-    return true;
-}
-
 /* Validates the arguments common to hess_grad and hess_vjp. */
 static hess_status check_args(hess_context *ctx,
                               size_t n_out,
@@ -50,7 +33,7 @@ static hess_status check_args(hess_context *ctx,
     for (size_t j = 0; j < n_out; j++) {
         if ((st = hess__check(ctx, outputs[j], fn)) || (st = hess__check(ctx, seeds[j], fn)))
             return st;
-        if (!seed_fits(k, outputs[j], seeds[j])) {
+        if (!hess__fits(k, outputs[j], seeds[j])) {
             char a[96], b[96];
             hess__error(ctx, HESS_ERR_SHAPE, "%s: seed %s does not match output %s", fn,
                         hess__shape_str(a, seeds[j]->ndim, seeds[j]->shape),
@@ -59,60 +42,6 @@ static hess_status check_args(hess_context *ctx,
         }
     }
     return hess__check_list(ctx, n, wrt, what, fn);
-}
-
-/* Marks, in tape order over [lo, top], the nodes that depend on a node marked
- * REQ | ANY: REQ through recorded nodes, ANY through any node but the results
- * of hess_detach (a constant by request), CUT through a node made by a
- * backward pass without HESS_CREATE_GRAPH (a constant by omission). */
-static void depend_sweep(const hess_context *ctx, int64_t lo, int64_t top, unsigned char *mask)
-{
-    for (int64_t id = lo; id <= top; id++) {
-        const hess_tensor *t = ctx->nodes[id];
-        if (mask[id - lo] || hess__is_leaf(t) || (t->def->flags & HESS_OPF_CONSTANT))
-            continue;
-        unsigned m = 0;
-        for (int k = 0; k < HESS_MAX_SRC; k++)
-            if (t->src[k] && t->src[k]->id >= lo)
-                m |= mask[t->src[k]->id - lo];
-        if (t->flags & HESS_T_DETACHED)
-            m = m & ANY ? ANY | CUT : 0;
-        mask[id - lo] = (unsigned char)m;
-    }
-}
-
-/* The output depends on some wrt only through a gradient taken without
- * HESS_CREATE_GRAPH: its derivative would miss those paths.  Names the first
- * wrt tensor that does. */
-static hess_status cut_error(hess_context *ctx,
-                             const hess_tensor *out,
-                             size_t n,
-                             hess_tensor *const wrt[],
-                             int64_t lo,
-                             int64_t top,
-                             unsigned char *mask,
-                             const char *fn,
-                             const char *what)
-{
-    size_t which = 0;
-    for (size_t i = 0; i < n; i++) {
-        memset(mask, 0, (size_t)(top - lo + 1));
-        if (wrt[i]->id > top)
-            continue;
-        mask[wrt[i]->id - lo] = REQ | ANY;
-        depend_sweep(ctx, lo, top, mask);
-        if (mask[out->id - lo] & CUT) {
-            which = i;
-            break;
-        }
-    }
-    hess__error(ctx, HESS_ERR_NODIFF,
-                "%s: the output depends on %s[%zu] through a gradient taken without "
-                "HESS_CREATE_GRAPH, which is a constant to differentiation: pass "
-                "HESS_CREATE_GRAPH to the hess_grad or hess_vjp that made it (or hess_detach "
-                "it to treat it as a constant)",
-                fn, what, which);
-    return HESS_ERR_NODIFF;
 }
 
 /* Adds c into the cotangent slot *slot ("add or set"). */
@@ -133,7 +62,7 @@ static void reverse_sweep(hess_context *ctx,
 {
     for (int64_t id = top; id >= lo && ctx->status == HESS_OK; id--) {
         hess_tensor *t = ctx->nodes[id], *g = cot[id - lo];
-        if (!g || hess__is_leaf(t) || !(mask[id - lo] & REQ))
+        if (!g || hess__is_leaf(t) || !(mask[id - lo] & HESS__REQ))
             continue;
         const hess_op_def *def = t->def;
         if (!def->vjp) {
@@ -143,12 +72,12 @@ static void reverse_sweep(hess_context *ctx,
         hess_tensor *gin[HESS_MAX_SRC] = {NULL};
         pass->need = 0;
         for (int k = 0; k < def->arity; k++)
-            if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & REQ))
+            if (t->src[k]->id >= lo && (mask[t->src[k]->id - lo] & HESS__REQ))
                 pass->need |= 1u << k;
         def->vjp(ctx, pass, t, g, gin);
         for (int k = 0; k < def->arity && ctx->status == HESS_OK; k++) {
             hess_tensor *s = t->src[k];
-            if (gin[k] && s->id >= lo && (mask[s->id - lo] & REQ))
+            if (gin[k] && s->id >= lo && (mask[s->id - lo] & HESS__REQ))
                 accumulate(ctx, &cot[s->id - lo], gin[k]);
         }
     }
@@ -190,11 +119,11 @@ static hess_status backward_impl(hess_context *ctx,
     /* Forward sweep: which nodes depend on a wrt tensor (detached nodes do not). */
     for (size_t i = 0; i < n; i++)
         if (wrt[i]->id <= top)
-            mask[wrt[i]->id - lo] = REQ | ANY;
-    depend_sweep(ctx, lo, top, mask);
+            mask[wrt[i]->id - lo] = HESS__REQ | HESS__ANY;
+    hess__depend_sweep(ctx, lo, top, mask);
     for (size_t j = 0; j < n_out && span; j++)
-        if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & CUT))
-            return cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
+        if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & HESS__CUT))
+            return hess__cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
 
     hess_pass pass = {0, (flags & HESS_CREATE_GRAPH) != 0, k, fn};
     const int64_t first_new = ctx->n_nodes;

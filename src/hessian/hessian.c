@@ -418,6 +418,50 @@ hess_status hess_hvp(hess_context *ctx,
     return st;
 }
 
+/* Forward over reverse: the gradient graph g = dL/dθ, then one forward-mode
+ * pass of g with tangent v, whose tangent is H v. */
+hess_status hess_hvp_fwd(hess_context *ctx,
+                         hess_tensor *loss,
+                         size_t n,
+                         hess_tensor *const params[],
+                         const double *v,
+                         double *hv)
+{
+    static const char fn[] = "hess_hvp_fwd";
+    hess_status st = check_call(ctx, loss, n, params, hv, fn);
+    if (st != HESS_OK)
+        return st;
+    if (!v) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL direction v", fn);
+        return HESS_ERR_ARG;
+    }
+    const hess_mark mk = hess__mark(ctx);
+    const int64_t first = ctx->n_nodes;
+    ctx->api = fn;
+    const double one_v = 1.0;
+    hess_tensor *one = hess_tensor_new(ctx, loss->ndim, loss->shape, &one_v);
+    hess_tensor **g = hess__alloc(ctx, n * sizeof *g, fn),
+                **hvt = hess__alloc(ctx, n * sizeof *hvt, fn);
+    hess_tensor **t = hess__leaves_like(ctx, n, params, 0, v, fn);
+    if (one && g && hvt && t) {
+        ctx->lazy++;
+        st = hess__backward(ctx, 1, &loss, &one, n, params, g, HESS_CREATE_GRAPH | HESS__FRESH, 0,
+                            fn, "params");
+        if (st == HESS_OK)
+            st = hess__forward(ctx, n, g, n, params, t, hvt, HESS__FRESH, 0, fn, "params");
+        ctx->lazy--;
+        if (st == HESS_OK)
+            st = hess__eval(ctx, first, n, hvt, fn);
+        for (size_t i = 0; i < n && st == HESS_OK; i++) {
+            memcpy(hv, hvt[i]->data, (size_t)hvt[i]->numel * sizeof *hv);
+            hv += hvt[i]->numel;
+        }
+    }
+    ctx->api = NULL;
+    hess__rewind(ctx, &mk);
+    return ctx->status;
+}
+
 hess_status hess_hvp_batch(hess_context *ctx,
                            hess_tensor *loss,
                            size_t n,

@@ -206,16 +206,30 @@ static bool broadcasts_to(int nsmall, const int64_t *small, int nbig, const int6
     return true;
 }
 
+/* sum_to and broadcast_to are linear: their tangents are the op applied to
+ * the source's tangent. */
+static HESS_JVP(sum_to_jvp)
+{
+    return tin[0] ? hess__sum_like(ctx, pass, tin[0], out) : NULL;
+}
+
+static HESS_JVP(broadcast_to_jvp)
+{
+    return hess__lift(ctx, pass, tin[0], out);
+}
+
 static const hess_op_def op_sum_to = {.name = "sum_to",
                                       .formula = "out = a summed over its broadcast dims",
                                       .arity = 1,
                                       .forward = sum_to_forward,
-                                      .vjp = sum_to_vjp};
+                                      .vjp = sum_to_vjp,
+                                      .jvp = sum_to_jvp};
 static const hess_op_def op_broadcast_to = {.name = "broadcast_to",
                                             .formula = "out = a repeated to a shape",
                                             .arity = 1,
                                             .forward = broadcast_to_forward,
-                                            .vjp = broadcast_to_vjp};
+                                            .vjp = broadcast_to_vjp,
+                                            .jvp = broadcast_to_jvp};
 
 /* sum_to (sum) or broadcast_to a's values to shape[nd], nd <= max_dims. */
 static hess_tensor *to(hess_context *ctx,

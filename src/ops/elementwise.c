@@ -73,6 +73,43 @@ VJP(div_vjp)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Forward-mode rules: the sources' tangents repeated to out's shape first  */
+/* ------------------------------------------------------------------------ */
+
+#define JVP static HESS_JVP
+
+/* d(a+b) = da + db */
+JVP(add_jvp)
+{
+    return hess__add_or(ctx, hess__lift(ctx, pass, tin[0], out),
+                        hess__lift(ctx, pass, tin[1], out));
+}
+
+/* d(a-b) = da - db */
+JVP(sub_jvp)
+{
+    hess_tensor *tb = hess__lift(ctx, pass, tin[1], out);
+    return hess__add_or(ctx, hess__lift(ctx, pass, tin[0], out), tb ? hess_neg(ctx, tb) : NULL);
+}
+
+/* d(ab) = da b + a db */
+JVP(mul_jvp)
+{
+    hess_tensor *a = out->src[0], *b = out->src[1];
+    hess_tensor *ta = hess__lift(ctx, pass, tin[0], out), *tb = hess__lift(ctx, pass, tin[1], out);
+    return hess__add_or(ctx, ta ? hess_mul(ctx, ta, b) : NULL, tb ? hess_mul(ctx, a, tb) : NULL);
+}
+
+/* d(a/b) = (da - out db) / b */
+JVP(div_jvp)
+{
+    hess_tensor *b = out->src[1];
+    hess_tensor *ta = hess__lift(ctx, pass, tin[0], out), *tb = hess__lift(ctx, pass, tin[1], out);
+    hess_tensor *num = hess__add_or(ctx, ta, tb ? hess_neg(ctx, hess_mul(ctx, out, tb)) : NULL);
+    return num ? hess_div(ctx, num, b) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Records and builders                                                     */
 /* ------------------------------------------------------------------------ */
 

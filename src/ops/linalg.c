@@ -321,6 +321,72 @@ static HESS_VJP(transpose_vjp)
     gin[0] = hess_transpose(ctx, g);
 }
 
+/* A vector operand (or its tangent, behind [K]) as the matrix it acts as: the
+ * first as a row [.., 1, k] (a column [.., m, 1] in the outer form), the
+ * second as a column [.., k, 1] (a row [.., 1, n] in the outer form). */
+static hess_tensor *
+as_matrix(hess_context *ctx, hess_tensor *t, const hess_tensor *src, int i, bool outer)
+{
+    if (!t || src->ndim != 1)
+        return t;
+    return unsqueeze(ctx, t, (i == 1) != outer);
+}
+
+/* A matrix operand's tangent behind [K], padded with ones after K to out's
+ * rank, so that K meets no batch dimension of the other operand. */
+static hess_tensor *
+pad_tangent(hess_context *ctx, const hess_pass *pass, hess_tensor *t, const hess_tensor *out)
+{
+    if (!t || !pass->k || t->ndim - 1 < 2 || t->ndim - 1 >= out->ndim)
+        return t;
+    int64_t shape[HESS_DIMS];
+    const int pad = out->ndim - (t->ndim - 1);
+    shape[0] = t->shape[0];
+    for (int i = 0; i < pad; i++)
+        shape[1 + i] = 1;
+    memcpy(shape + 1 + pad, t->shape + 1, (size_t)(t->ndim - 1) * sizeof *shape);
+    return hess__reshape_any(ctx, t, out->ndim + 1, shape);
+}
+
+/* d[op(A) op(B)] = op(dA) op(B) + op(A) op(dB), vectors taken as the matrices
+ * they act as and the sum reshaped to out's tangent; a tangent behind [K] meets
+ * the other operand as a batch of K. */
+static hess_tensor *
+matmul_tangent(hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *const tin[])
+{
+    hess_tensor *A = out->src[0], *B = out->src[1];
+    const bool outer = A->ndim == 1 && B->ndim == 1;
+    /* a vector enters untransposed as the matrix as_matrix makes */
+    const bool ta = A->ndim > 1 && out->par.mm.ta, tb = B->ndim > 1 && out->par.mm.tb;
+    hess_tensor *Am = as_matrix(ctx, A, A, 0, outer), *Bm = as_matrix(ctx, B, B, 1, outer);
+    hess_tensor *d = NULL;
+    if (tin[0])
+        d = mm(ctx, as_matrix(ctx, pad_tangent(ctx, pass, tin[0], out), A, 0, outer), Bm, ta, tb);
+    if (tin[1])
+        d = hess__add_or(
+            ctx, d,
+            mm(ctx, Am, as_matrix(ctx, pad_tangent(ctx, pass, tin[1], out), B, 1, outer), ta, tb));
+    return d ? hess__reshape_like(ctx, pass, d, out) : NULL;
+}
+
+static HESS_JVP(matmul_jvp)
+{
+    return matmul_tangent(ctx, pass, out, tin);
+}
+
+/* the matmul's tangent + dc on every row */
+static HESS_JVP(linear_jvp)
+{
+    return hess__add_or(ctx, matmul_tangent(ctx, pass, out, tin),
+                        hess__lift(ctx, pass, tin[2], out));
+}
+
+static HESS_JVP(transpose_jvp)
+{
+    (void)out, (void)pass;
+    return hess_transpose(ctx, tin[0]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Shapes and records                                                       */
 /* ------------------------------------------------------------------------ */
@@ -451,20 +517,23 @@ static const hess_op_def op_matmul = {
     .shape = matmul_shape,
     .prepare = mm_prepare,
     .forward = matmul_forward,
-    .vjp = matmul_vjp};
+    .vjp = matmul_vjp,
+    .jvp = matmul_jvp};
 static const hess_op_def op_linear = {.name = "linear",
                                       .formula = "out = op(A) op(B) + c, c [n] on every row",
                                       .arity = 3,
                                       .shape = linear_shape,
                                       .prepare = mm_prepare,
                                       .forward = linear_forward,
-                                      .vjp = linear_vjp};
+                                      .vjp = linear_vjp,
+                                      .jvp = linear_jvp};
 static const hess_op_def op_transpose = {.name = "transpose",
                                          .formula = "out[..., j, i] = a[..., i, j]",
                                          .arity = 1,
                                          .shape = transpose_shape,
                                          .forward = transpose_forward,
-                                         .vjp = transpose_vjp};
+                                         .vjp = transpose_vjp,
+                                         .jvp = transpose_jvp};
 
 /* ------------------------------------------------------------------------ */
 /* Builders                                                                 */

@@ -82,6 +82,30 @@ static void sigmoid_grad_vjp(
     }
 }
 
+/* d[g (1 - y^2)] = dg (1 - y^2) - 2 g y dy */
+static HESS_JVP(tanh_grad_jvp)
+{
+    hess_tensor *g = out->src[0], *y = out->src[1];
+    hess_tensor *tg = hess__lift(ctx, pass, tin[0], out), *ty = hess__lift(ctx, pass, tin[1], out);
+    return hess__add_or(ctx, tg ? tanh_grad(ctx, tg, y) : NULL,
+                        ty ? hess_mul(ctx, ty, hess__affine(ctx, hess_mul(ctx, g, y), -2.0, 0.0))
+                           : NULL);
+}
+
+/* d[g s'(a)] = dg s'(a) + g s''(a) da, s'' = -s' tanh(a/2) */
+static HESS_JVP(sigmoid_grad_jvp)
+{
+    hess_tensor *g = out->src[0], *a = out->src[1];
+    hess_tensor *tg = hess__lift(ctx, pass, tin[0], out), *ta = hess__lift(ctx, pass, tin[1], out);
+    hess_tensor *d2 = NULL;
+    if (ta) {
+        hess_tensor *t = hess_tanh(ctx, hess__affine(ctx, a, 0.5, 0.0));
+        d2 = hess_mul(ctx, ta,
+                      sigmoid_grad(ctx, hess__affine(ctx, hess_mul(ctx, g, t), -1.0, 0.0), a));
+    }
+    return hess__add_or(ctx, tg ? sigmoid_grad(ctx, tg, a) : NULL, d2);
+}
+
 HESS_BINARY_RECORD(tanh_grad, "out = g (1 - y^2), the derivative of tanh with y = tanh(a)")
 HESS_BINARY_RECORD(sigmoid_grad, "out = g sigmoid(a) sigmoid(-a), the derivative of sigmoid")
 
@@ -104,6 +128,7 @@ static hess_tensor *sigmoid_grad(hess_context *ctx, hess_tensor *g, hess_tensor 
     static const hess_op_def op_##NAME = {.name = #NAME,                                           \
                                           .formula = FORMULA,                                      \
                                           .arity = 1,                                              \
+                                          .flags = HESS_OPF_ELEMENTWISE,                           \
                                           .shape = hess__shape_same,                               \
                                           .forward = NAME##_forward,                               \
                                           .vjp = NAME##_vjp};                                      \
@@ -229,6 +254,7 @@ static const hess_op_def op_bce_with_logits = {
     .shape = pair_shape,
     .forward = bce_logits_forward,
     .vjp = bce_logits_vjp,
+    .jvp = hess__jvp_scalar,
     .check_src = bce_logits_check};
 
 static hess_tensor *

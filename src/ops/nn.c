@@ -116,12 +116,21 @@ static HESS_VJP(log_softmax_vjp)
     gin[0] = hess_sub(ctx, g, hess_mul(ctx, p, sum_keep(ctx, g, out)));
 }
 
+/* d out = da - sum(softmax(a) da, axis, keepdim) */
+static HESS_JVP(log_softmax_jvp)
+{
+    (void)pass;
+    hess_tensor *p = hess__softmax(ctx, out->src[0], out->par.axis.axis);
+    return hess_sub(ctx, tin[0], sum_keep(ctx, hess_mul(ctx, p, tin[0]), out));
+}
+
 static const hess_op_def op_log_softmax = {.name = "log_softmax",
                                            .formula = "out = a - log(sum(exp(a), axis))",
                                            .arity = 1,
                                            .shape = axis_shape,
                                            .forward = log_softmax_forward,
-                                           .vjp = log_softmax_vjp};
+                                           .vjp = log_softmax_vjp,
+                                           .jvp = log_softmax_jvp};
 
 /* out = exp(a - max) / sum(exp(a - max)) along the axis: in [0, 1] for any
  * finite a. */
@@ -154,12 +163,22 @@ static HESS_VJP(softmax_vjp)
     gin[0] = hess_mul(ctx, out, hess_sub(ctx, g, s));
 }
 
+/* The Jacobian of softmax is symmetric: the tangent is the vjp rule's result
+ * for the tangent. */
+static HESS_JVP(softmax_jvp)
+{
+    hess_tensor *gin[HESS_MAX_SRC] = {NULL};
+    softmax_vjp(ctx, pass, out, tin[0], gin);
+    return gin[0];
+}
+
 static const hess_op_def op_softmax = {.name = "softmax",
                                        .formula = "out = exp(a) / sum(exp(a), axis)",
                                        .arity = 1,
                                        .shape = axis_shape,
                                        .forward = softmax_forward,
-                                       .vjp = softmax_vjp};
+                                       .vjp = softmax_vjp,
+                                       .jvp = softmax_jvp};
 
 /* ------------------------------------------------------------------------ */
 /* mse_loss                                                                 */
@@ -195,6 +214,32 @@ hess_tensor *hess__scalar_times(hess_context *ctx, hess_tensor *g, hess_tensor *
     return hess_mul(ctx, g, c);
 }
 
+/* The tangent of an op with a one-element result (a loss): the sum over its
+ * sources of <d out / d src, t_src>, with d out / d src from the op's own vjp
+ * rule given a cotangent of 1 (a loss's rule forms that factor anyway). */
+hess_tensor *hess__jvp_scalar(hess_context *ctx,
+                              const hess_pass *pass,
+                              hess_tensor *out,
+                              hess_tensor *const tin[HESS_MAX_SRC])
+{
+    hess_pass one_pass = {0, pass->record, 0, pass->api};
+    for (int i = 0; i < out->def->arity; i++)
+        if (tin[i])
+            one_pass.need |= 1u << i;
+    hess_tensor *one = hess__leaf(ctx, out->ndim, out->shape, 0u, "hess_jvp");
+    if (!one)
+        return NULL;
+    one->data[0] = 1.0;
+    hess__leaf_scan(one);
+    hess_tensor *gin[HESS_MAX_SRC] = {NULL}, *sum = NULL;
+    out->def->vjp(ctx, &one_pass, out, one, gin);
+    for (int i = 0; i < out->def->arity; i++)
+        if (tin[i] && gin[i])
+            sum = hess__add_or(ctx, sum,
+                               hess__sum_like(ctx, pass, hess_mul(ctx, tin[i], gin[i]), out));
+    return sum;
+}
+
 /* da = g 2 alpha (a - b), db = -da.  The factor 2 alpha (a - b) is formed
  * before it meets the cotangent, so a Hessian sweep replays only the last
  * product. */
@@ -214,7 +259,8 @@ static const hess_op_def op_mse_loss = {.name = "mse_loss",
                                         .arity = 2,
                                         .shape = pair_loss_shape,
                                         .forward = mse_forward,
-                                        .vjp = mse_vjp};
+                                        .vjp = mse_vjp,
+                                        .jvp = hess__jvp_scalar};
 
 /* ------------------------------------------------------------------------ */
 /* cross_entropy and one_hot                                                */
@@ -273,11 +319,18 @@ static HESS_VJP(one_hot_vjp)
                 pass->api ? pass->api : "hess_cross_entropy");
 }
 
+static HESS_JVP(one_hot_jvp)
+{
+    one_hot_vjp(ctx, pass, out, tin[0], NULL);
+    return NULL;
+}
+
 static const hess_op_def op_one_hot = {.name = "one_hot",
                                        .formula = "out[..., c] = [c == targets[...]]",
                                        .arity = 1,
                                        .forward = one_hot_forward,
                                        .vjp = one_hot_vjp,
+                                       .jvp = one_hot_jvp,
                                        .check_src = one_hot_check};
 
 /* The loss of one row: logsumexp(x) - x[t] = (max - x[t]) + log(sum exp(x -
@@ -344,6 +397,7 @@ static const hess_op_def op_cross_entropy = {
     .shape = ce_shape,
     .forward = cross_entropy_forward,
     .vjp = cross_entropy_vjp,
+    .jvp = hess__jvp_scalar,
     .check_src = cross_entropy_check};
 
 /* log_softmax or softmax along axis (negative from the end). */

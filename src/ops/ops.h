@@ -17,6 +17,12 @@
     void name(hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g,          \
               hess_tensor *gin[HESS_MAX_SRC])
 
+/* The signature of every jvp rule: the tangent of out from those of its
+ * sources (tin[i] NULL: zero). */
+#define HESS_JVP(name)                                                                             \
+    hess_tensor *name(hess_context *ctx, const hess_pass *pass, hess_tensor *out,                  \
+                      hess_tensor *const tin[HESS_MAX_SRC])
+
 /* ------------------------------------------------------------------------ */
 /* Building a node from its record (apply.c)                                */
 /* ------------------------------------------------------------------------ */
@@ -148,7 +154,8 @@ HESS_INTERNAL void hess__binary_forward(hess_tensor *out, hess__row_fn row);
                                           .arity = 2,                                              \
                                           .shape = hess__shape_bcast,                              \
                                           .forward = NAME##_forward,                               \
-                                          .vjp = NAME##_vjp};
+                                          .vjp = NAME##_vjp,                                       \
+                                          .jvp = NAME##_jvp};
 /* ------------------------------------------------------------------------ */
 /* Builders that rules and composites use                                   */
 /* ------------------------------------------------------------------------ */
@@ -172,6 +179,11 @@ HESS_INTERNAL hess_tensor *hess__loss_node(hess_context *ctx,
                                            hess_tensor *b,
                                            double alpha,
                                            const char *fn);
+/* The jvp rule of an op whose result has one element, from its vjp rule. */
+HESS_INTERNAL hess_tensor *hess__jvp_scalar(hess_context *ctx,
+                                            const hess_pass *pass,
+                                            hess_tensor *out,
+                                            hess_tensor *const tin[HESS_MAX_SRC]);
 HESS_INTERNAL hess_tensor *hess__scalar_times(hess_context *ctx, hess_tensor *g, hess_tensor *c);
 HESS_INTERNAL bool hess__same_shape_or_fail(hess_context *ctx,
                                             const hess_tensor *a,
@@ -194,6 +206,13 @@ HESS_INTERNAL hess_tensor *hess__reshape_like(hess_context *ctx,
                                               const hess_tensor *like);
 HESS_INTERNAL hess_tensor *
 hess__zeros_like(hess_context *ctx, const hess_pass *pass, const hess_tensor *like);
+/* Forward mode: a source's tangent t (NULL: zero) repeated to the shape of
+ * the tangent of out (behind [k] in a batched pass), as the broadcast of an
+ * elementwise op repeats the source; NULL stays NULL.  hess__add_or: a + b
+ * where either may be NULL (zero). */
+HESS_INTERNAL hess_tensor *
+hess__lift(hess_context *ctx, const hess_pass *pass, hess_tensor *t, const hess_tensor *out);
+HESS_INTERNAL hess_tensor *hess__add_or(hess_context *ctx, hess_tensor *a, hess_tensor *b);
 /* reshape, sum_to and broadcast_to to any shape of rank up to HESS_DIMS (the
  * public builders stop at HESS_MAX_DIMS): what rules use for batched
  * cotangents.  reshape_any returns a when it has the shape already. */

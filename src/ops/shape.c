@@ -11,6 +11,8 @@
 /* reshape                                                                  */
 /* ------------------------------------------------------------------------ */
 
+static HESS_JVP(reshape_jvp);
+
 static void reshape_forward(hess_tensor *out)
 {
     if (out->data != out->src[0]->data) /* a view needs nothing */
@@ -27,7 +29,8 @@ static const hess_op_def op_reshape = {.name = "reshape",
                                        .formula = "out = a with another shape of equal count",
                                        .arity = 1,
                                        .forward = reshape_forward,
-                                       .vjp = reshape_vjp};
+                                       .vjp = reshape_vjp,
+                                       .jvp = reshape_jvp};
 
 bool hess__shape_is(const hess_tensor *a, int nd, const int64_t *shape)
 {
@@ -182,6 +185,23 @@ hess_tensor *hess__zeros_like(hess_context *ctx, const hess_pass *pass, const he
         t->par.leaf.nz_chunks = 0;
     }
     return t;
+}
+
+hess_tensor *
+hess__lift(hess_context *ctx, const hess_pass *pass, hess_tensor *t, const hess_tensor *out)
+{
+    return t ? hess__broadcast_like(ctx, pass, t, out) : NULL;
+}
+
+hess_tensor *hess__add_or(hess_context *ctx, hess_tensor *a, hess_tensor *b)
+{
+    return !a ? b : !b ? a : hess_add(ctx, a, b);
+}
+
+/* d reshape(a) = reshape(da) */
+static HESS_JVP(reshape_jvp)
+{
+    return tin[0] ? hess__reshape_like(ctx, pass, tin[0], out) : NULL;
 }
 
 static const hess_op_def *const shape_ops[] = {&op_reshape};

@@ -34,7 +34,7 @@
                                           .vjp = NAME##_vjp};
 #define HESS_UNARY_OP(NAME, FORMULA, EXPR)                                                         \
     HESS_UNARY_KERNEL(NAME, EXPR)                                                                  \
-    HESS_UNARY_RECORD(NAME, FORMULA, 0)                                                            \
+    HESS_UNARY_RECORD(NAME, FORMULA, HESS_OPF_ELEMENTWISE)                                         \
     hess_tensor *hess_##NAME(hess_context *ctx, hess_tensor *a)                                    \
     {                                                                                              \
         return hess__apply1(ctx, &op_##NAME, a, NULL, "hess_" #NAME);                              \
@@ -52,7 +52,7 @@ VJP(affine_vjp)
     gin[0] = hess__affine(ctx, g, out->par.affine.alpha, 0.0);
 }
 HESS_UNARY_KERNEL(affine, par->affine.alpha *v + par->affine.beta)
-HESS_UNARY_RECORD(affine, "out = alpha a + beta", 0)
+HESS_UNARY_RECORD(affine, "out = alpha a + beta", HESS_OPF_ELEMENTWISE)
 
 static hess_tensor *
 affine(hess_context *ctx, hess_tensor *a, double alpha, double beta, const char *fn)
@@ -148,7 +148,7 @@ VJP(pow_vjp)
     gin[0] = hess_mul(ctx, g, d);
 }
 HESS_UNARY_KERNEL(pow, pow(v, par->pow.p))
-HESS_UNARY_RECORD(pow, "out = a^p, p a constant", 0)
+HESS_UNARY_RECORD(pow, "out = a^p, p a constant", HESS_OPF_ELEMENTWISE)
 
 hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p)
 {
@@ -181,7 +181,7 @@ VJP(step_vjp)
     gin[0] = NULL;
 }
 HESS_UNARY_KERNEL(step, v > 0 ? 1.0 : 0.0)
-HESS_UNARY_RECORD(step, "out = [a > 0] (relu's derivative)", 0)
+HESS_UNARY_RECORD(step, "out = [a > 0] (relu's derivative)", HESS_OPF_ELEMENTWISE)
 
 hess_tensor *hess__step(hess_context *ctx, hess_tensor *a)
 {
