@@ -580,8 +580,23 @@ HESS_API hess_status hess_hessian(
     hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *h);
 
 /**
- * The per-element diagonal d^2 loss / d theta_i^2, N doubles into diag.
- * Cost: as hess_hessian (one replay per element), memory O(N).
+ * The per-element diagonal d^2 loss / d theta_i^2, N doubles into diag, exact.
+ * By the curvature backpropagation (HESS_DIAG_BACKPROP) where its rules cover
+ * the graph and it needs fewer columns than the Hessian has rows, else one
+ * Hessian row per element (HESS_DIAG_ROWS); hess_hessian_diag_ex() chooses,
+ * and reports which ran.  The backpropagation carries the Hessian with
+ * respect to each node from the loss down, as signed columns per sample plus
+ * a diagonal, through each op's rules: C columns for a loss over C outputs
+ * per sample, plus the width of each curved layer whose input leads to more
+ * parameters.  It covers matmul and linear layers, bias adds and other
+ * elementwise ops, reshapes, sums and means, softmax and log_softmax, and the
+ * MSE, cross-entropy and BCE losses, for a loss that sums or averages
+ * per-sample terms (the leading dimension); graphs where ops mix samples, or
+ * share a parameter between ops, are swept with explicit columns instead.
+ * Not covered (rows): a product of two tensors that both depend on one
+ * parameter through a matmul.  Cost: about C + 1 gradients by
+ * backpropagation (W2 in bench/); as hess_hessian by rows.  Memory O(N + C
+ * times the activations).
  */
 HESS_API hess_status hess_hessian_diag(
     hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], double *diag);
@@ -652,7 +667,7 @@ typedef struct hess_hessian_opts {
 /** opts.method of the diagonal functions: the fastest exact method the graph allows. */
 #define HESS_DIAG_AUTO 0
 /** opts.method of the diagonal functions: curvature backpropagation (exact, about the cost
- * of a few gradients; HESS_ERR_ARG when an op of the graph has no curvature rule). */
+ * of C + 1 gradients; HESS_ERR_ARG, saying which op, when its rules do not cover the graph). */
 #define HESS_DIAG_BACKPROP 1
 /** opts.method of the diagonal functions: one Hessian row per element (exact, N HVPs). */
 #define HESS_DIAG_ROWS 2
@@ -706,6 +721,39 @@ HESS_API hess_status hess_hvp_batch(hess_context *ctx,
                                     const double *V,
                                     const hess_hessian_opts *opts,
                                     double *HV);
+
+/**
+ * Generalized Gauss-Newton product gv = J^T H_L J v: J = d output / d params
+ * (output a network's output, any shape), H_L = d^2 loss / d output^2 (the
+ * loss as a function of output alone).  v and gv have N elements.  One
+ * forward-mode pass (J v), one double-backward pass through the part of the
+ * graph between output and loss (H_L J v) and one backward pass.  Statuses as
+ * hess_hvp (HESS_ERR_NODIFF names a parameter output does not depend on),
+ * plus HESS_ERR_ARG when the loss does not depend on output.  Cost: about 3G.
+ */
+HESS_API hess_status hess_ggn_vp(hess_context *ctx,
+                                 hess_tensor *loss,
+                                 hess_tensor *output,
+                                 size_t n,
+                                 hess_tensor *const params[],
+                                 const double *v,
+                                 double *gv);
+
+/**
+ * The diagonal of the generalized Gauss-Newton matrix J^T H_L J (as
+ * hess_ggn_vp), N doubles into diag: by the curvature backpropagation of
+ * hess_hessian_diag with the second derivatives of the ops below output
+ * dropped (BackPACK's DiagGGN), about the cost of C + 1 gradients for a loss
+ * over C outputs per sample; where its rules do not cover the graph, by
+ * products with unit vectors (N / 32 batched passes).  Statuses as
+ * hess_ggn_vp.
+ */
+HESS_API hess_status hess_ggn_diag(hess_context *ctx,
+                                   hess_tensor *loss,
+                                   hess_tensor *output,
+                                   size_t n,
+                                   hess_tensor *const params[],
+                                   double *diag);
 
 /* ------------------------------------------------------------------------ */
 /* Curvature at scale: spectra, traces, diagonals and solves from           */

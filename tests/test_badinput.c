@@ -1175,14 +1175,91 @@ static hess_status set_bce_targets(fx *f, double bad)
       CALL(hess_vjp(f->ctx, 1, &f->out, &f->fx3, NP, f->p, f->g, 0)))                              \
     X(vjp_freed_output, K_WORK, "hess_vjp", ST, "freed", 0,                                        \
       CALL(hess_vjp(f->ctx, 1, &f->dead, &f->seed_bad, NP, f->p, f->g, 0)))                        \
+    /* the generalized Gauss-Newton matrix */                                                      \
+    X(ggn_vp_null_ctx, K_WORK, "hess_ggn_vp", A, NULL, F_NOCTX,                                    \
+      CALL(hess_ggn_vp(NULL, f->loss, f->out, NP, f->p, f->dir, f->obuf)))                         \
+    X(ggn_vp_null_loss, K_WORK, "hess_ggn_vp", A, "NULL", 0,                                       \
+      CALL(hess_ggn_vp(f->ctx, NULL, f->out, NP, f->p, f->dir, f->obuf)))                          \
+    X(ggn_vp_null_output, K_WORK, "hess_ggn_vp", A, "NULL", 0,                                     \
+      CALL(hess_ggn_vp(f->ctx, f->loss, NULL, NP, f->p, f->dir, f->obuf)))                         \
+    X(ggn_vp_loss_not_scalar, K_WORK, "hess_ggn_vp", A, "scalar", 0,                               \
+      CALL(hess_ggn_vp(f->ctx, f->out, f->out, NP, f->p, f->dir, f->obuf)))                        \
+    X(ggn_vp_n_zero, K_WORK, "hess_ggn_vp", A, "no parameters", 0,                                 \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 0, f->p, f->dir, f->obuf)))                        \
+    X(ggn_vp_null_params, K_WORK, "hess_ggn_vp", A, "no parameters", 0,                            \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, NP, NULL, f->dir, f->obuf)))                       \
+    X(ggn_vp_param_null, K_WORK, "hess_ggn_vp", A, "NULL", 0,                                      \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 2, f->pnull, f->dir, f->obuf)))                    \
+    X(ggn_vp_duplicate_param, K_WORK, "hess_ggn_vp", A,                                            \
+      "params[1] is the same tensor as params[0]", 0,                                              \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 2, f->pdup, f->dir, f->obuf)))                     \
+    X(ggn_vp_unused_param, K_WORK, "hess_ggn_vp", ND, "does not depend on params[1]", 0,           \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 2, f->pu, f->dir, f->obuf)))                       \
+    X(ggn_vp_loss_not_of_output, K_WORK, "hess_ggn_vp", A, "does not depend on the output", 0,     \
+      CALL(hess_ggn_vp(f->ctx, f->zloss, f->out, NP, f->p, f->dir, f->obuf)))                      \
+    X(ggn_vp_foreign_param, K_WORK, "hess_ggn_vp", A, "another context", 0,                        \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 2, f->pf, f->dir, f->obuf)))                       \
+    X(ggn_vp_foreign_loss, K_WORK, "hess_ggn_vp", A, "another context", 0,                         \
+      CALL(hess_ggn_vp(f->ctx, f->floss, f->out, NP, f->p, f->dir, f->obuf)))                      \
+    X(ggn_vp_foreign_output, K_WORK, "hess_ggn_vp", A, "another context", 0,                       \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->fx3, NP, f->p, f->dir, f->obuf)))                       \
+    X(ggn_vp_freed_param, K_WORK, "hess_ggn_vp", ST, "freed", 0,                                   \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, 2, f->pd, f->dir, f->obuf)))                       \
+    X(ggn_vp_freed_loss, K_WORK, "hess_ggn_vp", ST, "freed", 0,                                    \
+      CALL(hess_ggn_vp(f->ctx, f->dead, f->out, NP, f->p, f->dir, f->obuf)))                       \
+    X(ggn_vp_freed_output, K_WORK, "hess_ggn_vp", ST, "freed", 0,                                  \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->dead, NP, f->p, f->dir, f->obuf)))                      \
+    X(ggn_vp_null_out, K_WORK, "hess_ggn_vp", A, "NULL", 0,                                        \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, NP, f->p, f->dir, NULL)))                          \
+    X(ggn_vp_loss_of_one_element, K_WORK, "hess_ggn_vp", OK, NULL, 0,                              \
+      CALL(hess_ggn_vp(f->ctx, f->loss11, f->out, NP, f->p, f->dir, f->obuf)))                     \
+    X(ggn_diag_null_ctx, K_WORK, "hess_ggn_diag", A, NULL, F_NOCTX,                                \
+      CALL(hess_ggn_diag(NULL, f->loss, f->out, NP, f->p, f->obuf)))                               \
+    X(ggn_diag_null_loss, K_WORK, "hess_ggn_diag", A, "NULL", 0,                                   \
+      CALL(hess_ggn_diag(f->ctx, NULL, f->out, NP, f->p, f->obuf)))                                \
+    X(ggn_diag_null_output, K_WORK, "hess_ggn_diag", A, "NULL", 0,                                 \
+      CALL(hess_ggn_diag(f->ctx, f->loss, NULL, NP, f->p, f->obuf)))                               \
+    X(ggn_diag_loss_not_scalar, K_WORK, "hess_ggn_diag", A, "scalar", 0,                           \
+      CALL(hess_ggn_diag(f->ctx, f->out, f->out, NP, f->p, f->obuf)))                              \
+    X(ggn_diag_n_zero, K_WORK, "hess_ggn_diag", A, "no parameters", 0,                             \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 0, f->p, f->obuf)))                              \
+    X(ggn_diag_null_params, K_WORK, "hess_ggn_diag", A, "no parameters", 0,                        \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, NP, NULL, f->obuf)))                             \
+    X(ggn_diag_param_null, K_WORK, "hess_ggn_diag", A, "NULL", 0,                                  \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 2, f->pnull, f->obuf)))                          \
+    X(ggn_diag_duplicate_param, K_WORK, "hess_ggn_diag", A,                                        \
+      "params[1] is the same tensor as params[0]", 0,                                              \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 2, f->pdup, f->obuf)))                           \
+    X(ggn_diag_unused_param, K_WORK, "hess_ggn_diag", ND, "does not depend on params[1]", 0,       \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 2, f->pu, f->obuf)))                             \
+    X(ggn_diag_loss_not_of_output, K_WORK, "hess_ggn_diag", A, "does not depend on the output", 0, \
+      CALL(hess_ggn_diag(f->ctx, f->zloss, f->out, NP, f->p, f->obuf)))                            \
+    X(ggn_diag_foreign_param, K_WORK, "hess_ggn_diag", A, "another context", 0,                    \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 2, f->pf, f->obuf)))                             \
+    X(ggn_diag_foreign_loss, K_WORK, "hess_ggn_diag", A, "another context", 0,                     \
+      CALL(hess_ggn_diag(f->ctx, f->floss, f->out, NP, f->p, f->obuf)))                            \
+    X(ggn_diag_foreign_output, K_WORK, "hess_ggn_diag", A, "another context", 0,                   \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->fx3, NP, f->p, f->obuf)))                             \
+    X(ggn_diag_freed_param, K_WORK, "hess_ggn_diag", ST, "freed", 0,                               \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, 2, f->pd, f->obuf)))                             \
+    X(ggn_diag_freed_loss, K_WORK, "hess_ggn_diag", ST, "freed", 0,                                \
+      CALL(hess_ggn_diag(f->ctx, f->dead, f->out, NP, f->p, f->obuf)))                             \
+    X(ggn_diag_freed_output, K_WORK, "hess_ggn_diag", ST, "freed", 0,                              \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->dead, NP, f->p, f->obuf)))                            \
+    X(ggn_diag_null_out, K_WORK, "hess_ggn_diag", A, "NULL", 0,                                    \
+      CALL(hess_ggn_diag(f->ctx, f->loss, f->out, NP, f->p, NULL)))                                \
+    X(ggn_diag_loss_of_one_element, K_WORK, "hess_ggn_diag", OK, NULL, 0,                          \
+      CALL(hess_ggn_diag(f->ctx, f->loss11, f->out, NP, f->p, f->obuf)))                           \
+    X(ggn_vp_null_v, K_WORK, "hess_ggn_vp", A, "NULL", 0,                                          \
+      CALL(hess_ggn_vp(f->ctx, f->loss, f->out, NP, f->p, NULL, f->obuf)))                         \
     /* forward mode */                                                                             \
     X(jvp_null_ctx, K_WORK, "hess_jvp", A, NULL, F_NOCTX,                                          \
       CALL(hess_jvp(NULL, f->out, NP, f->p, f->dir, f->obuf)))                                     \
     X(jvp_null_output, K_WORK, "hess_jvp", A, "NULL", 0,                                           \
       CALL(hess_jvp(f->ctx, NULL, NP, f->p, f->dir, f->obuf)))                                     \
-    X(jvp_n_zero, K_WORK, "hess_jvp", A, "empty", 0,                                              \
+    X(jvp_n_zero, K_WORK, "hess_jvp", A, "empty", 0,                                               \
       CALL(hess_jvp(f->ctx, f->out, 0, f->p, f->dir, f->obuf)))                                    \
-    X(jvp_null_wrt, K_WORK, "hess_jvp", A, "empty", 0,                                            \
+    X(jvp_null_wrt, K_WORK, "hess_jvp", A, "empty", 0,                                             \
       CALL(hess_jvp(f->ctx, f->out, NP, NULL, f->dir, f->obuf)))                                   \
     X(jvp_wrt_null, K_WORK, "hess_jvp", A, "NULL", 0,                                              \
       CALL(hess_jvp(f->ctx, f->out, 2, f->pnull, f->dir, f->obuf)))                                \
@@ -1200,9 +1277,9 @@ static hess_status set_bce_targets(fx *f, double bad)
       CALL(hess_jacobian(NULL, f->out, NP, f->p, f->obuf)))                                        \
     X(jacobian_null_output, K_WORK, "hess_jacobian", A, "NULL", 0,                                 \
       CALL(hess_jacobian(f->ctx, NULL, NP, f->p, f->obuf)))                                        \
-    X(jacobian_n_zero, K_WORK, "hess_jacobian", A, "empty", 0,                                    \
+    X(jacobian_n_zero, K_WORK, "hess_jacobian", A, "empty", 0,                                     \
       CALL(hess_jacobian(f->ctx, f->out, 0, f->p, f->obuf)))                                       \
-    X(jacobian_null_wrt, K_WORK, "hess_jacobian", A, "empty", 0,                                  \
+    X(jacobian_null_wrt, K_WORK, "hess_jacobian", A, "empty", 0,                                   \
       CALL(hess_jacobian(f->ctx, f->out, NP, NULL, f->obuf)))                                      \
     X(jacobian_wrt_null, K_WORK, "hess_jacobian", A, "NULL", 0,                                    \
       CALL(hess_jacobian(f->ctx, f->out, 2, f->pnull, f->obuf)))                                   \

@@ -78,6 +78,7 @@ typedef struct grad_case {
     bool in_grad;    /* the op first appears in the gradient graph */
     unsigned mm_fwd; /* MATMUL flags required on the forward tape */
     unsigned mm_any; /* ... anywhere in the forward, 2nd and 3rd order graphs */
+    bool diag_rows;  /* the curvature backpropagation does not cover it: rows */
 } grad_case;
 
 /* Constants shaped [shape], uniform in [lo, hi), the same on every rebuild. */
@@ -781,6 +782,41 @@ static void init_point(runner *r, const grad_case *gc, int point)
     r->N = r->off[gc->np];
 }
 
+/* The diagonal by each method against the Hessian's: the curvature
+ * backpropagation (the op's curvature rule, or the elementwise rule its vjp
+ * rule gives) unless the entry says the rules do not cover it, in which
+ * case forcing it is refused and HESS_DIAG_AUTO takes the rows. */
+static void check_diag_methods(runner *r, hess_tensor *L, const double *want)
+{
+    const size_t N = r->N, np = (size_t)r->gc->np;
+    double d[MAXN];
+    int used = -1;
+    hess_hessian_opts o = {0};
+    o.method_used = &used;
+    o.method = HESS_DIAG_ROWS;
+    assert_ok(r->ctx, hess_hessian_diag_ex(r->ctx, L, np, r->p, &o, d));
+    assert_int_equal(used, HESS_DIAG_ROWS);
+    compare(r, "hess_hessian_diag by rows", d, want, N, RTOL_SAME);
+    o.method = HESS_DIAG_BACKPROP;
+    const hess_status st = hess_hessian_diag_ex(r->ctx, L, np, r->p, &o, d);
+    if (r->gc->diag_rows) {
+        assert_int_equal(st, HESS_ERR_ARG);
+        assert_non_null(strstr(hess_context_errmsg(r->ctx), "does not cover"));
+        hess_context_clear_error(r->ctx);
+    } else {
+        if (st != HESS_OK)
+            fail_msg("%s: the curvature backpropagation refused: %s", r->gc->name,
+                     hess_context_errmsg(r->ctx));
+        assert_int_equal(used, HESS_DIAG_BACKPROP);
+        compare(r, "hess_hessian_diag by curvature backpropagation", d, want, N, RTOL_SAME);
+    }
+    o.method = HESS_DIAG_AUTO;
+    assert_ok(r->ctx, hess_hessian_diag_ex(r->ctx, L, np, r->p, &o, d));
+    /* backpropagation when covered and needing fewer columns than rows */
+    assert_true(used == HESS_DIAG_ROWS || (used == HESS_DIAG_BACKPROP && !r->gc->diag_rows));
+    compare(r, "hess_hessian_diag (auto)", d, want, N, RTOL_SAME);
+}
+
 /* The first and second derivative checks at r->x. */
 static void check_first_second(runner *r, uint64_t *s)
 {
@@ -837,6 +873,7 @@ static void check_first_second(runner *r, uint64_t *s)
     for (size_t i = 0; i < N; i++)
         dd[i] = H[i * N + i];
     compare(r, "hess_hessian_diag", d, dd, N, RTOL_SAME);
+    check_diag_methods(r, L, dd);
 
     /* the block of the first and the last parameter */
     const size_t last = np - 1, ni = r->off[1], nj = r->off[np] - r->off[last];

@@ -106,18 +106,58 @@ typedef struct hess_pass {
 
 /* Record flags. */
 #define HESS_OPF_CONSTANT 1u /* no derivative flows through it (hess_detach) */
-/* One source, out[i] = f(a[i]): the Jacobian is diagonal, so the forward-mode
- * rule is the vjp rule applied to the tangent, and the curvature rules follow
- * from the vjp rule too (f' and g f'' by differentiating it). */
+/* out[i] = f(a[i], b[i], ...) with broadcasting: each result element depends
+ * on one element of each source.  With one source the Jacobian is diagonal,
+ * so the forward-mode rule is the vjp rule applied to the tangent; the
+ * curvature of the exact diagonal (f' and g f'') follows from the vjp rule by
+ * differentiating it, for any arity. */
 #define HESS_OPF_ELEMENTWISE 2u
+/* For the curvature backpropagation (hessian/diag.c): the op has no second
+ * derivative -- it is linear in its sources jointly (add, reshape, a sum), or
+ * piecewise so (relu, a maximum) -- */
+#define HESS_OPF_LINEAR 4u
+/* -- or it is linear in each source alone (mul, matmul), so that its second
+ * derivatives are only across two sources that both depend on the
+ * parameters. */
+#define HESS_OPF_MULTILINEAR 8u
+/* A re-indexing of one source, each element once (reshape, transpose): a
+ * diagonal Hessian maps through it by its own vjp rule. */
+#define HESS_OPF_REINDEX 16u
+
+/* The second derivative of an op with respect to one source, contracted with
+ * the cotangent g of its result (the "residual" of the curvature
+ * backpropagation): a diagonal part plus up to two signed columns, each
+ * shaped like the source, which may stand for one column per block (axis). */
+typedef struct hess_curv {
+    hess_tensor *diag;   /* NULL: zero */
+    hess_tensor *col[2]; /* NULL: none */
+    double sign[2];      /* +1 or -1 */
+    int axis;            /* each col[k] holds one column per position of the
+                            source's other dims: the slice along this axis is
+                            a block of the Hessian (softmax's rows); -1: the
+                            whole of col[k] is one column */
+} hess_curv;
+
+/* The curvature at a result that a parameter's diagonal is read from: the
+ * Hessian with respect to out, per sample of its leading dimension B, is
+ * sum_g sign_g F_g F_g^T + diag(D): groups of factor columns F_g
+ * [C_g, B, ...out] with signs sign_g (+1 or -1), and a diagonal part D shaped
+ * like out (NULL: zero). */
+typedef struct hess_factor {
+    size_t n;
+    hess_tensor *const *F;
+    const double *sign;
+    hess_tensor *D;
+    int64_t B;
+} hess_factor;
 
 /* One op, defined in one place.  A node points at its record, so records can
  * also be made at run time.  forward computes out->data from out->src[]
  * (numbers only, no allocation, no write but to out).  vjp builds, from
  * differentiable ops only, the cotangent of each source given the cotangent g
  * of out (gin[i] NULL: exactly zero); a NULL vjp means the op has no
- * derivative (HESS_ERR_NODIFF).  jvp and curv are the optional rules of
- * forward mode and of the curvature backpropagation. */
+ * derivative (HESS_ERR_NODIFF).  jvp is the rule of forward mode; rowwise,
+ * curv and diag_param those of the curvature backpropagation. */
 struct hess_op_def {
     const char *name;    /* "exp": messages, dumps, the test table */
     const char *formula; /* the math, one line */
@@ -150,8 +190,33 @@ struct hess_op_def {
                         const hess_pass *pass,
                         hess_tensor *out,
                         hess_tensor *const tin[HESS_MAX_SRC]);
-    /* Curvature backpropagation (src/curvature). */
-    void *curv;
+    /* The curvature backpropagation of the exact diagonal (hessian/diag.c);
+     * all optional, and an op without them makes that method fall back to
+     * the Hessian's rows.
+     * rowwise: whether row b of out (its leading dimension) depends only on
+     * row b of source i, which has as many rows (ops of one sample at a time,
+     * such as x W^T with x [B, n] as source 0); NULL: an elementwise op's
+     * sources of out's rank are, other ops' are not. */
+    bool (*rowwise)(const hess_tensor *out, int i);
+    /* curv: the residual of an op that is curved and not elementwise
+     * (softmax, the losses) with respect to source i, for the cotangent g of
+     * out; false when the rule does not cover the case. */
+    bool (*curv)(hess_context *ctx,
+                 const hess_pass *pass,
+                 hess_tensor *out,
+                 hess_tensor *g,
+                 int i,
+                 hess_curv *c);
+    /* diag_param: *d = the contribution of this node to the Hessian diagonal
+     * of source i, a parameter shared by the B samples (W of x W^T, a bias),
+     * from the curvature f at out; false when the rule does not cover the
+     * case. */
+    bool (*diag_param)(hess_context *ctx,
+                       const hess_pass *pass,
+                       hess_tensor *out,
+                       int i,
+                       const hess_factor *f,
+                       hess_tensor **d);
     /* Optional: whether source k of out may take the values data (numel of the
      * source), HESS_OK or the error recorded naming fn.  Called by
      * hess_tensor_set for the leaves the builder flagged HESS_T_CHECKED. */

@@ -47,6 +47,19 @@ HESS_INTERNAL hess_status hess__forward(hess_context *ctx,
                                         const char *fn,
                                         const char *what);
 
+/* The reverse sweep over the window [lo, top] of the tape: each node marked
+ * HESS__REQ in mask[id - lo] with a cotangent in cot[id - lo] adds its
+ * sources' cotangents (by its rule, in the pass given) into cot[], so that on
+ * return cot[] holds the cotangent of every node of the window that the
+ * seeds reach. */
+HESS_INTERNAL void hess__reverse_sweep(hess_context *ctx,
+                                       hess_pass *pass,
+                                       int64_t lo,
+                                       int64_t top,
+                                       const unsigned char *mask,
+                                       hess_tensor **cot,
+                                       const char *fn);
+
 /* Leaves shaped like ts[0..n) (behind [k] when k > 0), holding the flat
  * vector x when it is not NULL (else unset); an arena array, NULL on failure
  * (recorded, naming fn). */

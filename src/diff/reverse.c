@@ -52,13 +52,13 @@ static void accumulate(hess_context *ctx, hess_tensor **slot, hess_tensor *c)
 
 /* The reverse sweep over [lo, top]: each node's rule, given the pass it runs
  * in, adds its sources' cotangents into cot[]. */
-static void reverse_sweep(hess_context *ctx,
-                          hess_pass *pass,
-                          int64_t lo,
-                          int64_t top,
-                          const unsigned char *mask,
-                          hess_tensor **cot,
-                          const char *fn)
+void hess__reverse_sweep(hess_context *ctx,
+                         hess_pass *pass,
+                         int64_t lo,
+                         int64_t top,
+                         const unsigned char *mask,
+                         hess_tensor **cot,
+                         const char *fn)
 {
     for (int64_t id = top; id >= lo && ctx->status == HESS_OK; id--) {
         hess_tensor *t = ctx->nodes[id], *g = cot[id - lo];
@@ -131,7 +131,7 @@ static hess_status backward_impl(hess_context *ctx,
         if (mask[outputs[j]->id - lo])
             accumulate(ctx, &cot[outputs[j]->id - lo], seeds[j]);
     if (span)
-        reverse_sweep(ctx, &pass, lo, top, mask, cot, fn);
+        hess__reverse_sweep(ctx, &pass, lo, top, mask, cot, fn);
 
     for (size_t i = 0; i < n && ctx->status == HESS_OK; i++) {
         hess_tensor *g = wrt[i]->id <= top ? cot[wrt[i]->id - lo] : NULL;

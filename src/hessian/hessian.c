@@ -514,6 +514,40 @@ static hess_status diag_call(hess_context *ctx,
     hess_status st = check_call(ctx, loss, n, params, diag, fn);
     if (st != HESS_OK || (st = check_opts(ctx, opts, fn)) != HESS_OK)
         return st;
+    const int method = opts ? opts->method : HESS_DIAG_AUTO;
+    if (method != HESS_DIAG_AUTO && method != HESS_DIAG_BACKPROP && method != HESS_DIAG_ROWS) {
+        hess__error(ctx, HESS_ERR_ARG,
+                    "%s: opts->method %d is not a diagonal method (HESS_DIAG_AUTO, "
+                    "HESS_DIAG_BACKPROP or HESS_DIAG_ROWS)",
+                    fn, method);
+        return HESS_ERR_ARG;
+    }
+    if (method != HESS_DIAG_ROWS) {
+        const hess_mark mk = hess__mark(ctx);
+        char why[HESS_DIAG_WHY];
+        const size_t N = hess_param_count(n, params);
+        ctx->api = fn;
+        st = hess__diag_backprop(ctx, loss, NULL, n, params, opts ? opts->flags : 0u,
+                                 method == HESS_DIAG_AUTO ? N : 0, diag, why, fn);
+        ctx->api = NULL;
+        hess__rewind(ctx, &mk);
+        if (st != HESS_OK)
+            return st;
+        if (!why[0]) {
+            if (opts && opts->method_used)
+                *opts->method_used = HESS_DIAG_BACKPROP;
+            return hess__progress(ctx, opts, N, N, fn);
+        }
+        if (method == HESS_DIAG_BACKPROP) {
+            hess__error(ctx, HESS_ERR_ARG,
+                        "%s: HESS_DIAG_BACKPROP does not cover this graph: %s; HESS_DIAG_AUTO "
+                        "falls back to the rows",
+                        fn, why);
+            return HESS_ERR_ARG;
+        }
+    }
+    if (opts && opts->method_used)
+        *opts->method_used = HESS_DIAG_ROWS;
     return rows_call(ctx, loss, n, params, n, params, NULL, 0, NULL, diag, opts, fn);
 }
 

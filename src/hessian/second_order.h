@@ -34,4 +34,22 @@ HESS_INTERNAL hess_status hess__hvp_open(hess_context *ctx,
 HESS_INTERNAL hess_status hess__hvp_apply(hess__hvp_op *op, size_t m, const double *X, double *Y);
 HESS_INTERNAL void hess__hvp_close(hess__hvp_op *op);
 
+/* The exact diagonal (output NULL) or the generalized Gauss-Newton diagonal
+ * for output by backpropagating curvature (diag.c), into diag (N doubles).
+ * flags: HESS_ALLOW_UNUSED.  max_columns > 0: give up when the columns
+ * exceed it.  HESS_OK with why[0] != 0 (HESS_DIAG_WHY bytes): the rules do
+ * not cover the graph, and why says where; diag is then unset.  Leaves its
+ * scratch in the arena (the caller rewinds). */
+#define HESS_DIAG_WHY 320
+HESS_INTERNAL hess_status hess__diag_backprop(hess_context *ctx,
+                                              hess_tensor *loss,
+                                              hess_tensor *output,
+                                              size_t n,
+                                              hess_tensor *const params[],
+                                              unsigned flags,
+                                              size_t max_columns,
+                                              double *diag,
+                                              char *why,
+                                              const char *fn);
+
 #endif /* HESS_SECOND_ORDER_H */

@@ -221,15 +221,19 @@ static HESS_JVP(broadcast_to_jvp)
 static const hess_op_def op_sum_to = {.name = "sum_to",
                                       .formula = "out = a summed over its broadcast dims",
                                       .arity = 1,
+                                      .flags = HESS_OPF_LINEAR,
                                       .forward = sum_to_forward,
                                       .vjp = sum_to_vjp,
-                                      .jvp = sum_to_jvp};
+                                      .jvp = sum_to_jvp,
+                                      .rowwise = hess__rowwise_same_rank};
 static const hess_op_def op_broadcast_to = {.name = "broadcast_to",
                                             .formula = "out = a repeated to a shape",
                                             .arity = 1,
+                                            .flags = HESS_OPF_LINEAR,
                                             .forward = broadcast_to_forward,
                                             .vjp = broadcast_to_vjp,
-                                            .jvp = broadcast_to_jvp};
+                                            .jvp = broadcast_to_jvp,
+                                            .rowwise = hess__rowwise_same_rank};
 
 /* sum_to (sum) or broadcast_to a's values to shape[nd], nd <= max_dims. */
 static hess_tensor *to(hess_context *ctx,

@@ -113,10 +113,10 @@ JVP(div_jvp)
 /* Records and builders                                                     */
 /* ------------------------------------------------------------------------ */
 
-HESS_BINARY_RECORD(add, "out = a + b")
-HESS_BINARY_RECORD(sub, "out = a - b")
-HESS_BINARY_RECORD(mul, "out = a * b")
-HESS_BINARY_RECORD(div, "out = a / b")
+HESS_BINARY_RECORD(add, "out = a + b", HESS_OPF_LINEAR)
+HESS_BINARY_RECORD(sub, "out = a - b", HESS_OPF_LINEAR)
+HESS_BINARY_RECORD(mul, "out = a * b", HESS_OPF_MULTILINEAR)
+HESS_BINARY_RECORD(div, "out = a / b", 0)
 
 hess_tensor *hess_add(hess_context *ctx, hess_tensor *a, hess_tensor *b)
 {

@@ -388,6 +388,55 @@ static HESS_JVP(transpose_jvp)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Curvature: which operand carries the samples, the parameter's diagonal   */
+/* ------------------------------------------------------------------------ */
+
+/* Row b of op(A) op(B) depends on row b of A alone when A is not transposed
+ * and has out's rank (x W^T with x [B, n]; a batch [B, m, k]), and on row b
+ * of B when both carry the batch in front (rank >= 3). */
+static bool matmul_rowwise(const hess_tensor *out, int i)
+{
+    const hess_tensor *s = out->src[i];
+    if (i == 0)
+        return s->ndim >= 2 && s->ndim == out->ndim && !(s->ndim == 2 && out->par.mm.ta);
+    return i == 1 && s->ndim >= 3 && s->ndim == out->ndim;
+}
+
+static bool transpose_rowwise(const hess_tensor *out, int i)
+{
+    (void)i;
+    return out->ndim >= 3;
+}
+
+/* The diagonal of a weight B in out = X op(B), X [B, k] the samples' rows
+ * (not transposed), out [B, n]: with Q = the diagonal of the Hessian with
+ * respect to out (hess__factor_sq), each sample's gradient of op(B) is the
+ * outer product x_b q_b^T, whose squares sum to (X^2)^T Q, stored as B is.
+ * The bias c of a LINEAR node: the column sums of Q. */
+static bool matmul_diag_param(hess_context *ctx,
+                              const hess_pass *pass,
+                              hess_tensor *out,
+                              int i,
+                              const hess_factor *f,
+                              hess_tensor **d)
+{
+    (void)pass;
+    hess_tensor *X = out->src[0], *W = out->src[1];
+    if (out->ndim != 2 || X->ndim != 2 || out->par.mm.ta || out->shape[0] != f->B)
+        return false;
+    hess_tensor *Q = hess__factor_sq(ctx, f, out);
+    if (i == 2) {
+        *d = hess__sum_to(ctx, Q, 1, out->shape + 1);
+        return true;
+    }
+    if (i != 1 || W->ndim != 2)
+        return false;
+    hess_tensor *X2 = hess_mul(ctx, X, X);
+    *d = out->par.mm.tb ? mm(ctx, Q, X2, true, false) : mm(ctx, X2, Q, true, false);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Shapes and records                                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -514,26 +563,34 @@ static const hess_op_def op_matmul = {
     .name = "matmul",
     .formula = "out = op(A) op(B), op = transpose by par.mm; vectors as rows or columns",
     .arity = 2,
+    .flags = HESS_OPF_MULTILINEAR,
     .shape = matmul_shape,
     .prepare = mm_prepare,
     .forward = matmul_forward,
     .vjp = matmul_vjp,
-    .jvp = matmul_jvp};
+    .jvp = matmul_jvp,
+    .rowwise = matmul_rowwise,
+    .diag_param = matmul_diag_param};
 static const hess_op_def op_linear = {.name = "linear",
                                       .formula = "out = op(A) op(B) + c, c [n] on every row",
                                       .arity = 3,
+                                      .flags = HESS_OPF_MULTILINEAR,
                                       .shape = linear_shape,
                                       .prepare = mm_prepare,
                                       .forward = linear_forward,
                                       .vjp = linear_vjp,
-                                      .jvp = linear_jvp};
+                                      .jvp = linear_jvp,
+                                      .rowwise = matmul_rowwise,
+                                      .diag_param = matmul_diag_param};
 static const hess_op_def op_transpose = {.name = "transpose",
                                          .formula = "out[..., j, i] = a[..., i, j]",
                                          .arity = 1,
+                                         .flags = HESS_OPF_LINEAR | HESS_OPF_REINDEX,
                                          .shape = transpose_shape,
                                          .forward = transpose_forward,
                                          .vjp = transpose_vjp,
-                                         .jvp = transpose_jvp};
+                                         .jvp = transpose_jvp,
+                                         .rowwise = transpose_rowwise};
 
 /* ------------------------------------------------------------------------ */
 /* Builders                                                                 */

@@ -106,8 +106,8 @@ static HESS_JVP(sigmoid_grad_jvp)
     return hess__add_or(ctx, tg ? sigmoid_grad(ctx, tg, a) : NULL, d2);
 }
 
-HESS_BINARY_RECORD(tanh_grad, "out = g (1 - y^2), the derivative of tanh with y = tanh(a)")
-HESS_BINARY_RECORD(sigmoid_grad, "out = g sigmoid(a) sigmoid(-a), the derivative of sigmoid")
+HESS_BINARY_RECORD(tanh_grad, "out = g (1 - y^2), the derivative of tanh with y = tanh(a)", 0)
+HESS_BINARY_RECORD(sigmoid_grad, "out = g sigmoid(a) sigmoid(-a), the derivative of sigmoid", 0)
 
 static hess_tensor *tanh_grad(hess_context *ctx, hess_tensor *g, hess_tensor *y)
 {
@@ -247,6 +247,19 @@ static bool pair_shape(hess_context *ctx,
            hess__shape_scalar(ctx, src, par, ndim, shape, fn);
 }
 
+/* g alpha sum(softplus(x) - x y) in x: the diagonal g alpha sigmoid'(x). */
+static bool bce_logits_curv(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g, int i, hess_curv *c)
+{
+    (void)pass;
+    if (i != 0)
+        return true; /* linear in the targets */
+    hess_tensor *x = out->src[0];
+    hess_tensor *ga = hess__affine(ctx, g, out->par.loss.alpha, 0.0);
+    c->diag = sigmoid_grad(ctx, hess__broadcast_to(ctx, ga, x->ndim, x->shape), x);
+    return true;
+}
+
 static const hess_op_def op_bce_with_logits = {
     .name = "bce_with_logits",
     .formula = "out = alpha sum(softplus(x) - x y), alpha = 1/numel",
@@ -255,6 +268,7 @@ static const hess_op_def op_bce_with_logits = {
     .forward = bce_logits_forward,
     .vjp = bce_logits_vjp,
     .jvp = hess__jvp_scalar,
+    .curv = bce_logits_curv,
     .check_src = bce_logits_check};
 
 static hess_tensor *

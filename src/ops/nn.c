@@ -124,13 +124,55 @@ static HESS_JVP(log_softmax_jvp)
     return hess_sub(ctx, tin[0], sum_keep(ctx, hess_mul(ctx, p, tin[0]), out));
 }
 
+/* Along an axis other than the leading one, rows are independent. */
+static bool axis_rowwise(const hess_tensor *out, int i)
+{
+    (void)i;
+    return out->par.axis.axis != 0;
+}
+
+/* sqrt(max(s, 0)) and sqrt(max(-s, 0)): the scales of the two columns a
+ * rank-one term s u u^T of either sign splits into. */
+static hess_tensor *sqrt_pos(hess_context *ctx, hess_tensor *s, double sign)
+{
+    return hess_sqrt(ctx, hess_relu(ctx, sign > 0 ? s : hess_neg(ctx, s)));
+}
+
+/* A curvature of the form diag(d) + s u u^T per slice along axis, s of any
+ * sign per slice: the diagonal, and u scaled by sqrt(s+) (sign +1) and
+ * sqrt(s-) (-1). */
+static void diag_plus_rank_one(
+    hess_context *ctx, hess_tensor *d, hess_tensor *s, hess_tensor *u, int axis, hess_curv *c)
+{
+    c->diag = d;
+    c->col[0] = hess_mul(ctx, sqrt_pos(ctx, s, 1.0), u);
+    c->col[1] = hess_mul(ctx, sqrt_pos(ctx, s, -1.0), u);
+    c->sign[0] = 1.0;
+    c->sign[1] = -1.0;
+    c->axis = axis;
+}
+
+/* log_softmax = a - lse(a) per row: sum_i g_i d2 out_i = -s (diag p - p p^T),
+ * s = sum(g) per row, p = softmax(a): diagonal -s p and the rank-one s p p^T. */
+static bool log_softmax_curv(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g, int i, hess_curv *c)
+{
+    (void)pass, (void)i;
+    hess_tensor *p = hess__softmax(ctx, out->src[0], out->par.axis.axis);
+    hess_tensor *s = sum_keep(ctx, g, out);
+    diag_plus_rank_one(ctx, hess_neg(ctx, hess_mul(ctx, s, p)), s, p, out->par.axis.axis, c);
+    return true;
+}
+
 static const hess_op_def op_log_softmax = {.name = "log_softmax",
                                            .formula = "out = a - log(sum(exp(a), axis))",
                                            .arity = 1,
                                            .shape = axis_shape,
                                            .forward = log_softmax_forward,
                                            .vjp = log_softmax_vjp,
-                                           .jvp = log_softmax_jvp};
+                                           .jvp = log_softmax_jvp,
+                                           .rowwise = axis_rowwise,
+                                           .curv = log_softmax_curv};
 
 /* out = exp(a - max) / sum(exp(a - max)) along the axis: in [0, 1] for any
  * finite a. */
@@ -172,13 +214,33 @@ static HESS_JVP(softmax_jvp)
     return gin[0];
 }
 
+/* softmax per row: sum_i g_i d2 p_i = diag(q) - q p^T - p q^T with h = g -
+ * sum(g p), q = p h; and -(q p^T + p q^T) = (p - q)(p - q)^T / 2 - (p + q)(p +
+ * q)^T / 2: the diagonal q and two columns of fixed signs. */
+static bool softmax_curv(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g, int i, hess_curv *c)
+{
+    (void)pass, (void)i;
+    hess_tensor *h = hess_sub(ctx, g, sum_keep(ctx, hess_mul(ctx, g, out), out));
+    hess_tensor *q = hess_mul(ctx, out, h);
+    c->diag = q;
+    c->col[0] = hess__affine(ctx, hess_sub(ctx, out, q), 0.70710678118654752440, 0.0);
+    c->col[1] = hess__affine(ctx, hess_add(ctx, out, q), 0.70710678118654752440, 0.0);
+    c->sign[0] = 1.0;
+    c->sign[1] = -1.0;
+    c->axis = out->par.axis.axis;
+    return true;
+}
+
 static const hess_op_def op_softmax = {.name = "softmax",
                                        .formula = "out = exp(a) / sum(exp(a), axis)",
                                        .arity = 1,
                                        .shape = axis_shape,
                                        .forward = softmax_forward,
                                        .vjp = softmax_vjp,
-                                       .jvp = softmax_jvp};
+                                       .jvp = softmax_jvp,
+                                       .rowwise = axis_rowwise,
+                                       .curv = softmax_curv};
 
 /* ------------------------------------------------------------------------ */
 /* mse_loss                                                                 */
@@ -254,13 +316,36 @@ static HESS_VJP(mse_vjp)
         gin[1] = hess__sum_like(ctx, pass, hess_neg(ctx, da), b);
 }
 
+/* A leaf shaped like t holding v everywhere. */
+static hess_tensor *filled_like(hess_context *ctx, const hess_tensor *t, double v)
+{
+    hess_tensor *c = hess__leaf(ctx, t->ndim, t->shape, 0u, "hess_mse_loss");
+    if (c) {
+        for (int64_t j = 0; j < c->numel; j++)
+            c->data[j] = v;
+        hess__leaf_scan(c);
+    }
+    return c;
+}
+
+/* g alpha sum((a - b)^2): the diagonal 2 alpha g in a (or in b, when a is a
+ * constant). */
+static bool mse_curv(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g, int i, hess_curv *c)
+{
+    (void)pass;
+    c->diag = hess_mul(ctx, g, filled_like(ctx, out->src[i], 2.0 * out->par.loss.alpha));
+    return true;
+}
+
 static const hess_op_def op_mse_loss = {.name = "mse_loss",
                                         .formula = "out = alpha sum((a - b)^2), alpha = 1/numel",
                                         .arity = 2,
                                         .shape = pair_loss_shape,
                                         .forward = mse_forward,
                                         .vjp = mse_vjp,
-                                        .jvp = hess__jvp_scalar};
+                                        .jvp = hess__jvp_scalar,
+                                        .curv = mse_curv};
 
 /* ------------------------------------------------------------------------ */
 /* cross_entropy and one_hot                                                */
@@ -382,6 +467,20 @@ static HESS_VJP(cross_entropy_vjp)
     gin[0] = hess__sum_like(ctx, pass, hess__scalar_times(ctx, g, c), x);
 }
 
+/* g alpha sum_b ce(x_b): per row g alpha (diag p - p p^T), p = softmax(x_b). */
+static bool cross_entropy_curv(
+    hess_context *ctx, const hess_pass *pass, hess_tensor *out, hess_tensor *g, int i, hess_curv *c)
+{
+    (void)pass;
+    hess_tensor *x = out->src[0];
+    if (i != 0)
+        return false;
+    hess_tensor *p = hess__softmax(ctx, x, x->ndim - 1);
+    hess_tensor *ga = hess__affine(ctx, g, out->par.loss.alpha, 0.0);
+    diag_plus_rank_one(ctx, hess_mul(ctx, ga, p), hess_neg(ctx, ga), p, x->ndim - 1, c);
+    return true;
+}
+
 static hess_status cross_entropy_check(
     hess_context *ctx, const hess_tensor *out, int k, const double *data, const char *fn)
 {
@@ -398,6 +497,7 @@ static const hess_op_def op_cross_entropy = {
     .forward = cross_entropy_forward,
     .vjp = cross_entropy_vjp,
     .jvp = hess__jvp_scalar,
+    .curv = cross_entropy_curv,
     .check_src = cross_entropy_check};
 
 /* log_softmax or softmax along axis (negative from the end). */

@@ -147,11 +147,12 @@ HESS_INTERNAL void hess__binary_forward(hess_tensor *out, hess__row_fn row);
     }
 
 /* The record of an elementwise binary op NAME with its kernel NAME_forward and
- * rule NAME_vjp: op_NAME. */
-#define HESS_BINARY_RECORD(NAME, FORMULA)                                                          \
+ * rules NAME_vjp and NAME_jvp, flagged HESS_OPF_ELEMENTWISE | FLAGS: op_NAME. */
+#define HESS_BINARY_RECORD(NAME, FORMULA, FLAGS)                                                   \
     static const hess_op_def op_##NAME = {.name = #NAME,                                           \
                                           .formula = FORMULA,                                      \
                                           .arity = 2,                                              \
+                                          .flags = HESS_OPF_ELEMENTWISE | (FLAGS),                 \
                                           .shape = hess__shape_bcast,                              \
                                           .forward = NAME##_forward,                               \
                                           .vjp = NAME##_vjp,                                       \
@@ -213,6 +214,15 @@ hess__zeros_like(hess_context *ctx, const hess_pass *pass, const hess_tensor *li
 HESS_INTERNAL hess_tensor *
 hess__lift(hess_context *ctx, const hess_pass *pass, hess_tensor *t, const hess_tensor *out);
 HESS_INTERNAL hess_tensor *hess__add_or(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/* The diagonal of the Hessian with respect to out per sample, from the
+ * curvature f at out: sum_g sign_g sum_c F_g[c]^2 + D, shaped like out
+ * (curv.c). */
+HESS_INTERNAL hess_tensor *
+hess__factor_sq(hess_context *ctx, const hess_factor *f, const hess_tensor *out);
+/* rowwise predicates of the records (core.h): any source of the leading
+ * dimension's size; a source of out's rank. */
+HESS_INTERNAL bool hess__rowwise_any(const hess_tensor *out, int i);
+HESS_INTERNAL bool hess__rowwise_same_rank(const hess_tensor *out, int i);
 /* reshape, sum_to and broadcast_to to any shape of rank up to HESS_DIMS (the
  * public builders stop at HESS_MAX_DIMS): what rules use for batched
  * cotangents.  reshape_any returns a when it has the shape already. */

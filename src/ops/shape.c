@@ -28,9 +28,11 @@ static HESS_VJP(reshape_vjp)
 static const hess_op_def op_reshape = {.name = "reshape",
                                        .formula = "out = a with another shape of equal count",
                                        .arity = 1,
+                                       .flags = HESS_OPF_LINEAR | HESS_OPF_REINDEX,
                                        .forward = reshape_forward,
                                        .vjp = reshape_vjp,
-                                       .jvp = reshape_jvp};
+                                       .jvp = reshape_jvp,
+                                       .rowwise = hess__rowwise_any};
 
 bool hess__shape_is(const hess_tensor *a, int nd, const int64_t *shape)
 {
@@ -185,6 +187,17 @@ hess_tensor *hess__zeros_like(hess_context *ctx, const hess_pass *pass, const he
         t->par.leaf.nz_chunks = 0;
     }
     return t;
+}
+
+bool hess__rowwise_any(const hess_tensor *out, int i)
+{
+    (void)out, (void)i;
+    return true;
+}
+
+bool hess__rowwise_same_rank(const hess_tensor *out, int i)
+{
+    return out->src[i]->ndim == out->ndim;
 }
 
 hess_tensor *

@@ -32,9 +32,11 @@
                                           .shape = hess__shape_same,                               \
                                           .forward = NAME##_forward,                               \
                                           .vjp = NAME##_vjp};
-#define HESS_UNARY_OP(NAME, FORMULA, EXPR)                                                         \
+#define HESS_UNARY_OP(NAME, FORMULA, EXPR) HESS_UNARY_OP_FLAGS(NAME, FORMULA, EXPR, 0)
+/* ... with more record flags (HESS_OPF_LINEAR for a piecewise-linear op) */
+#define HESS_UNARY_OP_FLAGS(NAME, FORMULA, EXPR, FLAGS)                                            \
     HESS_UNARY_KERNEL(NAME, EXPR)                                                                  \
-    HESS_UNARY_RECORD(NAME, FORMULA, HESS_OPF_ELEMENTWISE)                                         \
+    HESS_UNARY_RECORD(NAME, FORMULA, HESS_OPF_ELEMENTWISE | (FLAGS))                               \
     hess_tensor *hess_##NAME(hess_context *ctx, hess_tensor *a)                                    \
     {                                                                                              \
         return hess__apply1(ctx, &op_##NAME, a, NULL, "hess_" #NAME);                              \
@@ -52,7 +54,7 @@ VJP(affine_vjp)
     gin[0] = hess__affine(ctx, g, out->par.affine.alpha, 0.0);
 }
 HESS_UNARY_KERNEL(affine, par->affine.alpha *v + par->affine.beta)
-HESS_UNARY_RECORD(affine, "out = alpha a + beta", HESS_OPF_ELEMENTWISE)
+HESS_UNARY_RECORD(affine, "out = alpha a + beta", HESS_OPF_ELEMENTWISE | HESS_OPF_LINEAR)
 
 static hess_tensor *
 affine(hess_context *ctx, hess_tensor *a, double alpha, double beta, const char *fn)
@@ -170,9 +172,10 @@ VJP(relu_vjp)
     (void)pass;
     gin[0] = hess_mul(ctx, g, hess__step(ctx, out->src[0]));
 }
-HESS_UNARY_OP(relu,
-              "out = max(a, 0), NaN for NaN; the derivative at 0 (and NaN) is 0",
-              v > 0 || isnan(v) ? v : 0.0)
+HESS_UNARY_OP_FLAGS(relu,
+                    "out = max(a, 0), NaN for NaN; the derivative at 0 (and NaN) is 0",
+                    v > 0 || isnan(v) ? v : 0.0,
+                    HESS_OPF_LINEAR)
 
 /* exactly zero away from 0; the sub-gradient 0 at 0 */
 VJP(step_vjp)
@@ -181,7 +184,7 @@ VJP(step_vjp)
     gin[0] = NULL;
 }
 HESS_UNARY_KERNEL(step, v > 0 ? 1.0 : 0.0)
-HESS_UNARY_RECORD(step, "out = [a > 0] (relu's derivative)", HESS_OPF_ELEMENTWISE)
+HESS_UNARY_RECORD(step, "out = [a > 0] (relu's derivative)", HESS_OPF_ELEMENTWISE | HESS_OPF_LINEAR)
 
 hess_tensor *hess__step(hess_context *ctx, hess_tensor *a)
 {
