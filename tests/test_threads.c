@@ -230,10 +230,122 @@ static void test_threads_bit_identical(void **state)
     free(jobs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The library's own threads: the sweeps on opts.n_threads                  */
+/* ------------------------------------------------------------------------ */
+
+/* A two-layer tanh network, MSE, batch 6: N = 212. */
+static hess_tensor *sweep_model(hess_context *ctx, hess_tensor *p[4])
+{
+    uint64_t s = 2024;
+    double buf[256];
+    const int64_t shapes[4][2] = {{16, 8}, {16, 0}, {4, 16}, {4, 0}};
+    for (int i = 0; i < 4; i++) {
+        const int nd = shapes[i][1] ? 2 : 1;
+        const int64_t n = shapes[i][0] * (nd == 2 ? shapes[i][1] : 1);
+        for (int64_t j = 0; j < n; j++)
+            buf[j] = rnd_uniform(&s, -0.7, 0.7);
+        p[i] = hess_param_new(ctx, nd, shapes[i], buf);
+    }
+    for (int j = 0; j < 48; j++)
+        buf[j] = rnd_uniform(&s, -1, 1);
+    hess_tensor *x = hess_tensor_new(ctx, 2, (const int64_t[]){6, 8}, buf);
+    hess_tensor *y = hess_tensor_new(ctx, 2, (const int64_t[]){6, 4}, buf + 24);
+    hess_tensor *h = hess_tanh(ctx, hess_linear(ctx, x, p[0], p[1]));
+    return hess_mse_loss(ctx, hess_linear(ctx, h, p[2], p[3]), y);
+}
+
+typedef struct progress_log {
+    size_t calls, last, stop_at;
+    bool in_order;
+} progress_log;
+
+static int log_progress(size_t done, size_t total, void *user)
+{
+    progress_log *l = user;
+    l->in_order = l->in_order && done > l->last && done <= total;
+    l->last = done;
+    return ++l->calls == l->stop_at;
+}
+
+/* The full Hessian, its diagonal by rows, a block, batched HVPs and a trace
+ * estimate on 1, 2, 3 and 8 threads: the same bits; progress is reported in
+ * order, once per block, and cancelling stops with the reported rows done. */
+static void test_threads_sweeps_bit_identical(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    hess_tensor *p[4];
+    hess_tensor *L = sweep_model(ctx, p);
+    const size_t N = hess_param_count(4, p), m = 37;
+    assert_int_equal(N, 212);
+    double *H[2], *HV[2], *B[2], *V = malloc(m * N * sizeof *V), d[2][212], tr[2], se[2];
+    const size_t nb = 128 * 64; /* the block of p[0] [16,8] with p[2] [4,16] */
+    for (int i = 0; i < 2; i++) {
+        H[i] = malloc(N * N * sizeof *H[i]);
+        HV[i] = malloc(m * N * sizeof *HV[i]);
+        B[i] = malloc(nb * sizeof *B[i]);
+    }
+    uint64_t s = 5;
+    for (size_t i = 0; i < m * N; i++)
+        V[i] = rnd_uniform(&s, -1, 1);
+    const int threads[4] = {1, 2, 3, 8};
+    for (int c = 0; c < 4; c++) {
+        const int r = c > 0; /* 0: the one-thread reference */
+        hess_hessian_opts o = {0};
+        o.block_rows = 8; /* 27 blocks */
+        o.n_threads = threads[c];
+        assert_ok(ctx, hess_hessian_ex(ctx, L, 4, p, &o, H[r]));
+        assert_ok(ctx, hess_hvp_batch(ctx, L, 4, p, m, V, &o, HV[r]));
+        o.method = HESS_DIAG_ROWS;
+        assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 4, p, &o, d[r]));
+        o.method = 0;
+        assert_ok(ctx, hess_hessian_block_ex(ctx, L, p[0], p[2], &o, B[r]));
+        o.method = HESS_EST_HUTCHINSON;
+        o.n_probes = 64;
+        o.seed = 7;
+        assert_ok(ctx, hess_trace_estimate(ctx, L, 4, p, &o, &tr[r], &se[r]));
+        if (r) {
+            assert_memory_equal(H[0], H[1], N * N * sizeof(double));
+            assert_memory_equal(HV[0], HV[1], m * N * sizeof(double));
+            assert_memory_equal(d[0], d[1], sizeof d[0]);
+            assert_memory_equal(B[0], B[1], nb * sizeof(double));
+            assert_memory_equal(&tr[0], &tr[1], sizeof tr[0]);
+        }
+    }
+    /* progress on 2 threads: 27 calls, in order; cancelled at the 5th */
+    progress_log log = {0, 0, 0, true};
+    hess_hessian_opts o = {0};
+    o.block_rows = 8;
+    o.n_threads = 2;
+    o.progress = log_progress;
+    o.user = &log;
+    assert_ok(ctx, hess_hessian_ex(ctx, L, 4, p, &o, H[1]));
+    assert_int_equal(log.calls, 27);
+    assert_true(log.in_order);
+    assert_int_equal(log.last, N);
+    log = (progress_log){0, 0, 5, true};
+    for (size_t i = 0; i < N * N; i++)
+        H[1][i] = 0.0;
+    assert_int_equal(hess_hessian_ex(ctx, L, 4, p, &o, H[1]), HESS_ERR_CANCELLED);
+    assert_int_equal(log.calls, 5);
+    assert_memory_equal(H[0], H[1], 40 * N * sizeof(double)); /* rows 0..39 done */
+    hess_context_clear_error(ctx);
+    o.progress = NULL;
+    o.n_threads = -1;
+    assert_int_equal(hess_hessian_ex(ctx, L, 4, p, &o, H[1]), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "n_threads"));
+    for (int i = 0; i < 2; i++)
+        free(H[i]), free(HV[i]), free(B[i]);
+    free(V);
+    hess_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_threads_sweeps_bit_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -429,4 +429,39 @@ HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx,
                                            const hess__replay *plan,
                                            const char *fn);
 
+/* ------------------------------------------------------------------------ */
+/* Threads (parallel.c)                                                     */
+/* ------------------------------------------------------------------------ */
+
+#define HESS_MAX_THREADS 64
+
+/* The cores online, 1..HESS_MAX_THREADS. */
+HESS_INTERNAL int hess__cores(void);
+/* Runs fn(arg, t) for t = 0..n-1 at once, t = 0 on the calling thread;
+ * returns how many ran (a thread that could not start is skipped, so fn
+ * shares its work dynamically and every t does what is left). */
+HESS_INTERNAL int hess__parallel(int n, void (*fn)(void *arg, int t), void *arg);
+
+/* A replica of a replay: clones of the leaves and of the planned nodes, with
+ * their own values and workspace, sources mapped to the clones; the nodes
+ * outside the plan are shared, read only.  Made on the caller's thread;
+ * hess__replica_run evaluates the clones in order, kernels only (false when
+ * check_finite and a value is not finite). */
+typedef struct hess__replica {
+    const hess__replay *plan;
+    hess_tensor *nodes; /* clones of plan->ids, in order */
+    hess_tensor **map;  /* by id - first: the clone, or NULL */
+    int64_t first, span;
+} hess__replica;
+
+HESS_INTERNAL hess_status hess__replica_make(hess_context *ctx,
+                                             const hess__replay *plan,
+                                             size_t n_leaves,
+                                             hess_tensor *const leaves[],
+                                             hess__replica *r,
+                                             const char *fn);
+/* The clone of t in r, or t itself when r has none. */
+HESS_INTERNAL hess_tensor *hess__replica_of(const hess__replica *r, hess_tensor *t);
+HESS_INTERNAL bool hess__replica_run(const hess__replica *r, bool check_finite);
+
 #endif /* HESS_CORE_H */

@@ -12,6 +12,7 @@
  */
 #include "second_order.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #define DEFAULT_SWEEP_BYTES ((size_t)2 << 20) /* about an L2 cache: larger sweeps spill */
@@ -86,6 +87,11 @@ static hess_status check_opts(hess_context *ctx, const hess_hessian_opts *opts, 
                     fn, opts->flags);
         return HESS_ERR_ARG;
     }
+    if (opts && opts->n_threads < 0) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: opts->n_threads is %d (0 = all cores, or a count)", fn,
+                    opts->n_threads);
+        return HESS_ERR_ARG;
+    }
     return HESS_OK;
 }
 
@@ -112,13 +118,19 @@ choose_k(const hess_context *ctx, int64_t first, size_t m, const hess_hessian_op
     return k ? (int64_t)k : 1;
 }
 
-/* Writes directions r0..r0+kk-1 into the k slots of V (unit vectors when Vsrc is
- * NULL, else rows of Vsrc); slots past kk are zero. */
-static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t kk)
+/* Writes directions r0..r0+kk-1 into the k slots of the leaves v[] (unit
+ * vectors when Vsrc is NULL, else rows of Vsrc); slots past kk are zero.
+ * touch: stamp the leaves (the graph's own; a replica's are not stamped). */
+static void set_dirs(const hvp_graph *G,
+                     hess_tensor *const v_[],
+                     const double *Vsrc,
+                     size_t r0,
+                     size_t kk,
+                     bool touch)
 {
     size_t off = 0;
     for (size_t i = 0; i < G->ni; i++) {
-        hess_tensor *v = G->v[i];
+        hess_tensor *v = v_[i];
         double *d = v->data;
         const size_t len = (size_t)v->numel / (size_t)G->k;
         if (!Vsrc && (v->flags & HESS_T_ONEHOT)) { /* clear only the last sweep's ones */
@@ -137,7 +149,8 @@ static void set_dirs(const hvp_graph *G, const double *Vsrc, size_t r0, size_t k
                 d[q * len + (r - off)] = 1.0;
         }
         /* unit directions say so, for the products that skip zeros (ops_linalg.c) */
-        hess__touch(v->ctx, v, false);
+        if (touch)
+            hess__touch(v->ctx, v, false);
         v->flags = Vsrc ? v->flags & ~HESS_T_ONEHOT : v->flags | HESS_T_ONEHOT;
         v->par.leaf.onehot_first = (int64_t)r0 - (int64_t)off;
         v->par.leaf.onehot_count = (int64_t)kk;
@@ -212,7 +225,7 @@ static hess_status hvp_build(hess_context *ctx,
         }
         G->v[i] = v;
     }
-    set_dirs(G, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k);
+    set_dirs(G, G->v, Vsrc, 0, m < (size_t)G->k ? m : (size_t)G->k, true);
     st = hess__backward(ctx, ni, g, G->v, nj, pj, G->hv, HESS_ALLOW_UNUSED | HESS__FRESH,
                         flat ? 0 : G->k, fn, "params");
     ctx->lazy--;
@@ -227,32 +240,149 @@ static hess_status hvp_build(hess_context *ctx,
 /* Sweeps                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Copies result row q of the current sweep into out (cols doubles). */
-static void get_row(const hvp_graph *G, size_t q, double *out)
+/* Copies result row q of the current sweep of results hv[] into out. */
+static void get_row(const hvp_graph *G, hess_tensor *const hv[], size_t q, double *out)
 {
     for (size_t j = 0; j < G->nj; j++) {
-        const size_t len = (size_t)G->hv[j]->numel / (size_t)G->k;
-        memcpy(out, G->hv[j]->data + q * len, len * sizeof *out);
+        const size_t len = (size_t)hv[j]->numel / (size_t)G->k;
+        memcpy(out, hv[j]->data + q * len, len * sizeof *out);
         out += len;
     }
 }
 
-/* Element c of result row q of the current sweep. */
-static double get_elem(const hvp_graph *G, size_t q, size_t c)
+/* Element c of result row q of the current sweep of results hv[]. */
+static double get_elem(const hvp_graph *G, hess_tensor *const hv[], size_t q, size_t c)
 {
     for (size_t j = 0; j < G->nj; j++) {
-        const size_t len = (size_t)G->hv[j]->numel / (size_t)G->k;
+        const size_t len = (size_t)hv[j]->numel / (size_t)G->k;
         if (c < len)
-            return G->hv[j]->data[q * len + c];
+            return hv[j]->data[q * len + c];
         c -= len;
     }
     return 0.0;
 }
 
-/* Evaluates m rows, k per sweep: out gets m x cols values, or with diag only
- * element r of row r.  Progress is reported after each sweep. */
+/* One evaluator of the sweeps: the graph itself (lane 0), or a replica of
+ * its replay with its own directions and results (the other threads). */
+typedef struct lane {
+    hess_tensor **v, **hv;
+    hess__replica rep;
+    bool replica;
+} lane;
+
+/* Lanes for up to n threads (0: all cores), at most `blocks` of them; lane 0
+ * is the graph.  Returns how many were made (1 when replicas would not pay,
+ * or memory for one ran out: then the error is cleared and fewer run). */
+static int
+make_lanes(hess_context *ctx, hvp_graph *G, int n, size_t blocks, lane *lanes, const char *fn)
+{
+    if (n <= 0)
+        n = hess__cores();
+    if ((size_t)n > blocks)
+        n = (int)blocks;
+    lanes[0] = (lane){G->v, G->hv, {0}, false};
+    int made = 1;
+    for (int t = 1; t < n && G->plan.ids; t++, made++) {
+        lane *L = &lanes[t];
+        const hess_mark mk = hess__mark(ctx);
+        L->v = hess__alloc(ctx, G->ni * sizeof *L->v, fn);
+        L->hv = hess__alloc(ctx, G->nj * sizeof *L->hv, fn);
+        if (!L->v || !L->hv ||
+            hess__replica_make(ctx, &G->plan, G->ni, G->v, &L->rep, fn) != HESS_OK) {
+            if (ctx->status == HESS_ERR_NOMEM) /* fewer threads, not a failure */
+                hess_context_clear_error(ctx);
+            hess__rewind(ctx, &mk);
+            break;
+        }
+        for (size_t i = 0; i < G->ni; i++)
+            L->v[i] = hess__replica_of(&L->rep, G->v[i]);
+        for (size_t j = 0; j < G->nj; j++)
+            L->hv[j] = hess__replica_of(&L->rep, G->hv[j]);
+        L->replica = true;
+    }
+    return made;
+}
+
+/* A sweep over blocks of k directions shared by the lanes: blocks first..nb-1
+ * are taken in turn by whichever lane is free; each writes its rows (or its
+ * diagonal elements) of the result, which do not depend on the lane.  Lane 0,
+ * on the caller's thread, reports progress in block order and stops the
+ * others when asked. */
+typedef struct sweep_job {
+    hess_context *ctx;
+    const hvp_graph *G;
+    lane *lanes;
+    const double *Vsrc;
+    size_t m, nb;
+    double *out, *diag;
+    const hess_hessian_opts *opts;
+    const char *fn;
+    atomic_size_t next;
+    atomic_uchar *done;
+    atomic_int stop, nonfinite;
+    size_t reported; /* blocks reported, lane 0's */
+    hess_status st;  /* lane 0's */
+} sweep_job;
+
+static void sweep_block(sweep_job *J, lane *L, size_t b)
+{
+    const hvp_graph *G = J->G;
+    const size_t r0 = b * (size_t)G->k;
+    const size_t kk = J->m - r0 < (size_t)G->k ? J->m - r0 : (size_t)G->k;
+    set_dirs(G, L->v, J->Vsrc, r0, kk, !L->replica);
+    if (L->replica) {
+        if (!hess__replica_run(&L->rep, J->ctx->cfg.flags & HESS_CHECK_FINITE)) {
+            atomic_store(&J->nonfinite, 1);
+            atomic_store(&J->stop, 1);
+            return;
+        }
+    } else if ((J->st = hess__replay_run(J->ctx, &G->plan, J->fn)) != HESS_OK) {
+        atomic_store(&J->stop, 1);
+        return;
+    }
+    for (size_t q = 0; q < kk; q++) {
+        if (J->diag)
+            J->diag[r0 + q] = get_elem(G, L->hv, q, r0 + q);
+        else
+            get_row(G, L->hv, q, J->out + (r0 + q) * G->cols);
+    }
+    if (J->done)
+        atomic_store(&J->done[b], 1);
+}
+
+/* Lane 0: progress for the blocks done, in order. */
+static void sweep_report(sweep_job *J)
+{
+    while (J->done && J->st == HESS_OK && J->reported < J->nb &&
+           atomic_load(&J->done[J->reported])) {
+        J->reported++;
+        const size_t rows =
+            J->reported * (size_t)J->G->k < J->m ? J->reported * (size_t)J->G->k : J->m;
+        if ((J->st = hess__progress(J->ctx, J->opts, rows, J->m, J->fn)) != HESS_OK)
+            atomic_store(&J->stop, 1);
+    }
+}
+
+static void sweep_worker(void *arg, int t)
+{
+    sweep_job *J = arg;
+    for (;;) {
+        if (t == 0)
+            sweep_report(J);
+        if (atomic_load(&J->stop))
+            break;
+        const size_t b = atomic_fetch_add(&J->next, 1);
+        if (b >= J->nb)
+            break;
+        sweep_block(J, &J->lanes[t], b);
+    }
+}
+
+/* Evaluates m rows, k per sweep, on up to opts->n_threads threads: out gets
+ * m x cols values, or with diag only element r of row r.  The first sweep
+ * ran when the graph was built. */
 static hess_status run_rows(hess_context *ctx,
-                            const hvp_graph *G,
+                            hvp_graph *G,
                             const double *Vsrc,
                             size_t m,
                             double *out,
@@ -260,23 +390,47 @@ static hess_status run_rows(hess_context *ctx,
                             const hess_hessian_opts *opts,
                             const char *fn)
 {
-    for (size_t r0 = 0; r0 < m; r0 += (size_t)G->k) {
-        const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
-        if (r0 > 0) { /* the first sweep ran when the graph was built */
-            set_dirs(G, Vsrc, r0, kk);
-            hess_status st = hess__replay_run(ctx, &G->plan, fn);
-            if (st != HESS_OK)
-                return st;
-        }
-        for (size_t q = 0; q < kk; q++) {
-            if (diag)
-                diag[r0 + q] = get_elem(G, q, r0 + q);
-            else
-                get_row(G, q, out + (r0 + q) * G->cols);
-        }
-        hess_status st = hess__progress(ctx, opts, r0 + kk, m, fn);
-        if (st != HESS_OK)
-            return st;
+    const size_t nb = (m + (size_t)G->k - 1) / (size_t)G->k;
+    lane lanes[HESS_MAX_THREADS];
+    atomic_uchar *done = hess__alloc(ctx, nb * sizeof *done, fn);
+    if (!done)
+        return ctx->status;
+    for (size_t b = 0; b < nb; b++)
+        atomic_init(&done[b], 0);
+    const int nl = nb > 1 ? make_lanes(ctx, G, opts ? opts->n_threads : 0, nb - 1, lanes, fn) : 1;
+    if (nb <= 1)
+        lanes[0] = (lane){G->v, G->hv, {0}, false};
+    sweep_job J = {.ctx = ctx,
+                   .G = G,
+                   .lanes = lanes,
+                   .Vsrc = Vsrc,
+                   .m = m,
+                   .nb = nb,
+                   .out = out,
+                   .diag = diag,
+                   .opts = opts,
+                   .fn = fn,
+                   .done = done,
+                   .st = HESS_OK};
+    atomic_init(&J.next, 1);
+    atomic_init(&J.stop, 0);
+    atomic_init(&J.nonfinite, 0);
+    /* block 0: the sweep the build ran */
+    const size_t kk0 = m < (size_t)G->k ? m : (size_t)G->k;
+    for (size_t q = 0; q < kk0; q++) {
+        if (diag)
+            diag[q] = get_elem(G, G->hv, q, q);
+        else
+            get_row(G, G->hv, q, out + q * G->cols);
+    }
+    atomic_store(&done[0], 1);
+    hess__parallel(nl, sweep_worker, &J);
+    sweep_report(&J);
+    if (J.st != HESS_OK)
+        return J.st;
+    if (atomic_load(&J.nonfinite)) {
+        hess__error(ctx, HESS_ERR_NONFINITE, "%s: non-finite value in a row of the Hessian", fn);
+        return HESS_ERR_NONFINITE;
     }
     return HESS_OK;
 }
@@ -318,6 +472,8 @@ struct hess__hvp_op {
     hess_mark mk; /* where it began: hess__hvp_close goes back there */
     hvp_graph G;
     const char *fn;
+    lane lanes[HESS_MAX_THREADS];
+    int nl;
 };
 
 hess_status hess__hvp_open(hess_context *ctx,
@@ -354,6 +510,12 @@ hess_status hess__hvp_open(hess_context *ctx,
     st = hvp_build(ctx, loss, n, params, n, params, k <= 1 ? 1 : k + 1, zeros, &o, &op->G, fn);
     if (st == HESS_OK && !op->G.plan.ids)
         st = hess__replay_plan(ctx, n, op->G.v, &op->G.plan);
+    /* the threads' replicas, when a product has more than one block */
+    op->nl = 1;
+    op->lanes[0] = (lane){op->G.v, op->G.hv, {0}, false};
+    if (st == HESS_OK && op->G.k > 1)
+        op->nl =
+            make_lanes(ctx, &op->G, opts ? opts->n_threads : 0, HESS_MAX_THREADS, op->lanes, fn);
     hess__api_leave(ctx, saved, NULL);
     if (st != HESS_OK) {
         hess__rewind(ctx, &mk);
@@ -370,13 +532,25 @@ hess_status hess__hvp_apply(hess__hvp_op *op, size_t m, const double *X, double 
 {
     const hvp_graph *G = &op->G;
     const char *saved = hess__api_enter(op->ctx, op->fn);
-    hess_status st = HESS_OK;
-    for (size_t r0 = 0; r0 < m && st == HESS_OK; r0 += (size_t)G->k) {
-        const size_t kk = m - r0 < (size_t)G->k ? m - r0 : (size_t)G->k;
-        set_dirs(G, X, r0, kk);
-        st = hess__replay_run(op->ctx, &G->plan, op->fn);
-        for (size_t q = 0; q < kk && st == HESS_OK; q++)
-            get_row(G, q, Y + (r0 + q) * G->cols);
+    const size_t nb = (m + (size_t)G->k - 1) / (size_t)G->k;
+    sweep_job J = {.ctx = op->ctx,
+                   .G = G,
+                   .lanes = op->lanes,
+                   .Vsrc = X,
+                   .m = m,
+                   .nb = nb,
+                   .out = Y,
+                   .fn = op->fn,
+                   .st = HESS_OK};
+    atomic_init(&J.next, 0);
+    atomic_init(&J.stop, 0);
+    atomic_init(&J.nonfinite, 0);
+    hess__parallel(op->nl < (int)nb ? op->nl : (int)nb, sweep_worker, &J);
+    hess_status st = J.st;
+    if (st == HESS_OK && atomic_load(&J.nonfinite)) {
+        hess__error(op->ctx, HESS_ERR_NONFINITE, "%s: non-finite value in a Hessian-vector product",
+                    op->fn);
+        st = HESS_ERR_NONFINITE;
     }
     hess__api_leave(op->ctx, saved, NULL);
     return st;
@@ -413,7 +587,7 @@ hess_status hess_hvp(hess_context *ctx,
     st = hvp_build(ctx, loss, n, params, n, params, 1, v, NULL, &G, fn);
     ctx->api = NULL;
     if (st == HESS_OK)
-        get_row(&G, 0, hv);
+        get_row(&G, G.hv, 0, hv);
     hess__rewind(ctx, &mk);
     return st;
 }
