@@ -27,13 +27,14 @@ static void fill(uint64_t *s, double *x, size_t n, double lo, double hi)
 static hess_tensor *
 rand_param(hess_context *ctx, uint64_t *s, int nd, const int64_t *shape, double a)
 {
-    double buf[4096];
     int64_t n = 1;
     for (int i = 0; i < nd; i++)
         n *= shape[i];
-    assert_true(n <= 4096);
+    double *buf = malloc((size_t)n * sizeof *buf);
     fill(s, buf, (size_t)n, -a, a);
-    return hess_param_new(ctx, nd, shape, buf);
+    hess_tensor *t = hess_param_new(ctx, nd, shape, buf);
+    free(buf);
+    return t;
 }
 
 static hess_tensor *
@@ -299,6 +300,48 @@ static void test_diag_rules(void **state)
     hess_context_destroy(ctx);
 }
 
+/* bench/'s W2 shape (784 -> 128 -> tanh -> 10, cross-entropy; 101,770
+ * parameters) on a batch of 8: the diagonal by backpropagation, spot-checked
+ * against hess_hvp on unit vectors (the full Hessian would be 83 GB). */
+static void test_diag_w2_spot_check(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    uint64_t s = 37;
+    hess_tensor *p[4] = {
+        rand_param(ctx, &s, 2, SHAPE(128, 784), 0.036), rand_param(ctx, &s, 1, SHAPE(128), 0.036),
+        rand_param(ctx, &s, 2, SHAPE(10, 128), 0.088), rand_param(ctx, &s, 1, SHAPE(10), 0.088)};
+    double *xb = malloc(8 * 784 * sizeof *xb);
+    fill(&s, xb, 8 * 784, -1, 1);
+    hess_tensor *x = hess_tensor_new(ctx, 2, SHAPE(8, 784), xb);
+    free(xb);
+    hess_tensor *t = hess_tensor_new(ctx, 1, SHAPE(8), (const double[]){3, 1, 4, 1, 5, 9, 2, 6});
+    const act_fn act[1] = {hess_tanh};
+    hess_tensor *L = hess_cross_entropy(ctx, mlp(ctx, x, p, 2, act), t);
+    const size_t N = hess_param_count(4, p);
+    assert_int_equal(N, 101770);
+    double *d = malloc(N * sizeof *d), *e = calloc(N, sizeof *e), *hv = malloc(N * sizeof *hv);
+    int used = -1;
+    hess_hessian_opts o = {0};
+    o.method_used = &used;
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 4, p, &o, d));
+    assert_int_equal(used, HESS_DIAG_BACKPROP);
+    /* an element of each parameter, and the largest of W1's and W2's */
+    size_t idx[6] = {12345, 100352 + 17, 100480 + 640, 101760 + 3, 0, 100480};
+    for (size_t i = 0; i < 100352; i++)
+        idx[4] = fabs(d[i]) > fabs(d[idx[4]]) ? i : idx[4];
+    for (size_t i = 100480; i < 101760; i++)
+        idx[5] = fabs(d[i]) > fabs(d[idx[5]]) ? i : idx[5];
+    for (int k = 0; k < 6; k++) {
+        e[idx[k]] = 1.0;
+        assert_ok(ctx, hess_hvp(ctx, L, 4, p, e, hv));
+        e[idx[k]] = 0.0;
+        assert_close(d[idx[k]], hv[idx[k]], 1e-10, 1e-15);
+    }
+    free(d), free(e), free(hv);
+    hess_context_destroy(ctx);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The generalized Gauss-Newton matrix                                       */
 /* ------------------------------------------------------------------------ */
@@ -432,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_diag_shared_parameters),
         cmocka_unit_test(test_diag_not_covered),
         cmocka_unit_test(test_diag_rules),
+        cmocka_unit_test(test_diag_w2_spot_check),
         cmocka_unit_test(test_ggn_against_dense),
         cmocka_unit_test(test_ggn_linear_model_is_hessian),
         cmocka_unit_test(test_ggn_bad_arguments),
