@@ -534,6 +534,29 @@ static void test_docs_kept_after_rewinding_calls(void **state)
         assert_true(rep.ok);
         assert_nothing_kept(ctx, s, "the rewinding calls");
 
+        /* forward mode, the GGN, the curvature functions, flat vectors */
+        double J[5 * 41], x[41], ev[2], grid[3] = {-1, 0, 1}, dens[3], tr, se, flat[41];
+        hess_solve_info info;
+        hess_tensor *out = loss->src[0]; /* the network's output (white-box) */
+        hess_hessian_opts co = {0};
+        co.n_probes = 8;
+        co.lanczos_steps = 10;
+        s = take(ctx);
+        assert_ok(ctx, hess_jvp(ctx, loss, 4, m.p, v, hv));
+        assert_ok(ctx, hess_jacobian(ctx, out, 4, m.p, J));
+        assert_ok(ctx, hess_hvp_fwd(ctx, loss, 4, m.p, v, hv));
+        assert_ok(ctx, hess_ggn_vp(ctx, loss, out, 4, m.p, v, hv));
+        assert_ok(ctx, hess_ggn_diag(ctx, loss, out, 4, m.p, d));
+        assert_ok(ctx, hess_eigs(ctx, loss, 4, m.p, 2, HESS_EIG_LARGEST, NULL, ev, NULL));
+        assert_ok(ctx, hess_spectral_density(ctx, loss, 4, m.p, &co, 3, grid, dens));
+        assert_ok(ctx, hess_trace_estimate(ctx, loss, 4, m.p, &co, &tr, &se));
+        assert_ok(ctx, hess_diag_estimate(ctx, loss, 4, m.p, &co, d));
+        assert_ok(ctx, hess_solve(ctx, loss, 4, m.p, v, 1.0, NULL, x, &info));
+        assert_int_equal(hess_params_get(4, m.p, flat), HESS_OK);
+        assert_ok(ctx, hess_params_set(ctx, 4, m.p, flat));
+        assert_ok(ctx, hess_params_axpy(ctx, 4, m.p, 0.0, flat));
+        assert_nothing_kept(ctx, s, "forward mode, the GGN and the curvature functions");
+
         hess_tensor *dt[4];
         s = take(ctx);
         assert_ok(ctx, hess_hessian_diag_tensors(ctx, loss, 4, m.p, dt));
