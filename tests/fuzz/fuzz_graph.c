@@ -964,7 +964,8 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
     double *H = malloc(N * N * sizeof *H), *g = malloc(N * sizeof *g);
     double *v = malloc(2 * N * sizeof *v), *hv = malloc(N * sizeof *hv);
     double *HV = malloc(2 * N * sizeof *HV), *diag = malloc(N * sizeof *diag);
-    double *blk = malloc(N * N * sizeof *blk);
+    double *blk = malloc(N * N * sizeof *blk), *dbp = malloc(N * sizeof *dbp);
+    double *hvf = malloc(N * sizeof *hvf), jv = 0;
     uint64_t s = 0x2545F4914F6CDD1Du ^ size;
     for (size_t i = 0; i < 2 * N; i++)
         v[i] = ((double)(xorshift(&s) >> 11) * (1.0 / 9007199254740992.0)) * 2.0 - 1.0;
@@ -985,6 +986,22 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
     check_status(R, st_b, "hess_hvp_batch");
     const hess_status st_k = hess_hessian_block(R->ctx, R->loss, p[0], p[n - 1], blk);
     check_status(R, st_k, "hess_hessian_block");
+    /* the diagonal by curvature backpropagation, forced: exact, or refused
+     * (HESS_ERR_ARG saying what it does not cover); forward mode */
+    hess_hessian_opts bo = {0};
+    bo.method = HESS_DIAG_BACKPROP;
+    const hess_status before = hess_context_status(R->ctx);
+    hess_status st_bp = hess_hessian_diag_ex(R->ctx, R->loss, (size_t)n, p, &bo, dbp);
+    if (before == HESS_OK && st_bp == HESS_ERR_ARG &&
+        strstr(hess_context_errmsg(R->ctx), "does not cover")) {
+        hess_context_clear_error(R->ctx);
+    } else {
+        check_status(R, st_bp, "hess_hessian_diag_ex (backprop)");
+    }
+    const hess_status st_j = hess_jvp(R->ctx, R->loss, (size_t)n, p, v, &jv);
+    check_status(R, st_j, "hess_jvp");
+    const hess_status st_f = hess_hvp_fwd(R->ctx, R->loss, (size_t)n, p, v, hvf);
+    check_status(R, st_f, "hess_hvp_fwd");
     /* the Hessian functions leave the context's memory as they found it */
     const hess_mark m1 = hess_context_mark(R->ctx);
     CHECK(m1.block == m0.block && m1.used == m0.used && m1.nodes == m0.nodes,
@@ -1014,6 +1031,9 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
             CHECK(close_enough(diag[i], H[i * N + i], 1e-9, atol),
                   "hess_hessian_diag[%zu] = %.17g, H[%zu][%zu] = %.17g", i, diag[i], i, i,
                   H[i * N + i]);
+            CHECK(st_bp != HESS_OK || close_enough(dbp[i], H[i * N + i], 1e-9, atol),
+                  "hess_hessian_diag by backpropagation [%zu] = %.17g, H[%zu][%zu] = %.17g", i,
+                  dbp[i], i, i, H[i * N + i]);
             double Hv = 0, Hv1 = 0;
             for (size_t j = 0; j < N; j++) {
                 Hv += H[i * N + j] * v[j];
@@ -1022,11 +1042,21 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
             const double vt = 1e-9 * (1 + hmax * (double)N);
             CHECK(close_enough(hv[i], Hv, 1e-8, vt), "hess_hvp[%zu] = %.17g, H v = %.17g", i, hv[i],
                   Hv);
+            CHECK(st_f != HESS_OK || close_enough(hvf[i], Hv, 1e-8, vt),
+                  "hess_hvp_fwd[%zu] = %.17g, H v = %.17g", i, hvf[i], Hv);
             CHECK(close_enough(HV[i], Hv, 1e-8, vt), "hess_hvp_batch[0][%zu] = %.17g, H v = %.17g",
                   i, HV[i], Hv);
             CHECK(close_enough(HV[N + i], Hv1, 1e-8, vt),
                   "hess_hvp_batch[1][%zu] = %.17g, H v = %.17g", i, HV[N + i], Hv1);
         }
+        /* forward mode: the loss's tangent is g . v */
+        double gv = 0, gmag = 0;
+        for (size_t i = 0; i < N; i++) {
+            gv += g[i] * v[i];
+            gmag += fabs(g[i] * v[i]);
+        }
+        CHECK(st_j != HESS_OK || close_enough(jv, gv, 1e-9, 1e-9 * (1 + gmag)),
+              "hess_jvp of the loss = %.17g, g . v = %.17g", jv, gv);
         /* the block p[0] x p[n-1] is the matching slice of H */
         const size_t r0 = 0, c0 = N - (size_t)hess_tensor_numel(p[n - 1]);
         const size_t nr = (size_t)hess_tensor_numel(p[0]), nc = (size_t)hess_tensor_numel(p[n - 1]);
@@ -1038,7 +1068,7 @@ static void hessian_checks(const uint8_t *data, size_t size, run *R, bool fd_ok)
         if (fd_ok && N <= MAX_FD_N && all_finite(hv, N, 1e6) && all_finite(g, N, 1e6))
             fd_checks(data, size, R, g, hv, v, N);
     }
-    free(H), free(g), free(v), free(hv), free(HV), free(diag), free(blk);
+    free(H), free(g), free(v), free(hv), free(HV), free(diag), free(blk), free(dbp), free(hvf);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
