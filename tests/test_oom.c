@@ -68,10 +68,12 @@ static void f_free(void *p, size_t size, void *user)
 typedef struct results {
     double loss, loss2;
     double g[N], hv[N], H[N * N], diag[N], diagt[N], blk[NH * NIN * NOUT * NH], HV[M * N];
+    double jv, J[NB * NOUT * N], hvf[N], gv[N], ggnd[N], dbp[N], dex[N], H2[N * N];
 } results;
 
 static double W1[NH * NIN], B1[NH], W2[NOUT * NH], B2[NOUT], X[NB * NIN], Y[NB * NOUT];
 static double V[M * N];
+static hess_tensor *g_out; /* the network's output, made by forward() */
 
 static void init_data(void)
 {
@@ -114,7 +116,8 @@ static hess_tensor *
 forward(hess_context *ctx, hess_tensor *const p[4], hess_tensor *x, hess_tensor *y)
 {
     hess_tensor *h = hess_tanh(ctx, hess_linear(ctx, x, p[0], p[1]));
-    return hess_mse_loss(ctx, hess_linear(ctx, h, p[2], p[3]), y);
+    g_out = hess_linear(ctx, h, p[2], p[3]);
+    return hess_mse_loss(ctx, g_out, y);
 }
 
 /* The distinct messages seen, up to the first digit (sizes vary). */
@@ -211,6 +214,23 @@ static hess_status workflow(hess_context *ctx, results *r, const falloc *a)
     copy_grads(r->diagt, dt);
     STEP(hess_hessian_block(ctx, loss, p[0], p[2], r->blk));
     STEP(hess_hvp_batch(ctx, loss, 4, p, M, V, NULL, r->HV));
+    /* forward mode, the GGN, the diagonal by both methods and two sweeps'
+     * threads (whose replicas may fail to allocate: fewer threads, same bits) */
+    STEP(hess_jvp(ctx, loss, 4, p, V, &r->jv));
+    STEP(hess_jacobian(ctx, g_out, 4, p, r->J));
+    STEP(hess_hvp_fwd(ctx, loss, 4, p, V, r->hvf));
+    STEP(hess_ggn_vp(ctx, loss, g_out, 4, p, V, r->gv));
+    STEP(hess_ggn_diag(ctx, loss, g_out, 4, p, r->ggnd));
+    hess_hessian_opts o = {0};
+    o.method = HESS_DIAG_BACKPROP;
+    STEP(hess_hessian_diag_ex(ctx, loss, 4, p, &o, r->dbp));
+    hess_tensor *pt[2] = {p[2], p[0]}; /* out of tape order: the explicit sweep too */
+    STEP(hess_hessian_diag_ex(ctx, hess_add(ctx, loss, hess_sum(ctx, hess_mul(ctx, p[0], p[0]))), 2,
+                              pt, &o, r->dex));
+    o.method = 0;
+    o.n_threads = 2;
+    o.block_rows = 5;
+    STEP(hess_hessian_ex(ctx, loss, 4, p, &o, r->H2));
     assert_int_equal(hess_context_bytes(ctx), a->live);
 
     /* back to before the forward pass (which frees the loss), and the same loss again */
