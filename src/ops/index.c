@@ -944,26 +944,36 @@ static bool check_joinable(hess_context *ctx,
                     hess__shape_str(s0, r, t0->shape));
         return false;
     }
-    for (size_t i = 1; i < n; i++) {
-        const hess_tensor *t = ts[i];
-        bool ok = t->ndim == r;
-        for (int d = 0; d < r && ok; d++)
-            ok = t->shape[d] == t0->shape[d] || (!same && d == *axis + (*axis < 0 ? r : 0));
-        if (!ok) {
-            hess__error(ctx, HESS_ERR_SHAPE, "%s: ts[%zu] %s does not fit ts[0] %s%s", fn, i,
-                        hess__shape_str(si, t->ndim, t->shape), hess__shape_str(s0, r, t0->shape),
-                        same ? " (stack needs one shape)" : " outside the axis");
-            return false;
-        }
-    }
     const int lo = -r - extra, hi = r - 1 + extra;
     if (*axis < lo || *axis > hi) {
         hess__error(ctx, HESS_ERR_ARG, "%s: axis %d is out of range [%d,%d] for %s", fn, *axis, lo,
                     hi, hess__shape_str(s0, r, t0->shape));
         return false;
     }
-    if (*axis < 0)
-        *axis += r + extra;
+    const int ax = *axis < 0 ? *axis + r + extra : *axis;
+    for (size_t i = 1; i < n; i++) {
+        const hess_tensor *t = ts[i];
+        bool ok = t->ndim == r;
+        for (int d = 0; d < r && ok; d++)
+            ok = t->shape[d] == t0->shape[d] || (!same && d == ax);
+        if (!ok) {
+            hess__shape_str(si, t->ndim, t->shape);
+            hess__shape_str(s0, r, t0->shape);
+            if (same)
+                hess__error(ctx, HESS_ERR_SHAPE,
+                            "%s: ts[%zu] %s and ts[0] %s differ (stack needs one shape)", fn, i, si,
+                            s0);
+            else if (t->ndim != r)
+                hess__error(ctx, HESS_ERR_SHAPE, "%s: ts[%zu] %s and ts[0] %s differ in rank", fn,
+                            i, si, s0);
+            else
+                hess__error(ctx, HESS_ERR_SHAPE,
+                            "%s: ts[%zu] %s and ts[0] %s differ outside axis %d", fn, i, si, s0,
+                            ax);
+            return false;
+        }
+    }
+    *axis = ax;
     return true;
 }
 
