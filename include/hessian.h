@@ -343,9 +343,84 @@ HESS_API hess_tensor *hess_scale(hess_context *ctx, hess_tensor *a, double alpha
 HESS_API hess_tensor *hess_matmul(hess_context *ctx, hess_tensor *a, hess_tensor *b);
 /** out[..., j,i] = a[..., i,j]: swaps the last two dims of a tensor of rank >= 2. */
 HESS_API hess_tensor *hess_transpose(hess_context *ctx, hess_tensor *a);
-/** The same values with a new shape of equal element count. */
+/**
+ * The same values with a new shape of equal element count (torch.reshape).
+ * One dimension may be -1: it takes the count the others leave.  Two -1s are
+ * HESS_ERR_ARG, and so is any other dimension < 1; a count that does not fit
+ * (also with the -1: a->numel not divisible by the other dimensions) is
+ * HESS_ERR_SHAPE.  The result shares a's values (no copy) unless a is a
+ * parameter.
+ */
 HESS_API hess_tensor *
 hess_reshape(hess_context *ctx, hess_tensor *a, int ndim, const int64_t *shape);
+
+/* Shapes and indexing (PyTorch's conventions).  Each is linear: its
+ * derivatives are the op itself (or its adjoint) applied to the incoming
+ * derivative, so every order exists.  Libhessian's tensors have no empty
+ * dimension: an op whose result would have one is HESS_ERR_SHAPE. */
+
+/**
+ * torch.permute: out's dim d is a's dim perm[d], for perm a permutation of
+ * the rank(a) dims (entries may be negative, counted from the end; NULL for
+ * a scalar).  HESS_ERR_ARG for an entry out of range or repeated.  A perm
+ * that moves only dims of size 1 is a reshape (no copy).  Cost O(numel).
+ */
+HESS_API hess_tensor *hess_permute(hess_context *ctx, hess_tensor *a, const int *perm);
+/**
+ * torch.squeeze(a, axis): a without dim @p axis if that dim is 1, else a
+ * tensor of a's shape (a no-op, as in PyTorch).  axis in [-rank, rank-1]
+ * (a scalar takes 0 or -1), else HESS_ERR_ARG.  A view of a's values.
+ */
+HESS_API hess_tensor *hess_squeeze(hess_context *ctx, hess_tensor *a, int axis);
+/**
+ * torch.unsqueeze(a, axis): a with a new dim of 1 at @p axis, in
+ * [-rank-1, rank] (-1 appends one), else HESS_ERR_ARG; a result above
+ * HESS_MAX_DIMS is HESS_ERR_ARG.  A view of a's values.
+ */
+HESS_API hess_tensor *hess_unsqueeze(hess_context *ctx, hess_tensor *a, int axis);
+/**
+ * torch.cat: ts[0..n-1] joined along @p axis (negative from the end).  They
+ * have one rank >= 1 and equal dims but along the axis (else
+ * HESS_ERR_SHAPE); n = 0, a NULL list or entry is HESS_ERR_ARG.  A tensor may
+ * appear more than once.  Cost O(numel * log2 n) (two at a time, as a
+ * balanced tree).
+ */
+HESS_API hess_tensor *hess_cat(hess_context *ctx, size_t n, hess_tensor *const ts[], int axis);
+/**
+ * torch.stack: ts[0..n-1], all of one shape (else HESS_ERR_SHAPE), joined
+ * along a new dim @p axis in [-rank-1, rank]: unsqueeze, then cat.  Scalars
+ * stack to [n].  Errors as hess_cat.
+ */
+HESS_API hess_tensor *hess_stack(hess_context *ctx, size_t n, hess_tensor *const ts[], int axis);
+/**
+ * Python's a[..., start:stop:step, ...] along @p axis (negative from the
+ * end): negative bounds count from the end, then bounds are clipped to
+ * [0, length], so bounds out of range are fine; step >= 1 (else
+ * HESS_ERR_ARG).  An empty selection (e.g. start >= stop) is HESS_ERR_SHAPE,
+ * since tensors have no empty dimension.  Selecting everything is a view of
+ * a.  The derivative puts the incoming one back into zeros.
+ */
+HESS_API hess_tensor *
+hess_slice(hess_context *ctx, hess_tensor *a, int axis, int64_t start, int64_t stop, int64_t step);
+/**
+ * torch.index_select: out[..., j, ...] = a[..., idx[j], ...] along @p axis
+ * (negative from the end), j < n; an index may repeat (its derivatives add).
+ * As in PyTorch, every idx[j] is in [0, length of the axis): a negative or
+ * larger one is HESS_ERR_ARG; n = 0 is HESS_ERR_SHAPE.  idx is copied.
+ */
+HESS_API hess_tensor *
+hess_index_select(hess_context *ctx, hess_tensor *a, int axis, size_t n, const int64_t *idx);
+/**
+ * torch.gather: out[i][j][k] = a[index[i][j][k]][j][k] for axis 0 (and so
+ * on), shaped like @p index.  index has a's rank and is no larger than a in
+ * the dims other than the axis (else HESS_ERR_SHAPE); it holds integral
+ * values in [0, length of the axis) (else HESS_ERR_ARG, also from
+ * hess_tensor_set() and hess_param_set() on an index leaf; an index made by
+ * other ops is checked here, and a later value out of range gives NaN); it
+ * has no derivative (HESS_ERR_NODIFF when asked for one).  Repeated indices
+ * add their derivatives.
+ */
+HESS_API hess_tensor *hess_gather(hess_context *ctx, hess_tensor *a, int axis, hess_tensor *index);
 
 /** out = sum of all elements, shape []. */
 HESS_API hess_tensor *hess_sum(hess_context *ctx, hess_tensor *a);

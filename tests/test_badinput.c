@@ -723,6 +723,30 @@ static hess_status set_bce_targets(fx *f, double bad)
     return hess_tensor_set(f->ctx, f->pr3, (const double[]){0.25, bad, 1.0});
 }
 
+/* hess_tensor_set of a gather index leaf with one bad value; the gather is
+ * built first, so the leaf is one the op checks. */
+static hess_status set_gather_index(fx *f, double bad)
+{
+    hess_tensor *ix = hess_tensor_new(f->ctx, 2, SHAPE(2, 2), (const double[]){0, 2, 1, 1});
+    if (!hess_gather(f->ctx, f->m23, 1, ix))
+        return hess_context_status(f->ctx);
+    return hess_tensor_set(f->ctx, ix, (const double[]){0, 1, bad, 2});
+}
+
+/* The gradient of a gather with respect to its index (a parameter). */
+static hess_status grad_gather_index(fx *f)
+{
+    hess_tensor *ix = hess_param_new(f->ctx, 2, SHAPE(2, 2), (const double[]){0, 2, 1, 1}), *g;
+    hess_tensor *y = hess_sum(f->ctx, hess_gather(f->ctx, f->m23, 1, ix));
+    if (!y)
+        return hess_context_status(f->ctx);
+    return hess_grad(f->ctx, y, 1, &ix, &g, 0);
+}
+
+/* An index tensor [2,2] of the given values, for hess_gather. */
+#define IDX22(...) hess_tensor_new(f->ctx, 2, SHAPE(2, 2), (const double[]){__VA_ARGS__})
+#define TL(...)    ((hess_tensor *const[]){__VA_ARGS__})
+
 #define BAD_LIMIT (INT64_C(1) << 32)
 
 /* X(id, kind, function named in the message, status, word in the message, flags, body) */
@@ -811,6 +835,12 @@ static hess_status set_bce_targets(fx *f, double bad)
       CALL(set_ce_targets(f, 0.5)))                                                                \
     X(tensor_set_bce_target, K_OTHER, "hess_tensor_set", A, "targets must be in [0, 1]", 0,        \
       CALL(set_bce_targets(f, 1.5)))                                                               \
+    X(tensor_set_gather_index_out_of_range, K_OTHER, "hess_tensor_set", A, "indices must be", 0,   \
+      CALL(set_gather_index(f, 3.0)))                                                              \
+    X(tensor_set_gather_index_negative, K_OTHER, "hess_tensor_set", A, "indices must be", 0,       \
+      CALL(set_gather_index(f, -1.0)))                                                             \
+    X(tensor_set_gather_index_not_integral, K_OTHER, "hess_tensor_set", A, "indices must be", 0,   \
+      CALL(set_gather_index(f, 1.5)))                                                              \
     X(param_set_freed, K_OTHER, "hess_param_set", ST, "freed", 0,                                  \
       CALL(hess_param_set(f->ctx, f->deadp, f->buf)))                                              \
     X(recompute_null_ctx, K_WORK, "hess_recompute", A, NULL, F_NOCTX, CALL(hess_recompute(NULL)))  \
@@ -923,6 +953,173 @@ static hess_status set_bce_targets(fx *f, double bad)
       BUILD(hess_reshape(f->ctx, f->fx3, 1, SHAPE(3))))                                            \
     X(reshape_freed, K_BUILD, "hess_reshape", ST, "freed", 0,                                      \
       BUILD(hess_reshape(f->ctx, f->dead, 1, SHAPE(3))))                                           \
+    X(reshape_infer, K_BUILD, "hess_reshape", OK, NULL, 0,                                         \
+      BUILD(hess_reshape(f->ctx, f->m23, 3, SHAPE(3, -1, 1))))                                     \
+    X(reshape_infer_twice, K_BUILD, "hess_reshape", A, "more than one -1", 0,                      \
+      BUILD(hess_reshape(f->ctx, f->m23, 2, SHAPE(-1, -1))))                                       \
+    X(reshape_infer_not_divisible, K_BUILD, "hess_reshape", SH, "[-1,4]", 0,                       \
+      BUILD(hess_reshape(f->ctx, f->m23, 2, SHAPE(-1, 4))))                                        \
+    X(reshape_infer_too_big, K_BUILD, "hess_reshape", SH, "[2,3]", 0,                              \
+      BUILD(hess_reshape(f->ctx, f->m23, 3, SHAPE(-1, BAD_LIMIT, BAD_LIMIT))))                     \
+    X(reshape_infer_dim_zero, K_BUILD, "hess_reshape", A, "dimension", 0,                          \
+      BUILD(hess_reshape(f->ctx, f->m23, 2, SHAPE(-1, 0))))                                        \
+    X(reshape_minus_two, K_BUILD, "hess_reshape", A, "dimension", 0,                               \
+      BUILD(hess_reshape(f->ctx, f->m23, 2, SHAPE(-2, 3))))                                        \
+    X(reshape_infer_freed, K_BUILD, "hess_reshape", ST, "freed", 0,                                \
+      BUILD(hess_reshape(f->ctx, f->dead, 1, SHAPE(-1))))                                          \
+    X(permute_null_ctx, K_BUILD, "hess_permute", A, NULL, F_NOCTX,                                 \
+      BUILD_NOCTX(hess_permute(NULL, f->m23, (const int[]){1, 0})))                                \
+    X(permute_null_a, K_BUILD, "hess_permute", A, "NULL", 0,                                       \
+      BUILD(hess_permute(f->ctx, NULL, (const int[]){1, 0})))                                      \
+    X(permute_null_perm, K_BUILD, "hess_permute", A, "NULL perm", 0,                               \
+      BUILD(hess_permute(f->ctx, f->m23, NULL)))                                                   \
+    X(permute_scalar, K_BUILD, "hess_permute", OK, NULL, 0,                                        \
+      BUILD(hess_permute(f->ctx, f->s, NULL)))                                                     \
+    X(permute_out_of_range, K_BUILD, "hess_permute", A, "out of range", 0,                         \
+      BUILD(hess_permute(f->ctx, f->m23, (const int[]){0, 2})))                                    \
+    X(permute_negative_out_of_range, K_BUILD, "hess_permute", A, "out of range", 0,                \
+      BUILD(hess_permute(f->ctx, f->m23, (const int[]){-3, 0})))                                   \
+    X(permute_repeated, K_BUILD, "hess_permute", A, "repeats", 0,                                  \
+      BUILD(hess_permute(f->ctx, f->m223, (const int[]){1, -2, 0})))                               \
+    X(permute_foreign, K_BUILD, "hess_permute", A, "another context", 0,                           \
+      BUILD(hess_permute(f->ctx, f->fx3, (const int[]){0})))                                       \
+    X(permute_freed, K_BUILD, "hess_permute", ST, "freed", 0,                                      \
+      BUILD(hess_permute(f->ctx, f->dead, (const int[]){0})))                                      \
+    X(squeeze_null_ctx, K_BUILD, "hess_squeeze", A, NULL, F_NOCTX,                                 \
+      BUILD_NOCTX(hess_squeeze(NULL, f->t3d, 1)))                                                  \
+    X(squeeze_null_a, K_BUILD, "hess_squeeze", A, "NULL", 0, BUILD(hess_squeeze(f->ctx, NULL, 1))) \
+    X(squeeze_axis_out_of_range, K_BUILD, "hess_squeeze", A, "out of range", 0,                    \
+      BUILD(hess_squeeze(f->ctx, f->t3d, 3)))                                                      \
+    X(squeeze_axis_negative_out_of_range, K_BUILD, "hess_squeeze", A, "out of range", 0,           \
+      BUILD(hess_squeeze(f->ctx, f->t3d, -4)))                                                     \
+    X(squeeze_scalar_axis_1, K_BUILD, "hess_squeeze", A, "out of range", 0,                        \
+      BUILD(hess_squeeze(f->ctx, f->s, 1)))                                                        \
+    X(squeeze_not_one, K_BUILD, "hess_squeeze", OK, NULL, 0,                                       \
+      BUILD(hess_squeeze(f->ctx, f->t3d, 0)))                                                      \
+    X(squeeze_foreign, K_BUILD, "hess_squeeze", A, "another context", 0,                           \
+      BUILD(hess_squeeze(f->ctx, f->fx3, 0)))                                                      \
+    X(squeeze_freed, K_BUILD, "hess_squeeze", ST, "freed", 0,                                      \
+      BUILD(hess_squeeze(f->ctx, f->dead, 0)))                                                     \
+    X(unsqueeze_null_ctx, K_BUILD, "hess_unsqueeze", A, NULL, F_NOCTX,                             \
+      BUILD_NOCTX(hess_unsqueeze(NULL, f->m23, 0)))                                                \
+    X(unsqueeze_null_a, K_BUILD, "hess_unsqueeze", A, "NULL", 0,                                   \
+      BUILD(hess_unsqueeze(f->ctx, NULL, 0)))                                                      \
+    X(unsqueeze_axis_out_of_range, K_BUILD, "hess_unsqueeze", A, "out of range", 0,                \
+      BUILD(hess_unsqueeze(f->ctx, f->m23, 3)))                                                    \
+    X(unsqueeze_axis_negative_out_of_range, K_BUILD, "hess_unsqueeze", A, "out of range", 0,       \
+      BUILD(hess_unsqueeze(f->ctx, f->m23, -4)))                                                   \
+    X(unsqueeze_rank_too_big, K_BUILD, "hess_unsqueeze", A, "exceed", 0,                           \
+      BUILD(hess_unsqueeze(f->ctx, hess_reshape(f->ctx, f->m23, 6, SHAPE(1, 1, 1, 1, 2, 3)), 0)))  \
+    X(unsqueeze_foreign, K_BUILD, "hess_unsqueeze", A, "another context", 0,                       \
+      BUILD(hess_unsqueeze(f->ctx, f->fx3, 0)))                                                    \
+    X(unsqueeze_freed, K_BUILD, "hess_unsqueeze", ST, "freed", 0,                                  \
+      BUILD(hess_unsqueeze(f->ctx, f->dead, 0)))                                                   \
+    X(cat_null_ctx, K_BUILD, "hess_cat", A, NULL, F_NOCTX,                                         \
+      BUILD_NOCTX(hess_cat(NULL, 2, TL(f->m23, f->m23), 0)))                                       \
+    X(cat_n_zero, K_BUILD, "hess_cat", A, "no tensors", 0,                                         \
+      BUILD(hess_cat(f->ctx, 0, TL(f->m23), 0)))                                                   \
+    X(cat_null_list, K_BUILD, "hess_cat", A, "no tensors", 0, BUILD(hess_cat(f->ctx, 2, NULL, 0))) \
+    X(cat_null_entry, K_BUILD, "hess_cat", A, "ts[1] is NULL", 0,                                  \
+      BUILD(hess_cat(f->ctx, 2, TL(f->m23, NULL), 0)))                                             \
+    X(cat_shapes_differ, K_BUILD, "hess_cat", SH, "[4,5]", 0,                                      \
+      BUILD(hess_cat(f->ctx, 2, TL(f->m23, f->m45), 0)))                                           \
+    X(cat_ranks_differ, K_BUILD, "hess_cat", SH, "differ in rank", 0,                              \
+      BUILD(hess_cat(f->ctx, 2, TL(f->v3, f->m23), 0)))                                            \
+    X(cat_scalars, K_BUILD, "hess_cat", SH, "scalar", 0,                                           \
+      BUILD(hess_cat(f->ctx, 2, TL(f->s, f->s), 0)))                                               \
+    X(cat_axis_out_of_range, K_BUILD, "hess_cat", A, "out of range", 0,                            \
+      BUILD(hess_cat(f->ctx, 2, TL(f->m23, f->m23), 2)))                                           \
+    X(cat_foreign, K_BUILD, "hess_cat", A, "another context", 0,                                   \
+      BUILD(hess_cat(f->ctx, 2, TL(f->v3, f->fx3), 0)))                                            \
+    X(cat_freed, K_BUILD, "hess_cat", ST, "freed", 0,                                              \
+      BUILD(hess_cat(f->ctx, 2, TL(f->v3, f->dead), 0)))                                           \
+    X(cat_same_tensor, K_BUILD, "hess_cat", OK, NULL, 0,                                           \
+      BUILD(hess_cat(f->ctx, 3, TL(f->m23, f->m23, f->m23), -1)))                                  \
+    X(stack_null_ctx, K_BUILD, "hess_stack", A, NULL, F_NOCTX,                                     \
+      BUILD_NOCTX(hess_stack(NULL, 2, TL(f->v3, f->v3), 0)))                                       \
+    X(stack_n_zero, K_BUILD, "hess_stack", A, "no tensors", 0,                                     \
+      BUILD(hess_stack(f->ctx, 0, TL(f->v3), 0)))                                                  \
+    X(stack_null_entry, K_BUILD, "hess_stack", A, "ts[0] is NULL", 0,                              \
+      BUILD(hess_stack(f->ctx, 2, TL(NULL, f->v3), 0)))                                            \
+    X(stack_shapes_differ, K_BUILD, "hess_stack", SH, "one shape", 0,                              \
+      BUILD(hess_stack(f->ctx, 2, TL(f->v3, f->v4), 0)))                                           \
+    X(stack_axis_out_of_range, K_BUILD, "hess_stack", A, "out of range", 0,                        \
+      BUILD(hess_stack(f->ctx, 2, TL(f->m23, f->m23), -4)))                                        \
+    X(stack_scalars, K_BUILD, "hess_stack", OK, NULL, 0,                                           \
+      BUILD(hess_stack(f->ctx, 2, TL(f->s, f->s), 0)))                                             \
+    X(stack_foreign, K_BUILD, "hess_stack", A, "another context", 0,                               \
+      BUILD(hess_stack(f->ctx, 2, TL(f->fx3, f->v3), 0)))                                          \
+    X(stack_freed, K_BUILD, "hess_stack", ST, "freed", 0,                                          \
+      BUILD(hess_stack(f->ctx, 2, TL(f->v3, f->dead), 0)))                                         \
+    X(slice_null_ctx, K_BUILD, "hess_slice", A, NULL, F_NOCTX,                                     \
+      BUILD_NOCTX(hess_slice(NULL, f->m23, 1, 0, 2, 1)))                                           \
+    X(slice_null_a, K_BUILD, "hess_slice", A, "NULL", 0,                                           \
+      BUILD(hess_slice(f->ctx, NULL, 1, 0, 2, 1)))                                                 \
+    X(slice_axis_out_of_range, K_BUILD, "hess_slice", A, "axis", 0,                                \
+      BUILD(hess_slice(f->ctx, f->m23, 2, 0, 2, 1)))                                               \
+    X(slice_scalar, K_BUILD, "hess_slice", A, "axis", 0,                                           \
+      BUILD(hess_slice(f->ctx, f->s, 0, 0, 1, 1)))                                                 \
+    X(slice_step_zero, K_BUILD, "hess_slice", A, "step", 0,                                        \
+      BUILD(hess_slice(f->ctx, f->m23, 1, 0, 2, 0)))                                               \
+    X(slice_step_negative, K_BUILD, "hess_slice", A, "step", 0,                                    \
+      BUILD(hess_slice(f->ctx, f->m23, 1, 2, 0, -1)))                                              \
+    X(slice_empty, K_BUILD, "hess_slice", SH, "empty", 0,                                          \
+      BUILD(hess_slice(f->ctx, f->m23, 1, 2, 1, 1)))                                               \
+    X(slice_empty_past_end, K_BUILD, "hess_slice", SH, "empty", 0,                                 \
+      BUILD(hess_slice(f->ctx, f->m23, -1, 5, INT64_MAX, 1)))                                      \
+    X(slice_empty_extremes, K_BUILD, "hess_slice", SH, "empty", 0,                                 \
+      BUILD(hess_slice(f->ctx, f->m23, 0, INT64_MIN, INT64_MIN, INT64_MAX)))                       \
+    X(slice_huge_step, K_BUILD, "hess_slice", OK, NULL, 0,                                         \
+      BUILD(hess_slice(f->ctx, f->m23, 1, INT64_MIN, INT64_MAX, INT64_MAX)))                       \
+    X(slice_foreign, K_BUILD, "hess_slice", A, "another context", 0,                               \
+      BUILD(hess_slice(f->ctx, f->fx3, 0, 0, 2, 1)))                                               \
+    X(slice_freed, K_BUILD, "hess_slice", ST, "freed", 0,                                          \
+      BUILD(hess_slice(f->ctx, f->dead, 0, 0, 2, 1)))                                              \
+    X(index_select_null_ctx, K_BUILD, "hess_index_select", A, NULL, F_NOCTX,                       \
+      BUILD_NOCTX(hess_index_select(NULL, f->m23, 1, 2, (const int64_t[]){0, 2})))                 \
+    X(index_select_null_a, K_BUILD, "hess_index_select", A, "NULL", 0,                             \
+      BUILD(hess_index_select(f->ctx, NULL, 1, 2, (const int64_t[]){0, 2})))                       \
+    X(index_select_null_idx, K_BUILD, "hess_index_select", A, "NULL idx", 0,                       \
+      BUILD(hess_index_select(f->ctx, f->m23, 1, 2, NULL)))                                        \
+    X(index_select_none, K_BUILD, "hess_index_select", SH, "empty", 0,                             \
+      BUILD(hess_index_select(f->ctx, f->m23, 1, 0, (const int64_t[]){0})))                        \
+    X(index_select_negative, K_BUILD, "hess_index_select", A, "outside [0,3)", 0,                  \
+      BUILD(hess_index_select(f->ctx, f->m23, 1, 2, (const int64_t[]){0, -1})))                    \
+    X(index_select_too_big, K_BUILD, "hess_index_select", A, "outside [0,2)", 0,                   \
+      BUILD(hess_index_select(f->ctx, f->m23, 0, 2, (const int64_t[]){1, 2})))                     \
+    X(index_select_axis_out_of_range, K_BUILD, "hess_index_select", A, "axis", 0,                  \
+      BUILD(hess_index_select(f->ctx, f->m23, -3, 1, (const int64_t[]){0})))                       \
+    X(index_select_foreign, K_BUILD, "hess_index_select", A, "another context", 0,                 \
+      BUILD(hess_index_select(f->ctx, f->fx3, 0, 1, (const int64_t[]){0})))                        \
+    X(index_select_freed, K_BUILD, "hess_index_select", ST, "freed", 0,                            \
+      BUILD(hess_index_select(f->ctx, f->dead, 0, 1, (const int64_t[]){0})))                       \
+    X(gather_null_ctx, K_BUILD, "hess_gather", A, NULL, F_NOCTX,                                   \
+      BUILD_NOCTX(hess_gather(NULL, f->m23, 1, f->m23)))                                           \
+    X(gather_null_a, K_BUILD, "hess_gather", A, "NULL", 0,                                         \
+      BUILD(hess_gather(f->ctx, NULL, 1, IDX22(0, 1, 2, 0))))                                      \
+    X(gather_null_index, K_BUILD, "hess_gather", A, "NULL", 0,                                     \
+      BUILD(hess_gather(f->ctx, f->m23, 1, NULL)))                                                 \
+    X(gather_ranks_differ, K_BUILD, "hess_gather", SH, "rank", 0,                                  \
+      BUILD(hess_gather(f->ctx, f->m23, 0, hess_tensor_new(f->ctx, 1, SHAPE(2), NULL))))           \
+    X(gather_index_larger, K_BUILD, "hess_gather", SH, "does not fit", 0,                          \
+      BUILD(hess_gather(f->ctx, f->m23, 0, hess_tensor_new(f->ctx, 2, SHAPE(1, 4), NULL))))        \
+    X(gather_axis_out_of_range, K_BUILD, "hess_gather", A, "axis", 0,                              \
+      BUILD(hess_gather(f->ctx, f->m23, 2, IDX22(0, 1, 2, 0))))                                    \
+    X(gather_index_too_big, K_BUILD, "hess_gather", A, "[0,3)", 0,                                 \
+      BUILD(hess_gather(f->ctx, f->m23, 1, IDX22(0, 1, 3, 0))))                                    \
+    X(gather_index_negative, K_BUILD, "hess_gather", A, "[0,2)", 0,                                \
+      BUILD(hess_gather(f->ctx, f->m23, 0, IDX22(0, -1, 1, 0))))                                   \
+    X(gather_index_not_integral, K_BUILD, "hess_gather", A, "integers", 0,                         \
+      BUILD(hess_gather(f->ctx, f->m23, 1, IDX22(0, 0.5, 1, 0))))                                  \
+    X(gather_index_nan, K_BUILD, "hess_gather", A, "integers", 0,                                  \
+      BUILD(hess_gather(f->ctx, f->m23, 1, IDX22(0, 1, NAN, 0))))                                  \
+    X(gather_foreign, K_BUILD, "hess_gather", A, "another context", 0,                             \
+      BUILD(hess_gather(f->ctx, f->fx3, 0, f->v3)))                                                \
+    X(gather_foreign_index, K_BUILD, "hess_gather", A, "another context", 0,                       \
+      BUILD(hess_gather(f->ctx, f->v3, 0, f->fx3)))                                                \
+    X(gather_freed, K_BUILD, "hess_gather", ST, "freed", 0,                                        \
+      BUILD(hess_gather(f->ctx, f->v3, 0, f->dead)))                                               \
+    X(gather_grad_index, K_OTHER, "hess_grad", ND, "no derivative", 0, CALL(grad_gather_index(f))) \
     X(sum_axis_out_of_range, K_BUILD, "hess_sum_axis", A, "axis", 0,                               \
       BUILD(hess_sum_axis(f->ctx, f->v3, 1)))                                                      \
     X(sum_axis_negative_out_of_range, K_BUILD, "hess_sum_axis", A, "axis", 0,                      \

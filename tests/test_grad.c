@@ -252,6 +252,95 @@ BUILD(reshape_scalar)
 {
     return head(e, hess_mul(CTX, hess_reshape(CTX, p[0], 0, NULL), p[1]));
 }
+/* Shapes and indexing: linear ops, a source of the nonlinear head (and a
+ * product, so that the head's curvature meets two paths). */
+BUILD(reshape_infer)
+{
+    return head(e, hess_mul(CTX, hess_reshape(CTX, p[0], 2, SHP(-1, 2)), p[1]));
+}
+BUILD(squeeze_unsqueeze)
+{
+    hess_tensor *s = hess_squeeze(CTX, p[0], 1), *u = hess_unsqueeze(CTX, p[1], -1);
+    return head(e, hess_mul(CTX, s, hess_squeeze(CTX, u, -1)));
+}
+BUILD(permute)
+{
+    return head(e, hess_permute(CTX, p[0], (const int[]){2, 0, 1}));
+}
+/* the leading dim kept first: rows stay rows */
+BUILD(permute_rows)
+{
+    hess_tensor *t = hess_permute(CTX, p[0], (const int[]){0, -1, 1});
+    return head(e, hess_mul(CTX, t, hess_transpose(CTX, p[0])));
+}
+BUILD(slice)
+{
+    hess_tensor *a = hess_slice(CTX, p[0], 1, 1, 100, 2), *b = hess_slice(CTX, p[0], -1, -2, 4, 1);
+    return head(e, hess_mul(CTX, a, b));
+}
+BUILD(slice_rows)
+{
+    hess_tensor *t = konst(e, 1, SHP(3), 0, 0);
+    assert_ok(CTX, hess_tensor_set(CTX, t, (const double[]){0, 2, 1}));
+    return hess_cross_entropy(CTX, hess_slice(CTX, p[0], 1, 0, 3, 1), t);
+}
+/* slice_scatter and index_add as forward ops, through their records */
+BUILD(slice_scatter)
+{
+    const hess_op_params par = {.take = {1, 5, {{1, 2}}}};
+    return head(e, hess__apply1(CTX, hess__op_find("slice_scatter"), p[0], &par, "test_grad"));
+}
+BUILD(index_select)
+{
+    static const int64_t idx[4] = {2, 0, 2, 1};
+    hess_tensor *a = hess_index_select(CTX, p[0], 1, 4, idx);
+    return head(e, hess_mul(CTX, a, hess_index_select(CTX, p[0], -1, 4, idx + 0)));
+}
+BUILD(index_select_axis0)
+{
+    static const int64_t idx[3] = {1, 1, 0};
+    return head(e, hess_index_select(CTX, hess_square(CTX, p[0]), 0, 3, idx));
+}
+BUILD(index_add)
+{
+    static const int64_t idx[3] = {3, 0, 3};
+    hess_op_params par = {.take = {0, 4, {{0, 0}}}};
+    par.take.idx = idx;
+    return head(e, hess__apply1(CTX, hess__op_find("index_add"), p[0], &par, "test_grad"));
+}
+BUILD(gather)
+{
+    hess_tensor *ix = konst(e, 2, SHP(2, 4), 0, 0);
+    assert_ok(CTX, hess_tensor_set(CTX, ix, (const double[]){2, 0, 2, 1, 1, 1, 0, 2}));
+    return head(e, hess_gather(CTX, p[0], 1, ix));
+}
+BUILD(gather_axis0)
+{
+    hess_tensor *ix = konst(e, 2, SHP(2, 2), 0, 0);
+    assert_ok(CTX, hess_tensor_set(CTX, ix, (const double[]){2, 0, 0, 0}));
+    return head(e, hess_mul(CTX, hess_gather(CTX, p[0], 0, ix), p[1]));
+}
+/* the log-probabilities of chosen classes: rows stay rows */
+BUILD(gather_rows)
+{
+    hess_tensor *ix = konst(e, 2, SHP(3, 2), 0, 0);
+    assert_ok(CTX, hess_tensor_set(CTX, ix, (const double[]){0, 3, 2, 2, 1, 0}));
+    return head(e, hess_gather(CTX, hess_log_softmax(CTX, p[0], 1), -1, ix));
+}
+BUILD(cat)
+{
+    return head(e, hess_cat(CTX, 2, (hess_tensor *const[]){p[0], p[1]}, -1));
+}
+/* three (a tree of two cats), one of them twice */
+BUILD(cat_three)
+{
+    hess_tensor *const ts[3] = {p[0], hess_square(CTX, p[1]), p[0]};
+    return head(e, hess_cat(CTX, 3, ts, 0));
+}
+BUILD(stack)
+{
+    return head(e, hess_stack(CTX, 2, (hess_tensor *const[]){p[0], p[1]}, 1));
+}
 BUILD(sum_to)
 {
     hess_tensor *a = hess_sum_to(CTX, p[0], 2, SHP(1, 3));
@@ -480,6 +569,42 @@ static grad_case cases[] = {
     CASE(reshape, "reshape", 1, P(2, -1, 1, 2, 3)),
     CASE(reshape_view, "reshape", 2, P(2, -1.5, 1.5, 2, 3), P(1, -1, 1, 6)),
     CASE(reshape_scalar, "reshape", 2, P(2, -1, 1, 1, 1), P(1, -1, 1, 3)),
+    CASE(reshape_infer, "reshape", 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 3, 2)),
+    CASE(squeeze_unsqueeze, "reshape", 2, P(3, -1, 1, 2, 1, 3), P(2, -1, 1, 2, 3)),
+    CASE(permute, "permute", 1, P(3, -1, 1, 2, 3, 2)),
+    CASE(permute_rows, "permute", 1, P(3, -1, 1, 2, 3, 3)),
+    CASE(slice, "slice", 1, P(2, -1, 1, 2, 5)),
+    CASE(slice_rows, "slice", 1, P(2, -1.5, 1.5, 3, 4)),
+    /* SLICE_SCATTER is slice's adjoint (its backward), and a forward op */
+    CASE(slice_scatter, "slice_scatter", 1, P(2, -1, 1, 2, 2)),
+    {.name = "test_grad_slice_scatter_in_grad",
+     .op = "slice_scatter",
+     .build = b_slice,
+     .np = 1,
+     .p = {P(2, -1, 1, 2, 5)},
+     .in_grad = true},
+    CASE(index_select, "index_select", 1, P(2, -1, 1, 2, 3)),
+    CASE(index_select_axis0, "index_select", 1, P(2, -1, 1, 2, 3)),
+    CASE(index_add, "index_add", 1, P(2, -1, 1, 3, 2)),
+    {.name = "test_grad_index_add_in_grad",
+     .op = "index_add",
+     .build = b_index_select,
+     .np = 1,
+     .p = {P(2, -1, 1, 2, 3)},
+     .in_grad = true},
+    CASE(gather, "gather", 1, P(2, -1, 1, 2, 3)),
+    CASE(gather_axis0, "gather", 2, P(2, -1, 1, 3, 2), P(2, -1, 1, 2, 2)),
+    CASE(gather_rows, "gather", 1, P(2, -1.5, 1.5, 3, 4)),
+    /* SCATTER_ADD is gather's adjoint: made by its backward pass */
+    {.name = "test_grad_scatter_add",
+     .op = "scatter_add",
+     .build = b_gather,
+     .np = 1,
+     .p = {P(2, -1, 1, 2, 3)},
+     .in_grad = true},
+    CASE(cat, "cat", 2, P(2, -1, 1, 2, 1), P(2, -1, 1, 2, 3)),
+    CASE(cat_three, "cat", 2, P(2, -1, 1, 1, 3), P(2, -1, 1, 2, 3)),
+    CASE(stack, "cat", 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
     CASE(sum_to, "sum_to", 1, P(2, -1, 1, 2, 3)),
     CASE(sum_axis, "sum_to", 1, P(3, -1, 1, 2, 2, 2)),
     CASE(sum_all, "sum_to", 1, P(1, -1, 1, 4)),

@@ -678,6 +678,108 @@ static void test_ops_reshape(void **state)
     check_tensor(ctx, pp, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
 }
 
+/* reshape with -1; squeeze, unsqueeze and a permute of dims of 1 are views */
+static void test_ops_reshape_infer_and_views(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 3, SHP(2, 1, 3), 1.0, 1.0);
+    check_tensor(ctx, hess_reshape(ctx, a, 2, SHP(-1, 2)), 2, SHP(3, 2), VAL(1, 2, 3, 4, 5, 6));
+    const double *d = hess_tensor_data(a);
+    hess_tensor *sq = hess_squeeze(ctx, a, -2), *no = hess_squeeze(ctx, a, 0);
+    hess_tensor *un = hess_unsqueeze(ctx, a, -1);
+    hess_tensor *pm = hess_permute(ctx, a, (const int[]){1, 0, 2});
+    check_shape(sq, 2, SHP(2, 3));
+    check_shape(no, 3, SHP(2, 1, 3)); /* dim 0 is 2: PyTorch leaves it */
+    check_shape(un, 4, SHP(2, 1, 3, 1));
+    check_shape(pm, 3, SHP(1, 2, 3));
+    assert_true(hess_tensor_data(sq) == d && hess_tensor_data(no) == d &&
+                hess_tensor_data(un) == d && hess_tensor_data(pm) == d);
+    check_shape(hess_squeeze(ctx, hess_scalar(ctx, 1.0), -1), 0, NULL);
+    check_shape(hess_unsqueeze(ctx, hess_scalar(ctx, 1.0), 0), 1, SHP(1));
+}
+
+/* permute against loops: out[i,j,k] = a[j,k,i] for perm (2, 0, 1) */
+static void test_ops_permute(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 3, SHP(2, 3, 4), 0.0, 1.0);
+    double want[24];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 3; k++)
+                want[(i * 2 + j) * 3 + k] = (j * 3 + k) * 4 + i;
+    check_tensor(ctx, hess_permute(ctx, a, (const int[]){2, 0, 1}), 3, SHP(4, 2, 3), want);
+    check_tensor(ctx, hess_permute(ctx, a, (const int[]){-1, -3, -2}), 3, SHP(4, 2, 3), want);
+    hess_tensor *b =
+        hess_permute(ctx, hess_permute(ctx, a, (const int[]){2, 0, 1}), (const int[]){1, 2, 0});
+    check_tensor(ctx, b, 3, SHP(2, 3, 4), hess_tensor_data(a));
+}
+
+/* Python's bounds: negative from the end, clipped to [0, n] */
+static void test_ops_slice(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 1, SHP(10), 0.0, 1.0);
+    check_tensor(ctx, hess_slice(ctx, a, 0, -3, INT64_MAX, 1), 1, SHP(3), VAL(7, 8, 9));
+    check_tensor(ctx, hess_slice(ctx, a, 0, 0, 10, 3), 1, SHP(4), VAL(0, 3, 6, 9));
+    check_tensor(ctx, hess_slice(ctx, a, -1, 2, 100, 4), 1, SHP(2), VAL(2, 6));
+    check_tensor(ctx, hess_slice(ctx, a, 0, -100, 2, 1), 1, SHP(2), VAL(0, 1));
+    check_tensor(ctx, hess_slice(ctx, a, 0, 9, 10, 1000), 1, SHP(1), VAL(9));
+    hess_tensor *all = hess_slice(ctx, a, 0, -10, 10, 1); /* everything: a view */
+    check_tensor(ctx, all, 1, SHP(10), hess_tensor_data(a));
+    assert_true(hess_tensor_data(all) == hess_tensor_data(a));
+    assert_null(hess_slice(ctx, a, 0, -1, -4, 1)); /* empty */
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    hess_context_clear_error(ctx);
+    hess_tensor *m = ramp(ctx, 2, SHP(3, 4), 0.0, 1.0);
+    check_tensor(ctx, hess_slice(ctx, m, 1, 1, 4, 2), 2, SHP(3, 2), VAL(1, 3, 5, 7, 9, 11));
+    check_tensor(ctx, hess_slice(ctx, m, 0, 1, 3, 1), 2, SHP(2, 4), VAL(4, 5, 6, 7, 8, 9, 10, 11));
+}
+
+static void test_ops_index_select_cat_stack(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *m = ramp(ctx, 2, SHP(2, 3), 0.0, 1.0);
+    check_tensor(ctx, hess_index_select(ctx, m, 1, 4, (const int64_t[]){2, 0, 2, 1}), 2, SHP(2, 4),
+                 VAL(2, 0, 2, 1, 5, 3, 5, 4));
+    check_tensor(ctx, hess_index_select(ctx, m, 0, 1, (const int64_t[]){1}), 2, SHP(1, 3),
+                 VAL(3, 4, 5));
+    hess_tensor *v = mk(ctx, 2, SHP(2, 1), VAL(-1, -2));
+    hess_tensor *const ts[3] = {m, v, m};
+    check_tensor(ctx, hess_cat(ctx, 3, ts, -1), 2, SHP(2, 7),
+                 VAL(0, 1, 2, -1, 0, 1, 2, 3, 4, 5, -2, 3, 4, 5));
+    check_tensor(ctx, hess_cat(ctx, 2, (hess_tensor *const[]){m, m}, 0), 2, SHP(4, 3),
+                 VAL(0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5));
+    check_tensor(ctx, hess_stack(ctx, 2, (hess_tensor *const[]){m, m}, -1), 3, SHP(2, 3, 2),
+                 VAL(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5));
+    hess_tensor *const sc[2] = {hess_scalar(ctx, 1.5), hess_scalar(ctx, -2.0)};
+    check_tensor(ctx, hess_stack(ctx, 2, sc, 0), 1, SHP(2), VAL(1.5, -2.0));
+}
+
+/* torch.gather; an index leaf set later: the values and the gradient follow */
+static void test_ops_gather(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = hess_param_new(ctx, 2, SHP(2, 3), VAL(0, 1, 2, 3, 4, 5));
+    hess_tensor *ix = mk(ctx, 2, SHP(2, 2), VAL(2, 2, 0, 1));
+    hess_tensor *g = hess_gather(ctx, a, 1, ix);
+    check_tensor(ctx, g, 2, SHP(2, 2), VAL(2, 2, 3, 4));
+    hess_tensor *ix0 = mk(ctx, 2, SHP(1, 3), VAL(1, 0, 1));
+    check_tensor(ctx, hess_gather(ctx, a, 0, ix0), 2, SHP(1, 3), VAL(3, 1, 5));
+    hess_tensor *L = hess_sum(ctx, g), *da;
+    assert_ok(ctx, hess_grad(ctx, L, 1, &a, &da, 0));
+    check_tensor(ctx, da, 2, SHP(2, 3), VAL(0, 0, 2, 1, 1, 0));
+    /* a bad value is refused and changes nothing; a good one is taken */
+    assert_int_equal(hess_tensor_set(ctx, ix, VAL(0, 3, 0, 0)), HESS_ERR_ARG);
+    hess_context_clear_error(ctx);
+    check_tensor(ctx, ix, 2, SHP(2, 2), VAL(2, 2, 0, 1));
+    assert_ok(ctx, hess_tensor_set(ctx, ix, VAL(0, 1, 1, 1)));
+    assert_ok(ctx, hess_recompute(ctx));
+    check_tensor(ctx, g, 2, SHP(2, 2), VAL(0, 1, 4, 4));
+    assert_ok(ctx, hess_grad(ctx, L, 1, &a, &da, 0));
+    check_tensor(ctx, da, 2, SHP(2, 3), VAL(1, 1, 0, 0, 2, 0));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Reductions and broadcasting                                              */
 /* ------------------------------------------------------------------------ */
@@ -1195,6 +1297,11 @@ int main(void)
         T(test_ops_elementwise_kernels_agree),
         T(test_ops_transpose),
         T(test_ops_reshape),
+        T(test_ops_reshape_infer_and_views),
+        T(test_ops_permute),
+        T(test_ops_slice),
+        T(test_ops_index_select_cat_stack),
+        T(test_ops_gather),
         T(test_ops_sum_mean),
         T(test_ops_sum_axis_each_axis),
         T(test_ops_mean_axis),

@@ -57,6 +57,26 @@ typedef union hess_op_params {
         double alpha; /* mse, cross_entropy, bce: the mean's 1/count */
     } loss;
     struct {
+        /* permute: dim d of out's last `rank` dims is dim perm[d] of a's
+         * last `rank` dims; the dims before them (a batched pass's
+         * directions) are kept */
+        int8_t perm[HESS_MAX_DIMS + 1];
+        uint8_t rank;
+    } perm;
+    struct {
+        int axis; /* >= 0 */
+        /* slice, index_select: the positions taken; slice_scatter,
+         * index_add: the result's length along the axis */
+        int64_t len;
+        union {
+            struct {
+                int64_t start, step; /* slice, slice_scatter: start + j step */
+            };
+            const int64_t *idx; /* index_select, index_add: one index per
+                                   position taken (in the arena) */
+        };
+    } take;
+    struct {
         /* what the leaf's writer knows of its values (hess__leaf_scan):
          * chunks of 8 elements with a nonzero, -1 when not counted */
         int64_t nz_chunks;
@@ -120,8 +140,12 @@ typedef struct hess_pass {
  * derivatives are only across two sources that both depend on the
  * parameters. */
 #define HESS_OPF_MULTILINEAR 8u
-/* A re-indexing of one source, each element once (reshape, transpose): a
- * diagonal Hessian maps through it by its own vjp rule. */
+/* A re-indexing: each result element is zero or a copy of one source element
+ * (every row of the Jacobian holds at most one nonzero, a 1): reshape,
+ * transpose, permute, and the selections slice, index_select, gather, cat.
+ * J^T diag(D) J is then the diagonal J^T D, so a diagonal Hessian maps
+ * through it by its own vjp rule, to each source alone (a result element
+ * comes from one source only, so there is no block across two). */
 #define HESS_OPF_REINDEX 16u
 
 /* The second derivative of an op with respect to one source, contracted with

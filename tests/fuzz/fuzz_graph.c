@@ -558,8 +558,110 @@ static void decode_binary(run *R, reader *rd)
 
 /* Ops of the registry without a shape rule: their builders are given the
  * shape, so opcode 5 cannot make them; opcodes 2 and 3 and the rules do
- * (one_hot is made by cross_entropy's rule). */
-static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to", "broadcast_to", "one_hot"};
+ * (one_hot is made by cross_entropy's rule, scatter_add by gather's). */
+static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to", "broadcast_to", "one_hot",
+                                              "scatter_add"};
+
+/* The shape and indexing ops, when opcode 5 picks one of their records:
+ * through the public builders (hess_squeeze, hess_unsqueeze and hess_reshape
+ * with a -1 with permute's record, hess_stack with cat's), with parameters
+ * from the next bytes, valid and not.  The adjoints (slice_scatter,
+ * index_add) keep opcode 5's zero parameters.  False for other ops. */
+static bool decode_shape_op(run *R,
+                            reader *rd,
+                            const hess_op_def *def,
+                            hess_tensor *const src[],
+                            const int s[],
+                            unsigned dep)
+{
+    static const char *const ops[] = {"permute", "slice", "index_select", "gather", "cat"};
+    int op = -1;
+    for (int i = 0; i < 5 && op < 0; i++)
+        op = strcmp(def->name, ops[i]) ? -1 : i;
+    if (op < 0)
+        return false;
+    hess_context *c = R->ctx;
+    hess_tensor *a = src[0], *t = NULL;
+    const uint8_t b0 = next(rd), b1 = next(rd);
+    const int axis = (int)(b0 % 9) - 4; /* -4..4: some out of range */
+    const int nd = hess_tensor_ndim(a) > 0 ? hess_tensor_ndim(a) : 0;
+    bool unsafe = slot_unsafe(R, s[0]);
+    const char *what = "hess_permute";
+    pending p;
+    pending_save(R, &p);
+    if (op == 0 && b1 % 4 == 0) {
+        what = "hess_squeeze";
+        t = hess_squeeze(c, a, axis);
+    } else if (op == 0 && b1 % 4 == 1) {
+        what = "hess_unsqueeze";
+        t = hess_unsqueeze(c, a, axis);
+    } else if (op == 0 && b1 % 4 == 2) {
+        /* a's shape with one dim (or a bad one) replaced by -1 */
+        int64_t shape[HESS_MAX_DIMS];
+        for (int i = 0; i < nd && i < HESS_MAX_DIMS; i++)
+            shape[i] = hess_tensor_shape(a)[i];
+        if (nd > 0)
+            shape[(b1 >> 2) % nd] = -1;
+        if (nd > 1 && (b1 & 64))
+            shape[0] = b1 & 128 ? -1 : shape[0] + 1;
+        what = "hess_reshape";
+        t = hess_reshape(c, a, nd, shape);
+    } else if (op == 0) {
+        /* a permutation of a's dims by swaps, sometimes spoilt */
+        int perm[HESS_MAX_DIMS + 1];
+        for (int i = 0; i < nd && i <= HESS_MAX_DIMS; i++)
+            perm[i] = i;
+        for (int i = nd - 1; i > 0 && i <= HESS_MAX_DIMS; i--) {
+            const int j = next(rd) % (i + 1), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+            if (b1 & 16)
+                perm[i] -= nd; /* the same dim, counted from the end */
+        }
+        if (nd > 0 && (b1 & 32))
+            perm[0] = b1 & 64 ? nd : perm[nd - 1];
+        t = hess_permute(c, a, nd > 0 ? perm : NULL);
+    } else if (op == 1) {
+        const int64_t start = (int8_t)next(rd) % 6, stop = (int8_t)next(rd) % 6;
+        const int64_t step = b1 < 250 ? (int64_t)(b1 % 4) : b1 == 255 ? INT64_MAX : -1;
+        what = "hess_slice";
+        t = hess_slice(c, a, axis, start, b0 & 128 ? INT64_MAX : stop, step);
+    } else if (op == 2) {
+        int64_t idx[8];
+        const size_t n = b1 % 9;
+        for (size_t i = 0; i < n; i++)
+            idx[i] = (int64_t)(next(rd) % 6) - 1; /* -1..4: some out of range */
+        what = "hess_index_select";
+        t = hess_index_select(c, a, axis, n, b1 == 255 ? NULL : idx);
+    } else if (op == 3) {
+        /* an index shaped like a (or like src[1]) with values from bytes */
+        hess_tensor *ix = src[1];
+        if (b1 & 1) {
+            double v[4096];
+            const int64_t m =
+                hess_tensor_numel(a) > 0 && hess_tensor_numel(a) <= 4096 ? hess_tensor_numel(a) : 0;
+            for (int64_t i = 0; i < m; i++)
+                v[i] = (double)(next(rd) % 5);
+            ix = m ? hess_tensor_new(c, nd, hess_tensor_shape(a), v) : NULL;
+        } else {
+            unsafe = unsafe || slot_dep(R, s[1]) != 0 || slot_unsafe(R, s[1]);
+        }
+        dep = slot_dep(R, s[0]) | (b1 & 1 ? 0u : slot_dep(R, s[1]));
+        what = "hess_gather";
+        t = hess_gather(c, a, axis, ix);
+    } else {
+        hess_tensor *ts[3] = {src[0], src[1], src[b1 % 2]};
+        const size_t n = 1 + b1 % 3;
+        unsafe = unsafe || (n > 1 && slot_unsafe(R, s[1]));
+        dep = slot_dep(R, s[0]) | (n > 1 ? slot_dep(R, s[1]) : 0u);
+        what = b0 & 128 ? "hess_stack" : "hess_cat";
+        t = b0 & 128 ? hess_stack(c, n, ts, axis) : hess_cat(c, n, ts, axis);
+    }
+    pending_check(R, &p, what);
+    trace(R, what, t, s[0], s[1]);
+    add_slot(R, t, dep, unsafe, what);
+    return true;
+}
 
 /* Every op of the registry is fuzzed: by opcode 5 or, without a shape rule,
  * through one of the builders above.  Checked before the first input, so an
@@ -589,6 +691,8 @@ static void decode_registry_op(run *R, reader *rd)
         src[i] = slot_t(R, s[i]);
         dep |= slot_dep(R, s[i]);
     }
+    if (decode_shape_op(R, rd, def, src, s, dep))
+        return;
     if (!def->shape)
         return; /* made by the builders of opcodes 2 and 3 */
     const hess_op_params par = {.affine = {0.0, 0.0}};
