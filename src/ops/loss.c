@@ -117,8 +117,9 @@ check_unit(hess_context *ctx, const double *v, int64_t n, const char *what, cons
 {
     for (int64_t i = 0; i < n; i++)
         if (!(v[i] >= 0.0 && v[i] <= 1.0)) {
-            hess__error(ctx, HESS_ERR_ARG, "%s: %s %lld is %g; %ss must be in [0, 1]", fn, what,
-                        (long long)i, v[i], what);
+            hess__error(ctx, HESS_ERR_ARG, "%s: %s %lld is %g; %s must be in [0, 1]", fn, what,
+                        (long long)i, v[i],
+                        strcmp(what, "input") == 0 ? "probabilities" : "targets");
             return HESS_ERR_ARG;
         }
     return HESS_OK;
