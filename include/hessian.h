@@ -272,7 +272,8 @@ HESS_API int hess_tensor_is_stale(const hess_tensor *t);
  * (an optimizer step, a new minibatch): copies numel values from @p data.  The
  * values are checked first against what the ops built on the leaf require
  * (hess_cross_entropy() targets: integral class indices in [0, C);
- * hess_bce_with_logits() targets: in [0, 1]); on refusal the leaf is
+ * hess_bce_with_logits() targets: in [0, 1]; likewise the targets of the
+ * losses with options, and hess_bce()'s probabilities); on refusal the leaf is
  * unchanged.  Tensors computed from the leaf become stale
  * (hess_tensor_is_stale()): the functions that read a graph bring what they
  * read up to date first, and hess_recompute() brings the whole tape up to
