@@ -560,7 +560,8 @@ static void decode_binary(run *R, reader *rd)
 /* Ops of the registry without a shape rule: their builders are given the
  * shape, so opcode 5 cannot make them; opcodes 2 and 3 and the rules do
  * (one_hot is made by cross_entropy's rule; smooth_one_hot by
- * hess_cross_entropy_ex and hess_nll_loss, which opcode 6 calls). */
+ * hess_cross_entropy_ex and hess_nll_loss, which opcode 5 calls when it
+ * picks smooth_one_hot: decode_class_loss). */
 static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to", "broadcast_to", "one_hot",
                                               "smooth_one_hot"};
 
