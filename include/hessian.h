@@ -272,7 +272,8 @@ HESS_API int hess_tensor_is_stale(const hess_tensor *t);
  * (an optimizer step, a new minibatch): copies numel values from @p data.  The
  * values are checked first against what the ops built on the leaf require
  * (hess_cross_entropy() targets: integral class indices in [0, C);
- * hess_bce_with_logits() targets: in [0, 1]); on refusal the leaf is
+ * hess_bce_with_logits() targets: in [0, 1]; likewise the targets of the
+ * losses with options, and hess_bce()'s probabilities); on refusal the leaf is
  * unchanged.  Tensors computed from the leaf become stale
  * (hess_tensor_is_stale()): the functions that read a graph bring what they
  * read up to date first, and hess_recompute() brings the whole tape up to
@@ -525,6 +526,155 @@ hess_cross_entropy(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
  */
 HESS_API hess_tensor *
 hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets);
+
+/* ------------------------------------------------------------------------ */
+/* Losses with options: PyTorch's reduction, class weights, ignore_index,   */
+/* label smoothing and Huber's delta.  Every one of these takes a NULL      */
+/* options pointer for all the defaults.                                     */
+/* ------------------------------------------------------------------------ */
+
+/** hess_loss_opts.reduction: the mean (PyTorch's 'mean', the default); see each loss for its
+ * denominator. */
+#define HESS_REDUCE_MEAN 0
+/** hess_loss_opts.reduction: the sum of the terms (PyTorch's 'sum'). */
+#define HESS_REDUCE_SUM 1
+/** hess_loss_opts.reduction: no reduction (PyTorch's 'none'): the tensor of the terms, shaped
+ * like the input (per sample, [B] or [], for hess_cross_entropy_ex() and hess_nll_loss()). */
+#define HESS_REDUCE_NONE 2
+
+/**
+ * Options of the losses below, as PyTorch's loss functions take them.  A NULL pointer means
+ * every default (mean, no weight, no ignore_index, no smoothing, delta 1); so does a zeroed
+ * struct, except for hess_huber_loss(), which then refuses delta 0 (set it).  A loss refuses
+ * (HESS_ERR_ARG) the options it does not have when they are set: a weight for
+ * hess_mse_loss_ex(), hess_l1_loss() and hess_huber_loss(); use_ignore_index for any loss but
+ * hess_cross_entropy_ex() and hess_nll_loss(); a non-zero label_smoothing for any loss but
+ * hess_cross_entropy_ex().  delta is read by hess_huber_loss() alone.
+ */
+typedef struct hess_loss_opts {
+    int reduction;             /**< HESS_REDUCE_MEAN (0), HESS_REDUCE_SUM or HESS_REDUCE_NONE */
+    const hess_tensor *weight; /**< NULL: none.  Class weights [C] (hess_cross_entropy_ex(),
+                                    hess_nll_loss()), or weights that broadcast to the input's
+                                    shape and multiply each term (hess_bce(),
+                                    hess_bce_with_logits_ex()); a tensor of the same context,
+                                    differentiated like any operand (PyTorch's are not) */
+    int use_ignore_index;      /**< non-zero: rows whose target is ignore_index are left out */
+    int64_t ignore_index;      /**< the target value of the rows left out (PyTorch's -100) */
+    double label_smoothing;    /**< in [0, 1]: the weight moved to the uniform distribution */
+    double delta;              /**< hess_huber_loss(): the threshold, > 0 */
+} hess_loss_opts;
+
+/**
+ * Mean squared error with options, PyTorch's MSELoss: terms (pred - target)^2; mean over all
+ * elements, sum, or the terms themselves (shaped like pred).  pred and target have one shape
+ * (else HESS_ERR_SHAPE).  With the mean or the sum, one node: the mean is hess_mse_loss(),
+ * bit for bit.  Options: reduction only.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG (a bad
+ * reduction, an option this loss does not have) recorded, naming the function and the values.
+ */
+HESS_API hess_tensor *hess_mse_loss_ex(hess_context *ctx,
+                                       hess_tensor *pred,
+                                       hess_tensor *target,
+                                       const hess_loss_opts *opts);
+
+/**
+ * Cross-entropy on logits with options, PyTorch's CrossEntropyLoss with class-index targets:
+ * logits [B,C] with targets [B], or [C] with [] (one sample).  With lp = log_softmax(logits)
+ * per row, class weights wc (all 1 without a weight), smoothing e and keep_i = 0 for a row
+ * whose target is the ignore_index (else 1), the term of row i is
+ *     l_i = keep_i ((1 - e) wc[t_i] (-lp[i,t_i]) + (e / C) sum_c wc[c] (-lp[i,c])),
+ * and the mean is sum_i l_i / sum_i keep_i wc[t_i] (PyTorch's weighted mean, also for the
+ * smoothing term); the sum is sum_i l_i; none gives l ([B], or [] for one sample; 0 for
+ * ignored rows).  A mean over no kept row (or kept weights summing to 0) is NaN, as in
+ * PyTorch, and so are its derivatives (PyTorch's gradient is 0 there).  Targets are integral
+ * class indices in [0, C), or the ignore_index when use_ignore_index is set (HESS_ERR_ARG
+ * otherwise, here and from hess_tensor_set()); they have no derivative (HESS_ERR_NODIFF).
+ * weight [C] (HESS_ERR_SHAPE otherwise); label_smoothing in [0, 1] (HESS_ERR_ARG otherwise).
+ * Without weight, ignore_index or smoothing, the mean and the sum are one node (the mean is
+ * hess_cross_entropy(), bit for bit); otherwise log_softmax, a smoothed one-hot row per target
+ * and a weighted sum per row (a term whose weight is 0 is left out, so a -Inf log-probability
+ * there adds nothing), all covered by the exact diagonal's curvature rules.
+ * @return the loss owned by @p ctx, or NULL with the error recorded, naming the function and
+ * the values.
+ */
+HESS_API hess_tensor *hess_cross_entropy_ex(hess_context *ctx,
+                                            hess_tensor *logits,
+                                            hess_tensor *targets,
+                                            const hess_loss_opts *opts);
+
+/**
+ * Negative log-likelihood, PyTorch's NLLLoss: hess_cross_entropy_ex() with log_probs taken as
+ * the log-probabilities themselves and no smoothing: l_i = -keep_i wc[t_i] log_probs[i,t_i],
+ * reduced as there (the mean divides by sum_i keep_i wc[t_i]).  log_probs [B,C] with targets
+ * [B], or [C] with []; only the target's entry of a row is read, so other entries may be
+ * -Inf.  Options: reduction, weight [C], use_ignore_index and ignore_index (label_smoothing
+ * must be 0).  Linear in log_probs: its Hessian is zero unless the weight is differentiated.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG recorded
+ * (as hess_cross_entropy_ex()).
+ */
+HESS_API hess_tensor *hess_nll_loss(hess_context *ctx,
+                                    hess_tensor *log_probs,
+                                    hess_tensor *targets,
+                                    const hess_loss_opts *opts);
+
+/**
+ * Mean absolute error, PyTorch's L1Loss: terms |pred - target|, reduced by the mean over all
+ * elements, the sum, or none.  The derivative at pred == target is 0 (torch's sign(0) = 0),
+ * and the second derivative is 0 everywhere.  pred and target have one shape (else
+ * HESS_ERR_SHAPE).  Options: reduction only.  Composed of relu(d) + relu(-d), d = pred -
+ * target, which is |d| to the bit.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG recorded.
+ */
+HESS_API hess_tensor *
+hess_l1_loss(hess_context *ctx, hess_tensor *pred, hess_tensor *target, const hess_loss_opts *opts);
+
+/**
+ * Huber loss, PyTorch's HuberLoss: with d = pred - target, terms 0.5 d^2 where |d| < delta and
+ * delta (|d| - 0.5 delta) elsewhere, reduced by the mean over all elements, the sum, or none.
+ * The derivative is clamp(d, -delta, delta), continuous; the second derivative is 1 on the open
+ * interval |d| < delta and 0 elsewhere, also at |d| == delta (PyTorch's convention).  delta is
+ * 1 when @p opts is NULL; otherwise opts->delta must be > 0 (PyTorch's requirement; a zeroed
+ * struct is refused with HESS_ERR_ARG).  pred and target have one shape (else HESS_ERR_SHAPE).
+ * Options: reduction and delta.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG recorded.
+ */
+HESS_API hess_tensor *hess_huber_loss(hess_context *ctx,
+                                      hess_tensor *pred,
+                                      hess_tensor *target,
+                                      const hess_loss_opts *opts);
+
+/**
+ * Binary cross-entropy on probabilities, PyTorch's BCELoss: terms
+ * w (y - 1) max(log(1 - p), -100) - w y max(log(p), -100) (PyTorch's formula, its log clamped
+ * at -100, so the loss is finite at p = 0 and p = 1), with w the weight broadcast to p's shape
+ * (1 without one); the mean divides by the number of elements, not by the weights.  probs and
+ * target have one shape (else HESS_ERR_SHAPE); both hold values in [0, 1] (HESS_ERR_ARG
+ * otherwise, here and, for leaves, from hess_tensor_set(); a computed probs that later leaves
+ * [0, 1] gives NaN).  Both are differentiated.  The derivatives are those of the clamped
+ * function: zero in p where a log is clamped.  PyTorch's backward instead divides by
+ * max(p (1 - p), 1e-12), and its second derivative by (p + 1e-12)^2 (1 - p + 1e-12)^2, which
+ * differs from the exact one by about 2e-12 / min(p, 1 - p) relative.  Options: reduction and
+ * weight.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG recorded.
+ */
+HESS_API hess_tensor *
+hess_bce(hess_context *ctx, hess_tensor *probs, hess_tensor *target, const hess_loss_opts *opts);
+
+/**
+ * Binary cross-entropy on logits with options, PyTorch's BCEWithLogitsLoss (no pos_weight):
+ * terms w (softplus(x) - x y), computed as max(x, 0) - x y + log1p(exp(-|x|)) with the first
+ * part x (1 - y) or -x y, so that no term cancels; w is the weight broadcast to the logits'
+ * shape (1 without one), and the mean divides by the number of elements.  logits and targets
+ * have one shape (else HESS_ERR_SHAPE); targets are in [0, 1] (HESS_ERR_ARG otherwise, also
+ * from hess_tensor_set()) and are differentiated like the logits.  Without a weight, the mean
+ * and the sum are one node (the mean is hess_bce_with_logits(), bit for bit).  Options:
+ * reduction and weight.
+ * @return the loss owned by @p ctx, or NULL with HESS_ERR_SHAPE or HESS_ERR_ARG recorded.
+ */
+HESS_API hess_tensor *hess_bce_with_logits_ex(hess_context *ctx,
+                                              hess_tensor *logits,
+                                              hess_tensor *targets,
+                                              const hess_loss_opts *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Reverse mode                                                             */

@@ -746,6 +746,112 @@ static hess_status grad_gather_index(fx *f)
 /* An index tensor [2,2] of the given values, for hess_gather. */
 #define IDX22(...) hess_tensor_new(f->ctx, 2, SHAPE(2, 2), (const double[]){__VA_ARGS__})
 #define TL(...)    ((hess_tensor *const[]){__VA_ARGS__})
+/* hess_tensor_set of the leaves the losses with options check: class
+ * targets with an ignore_index (-100 passes, 5 does not), and the
+ * probabilities of hess_bce. */
+static hess_status set_ignored_targets(fx *f, double bad)
+{
+    const hess_loss_opts o = {.use_ignore_index = 1, .ignore_index = -100};
+    hess_tensor *t = hess_tensor_new(f->ctx, 1, SHAPE(2), (const double[]){0, 2});
+    if (!hess_cross_entropy_ex(f->ctx, f->logits, t, &o))
+        return hess_context_status(f->ctx);
+    hess_status st = hess_tensor_set(f->ctx, t, (const double[]){-100, 1});
+    return st != HESS_OK ? WRONG : hess_tensor_set(f->ctx, t, (const double[]){2, bad});
+}
+
+static hess_status set_bce_probs(fx *f, double bad)
+{
+    hess_tensor *p = hess_param_new(f->ctx, 1, SHAPE(3), (const double[]){0.25, 0.5, 0.75});
+    if (!hess_bce(f->ctx, p, f->pr3, NULL))
+        return hess_context_status(f->ctx);
+    return hess_param_set(f->ctx, p, (const double[]){0.5, bad, 1.0});
+}
+
+#define LOPTS(...) (&(hess_loss_opts){__VA_ARGS__})
+#define TGT2(a, b) hess_tensor_new(f->ctx, 1, SHAPE(2), (const double[]){a, b})
+
+/* The rows of a loss with options of two tensors of one shape (a, b valid
+ * operands; bad a non-finite a). */
+#define LOSS_PAIR_ROWS(X, op, a, b, bad)                                                           \
+    X(op##_null_ctx, K_BUILD, "hess_" #op, A, NULL, F_NOCTX,                                       \
+      BUILD_NOCTX(hess_##op(NULL, f->a, f->b, NULL)))                                              \
+    X(op##_null_a, K_BUILD, "hess_" #op, A, "NULL", 0, BUILD(hess_##op(f->ctx, NULL, f->b, NULL))) \
+    X(op##_null_b, K_BUILD, "hess_" #op, A, "NULL", 0, BUILD(hess_##op(f->ctx, f->a, NULL, NULL))) \
+    X(op##_shapes_differ, K_BUILD, "hess_" #op, SH, "differ", 0,                                   \
+      BUILD(hess_##op(f->ctx, f->m23, f->b, NULL)))                                                \
+    X(op##_shapes_differ_none, K_BUILD, "hess_" #op, SH, "differ", 0,                              \
+      BUILD(hess_##op(f->ctx, f->a, f->v4, LOPTS(.reduction = HESS_REDUCE_NONE, .delta = 1))))     \
+    X(op##_bad_reduction, K_BUILD, "hess_" #op, A, "reduction 3", 0,                               \
+      BUILD(hess_##op(f->ctx, f->a, f->b, LOPTS(.reduction = 3, .delta = 1))))                     \
+    X(op##_negative_reduction, K_BUILD, "hess_" #op, A, "reduction -1", 0,                         \
+      BUILD(hess_##op(f->ctx, f->a, f->b, LOPTS(.reduction = -1, .delta = 1))))                    \
+    X(op##_ignore_not_taken, K_BUILD, "hess_" #op, A, "ignore_index", 0,                           \
+      BUILD(hess_##op(f->ctx, f->a, f->b, LOPTS(.use_ignore_index = 1, .delta = 1))))              \
+    X(op##_smoothing_not_taken, K_BUILD, "hess_" #op, A, "label smoothing", 0,                     \
+      BUILD(hess_##op(f->ctx, f->a, f->b, LOPTS(.label_smoothing = 0.1, .delta = 1))))             \
+    X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
+      BUILD(hess_##op(f->ctx, f->fx3, f->b, NULL)))                                                \
+    X(op##_freed, K_BUILD, "hess_" #op, ST, "freed", 0,                                            \
+      BUILD(hess_##op(f->ctx, f->a, f->dead, NULL)))                                               \
+    X(op##_nan, K_BUILD, "hess_" #op, OK, NULL, 0,                                                 \
+      BUILD_NF(hess_##op(f->ctx, f->bad, f->b, NULL)))                                             \
+    X(op##_nan_none, K_BUILD, "hess_" #op, OK, NULL, 0,                                            \
+      BUILD_NF(hess_##op(f->ctx, f->bad, f->b, LOPTS(.reduction = HESS_REDUCE_NONE, .delta = 1)))) \
+    X(op##_nan_checked, K_BUILD, "hess_" #op, NF, "non-finite", F_FINITE,                          \
+      BUILD(hess_##op(f->ctx, f->bad, f->b, NULL)))
+
+/* The rows of a loss with options of class targets. */
+#define LOSS_CLASS_ROWS(X, op)                                                                     \
+    X(op##_null_ctx, K_BUILD, "hess_" #op, A, NULL, F_NOCTX,                                       \
+      BUILD_NOCTX(hess_##op(NULL, f->logits, f->tgt, NULL)))                                       \
+    X(op##_null_input, K_BUILD, "hess_" #op, A, "NULL", 0,                                         \
+      BUILD(hess_##op(f->ctx, NULL, f->tgt, NULL)))                                                \
+    X(op##_null_targets, K_BUILD, "hess_" #op, A, "NULL", 0,                                       \
+      BUILD(hess_##op(f->ctx, f->logits, NULL, NULL)))                                             \
+    X(op##_batch_differs, K_BUILD, "hess_" #op, SH, "do not fit", 0,                               \
+      BUILD(hess_##op(f->ctx, f->logits, f->v3, NULL)))                                            \
+    X(op##_targets_2d, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                  \
+      BUILD(hess_##op(f->ctx, f->logits, f->m23, NULL)))                                           \
+    X(op##_input_rank3, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                 \
+      BUILD(hess_##op(f->ctx, f->t3d, f->tgt, NULL)))                                              \
+    X(op##_scalar_input, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                \
+      BUILD(hess_##op(f->ctx, f->s, f->s, NULL)))                                                  \
+    X(op##_index_too_big, K_BUILD, "hess_" #op, A, "class ind", 0,                                 \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(0, 3), NULL)))                                       \
+    X(op##_index_not_integral, K_BUILD, "hess_" #op, A, "class ind", 0,                            \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(1, 0.5), NULL)))                                     \
+    X(op##_index_nan, K_BUILD, "hess_" #op, A, "class ind", 0,                                     \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(NAN, 0), NULL)))                                     \
+    X(op##_index_not_ignored, K_BUILD, "hess_" #op, A, "or the ignore_index -100", 0,              \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(-1, 0),                                              \
+                      LOPTS(.use_ignore_index = 1, .ignore_index = -100))))                        \
+    X(op##_index_ignored, K_BUILD, "hess_" #op, OK, NULL, 0,                                       \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(-100, 0),                                            \
+                      LOPTS(.use_ignore_index = 1, .ignore_index = -100))))                        \
+    X(op##_ignore_unused_is_refused, K_BUILD, "hess_" #op, A, "class ind", 0,                      \
+      BUILD(hess_##op(f->ctx, f->logits, TGT2(-100, 0), LOPTS(.ignore_index = -100))))             \
+    X(op##_scalar_index_too_big, K_BUILD, "hess_" #op, A, "class ind", 0,                          \
+      BUILD(hess_##op(f->ctx, f->v3, hess_scalar(f->ctx, 3.0), NULL)))                             \
+    X(op##_weight_size, K_BUILD, "hess_" #op, SH, "does not fit 3 classes", 0,                     \
+      BUILD(hess_##op(f->ctx, f->logits, f->tgt, LOPTS(.weight = f->v4))))                         \
+    X(op##_weight_rank, K_BUILD, "hess_" #op, SH, "does not fit 3 classes", 0,                     \
+      BUILD(hess_##op(f->ctx, f->logits, f->tgt, LOPTS(.weight = f->m23))))                        \
+    X(op##_weight_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                          \
+      BUILD(hess_##op(f->ctx, f->logits, f->tgt, LOPTS(.weight = f->fx3))))                        \
+    X(op##_weight_freed, K_BUILD, "hess_" #op, ST, "freed", 0,                                     \
+      BUILD(hess_##op(f->ctx, f->logits, f->tgt, LOPTS(.weight = f->dead))))                       \
+    X(op##_bad_reduction, K_BUILD, "hess_" #op, A, "reduction 7", 0,                               \
+      BUILD(hess_##op(f->ctx, f->logits, f->tgt, LOPTS(.reduction = 7))))                          \
+    X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
+      BUILD(hess_##op(f->ctx, f->fx3, f->tgt, NULL)))                                              \
+    X(op##_freed, K_BUILD, "hess_" #op, ST, "freed", 0,                                            \
+      BUILD(hess_##op(f->ctx, f->logits, f->dead, NULL)))                                          \
+    X(op##_nan_input, K_BUILD, "hess_" #op, OK, NULL, 0,                                           \
+      BUILD_NF(hess_##op(f->ctx, f->nan3, hess_scalar(f->ctx, 1.0),                                \
+                         LOPTS(.reduction = HESS_REDUCE_SUM, .weight = f->c3))))                   \
+    X(op##_nan_input_checked, K_BUILD, "hess_" #op, NF, "non-finite", F_FINITE,                    \
+      BUILD(hess_##op(f->ctx, f->nan3, hess_scalar(f->ctx, 1.0),                                   \
+                      LOPTS(.reduction = HESS_REDUCE_SUM, .weight = f->c3))))
 
 #define BAD_LIMIT (INT64_C(1) << 32)
 
@@ -841,6 +947,10 @@ static hess_status grad_gather_index(fx *f)
       CALL(set_gather_index(f, -1.0)))                                                             \
     X(tensor_set_gather_index_not_integral, K_OTHER, "hess_tensor_set", A, "indices must be", 0,   \
       CALL(set_gather_index(f, 1.5)))                                                              \
+    X(tensor_set_ignored_target, K_OTHER, "hess_tensor_set", A, "or the ignore_index -100", 0,     \
+      CALL(set_ignored_targets(f, 5.0)))                                                           \
+    X(param_set_bce_probability, K_OTHER, "hess_param_set", A, "probabilities must be in [0, 1]",  \
+      0, CALL(set_bce_probs(f, -0.5)))                                                             \
     X(param_set_freed, K_OTHER, "hess_param_set", ST, "freed", 0,                                  \
       CALL(hess_param_set(f->ctx, f->deadp, f->buf)))                                              \
     X(recompute_null_ctx, K_WORK, "hess_recompute", A, NULL, F_NOCTX, CALL(hess_recompute(NULL)))  \
@@ -1318,6 +1428,83 @@ static hess_status grad_gather_index(fx *f)
       BUILD(hess_bce_with_logits(f->ctx, f->v3, f->v3)))                                           \
     X(bce_target_nan, K_BUILD, "hess_bce_with_logits", A, "targets must be in [0, 1]", 0,          \
       BUILD(hess_bce_with_logits(f->ctx, f->v3, f->nan3)))                                         \
+    /* losses with options */                                                                      \
+    LOSS_PAIR_ROWS(X, mse_loss_ex, v3, c3, nan3)                                                   \
+    X(mse_loss_ex_weight_not_taken, K_BUILD, "hess_mse_loss_ex", A, "takes no weight", 0,          \
+      BUILD(hess_mse_loss_ex(f->ctx, f->v3, f->c3, LOPTS(.weight = f->c3))))                       \
+    LOSS_PAIR_ROWS(X, l1_loss, v3, c3, nan3)                                                       \
+    X(l1_loss_weight_not_taken, K_BUILD, "hess_l1_loss", A, "takes no weight", 0,                  \
+      BUILD(hess_l1_loss(f->ctx, f->v3, f->c3, LOPTS(.weight = f->c3))))                           \
+    LOSS_PAIR_ROWS(X, huber_loss, v3, c3, nan3)                                                    \
+    X(huber_loss_weight_not_taken, K_BUILD, "hess_huber_loss", A, "takes no weight", 0,            \
+      BUILD(hess_huber_loss(f->ctx, f->v3, f->c3, LOPTS(.weight = f->c3, .delta = 1))))            \
+    X(huber_loss_delta_zero, K_BUILD, "hess_huber_loss", A, "delta 0 is not > 0", 0,               \
+      BUILD(hess_huber_loss(f->ctx, f->v3, f->c3, LOPTS(.reduction = HESS_REDUCE_SUM))))           \
+    X(huber_loss_delta_negative, K_BUILD, "hess_huber_loss", A, "delta -1 is not > 0", 0,          \
+      BUILD(hess_huber_loss(f->ctx, f->v3, f->c3, LOPTS(.delta = -1))))                            \
+    X(huber_loss_delta_nan, K_BUILD, "hess_huber_loss", A, "delta nan is not > 0", 0,              \
+      BUILD(hess_huber_loss(f->ctx, f->v3, f->c3, LOPTS(.delta = NAN))))                           \
+    LOSS_PAIR_ROWS(X, bce_with_logits_ex, v3, pr3, nan3)                                           \
+    X(bce_with_logits_ex_target_above_one, K_BUILD, "hess_bce_with_logits_ex", A,                  \
+      "targets must be in [0, 1]", 0,                                                              \
+      BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->v3, LOPTS(.reduction = HESS_REDUCE_NONE))))  \
+    X(bce_with_logits_ex_target_nan, K_BUILD, "hess_bce_with_logits_ex", A,                        \
+      "targets must be in [0, 1]", 0,                                                              \
+      BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->nan3, NULL)))                                \
+    X(bce_with_logits_ex_weight_no_broadcast, K_BUILD, "hess_bce_with_logits_ex", SH,              \
+      "does not broadcast", 0,                                                                     \
+      BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->pr3, LOPTS(.weight = f->v4))))               \
+    X(bce_with_logits_ex_weight_expands, K_BUILD, "hess_bce_with_logits_ex", SH,                   \
+      "does not broadcast", 0,                                                                     \
+      BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->pr3, LOPTS(.weight = f->m23))))              \
+    X(bce_with_logits_ex_weight_foreign, K_BUILD, "hess_bce_with_logits_ex", A, "another context", \
+      0, BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->pr3, LOPTS(.weight = f->fx3))))           \
+    X(bce_with_logits_ex_weight_freed, K_BUILD, "hess_bce_with_logits_ex", ST, "freed", 0,         \
+      BUILD(hess_bce_with_logits_ex(f->ctx, f->v3, f->pr3, LOPTS(.weight = f->dead))))             \
+    X(bce_null_ctx_opts, K_BUILD, "hess_bce", A, NULL, F_NOCTX,                                    \
+      BUILD_NOCTX(hess_bce(NULL, f->pr3, f->pr3, NULL)))                                           \
+    X(bce_null_probs, K_BUILD, "hess_bce", A, "NULL", 0,                                           \
+      BUILD(hess_bce(f->ctx, NULL, f->pr3, NULL)))                                                 \
+    X(bce_null_target, K_BUILD, "hess_bce", A, "NULL", 0,                                          \
+      BUILD(hess_bce(f->ctx, f->pr3, NULL, NULL)))                                                 \
+    X(bce_probs_shapes_differ, K_BUILD, "hess_bce", SH, "differ", 0,                               \
+      BUILD(hess_bce(f->ctx, f->m23, f->pr3, NULL)))                                               \
+    X(bce_probs_above_one, K_BUILD, "hess_bce", A, "probabilities must be in [0, 1]", 0,           \
+      BUILD(hess_bce(f->ctx, f->v3, f->pr3, NULL)))                                                \
+    X(bce_probs_nan, K_BUILD, "hess_bce", A, "input 1 is nan", 0,                                  \
+      BUILD(hess_bce(f->ctx, f->nan3, f->pr3, NULL)))                                              \
+    X(bce_probs_target_above_one, K_BUILD, "hess_bce", A, "targets must be in [0, 1]", 0,          \
+      BUILD(hess_bce(f->ctx, f->pr3, f->v3, NULL)))                                                \
+    X(bce_probs_weight_no_broadcast, K_BUILD, "hess_bce", SH, "does not broadcast", 0,             \
+      BUILD(hess_bce(f->ctx, f->pr3, f->pr3, LOPTS(.weight = f->v4))))                             \
+    X(bce_probs_bad_reduction, K_BUILD, "hess_bce", A, "reduction 3", 0,                           \
+      BUILD(hess_bce(f->ctx, f->pr3, f->pr3, LOPTS(.reduction = 3))))                              \
+    X(bce_probs_ignore_not_taken, K_BUILD, "hess_bce", A, "ignore_index", 0,                       \
+      BUILD(hess_bce(f->ctx, f->pr3, f->pr3, LOPTS(.use_ignore_index = 1))))                       \
+    X(bce_probs_foreign, K_BUILD, "hess_bce", A, "another context", 0,                             \
+      BUILD(hess_bce(f->ctx, f->fx3, f->pr3, NULL)))                                               \
+    X(bce_probs_freed, K_BUILD, "hess_bce", ST, "freed", 0,                                        \
+      BUILD(hess_bce(f->ctx, f->pr3, f->dead, NULL)))                                              \
+    X(bce_probs_at_ends, K_BUILD, "hess_bce", OK, NULL, 0,                                         \
+      BUILD(hess_bce(f->ctx, f->pr3, f->pr3, LOPTS(.reduction = HESS_REDUCE_NONE))))               \
+    LOSS_CLASS_ROWS(X, cross_entropy_ex)                                                           \
+    X(cross_entropy_ex_smoothing_above_one, K_BUILD, "hess_cross_entropy_ex", A,                   \
+      "label_smoothing 1.5 is not in [0, 1]", 0,                                                   \
+      BUILD(hess_cross_entropy_ex(f->ctx, f->logits, f->tgt, LOPTS(.label_smoothing = 1.5))))      \
+    X(cross_entropy_ex_smoothing_negative, K_BUILD, "hess_cross_entropy_ex", A,                    \
+      "label_smoothing -0.1 is not in [0, 1]", 0,                                                  \
+      BUILD(hess_cross_entropy_ex(f->ctx, f->logits, f->tgt, LOPTS(.label_smoothing = -0.1))))     \
+    X(cross_entropy_ex_smoothing_nan, K_BUILD, "hess_cross_entropy_ex", A,                         \
+      "label_smoothing nan is not in [0, 1]", 0,                                                   \
+      BUILD(hess_cross_entropy_ex(f->ctx, f->logits, f->tgt, LOPTS(.label_smoothing = NAN))))      \
+    X(cross_entropy_ex_all_ignored_mean_is_nan, K_BUILD, "hess_cross_entropy_ex", OK, NULL, 0,     \
+      BUILD_NF(hess_cross_entropy_ex(f->ctx, f->logits, TGT2(-100, -100),                          \
+                                     LOPTS(.use_ignore_index = 1, .ignore_index = -100))))         \
+    LOSS_CLASS_ROWS(X, nll_loss)                                                                   \
+    X(nll_loss_smoothing_not_taken, K_BUILD, "hess_nll_loss", A, "label smoothing", 0,             \
+      BUILD(hess_nll_loss(f->ctx, f->logits, f->tgt, LOPTS(.label_smoothing = 0.1))))              \
+    X(nll_loss_neg_inf_elsewhere, K_BUILD, "hess_nll_loss", OK, NULL, 0,                           \
+      BUILD(hess_nll_loss(f->ctx, f->inf3, hess_scalar(f->ctx, 0.0), NULL)))                       \
     /* reverse mode */                                                                             \
     X(grad_null_ctx, K_WORK, "hess_grad", A, NULL, F_NOCTX,                                        \
       CALL(hess_grad(NULL, f->loss, NP, f->p, f->g, 0)))                                           \

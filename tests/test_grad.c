@@ -482,6 +482,135 @@ BUILD(bce_both)
 {
     return head(e, hess_bce_with_logits(CTX, p[0], p[1]));
 }
+/* The losses with options (loss.c): the reductions, weights (also as
+ * parameters), ignore_index and smoothing, and the ops they are made of. */
+#define LOPTS(...) (&(hess_loss_opts){__VA_ARGS__})
+BUILD(mse_ex_sum)
+{
+    return head(e, hess_mse_loss_ex(CTX, p[0], p[1], LOPTS(.reduction = HESS_REDUCE_SUM)));
+}
+BUILD(mse_ex_none)
+{
+    hess_tensor *t = konst(e, 2, SHP(2, 3), -1, 1);
+    return head(e, hess_mse_loss_ex(CTX, p[0], t, LOPTS(.reduction = HESS_REDUCE_NONE)));
+}
+/* pred |x| in [1.1, 2] of either sign, target in [-0.9, 0.9]: d != 0 */
+BUILD(l1_none)
+{
+    return head(e, hess_l1_loss(CTX, p[0], p[1], LOPTS(.reduction = HESS_REDUCE_NONE)));
+}
+BUILD(l1_mean)
+{
+    return head(e, hess_l1_loss(CTX, p[0], konst(e, 2, SHP(2, 3), -0.9, 0.9), NULL));
+}
+/* |d| >= 0.8 > delta 0.5: every term linear; |d| <= 2.3 < delta 3: every
+ * term quadratic; delta 1 with d away from +-1 */
+BUILD(huber_outside)
+{
+    return head(
+        e, hess_huber_loss(CTX, p[0], p[1], LOPTS(.reduction = HESS_REDUCE_NONE, .delta = 0.5)));
+}
+BUILD(huber_inside)
+{
+    /* a sum of 6 terms up to 2.6: scaled, to keep the head's tanh unsaturated */
+    hess_tensor *l =
+        hess_huber_loss(CTX, p[0], p[1], LOPTS(.reduction = HESS_REDUCE_SUM, .delta = 3));
+    return head(e, hess_scale(CTX, l, 0.1));
+}
+BUILD(huber_default)
+{
+    hess_tensor *in = hess_huber_loss(CTX, p[0], konst(e, 1, SHP(3), 0, 0), NULL);
+    hess_tensor *out = hess_huber_loss(CTX, p[1], konst(e, 1, SHP(3), 0, 0), NULL);
+    return head(e, hess_add(CTX, in, out));
+}
+BUILD(clamped_log)
+{
+    return head(e, hess__apply1(CTX, hess__op_find("clamped_log"), p[0], NULL, "test_grad"));
+}
+BUILD(bce_probs)
+{
+    hess_tensor *y = konst(e, 2, SHP(2, 3), 0, 1);
+    return head(e, hess_bce(CTX, p[0], y, LOPTS(.reduction = HESS_REDUCE_NONE)));
+}
+BUILD(bce_probs_both)
+{
+    return head(e, hess_bce(CTX, p[0], p[1], NULL));
+}
+/* a weight [3] over [2,3], and the weight a parameter */
+BUILD(bce_probs_weight)
+{
+    hess_tensor *y = konst(e, 2, SHP(2, 3), 0, 1);
+    return head(e, hess_bce(CTX, p[0], y, LOPTS(.reduction = HESS_REDUCE_SUM, .weight = p[1])));
+}
+BUILD(bce_logits_none)
+{
+    return head(e, hess_bce_with_logits_ex(CTX, p[0], p[1], LOPTS(.reduction = HESS_REDUCE_NONE)));
+}
+BUILD(bce_logits_weight)
+{
+    hess_tensor *y = konst(e, 2, SHP(2, 3), 0, 1), *w = konst(e, 2, SHP(2, 1), 0.5, 2);
+    return head(e, hess_bce_with_logits_ex(CTX, p[0], y, LOPTS(.weight = w)));
+}
+BUILD(bce_logits_sum)
+{
+    hess_tensor *y = konst(e, 2, SHP(2, 3), 0, 1);
+    /* scaled: a sum of six terms would saturate the head's tanh */
+    return head(
+        e,
+        hess_scale(CTX, hess_bce_with_logits_ex(CTX, p[0], y, LOPTS(.reduction = HESS_REDUCE_SUM)),
+                   0.2));
+}
+static hess_tensor *targets4(env *e)
+{
+    return hess_tensor_new(e->ctx, 1, SHP(4), (const double[]){0, 3, 1, 3});
+}
+BUILD(ce_ex_sum)
+{
+    /* a sum of 4 rows: scaled, to keep the head's tanh unsaturated */
+    hess_tensor *l =
+        hess_cross_entropy_ex(CTX, p[0], targets4(e), LOPTS(.reduction = HESS_REDUCE_SUM));
+    return head(e, hess_scale(CTX, l, 0.25));
+}
+BUILD(ce_ex_all)
+{
+    hess_tensor *w = konst(e, 1, SHP(4), 0.5, 2);
+    return head(e, hess_cross_entropy_ex(CTX, p[0], targets4(e),
+                                         LOPTS(.weight = w, .use_ignore_index = 1,
+                                               .ignore_index = 1, .label_smoothing = 0.2)));
+}
+BUILD(ce_ex_none)
+{
+    hess_tensor *t = hess_tensor_new(CTX, 1, SHP(4), (const double[]){0, -100, 2, 3});
+    return head(e, hess_cross_entropy_ex(CTX, p[0], t,
+                                         LOPTS(.reduction = HESS_REDUCE_NONE, .use_ignore_index = 1,
+                                               .ignore_index = -100, .label_smoothing = 0.1)));
+}
+/* the class weights a parameter: the weighted mean's denominator depends on them */
+BUILD(ce_ex_weight_param)
+{
+    return head(e, hess_cross_entropy_ex(CTX, p[0], targets4(e), LOPTS(.weight = p[1])));
+}
+BUILD(ce_ex_vec)
+{
+    return head(
+        e, hess_cross_entropy_ex(CTX, p[0], hess_scalar(CTX, 2), LOPTS(.label_smoothing = 0.3)));
+}
+BUILD(nll_default)
+{
+    return head(e, hess_nll_loss(CTX, p[0], targets4(e), NULL));
+}
+BUILD(nll_weight_ignore_none)
+{
+    hess_tensor *w = konst(e, 1, SHP(4), 0.5, 2);
+    return head(e, hess_nll_loss(CTX, p[0], targets4(e),
+                                 LOPTS(.reduction = HESS_REDUCE_NONE, .weight = w,
+                                       .use_ignore_index = 1, .ignore_index = 3)));
+}
+/* nll_rows with both sources parameters: its cross terms */
+BUILD(nll_rows_both)
+{
+    return head(e, op2("nll_rows", CTX, p[0], p[1]));
+}
 /* detach on a path from constants only: the finite differences see what the
  * derivatives see (a detached parameter would differ from them by design) */
 BUILD(detach)
@@ -666,6 +795,42 @@ static grad_case cases[] = {
     CASE(mse_both, "mse_loss", 2, P(3, -1, 1, 2, 2, 2), P(3, -1, 1, 2, 2, 2)),
     CASE(bce, "bce_with_logits", 1, P(2, -2, 2, 2, 2)),
     CASE(bce_both, "bce_with_logits", 2, P(2, -2, 2, 2, 2), P(2, 0.05, 0.95, 2, 2)),
+    CASE(mse_ex_sum, "mse_loss", 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
+    CASE(mse_ex_none, "square", 1, P(2, -1, 1, 2, 3)),
+    CASE(l1_none, "relu", 2, PA(2, 1.1, 2, 2, 3), P(2, -0.9, 0.9, 2, 3)),
+    CASE(l1_mean, "relu", 1, PA(2, 1.1, 2, 2, 3)),
+    CASE(huber_outside, "huber", 2, PA(2, 1.1, 2, 2, 3), P(2, -0.3, 0.3, 2, 3)),
+    CASE(huber_inside, "huber", 2, PA(2, 1.1, 2, 2, 3), P(2, -0.3, 0.3, 2, 3)),
+    CASE(huber_default, "huber", 2, P(1, -0.8, 0.8, 3), PA(1, 1.2, 2, 3)),
+    /* HUBER_SLOPE is the Huber term's derivative: made by its backward pass */
+    {.name = "test_grad_huber_slope",
+     .op = "huber_slope",
+     .build = b_huber_default,
+     .np = 2,
+     .p = {P(1, -0.8, 0.8, 3), PA(1, 1.2, 2, 3)},
+     .in_grad = true},
+    CASE(clamped_log, "clamped_log", 1, P(2, 0.05, 2, 2, 3)),
+    CASE(bce_probs, "bce_term", 1, P(2, 0.05, 0.95, 2, 3)),
+    CASE(bce_probs_both, "bce_term", 2, P(2, 0.05, 0.95, 2, 3), P(2, 0.05, 0.95, 2, 3)),
+    CASE(bce_probs_weight, "bce_term", 2, P(2, 0.05, 0.95, 2, 3), P(1, 0.5, 2, 3)),
+    /* CLAMPED_LOG is in bce_term's backward pass */
+    {.name = "test_grad_clamped_log_in_bce",
+     .op = "clamped_log",
+     .build = b_bce_probs,
+     .np = 1,
+     .p = {P(2, 0.05, 0.95, 2, 3)},
+     .in_grad = true},
+    CASE(bce_logits_none, "bce_logits_term", 2, P(2, -3, 3, 2, 3), P(2, 0.05, 0.95, 2, 3)),
+    CASE(bce_logits_weight, "bce_logits_term", 1, P(2, -3, 3, 2, 3)),
+    CASE(bce_logits_sum, "bce_with_logits", 1, P(2, -3, 3, 2, 3)),
+    CASE(ce_ex_sum, "cross_entropy", 1, P(2, -1.5, 1.5, 4, 4)),
+    CASE(ce_ex_all, "nll_rows", 1, P(2, -1.5, 1.5, 4, 4)),
+    CASE(ce_ex_none, "smooth_one_hot", 1, P(2, -1.5, 1.5, 4, 4)),
+    CASE(ce_ex_weight_param, "nll_rows", 2, P(2, -1.5, 1.5, 4, 4), P(1, 0.5, 2, 4)),
+    CASE(ce_ex_vec, "smooth_one_hot", 1, P(1, -1.5, 1.5, 4)),
+    CASE(nll_default, "nll_rows", 1, P(2, -2, 0, 4, 4)),
+    CASE(nll_weight_ignore_none, "smooth_one_hot", 1, P(2, -2, 0, 4, 4)),
+    CASE(nll_rows_both, "nll_rows", 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 2, 3)),
     CASE(detach, "detach", 1, P(1, -1, 1, 3)),
 };
 

@@ -1254,6 +1254,145 @@ static void test_ops_bce_with_logits(void **state)
                  0.0);
 }
 
+/* The losses with options: the defaults (NULL, or a zeroed struct) are the
+ * one-node losses bit for bit, values and gradients. */
+static void test_ops_losses_ex_default_bits(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *p = hess_param_new(ctx, 2, SHP(2, 3), VAL(0.5, -1, 2, 0.25, 3, -0.75));
+    hess_tensor *y = mk(ctx, 2, SHP(2, 3), VAL(0.2, 0, 1, 0.7, 0.5, 0.1));
+    hess_tensor *t = mk(ctx, 1, SHP(2), VAL(2, 0));
+    const hess_loss_opts zero = {0};
+    hess_tensor *pairs[3][3] = {
+        {hess_mse_loss(ctx, p, y), hess_mse_loss_ex(ctx, p, y, NULL),
+         hess_mse_loss_ex(ctx, p, y, &zero)},
+        {hess_cross_entropy(ctx, p, t), hess_cross_entropy_ex(ctx, p, t, NULL),
+         hess_cross_entropy_ex(ctx, p, t, &zero)},
+        {hess_bce_with_logits(ctx, p, y), hess_bce_with_logits_ex(ctx, p, y, NULL),
+         hess_bce_with_logits_ex(ctx, p, y, &zero)}};
+    for (int i = 0; i < 3; i++) {
+        hess_tensor *g[3];
+        for (int k = 0; k < 3; k++)
+            assert_ok(ctx, hess_grad(ctx, pairs[i][k], 1, &p, &g[k], 0));
+        for (int k = 1; k < 3; k++) {
+            assert_memory_equal(hess_tensor_data(pairs[i][k]), hess_tensor_data(pairs[i][0]),
+                                sizeof(double));
+            assert_memory_equal(hess_tensor_data(g[k]), hess_tensor_data(g[0]), 6 * sizeof(double));
+        }
+    }
+}
+
+/* Cross-entropy with a weight, an ignored row and smoothing, by hand:
+ * l_i = keep_i ((1-e) w[t_i] (-lp[i,t_i]) + (e/C) sum_c w[c] (-lp[i,c])), and
+ * the mean divides by the kept rows' target weights. */
+static void test_ops_cross_entropy_ex_by_hand(void **state)
+{
+    hess_context *ctx = *state;
+    const double z[9] = {1, 2, 3, 0.5, -1, 2, -0.25, 0.75, 0}, w[3] = {0.5, 2, 1}, e = 0.3;
+    const double tv[3] = {0, 2, 1};
+    hess_tensor *logits = mk(ctx, 2, SHP(3, 3), z), *targets = mk(ctx, 1, SHP(3), tv);
+    double l[3], den = 0, sum = 0;
+    for (int i = 0; i < 3; i++) {
+        const double lse = log(exp(z[3 * i]) + exp(z[3 * i + 1]) + exp(z[3 * i + 2]));
+        const int ti = (int)tv[i];
+        double smooth = 0;
+        for (int c = 0; c < 3; c++)
+            smooth += w[c] * (lse - z[3 * i + c]);
+        l[i] = i == 1 ? 0.0 : (1 - e) * w[ti] * (lse - z[3 * i + ti]) + e / 3 * smooth;
+        den += i == 1 ? 0.0 : w[ti];
+        sum += l[i];
+    }
+    hess_tensor *wt = mk(ctx, 1, SHP(3), w);
+    hess_loss_opts o = {
+        .weight = wt, .use_ignore_index = 1, .ignore_index = 2, .label_smoothing = e};
+    check_scalar(ctx, hess_cross_entropy_ex(ctx, logits, targets, &o), sum / den);
+    o.reduction = HESS_REDUCE_SUM;
+    check_scalar(ctx, hess_cross_entropy_ex(ctx, logits, targets, &o), sum);
+    o.reduction = HESS_REDUCE_NONE;
+    check_tensor(ctx, hess_cross_entropy_ex(ctx, logits, targets, &o), 1, SHP(3), l);
+    /* NLL of the log-probabilities: the same without smoothing */
+    o.label_smoothing = 0;
+    hess_tensor *lp = hess_log_softmax(ctx, logits, 1);
+    check_tensor(ctx, hess_nll_loss(ctx, lp, targets, &o), 1, SHP(3),
+                 VAL(-w[0] * hess_tensor_data(lp)[0], 0, -w[1] * hess_tensor_data(lp)[7]));
+}
+
+/* NLL reads the target's entry only: -Inf elsewhere is no NaN, in the value
+ * or the gradient. */
+static void test_ops_nll_loss_neg_inf_elsewhere(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x =
+        hess_param_new(ctx, 2, SHP(2, 3), VAL(-INFINITY, -0.5, -INFINITY, -2, -0.25, -1));
+    hess_tensor *L = hess_nll_loss(ctx, x, mk(ctx, 1, SHP(2), VAL(1, 0)), NULL);
+    check_scalar(ctx, L, (0.5 + 2) / 2);
+    hess_tensor *g;
+    assert_ok(ctx, hess_grad(ctx, L, 1, &x, &g, 0));
+    check_tensor(ctx, g, 2, SHP(2, 3), VAL(0, -0.5, 0, -0.5, 0, 0));
+}
+
+/* BCE on probabilities at 0 and 1: PyTorch's logs clamped at -100, so the
+ * loss is finite, and the derivatives are the clamped function's: 0 where a
+ * log is clamped, finite everywhere. */
+static void test_ops_bce_clamped_log(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *p = hess_param_new(ctx, 1, SHP(4), VAL(0, 1, 0, 1));
+    hess_tensor *y = mk(ctx, 1, SHP(4), VAL(1, 0, 0, 1));
+    const hess_loss_opts sum = {.reduction = HESS_REDUCE_SUM};
+    hess_tensor *L = hess_bce(ctx, p, y, &sum);
+    check_scalar(ctx, L, 200.0);
+    hess_tensor *g;
+    double d[4];
+    assert_ok(ctx, hess_grad(ctx, L, 1, &p, &g, 0));
+    check_tensor(ctx, g, 1, SHP(4), VAL(0, 0, 1, -1));
+    assert_ok(ctx, hess_hessian_diag(ctx, L, 1, &p, d));
+    assert_close_array(d, VAL(0, 0, 1, 1), 4, RTOL, ATOL);
+    /* inside: -(y log p + (1-y) log(1-p)) */
+    hess_tensor *q = mk(ctx, 1, SHP(2), VAL(0.25, 0.9));
+    check_tensor(ctx,
+                 hess_bce(ctx, q, mk(ctx, 1, SHP(2), VAL(1, 0.5)),
+                          &(hess_loss_opts){.reduction = HESS_REDUCE_NONE}),
+                 1, SHP(2), VAL(-log(0.25), -0.5 * log(0.9) - 0.5 * log(1 - 0.9)));
+}
+
+/* BCE with logits per element: softplus(x) - x y without cancellation, so a
+ * tiny loss at a large logit keeps its digits. */
+static void test_ops_bce_with_logits_ex_small_terms(void **state)
+{
+    hess_context *ctx = *state;
+    const hess_loss_opts none = {.reduction = HESS_REDUCE_NONE};
+    hess_tensor *l = hess_bce_with_logits_ex(ctx, mk(ctx, 1, SHP(3), VAL(40, -40, 20)),
+                                             mk(ctx, 1, SHP(3), VAL(1, 0, 1)), &none);
+    check_tensor(ctx, l, 1, SHP(3), VAL(log1p(exp(-40.0)), log1p(exp(-40.0)), log1p(exp(-20.0))));
+    /* a weight [2,1] scales the rows; the mean divides by the elements */
+    hess_tensor *x = mk(ctx, 2, SHP(2, 2), VAL(0.5, -1, 2, 0)),
+                *y = mk(ctx, 2, SHP(2, 2), VAL(1, 0, 0.25, 1));
+    const hess_loss_opts w = {.weight = mk(ctx, 2, SHP(2, 1), VAL(2, 0.5))};
+    double want = 0;
+    const double xv[4] = {0.5, -1, 2, 0}, yv[4] = {1, 0, 0.25, 1}, wv[4] = {2, 2, 0.5, 0.5};
+    for (int i = 0; i < 4; i++)
+        want += wv[i] * (log1p(exp(xv[i])) - xv[i] * yv[i]);
+    check_scalar(ctx, hess_bce_with_logits_ex(ctx, x, y, &w), want / 4);
+}
+
+/* Huber on both sides of delta, and L1, whose value at 0 is +0. */
+static void test_ops_huber_l1(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 1, SHP(4), VAL(0.25, -2, 0.5, 1)),
+                *b = mk(ctx, 1, SHP(4), VAL(0, 0, 0, 1));
+    const hess_loss_opts none = {.reduction = HESS_REDUCE_NONE, .delta = 0.5};
+    check_tensor(ctx, hess_huber_loss(ctx, a, b, &none), 1, SHP(4),
+                 VAL(0.5 * 0.0625, 0.5 * (2 - 0.25), 0.5 * (0.5 - 0.25), 0));
+    check_scalar(ctx, hess_huber_loss(ctx, a, b, NULL), (0.03125 + 1.5 + 0.125 + 0) / 4);
+    hess_tensor *l = hess_l1_loss(ctx, a, b, &none);
+    check_tensor(ctx, l, 1, SHP(4), VAL(0.25, 2, 0.5, 0));
+    assert_false(signbit(hess_tensor_data(l)[3]));
+    check_scalar(ctx, hess_l1_loss(ctx, a, b, &(hess_loss_opts){.reduction = HESS_REDUCE_SUM}),
+                 2.75);
+}
+
 /* Building ops never changes their operands. */
 static void test_ops_operands_unchanged(void **state)
 {
@@ -1320,6 +1459,12 @@ int main(void)
         T(test_ops_cross_entropy_batch),
         T(test_ops_cross_entropy_single),
         T(test_ops_bce_with_logits),
+        T(test_ops_losses_ex_default_bits),
+        T(test_ops_cross_entropy_ex_by_hand),
+        T(test_ops_nll_loss_neg_inf_elsewhere),
+        T(test_ops_bce_clamped_log),
+        T(test_ops_bce_with_logits_ex_small_terms),
+        T(test_ops_huber_l1),
         T(test_ops_operands_unchanged),
     };
 #undef T

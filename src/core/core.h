@@ -77,6 +77,16 @@ typedef union hess_op_params {
         };
     } take;
     struct {
+        double delta; /* huber, huber_slope: the half-width of the quadratic region */
+    } huber;
+    struct {
+        /* smooth_one_hot: label smoothing eps, and the target value of the rows
+         * left out (all zeros) when use_ignore is set */
+        double eps;
+        int64_t ignore_index;
+        bool use_ignore;
+    } classes;
+    struct {
         /* what the leaf's writer knows of its values (hess__leaf_scan):
          * chunks of 8 elements with a nonzero, -1 when not counted */
         int64_t nz_chunks;

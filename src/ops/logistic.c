@@ -271,17 +271,22 @@ static const hess_op_def op_bce_with_logits = {
     .curv = bce_logits_curv,
     .check_src = bce_logits_check};
 
-static hess_tensor *
-bce_with_logits_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+hess_tensor *hess__bce_with_logits_reduced(
+    hess_context *ctx, hess_tensor *logits, hess_tensor *targets, bool mean, const char *fn)
 {
-    static const char fn[] = "hess_bce_with_logits";
     if (!ctx || hess__check(ctx, logits, fn) || hess__check(ctx, targets, fn) ||
         !hess__same_shape_or_fail(ctx, logits, targets, fn) ||
         hess__refresh(ctx, 1, &targets, fn) != HESS_OK ||
         check_probs(ctx, targets->data, targets->numel, fn) != HESS_OK)
         return NULL;
-    return hess__loss_node(ctx, &op_bce_with_logits, logits, targets, 1.0 / (double)logits->numel,
-                           fn);
+    const double alpha = mean ? 1.0 / (double)logits->numel : 1.0;
+    return hess__loss_node(ctx, &op_bce_with_logits, logits, targets, alpha, fn);
+}
+
+static hess_tensor *
+bce_with_logits_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    return hess__bce_with_logits_reduced(ctx, logits, targets, true, "hess_bce_with_logits");
 }
 
 hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)

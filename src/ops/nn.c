@@ -2,7 +2,7 @@
  * nn.c -- the ops of networks: log_softmax and softmax (primitives, for the
  * stable log-sum-exp and derivatives finite for any input), the losses (one
  * node each: mse, cross_entropy with its one_hot; bce_with_logits is in
- * logistic.c), and
+ * logistic.c; the losses with options, which use them, are in loss.c), and
  * hess_linear (one MATMUL or LINEAR node, linalg.c).  Legend: B batch, C
  * classes, axis split as [outer, n, inner].
  */
@@ -580,17 +580,23 @@ hess_tensor *hess__loss_node(hess_context *ctx,
     return t;
 }
 
-static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
+hess_tensor *hess__mse_loss_reduced(
+    hess_context *ctx, hess_tensor *pred, hess_tensor *target, bool mean, const char *fn)
 {
-    static const char fn[] = "hess_mse_loss";
     if (!ctx || hess__check(ctx, pred, fn))
         return NULL;
-    return hess__loss_node(ctx, &op_mse_loss, pred, target, 1.0 / (double)pred->numel, fn);
+    const double alpha = mean ? 1.0 / (double)pred->numel : 1.0;
+    return hess__loss_node(ctx, &op_mse_loss, pred, target, alpha, fn);
 }
 
-static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+static hess_tensor *mse_loss_impl(hess_context *ctx, hess_tensor *pred, hess_tensor *target)
 {
-    static const char fn[] = "hess_cross_entropy";
+    return hess__mse_loss_reduced(ctx, pred, target, true, "hess_mse_loss");
+}
+
+hess_tensor *hess__cross_entropy_reduced(
+    hess_context *ctx, hess_tensor *logits, hess_tensor *targets, bool mean, const char *fn)
+{
     hess_tensor *src[2] = {logits, targets};
     int nd;
     int64_t shape[HESS_DIMS];
@@ -602,7 +608,13 @@ static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, h
     if (hess__refresh(ctx, 1, &targets, fn) != HESS_OK ||
         check_classes(ctx, targets->data, B, C, fn) != HESS_OK)
         return NULL;
-    return hess__loss_node(ctx, &op_cross_entropy, logits, targets, 1.0 / (double)B, fn);
+    return hess__loss_node(ctx, &op_cross_entropy, logits, targets, mean ? 1.0 / (double)B : 1.0,
+                           fn);
+}
+
+static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, hess_tensor *targets)
+{
+    return hess__cross_entropy_reduced(ctx, logits, targets, true, "hess_cross_entropy");
 }
 
 hess_tensor *hess__one_hot(hess_context *ctx, hess_tensor *targets, int64_t C)

@@ -180,6 +180,15 @@ HESS_INTERNAL hess_tensor *hess__loss_node(hess_context *ctx,
                                            hess_tensor *b,
                                            double alpha,
                                            const char *fn);
+/* The one-node losses with the reduction's factor: the mean's 1/count (mean)
+ * or 1 (the sum); errors name fn.  The losses with options (loss.c) take
+ * them where their options allow. */
+HESS_INTERNAL hess_tensor *hess__mse_loss_reduced(
+    hess_context *ctx, hess_tensor *pred, hess_tensor *target, bool mean, const char *fn);
+HESS_INTERNAL hess_tensor *hess__cross_entropy_reduced(
+    hess_context *ctx, hess_tensor *logits, hess_tensor *targets, bool mean, const char *fn);
+HESS_INTERNAL hess_tensor *hess__bce_with_logits_reduced(
+    hess_context *ctx, hess_tensor *logits, hess_tensor *targets, bool mean, const char *fn);
 /* The jvp rule of an op whose result has one element, from its vjp rule. */
 HESS_INTERNAL hess_tensor *hess__jvp_scalar(hess_context *ctx,
                                             const hess_pass *pass,
@@ -272,5 +281,6 @@ typedef struct hess__op_family {
 HESS_INTERNAL extern const hess__op_family hess__unary_family, hess__logistic_family,
     hess__elementwise_family, hess__broadcast_family, hess__shape_family, hess__linalg_family,
     hess__nn_family, hess__index_family;
+HESS_INTERNAL extern const hess__op_family hess__loss_family;
 
 #endif /* HESS_OPS_H */

@@ -1026,6 +1026,19 @@ def tensor_text(name, arr):
     return "\n".join(lines) + "\n"
 
 
+def _dense(x, p):
+    """A derivative from autograd as an ordinary tensor: zeros for None and for
+    the "efficient zero tensors" that some backward formulas return (sgn's, so
+    abs, l1_loss and norm), whose .numpy() reads memory that was never written
+    (the values of another tensor, as hvp:* of those cases once held)."""
+    if x is None or _is_zerotensor(x):
+        return torch.zeros_like(p)
+    return x
+
+
+_is_zerotensor = getattr(torch, "_is_zerotensor", lambda t: False)
+
+
 def run(c):
     seed = zlib.crc32(c["name"].encode())
     r = Rand(seed)
@@ -1057,7 +1070,7 @@ def run(c):
         out = forward(vals)
         L = (out * w).sum()
         gs = torch.autograd.grad(L, ps, create_graph=create_graph, allow_unused=True)
-        gs = [g if g is not None else torch.zeros_like(p) for g, p in zip(gs, ps)]
+        gs = [_dense(g, p) for g, p in zip(gs, ps)]
         return out, L, ps, gs
 
     p0 = [base[i] for i in pidx]
@@ -1071,7 +1084,7 @@ def run(c):
             return [torch.zeros_like(p) for p in ps]
         res = torch.autograd.grad([o for o, _ in live], ps, grad_outputs=[go for _, go in live],
                                   retain_graph=True, allow_unused=True)
-        return [x if x is not None else torch.zeros_like(p) for x, p in zip(res, ps)]
+        return [_dense(x, p) for x, p in zip(res, ps)]
 
     hv = second(gs, vs)
     H = torch.zeros(N, N)

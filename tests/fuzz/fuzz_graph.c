@@ -32,7 +32,8 @@
  *     3 binary op: op, slot, slot[, slot]
  *     4 mark / rewind / clear_error: sub-op
  *     5 any op of the registry, built from its record with zero parameters
- *       (the generic builder): op, slot, slot[, slot]
+ *       (the generic builder): op, slot, slot[, slot]; smooth_one_hot
+ *       through the class losses instead: op, slot, slot, options byte
  *   (see decode_* below).  tests/fuzz/README.md describes the corpus.
  *
  * Built with -DFUZZ_STANDALONE it has a main() that runs the files named on
@@ -558,9 +559,11 @@ static void decode_binary(run *R, reader *rd)
 
 /* Ops of the registry without a shape rule: their builders are given the
  * shape, so opcode 5 cannot make them; opcodes 2 and 3 and the rules do
- * (one_hot is made by cross_entropy's rule, scatter_add by gather's). */
-static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to", "broadcast_to", "one_hot",
-                                              "scatter_add"};
+ * (one_hot is made by cross_entropy's rule, scatter_add by gather's;
+ * smooth_one_hot by hess_cross_entropy_ex and hess_nll_loss, which opcode 5
+ * calls when it picks smooth_one_hot: decode_class_loss). */
+static const char *const BUILT_ELSEWHERE[] = {"reshape", "sum_to",      "broadcast_to",
+                                              "one_hot", "scatter_add", "smooth_one_hot"};
 
 /* The shape and indexing ops, when opcode 5 picks one of their records:
  * through the public builders (hess_squeeze, hess_unsqueeze and hess_reshape
@@ -663,6 +666,43 @@ static bool decode_shape_op(run *R,
     return true;
 }
 
+/* smooth_one_hot, for opcode 5: hess_cross_entropy_ex or hess_nll_loss of
+ * slot a (logits, log-probabilities) and the next slot (targets, rarely all
+ * class indices: most calls fail, and the failures are checked), with an
+ * options byte: bits 0-1 reduction (3 is refused), 2 use_ignore_index, 3
+ * ignore_index -100 (else 0), 4 label_smoothing 0.25 (refused by NLL), 5 a
+ * weight of ones [C], 7 NLL. */
+static void decode_class_loss(run *R, reader *rd, int a)
+{
+    const int b = pick(R, next(rd));
+    const uint8_t ob = next(rd);
+    hess_context *c = R->ctx;
+    hess_tensor *x = slot_t(R, a), *tg = slot_t(R, b);
+    const bool nll = (ob >> 7) & 1;
+    const char *what = nll ? "hess_nll_loss" : "hess_cross_entropy_ex";
+    hess_loss_opts o = {0};
+    o.reduction = ob & 3;
+    o.use_ignore_index = (ob >> 2) & 1;
+    o.ignore_index = (ob >> 3) & 1 ? -100 : 0;
+    o.label_smoothing = (ob >> 4) & 1 ? 0.25 : 0.0;
+    pending p;
+    pending_save(R, &p);
+    if (((ob >> 5) & 1) && live(R, a) && hess_tensor_ndim(x) >= 1) {
+        const int64_t C = hess_tensor_shape(x)[hess_tensor_ndim(x) - 1];
+        double ones[64];
+        for (int i = 0; i < 64; i++)
+            ones[i] = 1.0;
+        if (C <= 64)
+            o.weight = hess_tensor_new(c, 1, &C, ones);
+    }
+    hess_tensor *t = nll ? hess_nll_loss(c, x, tg, &o) : hess_cross_entropy_ex(c, x, tg, &o);
+    pending_check(R, &p, what);
+    trace(R, what, t, a, b);
+    /* targets are not differentiated: a perturbed run must see the same */
+    const bool unsafe = slot_unsafe(R, a) || slot_unsafe(R, b) || slot_dep(R, b) != 0;
+    add_slot(R, t, slot_dep(R, a) | slot_dep(R, b), unsafe, what);
+}
+
 /* Every op of the registry is fuzzed: by opcode 5 or, without a shape rule,
  * through one of the builders above.  Checked before the first input, so an
  * op added without either fails the corpus replay. */
@@ -693,8 +733,11 @@ static void decode_registry_op(run *R, reader *rd)
     }
     if (decode_shape_op(R, rd, def, src, s, dep))
         return;
-    if (!def->shape)
-        return; /* made by the builders of opcodes 2 and 3 */
+    if (!def->shape) { /* made by the builders of opcodes 2 and 3, or: */
+        if (strcmp(def->name, "smooth_one_hot") == 0)
+            decode_class_loss(R, rd, s[0]);
+        return;
+    }
     const hess_op_params par = {.affine = {0.0, 0.0}};
     char what[48];
     snprintf(what, sizeof what, "hess_%s", def->name);
