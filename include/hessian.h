@@ -616,7 +616,7 @@ typedef struct hess_op_handle hess_op_handle;
  * elementwise; a name registered in the context already), each named in the
  * message; HESS_ERR_STATE (called from a progress callback or an op's
  * callback); HESS_ERR_NOMEM.  *out is NULL on error.  Cost O(ops registered
- * in the context); memory about 300 bytes, counted by hess_context_bytes().
+ * in the context); memory about 250 bytes, counted by hess_context_bytes().
  */
 HESS_API hess_status hess_op_register(hess_context *ctx,
                                       const hess_op *op,
