@@ -352,7 +352,10 @@ static void apply_to_directions(hess_context *ctx,
         }
     if (m == 0)
         return;
-    const unsigned flags = HESS__FRESH | (pass->record ? HESS_CREATE_GRAPH : 0u);
+    /* recorded as the nodes of any rule: the pass running decides whether
+     * they are constants to later passes (a pass without HESS_CREATE_GRAPH
+     * marks every node it made so when it ends) */
+    const unsigned flags = HESS__FRESH | HESS_CREATE_GRAPH;
     if (hess__forward(ctx, m, outs, np, p, t, touts, flags, pass->k, pass->api, "directions") !=
         HESS_OK)
         return;
@@ -368,9 +371,16 @@ static HESS_VJP(user_vjp)
         return;
     }
     /* k directions: the rule once on g0, then along g (see the top of the file) */
+    if (!hess__fits(pass->k, out, g)) { /* never: the passes give [k, ...out] */
+        char a[96], b[96];
+        hess__error(ctx, HESS_ERR_SHAPE,
+                    "%s: user op %s: cotangent %s does not fit k = %lld and %s", pass->api, h->name,
+                    hess__shape_str(a, g->ndim, g->shape), (long long)pass->k,
+                    hess__shape_str(b, out->ndim, out->shape));
+        return;
+    }
     hess_tensor *g0 = placeholder(ctx, out, pass->api), *c0[HESS_MAX_SRC] = {NULL};
-    if (!g0 || !hess__fits(pass->k, out, g) ||
-        !call_vjp(ctx, h, out, g0, pass->need, c0, pass->api))
+    if (!g0 || !call_vjp(ctx, h, out, g0, pass->need, c0, pass->api))
         return;
     apply_to_directions(ctx, pass, 1, &g0, &g, h->def.arity, c0, gin);
 }
