@@ -677,6 +677,194 @@ HESS_API hess_tensor *hess_bce_with_logits_ex(hess_context *ctx,
                                               const hess_loss_opts *opts);
 
 /* ------------------------------------------------------------------------ */
+/* Ops of your own, registered at run time (PyTorch's autograd.Function,    */
+/* JAX's primitives with custom rules).  A program describes its op in a    */
+/* hess_op record -- a name, the number of sources, a shape callback, a     */
+/* forward callback over double arrays, a vjp callback that builds the      */
+/* sources' cotangents from libhessian's own ops, optionally a jvp          */
+/* callback -- registers it in a context (hess_op_register) and applies it  */
+/* like a built-in op (hess_op_apply).  The vjp callback builds ops, which  */
+/* have rules of their own, so the op is differentiable to any order:       */
+/* hess_grad, hess_vjp, the Hessian and curvature functions and             */
+/* hess_check_derivatives take it like any other op, and so does forward    */
+/* mode (hess_jvp, hess_jacobian, hess_hvp_fwd, hess_ggn_vp) given a jvp    */
+/* callback, or for a one-source op flagged HESS_OP_ELEMENTWISE, whose vjp  */
+/* callback serves.  The exact diagonal (hess_hessian_diag) covers an op     */
+/* flagged HESS_OP_ELEMENTWISE by its backpropagation, from the vjp         */
+/* callback; around other user ops HESS_DIAG_AUTO takes the Hessian's rows. */
+/*                                                                          */
+/* The callbacks run on the thread that called into the library, while a   */
+/* call on the context runs: the forward and shape callbacks may not call   */
+/* libhessian on the context at all, the vjp and jvp callbacks may only     */
+/* build ops (anything else fails with HESS_ERR_STATE).  Errors inside a    */
+/* callback -- an error status returned, an op that failed, a result of the */
+/* wrong shape or of another context -- make the call that ran it fail with */
+/* a message naming the op (e.g. "hess_grad: user op softsign: the vjp      */
+/* callback gave a cotangent [3] for source 0, which is [2,3]").            */
+/* ------------------------------------------------------------------------ */
+
+/** Most sources a user op may have (hess_op::arity). */
+#define HESS_OP_MAX_SRC 3
+/** Longest name of a user op, in bytes without the terminating NUL. */
+#define HESS_OP_NAME_MAX 63
+
+/**
+ * hess_op flag: the op is elementwise, out[i] = f(a[i], b[i], ...): each
+ * element of the result depends on the element at the same position of each
+ * source (a source may be broadcast to the result's shape, NumPy's rule).
+ * Without a shape callback the sources must all have one shape, which is the
+ * result's.  The flag lets the exact diagonal's backpropagation cover the op
+ * (its second derivatives follow from the vjp callback) and lets the vjp
+ * callback of a one-source op serve as its forward-mode rule (its Jacobian is
+ * diagonal).  Flagging an op that is not elementwise gives wrong diagonals
+ * and tangents.
+ */
+#define HESS_OP_ELEMENTWISE 1u
+
+/** A source or the result of a user op, as its shape and forward callbacks see it. */
+typedef struct hess_op_array {
+    int ndim;             /**< rank, 0..HESS_MAX_DIMS */
+    const int64_t *shape; /**< the ndim dimensions, each >= 1 */
+    int64_t numel;        /**< the product of the shape, 1 for rank 0 */
+    const double *data;   /**< numel values, row-major; NULL in the shape callback and for
+                               the result in the forward callback */
+} hess_op_array;
+
+/**
+ * A user op's shape callback: the result's rank and shape from the sources'
+ * src[0..n-1] (their data is NULL: a shape may not depend on values, which
+ * change when the graph is evaluated again).  Writes *ndim (0..HESS_MAX_DIMS)
+ * and shape[0..*ndim-1] (each >= 1).  Called by hess_op_apply() only.
+ * @return HESS_OK; or an error status (usually HESS_ERR_SHAPE) when the
+ * sources do not fit, which hess_op_apply() then fails with, naming the op
+ * and the sources' shapes.
+ */
+typedef hess_status (*hess_op_shape_fn)(
+    size_t n, const hess_op_array src[], int *ndim, int64_t shape[HESS_MAX_DIMS], void *user);
+
+/**
+ * A user op's forward callback: writes the result's out->numel values,
+ * row-major, to @p y from the values of src[0..n-1].  Called when the op is
+ * applied and again whenever the graph is evaluated for new leaf values
+ * (hess_tensor_set() then any function that reads the graph, hess_recompute(),
+ * the sweeps of the Hessian functions), possibly later than the op was
+ * applied, so it may depend on nothing but its arguments (and on what @p user
+ * points at, unchanged).
+ * @return HESS_OK; or an error status, which the call that evaluated the op
+ * (hess_op_apply(), hess_grad(), ...) then fails with, naming the op.
+ */
+typedef hess_status (*hess_op_forward_fn)(
+    size_t n, const hess_op_array src[], const hess_op_array *out, double *y, void *user);
+
+/**
+ * A user op's vector-Jacobian product callback (PyTorch's backward, JAX's vjp
+ * rule): sets grads[i] (i < n, all NULL on entry) to the cotangent of source i,
+ * sum over the result's elements of g * d out / d src[i], shaped like src[i],
+ * or leaves it NULL when it is zero.  @p g is shaped like @p out, never
+ * batched: a pass that carries many directions at once (the Hessian sweeps)
+ * calls the callback once and applies what it built to every direction, so
+ * the map from g to grads[i] must be linear, as a vjp is.  The cotangents are
+ * built on @p ctx from libhessian's ops (hess_mul, hess_matmul, hess_sum_to,
+ * hess_op_apply of user ops ...) applied to @p out, src[] and g, so that they
+ * can be differentiated again: never from numbers read out of the tensors
+ * (hess_tensor_data), which change when the graph is evaluated again and may
+ * not even be computed yet when the callback runs.  While it runs the context
+ * only builds ops.
+ * @return HESS_OK; or an error status (an op that failed inside counts as
+ * one): the function differentiating (hess_grad(), ...) fails with it, as it
+ * does for a cotangent of the wrong shape or a tensor of another context,
+ * naming the op.
+ */
+typedef hess_status (*hess_op_vjp_fn)(hess_context *ctx,
+                                      hess_tensor *out,
+                                      size_t n,
+                                      hess_tensor *const src[],
+                                      hess_tensor *g,
+                                      hess_tensor *grads[],
+                                      void *user);
+
+/**
+ * A user op's Jacobian-vector product callback (JAX's jvp rule), for forward
+ * mode: sets *tangent to sum over i of d out / d src[i] applied to
+ * tangents[i], shaped like @p out, or leaves it NULL (as on entry) when it is
+ * zero.  tangents[i] is shaped like src[i] and never NULL (zeros for a source
+ * without a tangent), never batched; the map from the tangents to *tangent
+ * must be linear.  Built from ops, as the vjp callback's cotangents, with the
+ * same rules and errors.
+ */
+typedef hess_status (*hess_op_jvp_fn)(hess_context *ctx,
+                                      hess_tensor *out,
+                                      size_t n,
+                                      hess_tensor *const src[],
+                                      hess_tensor *const tangents[],
+                                      hess_tensor **tangent,
+                                      void *user);
+
+/**
+ * The description of a user op, for hess_op_register().  Initialise it
+ * field by field ({.name = ..., .forward = ...}) so that fields added later
+ * read as zero.  The callbacks get @p user as their last argument.
+ */
+typedef struct hess_op {
+    const char *name;           /**< 1..HESS_OP_NAME_MAX bytes of printable ASCII, no blanks;
+                                     unique within the context (a built-in op's name may be
+                                     taken: messages say "user op NAME") */
+    int arity;                  /**< number of sources, 1..HESS_OP_MAX_SRC */
+    unsigned flags;             /**< HESS_OP_ELEMENTWISE or 0 */
+    hess_op_shape_fn shape;     /**< the result's shape; NULL only for an elementwise op,
+                                     whose sources then share the result's shape */
+    hess_op_forward_fn forward; /**< the values; required */
+    hess_op_vjp_fn vjp;         /**< reverse mode, from ops; required */
+    hess_op_jvp_fn jvp;         /**< forward mode, from ops; NULL: the vjp callback of a
+                                     one-source elementwise op serves, and forward mode
+                                     through any other op fails with HESS_ERR_NODIFF */
+    void *user;                 /**< passed to every callback; kept as a pointer, not copied:
+                                     what it points at must outlive the op's use */
+} hess_op;
+
+/** A user op registered in a context, from hess_op_register() (opaque). */
+typedef struct hess_op_handle hess_op_handle;
+
+/**
+ * Registers the op @p op describes in @p ctx and sets *out to its handle.
+ * The record and its name are copied, into memory the context keeps outside
+ * its arena until it is destroyed: hess_context_rewind() does not remove a
+ * registration (a rewind past tensors made by the op frees those tensors as
+ * any others), so the handle stays valid for the context's life, and an op is
+ * registered once per context, not once per graph.  Registering in one
+ * context does not affect another; the same record may be registered in
+ * several.
+ * @return HESS_OK; the pending status, doing nothing; HESS_ERR_ARG (NULL
+ * context, op or out; a NULL, empty, too long name or one with blanks or
+ * control characters; arity outside 1..HESS_OP_MAX_SRC; unknown flags; a NULL
+ * forward or vjp callback; a NULL shape callback for an op not flagged
+ * elementwise; a name registered in the context already), each named in the
+ * message; HESS_ERR_STATE (called from a progress callback or an op's
+ * callback); HESS_ERR_NOMEM.  *out is NULL on error.  Cost O(ops registered
+ * in the context); memory about 250 bytes, counted by hess_context_bytes().
+ */
+HESS_API hess_status hess_op_register(hess_context *ctx,
+                                      const hess_op *op,
+                                      const hess_op_handle **out);
+
+/**
+ * Applies the user op @p op (registered in @p ctx) to the n sources src[],
+ * n = its arity: the result's shape from the shape callback, its values from
+ * the forward callback.  The result is a tensor like any other: ops, the
+ * derivative functions and hess_tensor_set() / hess_recompute() take it.
+ * @return the result, or NULL with the error recorded: HESS_ERR_ARG (NULL op
+ * or src, an op not registered in ctx, n not the op's arity, a NULL source or
+ * one of another context, a shape callback giving a bad rank or dimension),
+ * HESS_ERR_SHAPE (sources the shape callback refuses, or of different shapes
+ * for an elementwise op without one), HESS_ERR_STATE (a freed source, or
+ * called from a progress callback or a forward callback), the status a
+ * callback returned, HESS_ERR_NOMEM, HESS_ERR_NONFINITE (when the context
+ * checks values).  Cost: the callbacks', plus O(ops registered in ctx).
+ */
+HESS_API hess_tensor *
+hess_op_apply(hess_context *ctx, const hess_op_handle *op, size_t n, hess_tensor *const src[]);
+
+/* ------------------------------------------------------------------------ */
 /* Reverse mode                                                             */
 /* ------------------------------------------------------------------------ */
 

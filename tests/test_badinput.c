@@ -91,6 +91,8 @@ typedef struct fx {
     hess_mark m_other;
     hess_tensor *pu[2], *pnull[2], *pc[2], *pf[2], *pd[2], *pz1[1], *pn1[1], *pdup[2];
     hess_tensor *loss11; /* the loss reshaped to [1,1]: a loss of one element */
+
+    const hess_op_handle *op, *op_other; /* the user op "bmul" in ctx, and in other */
     hess_tensor *g[MAXN], *dt[MAXN];
     size_t N;
     double H0[11 * 11], g0[11];
@@ -108,6 +110,40 @@ static const double W2[2] = {0.7, -0.9}, B2[1] = {0.05};
 static const double X43[12] = {1, 2, -1, 0.5, -0.5, 1.5, -2, 0.3, 0.7, 1.1, -0.4, 0.9};
 static const double Y41[4] = {0.3, -0.1, 0.6, 0.2};
 static const double V3[3] = {1.5, -2.0, 0.25};
+
+/* A user op for the rows of hess_op_register and hess_op_apply: bmul(a, b) =
+ * a b, elementwise; its forward callback refuses the value 1234.5. */
+static hess_status
+bmul_forward(size_t n, const hess_op_array src[], const hess_op_array *out, double *y, void *user)
+{
+    (void)n, (void)user;
+    for (int64_t i = 0; i < out->numel; i++) {
+        if (src[0].data[i] == 1234.5 || src[1].data[i] == 1234.5)
+            return HESS_ERR_ARG;
+        y[i] = src[0].data[i] * src[1].data[i];
+    }
+    return HESS_OK;
+}
+
+static hess_status bmul_vjp(hess_context *ctx,
+                            hess_tensor *out,
+                            size_t n,
+                            hess_tensor *const src[],
+                            hess_tensor *g,
+                            hess_tensor *grads[],
+                            void *user)
+{
+    (void)out, (void)n, (void)user;
+    grads[0] = hess_mul(ctx, g, src[1]);
+    grads[1] = hess_mul(ctx, g, src[0]);
+    return HESS_OK;
+}
+
+static const hess_op bmul_op = {.name = "bmul",
+                                .arity = 2,
+                                .flags = HESS_OP_ELEMENTWISE,
+                                .forward = bmul_forward,
+                                .vjp = bmul_vjp};
 
 static hess_tensor *ones(hess_context *ctx, int nd, const int64_t *shape)
 {
@@ -171,6 +207,9 @@ static int fx_build(fx *f, unsigned flags)
     f->fx3 = hess_tensor_new(f->other, 1, SHAPE(3), V3);
     f->fparam = hess_param_new(f->other, 1, SHAPE(3), V3);
     f->floss = hess_sum(f->other, hess_square(f->other, f->fparam));
+    if (hess_op_register(c, &bmul_op, &f->op) != HESS_OK ||
+        hess_op_register(f->other, &bmul_op, &f->op_other) != HESS_OK)
+        return -1;
     f->m_other = hess_context_mark(f->other);
 
     hess_tensor *pu[2] = {f->p[0], f->u}, *pnull[2] = {f->p[0], NULL};
@@ -631,6 +670,39 @@ static int check_with(fx *f,
         return WRONG;
     return st;
 }
+
+/* hess_op_register of bmul's record with one field changed (which: 0 the
+ * name, 1 the arity, 2 the flags, 3 the callbacks); *out must come back NULL. */
+static int register_with(fx *f, const char *name, int which, int value)
+{
+    hess_op op = bmul_op;
+    const hess_op_handle *h = f->op;
+    if (which == 0)
+        op.name = name;
+    else if (which == 1)
+        op.arity = value;
+    else if (which == 2)
+        op.flags = (unsigned)value;
+    else if (value == 0)
+        op.forward = NULL;
+    else if (value == 1)
+        op.vjp = NULL;
+    else
+        op.flags = 0; /* and no shape callback */
+    hess_status st = hess_op_register(f->ctx, &op, &h);
+    if (st != HESS_OK && h != NULL)
+        return WRONG; /* "*out is NULL on error" */
+    return st;
+}
+
+static hess_tensor *
+bmul(fx *f, hess_context *ctx, const hess_op_handle *op, hess_tensor *a, hess_tensor *b)
+{
+    (void)f;
+    return hess_op_apply(ctx, op, 2, (hess_tensor *const[]){a, b});
+}
+
+#define LONG_NAME "a_name_of_sixty_four_bytes_is_one_byte_longer_than_the_limit_64b"
 
 /* ------------------------------------------------------------------------ */
 /* The table                                                                */
@@ -1505,6 +1577,64 @@ static hess_status set_bce_probs(fx *f, double bad)
       BUILD(hess_nll_loss(f->ctx, f->logits, f->tgt, LOPTS(.label_smoothing = 0.1))))              \
     X(nll_loss_neg_inf_elsewhere, K_BUILD, "hess_nll_loss", OK, NULL, 0,                           \
       BUILD(hess_nll_loss(f->ctx, f->inf3, hess_scalar(f->ctx, 0.0), NULL)))                       \
+    /* user ops */                                                                                 \
+    X(op_register_null_ctx, K_WORK, "hess_op_register", A, NULL, F_NOCTX,                          \
+      CALL(hess_op_register(NULL, &bmul_op, &f->op)))                                              \
+    X(op_register_null_op, K_WORK, "hess_op_register", A, "NULL op", 0,                            \
+      CALL(hess_op_register(f->ctx, NULL, &f->op)))                                                \
+    X(op_register_null_out, K_WORK, "hess_op_register", A, "NULL out", 0,                          \
+      CALL(hess_op_register(f->ctx, &bmul_op, NULL)))                                              \
+    X(op_register_null_name, K_WORK, "hess_op_register", A, "name is NULL", 0,                     \
+      CALL(register_with(f, NULL, 0, 0)))                                                          \
+    X(op_register_empty_name, K_WORK, "hess_op_register", A, "empty", 0,                           \
+      CALL(register_with(f, "", 0, 0)))                                                            \
+    X(op_register_long_name, K_WORK, "hess_op_register", A, "too long", 0,                         \
+      CALL(register_with(f, LONG_NAME, 0, 0)))                                                     \
+    X(op_register_blank_name, K_WORK, "hess_op_register", A, "blank", 0,                           \
+      CALL(register_with(f, "b mul", 0, 0)))                                                       \
+    X(op_register_arity_zero, K_WORK, "hess_op_register", A, "arity 0", 0,                         \
+      CALL(register_with(f, NULL, 1, 0)))                                                          \
+    X(op_register_arity_too_big, K_WORK, "hess_op_register", A, "arity 4", 0,                      \
+      CALL(register_with(f, NULL, 1, 4)))                                                          \
+    X(op_register_bad_flags, K_WORK, "hess_op_register", A, "unknown flags", 0,                    \
+      CALL(register_with(f, NULL, 2, 0x10)))                                                       \
+    X(op_register_no_forward, K_WORK, "hess_op_register", A, "forward callback is NULL", 0,        \
+      CALL(register_with(f, NULL, 3, 0)))                                                          \
+    X(op_register_no_vjp, K_WORK, "hess_op_register", A, "vjp callback is NULL", 0,                \
+      CALL(register_with(f, NULL, 3, 1)))                                                          \
+    X(op_register_no_shape, K_WORK, "hess_op_register", A, "shape callback is NULL", 0,            \
+      CALL(register_with(f, NULL, 3, 2)))                                                          \
+    X(op_register_duplicate, K_WORK, "hess_op_register", A, "registered in this context already",  \
+      0, CALL(hess_op_register(f->ctx, &bmul_op, &f->op)))                                         \
+    X(op_register_new_name, K_WORK, "hess_op_register", OK, NULL, 0,                               \
+      CALL(register_with(f, "bmul2", 0, 0)))                                                       \
+    X(op_apply_null_ctx, K_BUILD, "hess_op_apply", A, NULL, F_NOCTX,                               \
+      BUILD_NOCTX(bmul(f, NULL, f->op, f->v3, f->v3)))                                             \
+    X(op_apply_null_op, K_BUILD, "hess_op_apply", A, "NULL op", 0,                                 \
+      BUILD(bmul(f, f->ctx, NULL, f->v3, f->v3)))                                                  \
+    X(op_apply_foreign_op, K_BUILD, "hess_op_apply", A, "not registered in this context", 0,       \
+      BUILD(bmul(f, f->ctx, f->op_other, f->v3, f->v3)))                                           \
+    X(op_apply_wrong_n, K_BUILD, "hess_op_apply", A, "takes 2 sources, 1 given", 0,                \
+      BUILD(hess_op_apply(f->ctx, f->op, 1, &f->v3)))                                              \
+    X(op_apply_null_src, K_BUILD, "hess_op_apply", A, "NULL src", 0,                               \
+      BUILD(hess_op_apply(f->ctx, f->op, 2, NULL)))                                                \
+    X(op_apply_null_tensor, K_BUILD, "hess_op_apply", A, "NULL", 0,                                \
+      BUILD(bmul(f, f->ctx, f->op, f->v3, NULL)))                                                  \
+    X(op_apply_foreign_tensor, K_BUILD, "hess_op_apply", A, "another context", 0,                  \
+      BUILD(bmul(f, f->ctx, f->op, f->v3, f->fx3)))                                                \
+    X(op_apply_freed, K_BUILD, "hess_op_apply", ST, "freed", 0,                                    \
+      BUILD(bmul(f, f->ctx, f->op, f->dead, f->v3)))                                               \
+    X(op_apply_shapes_differ, K_BUILD, "hess_op_apply", SH, "differ in shape", 0,                  \
+      BUILD(bmul(f, f->ctx, f->op, f->v3, f->v4)))                                                 \
+    X(op_apply_broadcastable_shapes, K_BUILD, "hess_op_apply", SH, "differ in shape", 0,           \
+      BUILD(bmul(f, f->ctx, f->op, f->m23, f->v3)))                                                \
+    X(op_apply_forward_refuses, K_BUILD, "hess_op_apply", A, "forward callback failed", 0,         \
+      BUILD(bmul(f, f->ctx, f->op, f->v3,                                                          \
+                 hess_tensor_new(f->ctx, 1, SHAPE(3), (const double[]){1, 1234.5, 2}))))           \
+    X(op_apply_nan, K_BUILD, "hess_op_apply", OK, NULL, 0,                                         \
+      BUILD_NF(bmul(f, f->ctx, f->op, f->nan3, f->v3)))                                            \
+    X(op_apply_nan_checked, K_BUILD, "hess_op_apply", NF, "non-finite", F_FINITE,                  \
+      BUILD(bmul(f, f->ctx, f->op, f->nan3, f->v3)))                                               \
     /* reverse mode */                                                                             \
     X(grad_null_ctx, K_WORK, "hess_grad", A, NULL, F_NOCTX,                                        \
       CALL(hess_grad(NULL, f->loss, NP, f->p, f->g, 0)))                                           \

@@ -151,6 +151,10 @@ void hess_context_destroy(hess_context *ctx)
         next = b->next;
         hess__raw_free(ctx, b, block_bytes(b->size));
     }
+    for (hess__kept *k = ctx->kept, *next; k; k = next) {
+        next = k->next;
+        hess__raw_free(ctx, k, k->size);
+    }
     hess__raw_free(ctx, ctx->nodes, (size_t)ctx->cap_nodes * sizeof(hess_tensor *));
     hess_config c = ctx->cfg;
     if (c.free)
@@ -162,6 +166,21 @@ void hess_context_destroy(hess_context *ctx)
 size_t hess_context_bytes(const hess_context *ctx)
 {
     return ctx ? ctx->bytes : 0;
+}
+
+void *hess__keep(hess_context *ctx, size_t size, const char *fn)
+{
+    const size_t head = sizeof(hess__kept);
+    hess__kept *k = size <= SIZE_MAX / 4 ? hess__raw_alloc(ctx, head + size) : NULL;
+    if (!k) {
+        hess__error(ctx, HESS_ERR_NOMEM, "%s: out of memory (%zu bytes)", fn, size);
+        return NULL;
+    }
+    k->next = ctx->kept;
+    k->size = head + size;
+    ctx->kept = k;
+    memset(k + 1, 0, size);
+    return k + 1;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -32,6 +32,8 @@
 #define HESS_T_ONEHOT  4u  /* a leaf of unit directions, described by par.leaf        */
 #define HESS_T_PENDING 8u  /* made while the tape was lazy: values not computed yet    */
 #define HESS_T_CHECKED 16u /* a leaf that an op checks the values of (check_src)       */
+#define HESS_T_FAILED  32u /* set by a kernel that failed, with the error recorded      */
+                           /* (a user op's forward callback): eval_node clears it       */
 
 /* A magic value in live tensors; a rewound tensor has it cleared. */
 #define HESS_TENSOR_MAGIC 0x48455353u /* "HESS" */
@@ -276,6 +278,13 @@ typedef struct hess__block {
     size_t used;
 } hess__block;
 
+/* Memory outside the arena, kept until the context is destroyed (rewinds do
+ * not reach it): what hess__keep hands out follows this header. */
+typedef struct hess__kept {
+    struct hess__kept *next;
+    size_t size; /* bytes from the allocator, header included */
+} hess__kept;
+
 struct hess_context {
     hess_config cfg;
     hess__block *head;   /* first block */
@@ -305,6 +314,17 @@ struct hess_context {
     bool simd;        /* the AVX2 kernels may run (the CPU has AVX2+FMA, no HESS_NO_SIMD) */
     const char *api;  /* the public function running, prefixed to messages (error.c) */
     const char *busy; /* the public function whose callback is running, or NULL */
+
+    /* A user op's callback runs (diff/user_op.c): busy is the op's name. */
+    const char *busy_what;    /* which callback of busy runs, for messages ("the vjp callback
+                                 of user op"); NULL: "the progress callback of" */
+    bool busy_ops;            /* while busy: ops may still be built (a user op's vjp or jvp
+                                 callback builds its result from ops); nothing else */
+    const char *eval_fn;      /* the function whose evaluation of a node runs (eval_node), for
+                                 the messages of kernels that can fail (user ops) */
+    hess__kept *kept;         /* memory kept until destroy, outside the arena */
+    hess_op_handle *user_ops; /* the registered user ops, newest first (kept) */
+
     hess_status status;
     char errmsg[320];
 };
@@ -316,6 +336,12 @@ struct hess_context {
 /* Bytes from the allocator hooks, within the byte limit; NULL when refused. */
 HESS_INTERNAL void *hess__raw_alloc(hess_context *ctx, size_t size);
 HESS_INTERNAL void hess__raw_free(hess_context *ctx, void *p, size_t size);
+
+/* Zeroed memory outside the arena, kept until the context is destroyed
+ * (rewinds do not free it), aligned as the allocator's memory; NULL (and
+ * HESS_ERR_NOMEM recorded, named by fn) when the allocator or the byte limit
+ * refuses. */
+HESS_INTERNAL void *hess__keep(hess_context *ctx, size_t size, const char *fn);
 
 /* Arena allocation, 32-byte aligned; NULL (and HESS_ERR_NOMEM recorded, named
  * by fn) when the allocator or the byte limit refuses. */
@@ -348,9 +374,10 @@ hess__api_leave(hess_context *ctx, const char *saved, hess_tensor *result);
 
 /* What every status-returning public function checks first: HESS_ERR_ARG for
  * a NULL context, the pending error, or HESS_ERR_STATE (recorded) while a
- * progress callback of the context runs. */
+ * progress callback of the context runs (or a user op's callback). */
 HESS_INTERNAL hess_status hess__enter(hess_context *ctx, const char *fn);
-/* Records and returns HESS_ERR_STATE: fn was called while ctx->busy. */
+/* Records and returns HESS_ERR_STATE: fn was called while ctx->busy (a
+ * progress callback, or a user op's callback: see busy_what). */
 HESS_INTERNAL hess_status hess__busy(hess_context *ctx, const char *fn);
 
 /* Formats a shape as "[4,3]" into buf (at least 96 bytes). */

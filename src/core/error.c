@@ -164,9 +164,8 @@ hess_status hess__enter(hess_context *ctx, const char *fn)
 
 hess_status hess__busy(hess_context *ctx, const char *fn)
 {
-    hess__error(ctx, HESS_ERR_STATE,
-                "%s: called from inside the progress callback of %s; the context is busy until "
-                "the callback returns",
-                fn, ctx->busy);
+    hess__error(ctx, HESS_ERR_STATE, "%s: called from inside %s %s; %s until the callback returns",
+                fn, ctx->busy_what ? ctx->busy_what : "the progress callback of", ctx->busy,
+                ctx->busy_ops ? "only ops may be built" : "the context is busy");
     return HESS_ERR_STATE;
 }

@@ -125,7 +125,7 @@ static hess_tensor *node_new(hess_context *ctx,
                              bool view,
                              const char *fn)
 {
-    if (ctx->busy) {
+    if (ctx->busy && !ctx->busy_ops) { /* a user op's vjp or jvp callback may build ops */
         hess__busy(ctx, fn);
         return NULL;
     }
@@ -205,7 +205,12 @@ static uint64_t src_stamp(const hess_tensor *t)
  * passes here: at build (hess__finish), deferred, refreshed and replayed. */
 static hess_status eval_node(hess_context *ctx, hess_tensor *t, const char *fn)
 {
+    ctx->eval_fn = fn; /* for the message of a kernel that fails (a user op's callback) */
     t->def->forward(t);
+    if (t->flags & HESS_T_FAILED) { /* the kernel recorded why (or an earlier error is kept) */
+        t->flags &= (uint8_t)~HESS_T_FAILED;
+        return ctx->status != HESS_OK ? ctx->status : HESS_ERR_ARG;
+    }
     t->stamp = src_stamp(t);
     if (!(ctx->cfg.flags & HESS_CHECK_FINITE) || all_finite(t->data, t->numel))
         return HESS_OK;
