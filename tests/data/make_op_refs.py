@@ -1026,6 +1026,16 @@ def tensor_text(name, arr):
     return "\n".join(lines) + "\n"
 
 
+def dense(x, p):
+    """A derivative autograd gave (None: unused) as an ordinary tensor shaped like p.  Some
+    backward formulas (sgn's, so abs, l1_loss and norm) return PyTorch's "efficient zero
+    tensor", which has no storage: its .numpy() reads whatever memory is there (the HVPs of
+    those cases came out equal to v).  clone() makes it real zeros."""
+    if x is None:
+        return torch.zeros_like(p)
+    return x.clone() if x._is_zerotensor() else x
+
+
 def run(c):
     seed = zlib.crc32(c["name"].encode())
     r = Rand(seed)
@@ -1057,7 +1067,7 @@ def run(c):
         out = forward(vals)
         L = (out * w).sum()
         gs = torch.autograd.grad(L, ps, create_graph=create_graph, allow_unused=True)
-        gs = [g if g is not None else torch.zeros_like(p) for g, p in zip(gs, ps)]
+        gs = [dense(g, p) for g, p in zip(gs, ps)]
         return out, L, ps, gs
 
     p0 = [base[i] for i in pidx]
@@ -1071,7 +1081,7 @@ def run(c):
             return [torch.zeros_like(p) for p in ps]
         res = torch.autograd.grad([o for o, _ in live], ps, grad_outputs=[go for _, go in live],
                                   retain_graph=True, allow_unused=True)
-        return [x if x is not None else torch.zeros_like(p) for x, p in zip(res, ps)]
+        return [dense(x, p) for x, p in zip(res, ps)]
 
     hv = second(gs, vs)
     H = torch.zeros(N, N)
