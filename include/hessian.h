@@ -359,13 +359,15 @@ HESS_API hess_tensor *
 hess_where(hess_context *ctx, hess_tensor *cond, hess_tensor *a, hess_tensor *b);
 /**
  * out = a ^ b elementwise with a tensor exponent, broadcast (torch.pow(a, b)).
- * The domain is a > 0: d/da = b a^(b-1), d/db = a^b log(a).  At a = 0 the
- * values are C's pow (0 for b > 0, 1 for b = 0, Inf for b < 0), and, as in
- * PyTorch, the derivative in b is 0 where b >= 0 and the derivative in a is 0
- * wherever b = 0 (so no 0 * Inf = NaN); otherwise the formulas apply as they
- * are (at a = 0, b < 0: d/db = -Inf; 0 < b < 1: d/da = Inf).  For a < 0 the
- * value is real only for an integral b, and d/db = a^b log(a) is NaN.
- * Nothing is refused for its values.
+ * The domain is a > 0, where every derivative is exact: d/da = b a^(b-1),
+ * d/db = a^b log(a) (unlike PyTorch's, the Hessian is symmetric at b = 0
+ * too).  At a = 0 the values are C's pow (0 for b > 0, 1 for b = 0, Inf for
+ * b < 0) and the first derivatives PyTorch's: d/db = 0 where b >= 0, d/da = 0
+ * where b = 0, otherwise the formulas (d/da = Inf for 0 < b < 1, d/db = -Inf
+ * for b < 0); higher derivatives there are finite where these are (e.g. for
+ * b = 2: d2/da2 = 2, the others 0).  For a < 0 the value is real only for an
+ * integral b, and d/db = a^b log(a) is NaN.  Nothing is refused for its
+ * values.
  * @return the tensor, or NULL with HESS_ERR_SHAPE (shapes that do not
  * broadcast) or the operators' errors above.
  */

@@ -175,31 +175,40 @@ VJP(max_mask_vjp)
     (void)ctx, (void)pass, (void)out, (void)g, (void)gin;
 }
 
-/* The factors of d a^b = fa da + fb db, shaped like out: fa = b a^(b-1), 0
- * where b = 0; fb = out log(a), 0 where a = 0 and b >= 0.  PyTorch's masks: so
- * a^0 and 0^b (b >= 0) have no 0 * inf = NaN in their derivatives. */
-static hess_tensor *pow_t_da(hess_context *ctx, hess_tensor *out, hess_tensor *zero)
+/* The factors of d a^b = fa da + fb db, shaped like out, for the sources
+ * need selects (bit i: source i; the other is NULL): fa = b a^(b-1) and fb =
+ * out log(a), exact for a > 0.  At a = 0 they follow PyTorch: fa = 0 where
+ * b = 0 too (not 0 * Inf) and fb = 0 where b >= 0 (not 0 * -Inf).  Those
+ * points take a = 1 inside the formula (out log 1 = 0; fa's factor b is
+ * masked too, so that d fa/db = 0 = d fb/da there), not a mask on the
+ * result, so that the derivatives of the factors are finite there too and a
+ * Hessian product is not poisoned by 0 * Inf.
+ * (PyTorch masks fa wherever b = 0, which for a > 0 zeroes one of the mixed
+ * second derivatives: its Hessian of a^b at b = 0 is not symmetric.) */
+static void pow_t_factors(hess_context *ctx, hess_tensor *out, unsigned need, hess_tensor *f[2])
 {
-    hess_tensor *a = out->src[0], *b = out->src[1];
-    hess_tensor *f = hess_mul(ctx, b, hess_pow_t(ctx, a, hess__affine(ctx, b, 1.0, -1.0)));
-    return where3(ctx, hess__mask(ctx, b, 0.0, 0.0), zero, f);
-}
-
-static hess_tensor *pow_t_db(hess_context *ctx, hess_tensor *out, hess_tensor *zero)
-{
-    hess_tensor *a = out->src[0], *b = out->src[1];
-    hess_tensor *f = hess_mul(ctx, out, hess_log(ctx, a));
-    hess_tensor *c = hess_mul(ctx, hess__mask(ctx, a, 0.0, 0.0), hess__mask(ctx, b, 0.0, INFINITY));
-    return where3(ctx, c, zero, f);
+    hess_tensor *a = out->src[0], *b = out->src[1], *one = hess_scalar(ctx, 1.0);
+    hess_tensor *a0 = hess__mask(ctx, a, 0.0, 0.0);
+    f[0] = f[1] = NULL;
+    if (need & 1u) {
+        hess_tensor *c = hess_mul(ctx, a0, hess__mask(ctx, b, 0.0, 0.0));
+        hess_tensor *sa = where3(ctx, c, one, a);
+        hess_tensor *bk = hess_mul(ctx, b, hess__affine(ctx, c, -1.0, 1.0)); /* b, 0 at a = b = 0 */
+        f[0] = hess_mul(ctx, bk, hess_pow_t(ctx, sa, hess__affine(ctx, b, 1.0, -1.0)));
+    }
+    if (need & 2u) {
+        hess_tensor *sa = where3(ctx, hess_mul(ctx, a0, hess__mask(ctx, b, 0.0, INFINITY)), one, a);
+        f[1] = hess_mul(ctx, out, hess_log(ctx, sa));
+    }
 }
 
 VJP(pow_t_vjp)
 {
-    hess_tensor *a = out->src[0], *b = out->src[1], *zero = hess_scalar(ctx, 0.0);
-    if (HESS_NEED(pass, 0))
-        gin[0] = hess__sum_like(ctx, pass, hess_mul(ctx, g, pow_t_da(ctx, out, zero)), a);
-    if (HESS_NEED(pass, 1))
-        gin[1] = hess__sum_like(ctx, pass, hess_mul(ctx, g, pow_t_db(ctx, out, zero)), b);
+    hess_tensor *f[2];
+    pow_t_factors(ctx, out, pass->need & 3u, f);
+    for (int i = 0; i < 2; i++)
+        if (f[i])
+            gin[i] = hess__sum_like(ctx, pass, hess_mul(ctx, g, f[i]), out->src[i]);
 }
 
 /* d where(c, a, b) = where(c, g, 0) da + where(c, 0, g) db; c is never
@@ -282,9 +291,10 @@ JVP(pow_t_jvp)
     hess_tensor *ta = hess__lift(ctx, pass, tin[0], out), *tb = hess__lift(ctx, pass, tin[1], out);
     if (!ta && !tb)
         return NULL;
-    hess_tensor *zero = hess_scalar(ctx, 0.0);
-    return hess__add_or(ctx, ta ? hess_mul(ctx, ta, pow_t_da(ctx, out, zero)) : NULL,
-                        tb ? hess_mul(ctx, tb, pow_t_db(ctx, out, zero)) : NULL);
+    hess_tensor *f[2];
+    pow_t_factors(ctx, out, (ta ? 1u : 0u) | (tb ? 2u : 0u), f);
+    return hess__add_or(ctx, ta ? hess_mul(ctx, ta, f[0]) : NULL,
+                        tb ? hess_mul(ctx, tb, f[1]) : NULL);
 }
 
 /* d where(c, a, b) = where(c, da, db), c's tangent ignored */
