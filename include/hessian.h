@@ -350,8 +350,9 @@ HESS_API hess_tensor *hess_minimum(hess_context *ctx, hess_tensor *a, hess_tenso
  * non-zero elements (NaN included) true; it is never differentiated, even
  * when it depends on parameters (a parameter reached only through it gets no
  * derivative: HESS_ERR_NODIFF, zeros with HESS_ALLOW_UNUSED).  The derivative
- * goes to a where cond holds and to b elsewhere (exactly 0 to the other, even
- * where it is Inf or NaN).  Linear in a and b.
+ * goes to a where cond holds and to b elsewhere; the operand not taken gets
+ * an exact 0 there (a selection, not a product with a mask: an Inf or NaN
+ * cotangent does not reach it as NaN).  Linear in a and b.
  * @return the tensor, or NULL with HESS_ERR_SHAPE naming the three shapes
  * when they do not broadcast, or the operators' errors above.
  */

@@ -723,6 +723,22 @@ static hess_status set_bce_targets(fx *f, double bad)
     return hess_tensor_set(f->ctx, f->pr3, (const double[]){0.25, bad, 1.0});
 }
 
+/* A parameter reached only through hess_where's condition: no derivative
+ * (HESS_ERR_NODIFF), zeros with HESS_ALLOW_UNUSED. */
+static hess_status grad_through_cond(fx *f, unsigned flags)
+{
+    hess_tensor *y = hess_sum(f->ctx, hess_where(f->ctx, f->pn, f->v3, f->c3)), *g;
+    if (!y)
+        return hess_context_status(f->ctx);
+    const hess_status st = hess_grad(f->ctx, y, 1, &f->pn, &g, flags);
+    if (st != HESS_OK)
+        return st;
+    for (int i = 0; i < 3; i++)
+        if (hess_tensor_data(g)[i] != 0.0)
+            return WRONG;
+    return HESS_OK;
+}
+
 #define BAD_LIMIT (INT64_C(1) << 32)
 
 /* X(id, kind, function named in the message, status, word in the message, flags, body) */
@@ -843,6 +859,10 @@ static hess_status set_bce_targets(fx *f, double bad)
       BUILD_NF(hess_where(f->ctx, f->v3, f->nan3, f->v3)))                                         \
     X(where_nan_checked, K_BUILD, "hess_where", NF, "non-finite", F_FINITE,                        \
       BUILD(hess_where(f->ctx, f->v3, f->nan3, f->v3)))                                            \
+    X(where_grad_through_cond, K_OTHER, "hess_grad", ND, "does not depend", 0,                     \
+      CALL(grad_through_cond(f, 0)))                                                               \
+    X(where_grad_through_cond_unused, K_OTHER, "hess_grad", OK, NULL, 0,                           \
+      CALL(grad_through_cond(f, HESS_ALLOW_UNUSED)))                                               \
     /* a NaN condition is true, and is no result value */                                          \
     X(where_nan_cond_checked, K_BUILD, "hess_where", OK, NULL, F_FINITE,                           \
       BUILD(hess_where(f->ctx, f->nan3, f->v3, f->m23)))                                           \
