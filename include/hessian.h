@@ -438,8 +438,8 @@ HESS_API hess_tensor *hess_rsqrt(hess_context *ctx, hess_tensor *a);
 /** out = erf(a), the error function; derivative 2 / sqrt(pi) exp(-a^2). */
 HESS_API hess_tensor *hess_erf(hess_context *ctx, hess_tensor *a);
 /**
- * out = |a|.  The derivative is sign(a), taken as 0 at a = 0 and a = -0 (as
- * PyTorch's abs); piecewise linear: no second derivative.
+ * out = |a|.  The derivative is sign(a), taken as 0 at a = 0 and a = -0 (and
+ * at NaN), as PyTorch's abs; piecewise linear: no second derivative.
  */
 HESS_API hess_tensor *hess_abs(hess_context *ctx, hess_tensor *a);
 /**

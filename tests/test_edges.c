@@ -11,7 +11,8 @@
  * The gates silu, gelu, gelu_tanh and elu, and erf, get the same sweep of
  * value, derivative and second derivative (elu at 0: alpha and 0, PyTorch's);
  * hess_pow_t at a = 0 and hess_where with an infinite cotangent have their
- * first and second derivatives finite where PyTorch's conventions make them.
+ * first and second derivatives finite where PyTorch's conventions make them,
+ * and abs, clamp, leaky_relu and maximum have PyTorch's derivatives at NaN.
  *
  * Tolerance: relative 1e-12 plus an absolute 1e-15 per unit of the quantity's
  * natural scale, so that values that underflow towards 0 (sigmoid'(30) is
@@ -676,6 +677,27 @@ static void test_where_infinite_cotangent(void **state)
     assert_true(gp[0] == INFINITY && gp[1] == 0 && gq[0] == 0 && gq[1] == 1);
 }
 
+/* PyTorch's derivatives at NaN: abs' = sign = 0, clamp' = 0 (outside
+ * [lo, hi]), leaky_relu' = the slope, maximum's to both operands in full. */
+static void test_nan_derivatives(void **state)
+{
+    hess_context *ctx = *state;
+    const int64_t one[1] = {1};
+    hess_tensor *p = hess_param_new(ctx, 1, one, (const double[]){NAN});
+    hess_tensor *q = hess_param_new(ctx, 1, one, (const double[]){1});
+    hess_tensor *ys[3] = {hess_abs(ctx, p), hess_clamp(ctx, p, -1, 1),
+                          hess_leaky_relu(ctx, p, 0.25)};
+    const double want[3] = {0, 0, 0.25};
+    for (int i = 0; i < 3; i++) {
+        hess_tensor *g;
+        assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, ys[i]), 1, &p, &g, 0));
+        assert_true(hess_tensor_data(g)[0] == want[i]);
+    }
+    hess_tensor *pq[2] = {p, q}, *g[2];
+    assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, hess_maximum(ctx, p, q)), 2, pq, g, 0));
+    assert_true(hess_tensor_data(g[0])[0] == 1 && hess_tensor_data(g[1])[0] == 1);
+}
+
 /* The same tests in a context that fails on any NaN or Inf, in the forward
  * pass or in any node of the backward graphs: no intermediate may overflow
  * even where the final result would come out finite. */
@@ -716,6 +738,7 @@ int main(void)
         BOTH(test_gates),
         BOTH(test_pow_t_at_zero),
         cmocka_unit_test_setup_teardown(test_where_infinite_cotangent, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_nan_derivatives, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -373,7 +373,7 @@ hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_t
 }
 
 static const hess_op_def *const logistic_ops[] = {
-    &op_tanh, &op_sigmoid, &op_softplus,  &op_tanh_grad,      &op_sigmoid_grad,
-    &op_silu, &op_gelu,    &op_gelu_tanh, &op_bce_with_logits};
+    &op_tanh, &op_sigmoid, &op_softplus, &op_tanh_grad, &op_sigmoid_grad, &op_bce_with_logits,
+    &op_silu, &op_gelu,    &op_gelu_tanh};
 const hess__op_family hess__logistic_family = {logistic_ops,
                                                sizeof logistic_ops / sizeof logistic_ops[0]};

@@ -260,12 +260,13 @@ VJP(sign_vjp)
     (void)ctx, (void)pass, (void)out, (void)g;
     gin[0] = NULL;
 }
-HESS_UNARY_KERNEL(sign, v > 0 ? 1.0 : v < 0 ? -1.0 : v)
-HESS_UNARY_RECORD(sign,
-                  "out = -1, 0 or 1 by the sign of a, 0 at +-0, NaN for NaN (abs's derivative)",
-                  HESS_OPF_ELEMENTWISE | HESS_OPF_LINEAR)
+HESS_UNARY_KERNEL(sign, v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0)
+HESS_UNARY_RECORD(
+    sign,
+    "out = -1, 0 or 1 by the sign of a, 0 at +-0 and NaN (torch.sign; abs's derivative)",
+    HESS_OPF_ELEMENTWISE | HESS_OPF_LINEAR)
 
-/* d |a| = sign(a) da: 0 at 0, PyTorch's subgradient */
+/* d |a| = sign(a) da: 0 at 0 (PyTorch's subgradient) and at NaN (PyTorch's too) */
 VJP(abs_vjp)
 {
     (void)pass;
@@ -370,8 +371,7 @@ hess_tensor *hess_detach(hess_context *ctx, hess_tensor *a)
 /* ------------------------------------------------------------------------ */
 
 static const hess_op_def *const unary_ops[] = {
-    &op_affine,     &op_exp,   &op_log,   &op_square,     &op_sqrt,  &op_sin,
-    &op_cos,        &op_log1p, &op_expm1, &op_reciprocal, &op_rsqrt, &op_erf,
-    &op_pow,        &op_relu,  &op_step,  &op_mask,       &op_sign,  &op_abs,
-    &op_leaky_relu, &op_elu,   &op_clamp, &op_detach};
+    &op_affine, &op_exp,  &op_log,    &op_square,     &op_sqrt,  &op_sin,        &op_cos,   &op_pow,
+    &op_relu,   &op_step, &op_detach, &op_log1p,      &op_expm1, &op_reciprocal, &op_rsqrt, &op_erf,
+    &op_abs,    &op_sign, &op_mask,   &op_leaky_relu, &op_elu,   &op_clamp};
 const hess__op_family hess__unary_family = {unary_ops, sizeof unary_ops / sizeof unary_ops[0]};
