@@ -334,6 +334,46 @@ HESS_API hess_tensor *hess_div(hess_context *ctx, hess_tensor *a, hess_tensor *b
 HESS_API hess_tensor *hess_neg(hess_context *ctx, hess_tensor *a);
 /** out = alpha * a. */
 HESS_API hess_tensor *hess_scale(hess_context *ctx, hess_tensor *a, double alpha);
+/**
+ * out = max(a, b) elementwise, broadcast (torch.maximum): NaN where either is
+ * NaN.  The derivative goes to the larger operand; at a tie a == b it is split
+ * evenly, 1/2 to each (as PyTorch), and a broadcast operand collects the
+ * halves of all its ties.  Piecewise linear: no second derivative.
+ * @return the tensor, or NULL with HESS_ERR_SHAPE (shapes that do not
+ * broadcast) or the operators' errors above.
+ */
+HESS_API hess_tensor *hess_maximum(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/** out = min(a, b) elementwise, broadcast (torch.minimum); ties as hess_maximum(). */
+HESS_API hess_tensor *hess_minimum(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+/**
+ * out = cond != 0 ? a : b elementwise (torch.where(cond != 0, a, b)), the
+ * three broadcast together.  @p cond is read as a constant: any tensor, its
+ * non-zero elements (NaN included) true; it is never differentiated, even
+ * when it depends on parameters (a parameter reached only through it gets no
+ * derivative: HESS_ERR_NODIFF, zeros with HESS_ALLOW_UNUSED).  The derivative
+ * goes to a where cond holds and to b elsewhere; the operand not taken gets
+ * an exact 0 there (a selection, not a product with a mask: an Inf or NaN
+ * cotangent does not reach it as NaN).  Linear in a and b.
+ * @return the tensor, or NULL with HESS_ERR_SHAPE naming the three shapes
+ * when they do not broadcast, or the operators' errors above.
+ */
+HESS_API hess_tensor *
+hess_where(hess_context *ctx, hess_tensor *cond, hess_tensor *a, hess_tensor *b);
+/**
+ * out = a ^ b elementwise with a tensor exponent, broadcast (torch.pow(a, b)).
+ * The domain is a > 0, where every derivative is exact: d/da = b a^(b-1),
+ * d/db = a^b log(a) (unlike PyTorch's, the Hessian is symmetric at b = 0
+ * too).  At a = 0 the values are C's pow (0 for b > 0, 1 for b = 0, Inf for
+ * b < 0) and the first derivatives PyTorch's: d/db = 0 where b >= 0, d/da = 0
+ * where b = 0, otherwise the formulas (d/da = Inf for 0 < b < 1, d/db = -Inf
+ * for b < 0); higher derivatives there are finite where these are (e.g. for
+ * b = 2: d2/da2 = 2, the others 0).  For a < 0 the value is real only for an
+ * integral b, and d/db = a^b log(a) is NaN.  Nothing is refused for its
+ * values.
+ * @return the tensor, or NULL with HESS_ERR_SHAPE (shapes that do not
+ * broadcast) or the operators' errors above.
+ */
+HESS_API hess_tensor *hess_pow_t(hess_context *ctx, hess_tensor *a, hess_tensor *b);
 
 /**
  * Matrix product, NumPy's matmul.  [m,k] x [k,n] -> [m,n]; [m,k] x [k] -> [m];
@@ -463,6 +503,64 @@ HESS_API hess_tensor *hess_sin(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_cos(hess_context *ctx, hess_tensor *a);
 /** out = a ^ p for a constant exponent p. */
 HESS_API hess_tensor *hess_pow(hess_context *ctx, hess_tensor *a, double p);
+/** out = log(1 + a), accurate for small |a| (log1p); derivative 1 / (1 + a). */
+HESS_API hess_tensor *hess_log1p(hess_context *ctx, hess_tensor *a);
+/** out = exp(a) - 1, accurate for small |a| (expm1); derivative exp(a). */
+HESS_API hess_tensor *hess_expm1(hess_context *ctx, hess_tensor *a);
+/** out = 1 / a (Inf at 0); derivative -1 / a^2. */
+HESS_API hess_tensor *hess_reciprocal(hess_context *ctx, hess_tensor *a);
+/** out = 1 / sqrt(a) (Inf at 0, NaN below); derivative -out^3 / 2. */
+HESS_API hess_tensor *hess_rsqrt(hess_context *ctx, hess_tensor *a);
+/** out = erf(a), the error function; derivative 2 / sqrt(pi) exp(-a^2). */
+HESS_API hess_tensor *hess_erf(hess_context *ctx, hess_tensor *a);
+/**
+ * out = |a|.  The derivative is sign(a), taken as 0 at a = 0 and a = -0 (and
+ * at NaN), as PyTorch's abs; piecewise linear: no second derivative.
+ */
+HESS_API hess_tensor *hess_abs(hess_context *ctx, hess_tensor *a);
+/**
+ * out = a sigmoid(a) (SiLU, swish; F.silu), evaluated without overflow for
+ * any finite a.  Derivative sigmoid(a) + a sigmoid(a) sigmoid(-a).
+ */
+HESS_API hess_tensor *hess_silu(hess_context *ctx, hess_tensor *a);
+/**
+ * out = a Phi(a), Phi the standard normal CDF, computed as
+ * a erfc(-a / sqrt(2)) / 2 (PyTorch's default gelu, approximate='none';
+ * accurate in both tails).  Derivative Phi(a) + a exp(-a^2 / 2) / sqrt(2 pi).
+ */
+HESS_API hess_tensor *hess_gelu(hess_context *ctx, hess_tensor *a);
+/**
+ * out = a (1 + tanh(u)) / 2 with u = sqrt(2/pi) (a + 0.044715 a^3)
+ * (F.gelu(a, approximate='tanh')), computed as a sigmoid(2u), which is the
+ * same function without the cancellation of 1 + tanh(u) for a < 0.
+ */
+HESS_API hess_tensor *hess_gelu_tanh(hess_context *ctx, hess_tensor *a);
+/**
+ * out = a for a > 0, alpha (exp(a) - 1) for a <= 0 (F.elu, expm1 for
+ * accuracy near 0).  As PyTorch: the derivative at 0 (and -0) is alpha, from
+ * the a <= 0 branch, and the second derivative there is 0 (only a < 0 is
+ * curved), so for alpha != 1 the derivative jumps at 0.
+ * @return the tensor, or NULL with HESS_ERR_ARG for a NaN or infinite
+ * @p alpha, or the operators' errors above.
+ */
+HESS_API hess_tensor *hess_elu(hess_context *ctx, hess_tensor *a, double alpha);
+/**
+ * out = a for a > 0, slope a otherwise (F.leaky_relu; PyTorch's default slope
+ * is 0.01).  The derivative at 0 (and -0) is the slope, as PyTorch; piecewise
+ * linear: no second derivative.
+ * @return the tensor, or NULL with HESS_ERR_ARG for a NaN or infinite
+ * @p slope, or the operators' errors above.
+ */
+HESS_API hess_tensor *hess_leaky_relu(hess_context *ctx, hess_tensor *a, double slope);
+/**
+ * out = min(max(a, lo), hi) (torch.clamp): -INFINITY for @p lo or INFINITY
+ * for @p hi clamps one side only; hi where lo > hi; NaN for NaN.  The
+ * derivative is 1 on the closed interval lo <= a <= hi (at a == lo and a == hi
+ * too, as PyTorch) and 0 outside; piecewise linear: no second derivative.
+ * @return the tensor, or NULL with HESS_ERR_ARG when a bound is NaN, or the
+ * operators' errors above.
+ */
+HESS_API hess_tensor *hess_clamp(hess_context *ctx, hess_tensor *a, double lo, double hi);
 /**
  * out = a, as a constant to differentiation (torch.Tensor.detach): no
  * derivative flows through it, so a gradient with respect to a tensor reached

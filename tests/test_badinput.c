@@ -925,6 +925,22 @@ static hess_status set_bce_probs(fx *f, double bad)
       BUILD(hess_##op(f->ctx, f->nan3, hess_scalar(f->ctx, 1.0),                                   \
                       LOPTS(.reduction = HESS_REDUCE_SUM, .weight = f->c3))))
 
+/* A parameter reached only through hess_where's condition: no derivative
+ * (HESS_ERR_NODIFF), zeros with HESS_ALLOW_UNUSED. */
+static hess_status grad_through_cond(fx *f, unsigned flags)
+{
+    hess_tensor *y = hess_sum(f->ctx, hess_where(f->ctx, f->pn, f->v3, f->c3)), *g;
+    if (!y)
+        return hess_context_status(f->ctx);
+    const hess_status st = hess_grad(f->ctx, y, 1, &f->pn, &g, flags);
+    if (st != HESS_OK)
+        return st;
+    for (int i = 0; i < 3; i++)
+        if (hess_tensor_data(g)[i] != 0.0)
+            return WRONG;
+    return HESS_OK;
+}
+
 #define BAD_LIMIT (INT64_C(1) << 32)
 
 /* X(id, kind, function named in the message, status, word in the message, flags, body) */
@@ -1032,6 +1048,36 @@ static hess_status set_bce_probs(fx *f, double bad)
     BINARY_ROWS(X, sub)                                                                            \
     BINARY_ROWS(X, mul)                                                                            \
     BINARY_ROWS(X, div)                                                                            \
+    BINARY_ROWS(X, maximum)                                                                        \
+    BINARY_ROWS(X, minimum)                                                                        \
+    BINARY_ROWS(X, pow_t)                                                                          \
+    X(where_null_ctx, K_BUILD, "hess_where", A, NULL, F_NOCTX,                                     \
+      BUILD_NOCTX(hess_where(NULL, f->v3, f->v3, f->v3)))                                          \
+    X(where_null_cond, K_BUILD, "hess_where", A, "NULL", 0,                                        \
+      BUILD(hess_where(f->ctx, NULL, f->v3, f->v3)))                                               \
+    X(where_null_a, K_BUILD, "hess_where", A, "NULL", 0,                                           \
+      BUILD(hess_where(f->ctx, f->v3, NULL, f->v3)))                                               \
+    X(where_null_b, K_BUILD, "hess_where", A, "NULL", 0,                                           \
+      BUILD(hess_where(f->ctx, f->v3, f->v3, NULL)))                                               \
+    X(where_no_broadcast, K_BUILD, "hess_where", SH, "[2,3] and [4] do not broadcast", 0,          \
+      BUILD(hess_where(f->ctx, f->v3, f->m23, f->v4)))                                             \
+    X(where_no_broadcast_cond, K_BUILD, "hess_where", SH, "[4] (cond)", 0,                         \
+      BUILD(hess_where(f->ctx, f->v4, f->m23, f->m23)))                                            \
+    X(where_foreign_cond, K_BUILD, "hess_where", A, "another context", 0,                          \
+      BUILD(hess_where(f->ctx, f->fx3, f->v3, f->v3)))                                             \
+    X(where_freed, K_BUILD, "hess_where", ST, "freed", 0,                                          \
+      BUILD(hess_where(f->ctx, f->v3, f->v3, f->dead)))                                            \
+    X(where_nan, K_BUILD, "hess_where", OK, NULL, 0,                                               \
+      BUILD_NF(hess_where(f->ctx, f->v3, f->nan3, f->v3)))                                         \
+    X(where_nan_checked, K_BUILD, "hess_where", NF, "non-finite", F_FINITE,                        \
+      BUILD(hess_where(f->ctx, f->v3, f->nan3, f->v3)))                                            \
+    X(where_grad_through_cond, K_OTHER, "hess_grad", ND, "does not depend", 0,                     \
+      CALL(grad_through_cond(f, 0)))                                                               \
+    X(where_grad_through_cond_unused, K_OTHER, "hess_grad", OK, NULL, 0,                           \
+      CALL(grad_through_cond(f, HESS_ALLOW_UNUSED)))                                               \
+    /* a NaN condition is true, and is no result value */                                          \
+    X(where_nan_cond_checked, K_BUILD, "hess_where", OK, NULL, F_FINITE,                           \
+      BUILD(hess_where(f->ctx, f->nan3, f->v3, f->m23)))                                           \
     UNARY_ROWS(X, neg, nan3)                                                                       \
     UNARY_ROWS(X, exp, nan3)                                                                       \
     UNARY_ROWS(X, log, nan3)                                                                       \
@@ -1043,6 +1089,21 @@ static hess_status set_bce_probs(fx *f, double bad)
     UNARY_ROWS(X, sqrt, nan3)                                                                      \
     UNARY_ROWS(X, sum, nan3)                                                                       \
     UNARY_ROWS(X, mean, nan3)                                                                      \
+    UNARY_ROWS(X, abs, nan3)                                                                       \
+    UNARY_ROWS(X, log1p, nan3)                                                                     \
+    UNARY_ROWS(X, expm1, nan3)                                                                     \
+    UNARY_ROWS(X, reciprocal, nan3)                                                                \
+    UNARY_ROWS(X, rsqrt, nan3)                                                                     \
+    UNARY_ROWS(X, erf, nan3)                                                                       \
+    UNARY_ROWS(X, silu, nan3)                                                                      \
+    UNARY_ROWS(X, gelu, nan3)                                                                      \
+    UNARY_ROWS(X, gelu_tanh, nan3)                                                                 \
+    X(reciprocal_zero_checked, K_BUILD, "hess_reciprocal", NF, "non-finite", F_FINITE,             \
+      BUILD(hess_reciprocal(f->ctx, f->u)))                                                        \
+    X(log1p_below_minus_one_checked, K_BUILD, "hess_log1p", NF, "non-finite", F_FINITE,            \
+      BUILD(hess_log1p(f->ctx, hess_neg(f->ctx, f->m23))))                                         \
+    X(silu_gelu_inf, K_BUILD, "hess_silu", OK, NULL, 0,                                            \
+      BUILD_NF(hess_gelu(f->ctx, hess_silu(f->ctx, f->inf3))))                                     \
     X(log_negative_checked, K_BUILD, "hess_log", NF, "non-finite", F_FINITE,                       \
       BUILD(hess_log(f->ctx, hess_neg(f->ctx, f->v3))))                                            \
     X(log_zero_checked, K_BUILD, "hess_log", NF, "non-finite", F_FINITE,                           \
@@ -1072,6 +1133,52 @@ static hess_status set_bce_probs(fx *f, double bad)
     X(pow_freed, K_BUILD, "hess_pow", ST, "freed", 0, BUILD(hess_pow(f->ctx, f->dead, 2)))         \
     X(pow_negative_base_checked, K_BUILD, "hess_pow", NF, "non-finite", F_FINITE,                  \
       BUILD(hess_pow(f->ctx, hess_neg(f->ctx, f->v3), 0.5)))                                       \
+    X(elu_null_ctx, K_BUILD, "hess_elu", A, NULL, F_NOCTX, BUILD_NOCTX(hess_elu(NULL, f->v3, 1)))  \
+    X(elu_null_a, K_BUILD, "hess_elu", A, "NULL", 0, BUILD(hess_elu(f->ctx, NULL, 1)))             \
+    X(elu_nan_alpha, K_BUILD, "hess_elu", A, "alpha nan", 0, BUILD(hess_elu(f->ctx, f->v3, NAN)))  \
+    X(elu_inf_alpha, K_BUILD, "hess_elu", A, "alpha inf", 0,                                       \
+      BUILD(hess_elu(f->ctx, f->v3, INFINITY)))                                                    \
+    X(elu_foreign, K_BUILD, "hess_elu", A, "another context", 0,                                   \
+      BUILD(hess_elu(f->ctx, f->fx3, 1)))                                                          \
+    X(elu_freed, K_BUILD, "hess_elu", ST, "freed", 0, BUILD(hess_elu(f->ctx, f->dead, 1)))         \
+    X(elu_nan, K_BUILD, "hess_elu", OK, NULL, 0, BUILD_NF(hess_elu(f->ctx, f->nan3, 1)))           \
+    X(elu_nan_checked, K_BUILD, "hess_elu", NF, "non-finite", F_FINITE,                            \
+      BUILD(hess_elu(f->ctx, f->nan3, 1)))                                                         \
+    X(leaky_relu_null_ctx, K_BUILD, "hess_leaky_relu", A, NULL, F_NOCTX,                           \
+      BUILD_NOCTX(hess_leaky_relu(NULL, f->v3, 0.1)))                                              \
+    X(leaky_relu_null_a, K_BUILD, "hess_leaky_relu", A, "NULL", 0,                                 \
+      BUILD(hess_leaky_relu(f->ctx, NULL, 0.1)))                                                   \
+    X(leaky_relu_nan_slope, K_BUILD, "hess_leaky_relu", A, "slope nan", 0,                         \
+      BUILD(hess_leaky_relu(f->ctx, f->v3, NAN)))                                                  \
+    X(leaky_relu_inf_slope, K_BUILD, "hess_leaky_relu", A, "slope -inf", 0,                        \
+      BUILD(hess_leaky_relu(f->ctx, f->v3, -INFINITY)))                                            \
+    X(leaky_relu_foreign, K_BUILD, "hess_leaky_relu", A, "another context", 0,                     \
+      BUILD(hess_leaky_relu(f->ctx, f->fx3, 0.1)))                                                 \
+    X(leaky_relu_freed, K_BUILD, "hess_leaky_relu", ST, "freed", 0,                                \
+      BUILD(hess_leaky_relu(f->ctx, f->dead, 0.1)))                                                \
+    X(leaky_relu_nan, K_BUILD, "hess_leaky_relu", OK, NULL, 0,                                     \
+      BUILD_NF(hess_leaky_relu(f->ctx, f->nan3, 0.1)))                                             \
+    X(leaky_relu_nan_checked, K_BUILD, "hess_leaky_relu", NF, "non-finite", F_FINITE,              \
+      BUILD(hess_leaky_relu(f->ctx, f->nan3, 0.1)))                                                \
+    X(clamp_null_ctx, K_BUILD, "hess_clamp", A, NULL, F_NOCTX,                                     \
+      BUILD_NOCTX(hess_clamp(NULL, f->v3, 0, 1)))                                                  \
+    X(clamp_null_a, K_BUILD, "hess_clamp", A, "NULL", 0, BUILD(hess_clamp(f->ctx, NULL, 0, 1)))    \
+    X(clamp_nan_lo, K_BUILD, "hess_clamp", A, "NaN is no bound", 0,                                \
+      BUILD(hess_clamp(f->ctx, f->v3, NAN, 1)))                                                    \
+    X(clamp_nan_hi, K_BUILD, "hess_clamp", A, "hi = nan", 0,                                       \
+      BUILD(hess_clamp(f->ctx, f->v3, 0, NAN)))                                                    \
+    X(clamp_foreign, K_BUILD, "hess_clamp", A, "another context", 0,                               \
+      BUILD(hess_clamp(f->ctx, f->fx3, 0, 1)))                                                     \
+    X(clamp_freed, K_BUILD, "hess_clamp", ST, "freed", 0,                                          \
+      BUILD(hess_clamp(f->ctx, f->dead, 0, 1)))                                                    \
+    /* infinite bounds clamp nothing; lo > hi gives hi (PyTorch) */                                \
+    X(clamp_inf_bounds, K_BUILD, "hess_clamp", OK, NULL, F_FINITE,                                 \
+      BUILD(hess_clamp(f->ctx, f->v3, -INFINITY, INFINITY)))                                       \
+    X(clamp_lo_above_hi, K_BUILD, "hess_clamp", OK, NULL, 0,                                       \
+      BUILD(hess_clamp(f->ctx, f->v3, 2, 1)))                                                      \
+    X(clamp_nan, K_BUILD, "hess_clamp", OK, NULL, 0, BUILD_NF(hess_clamp(f->ctx, f->nan3, 0, 1)))  \
+    X(clamp_nan_checked, K_BUILD, "hess_clamp", NF, "non-finite", F_FINITE,                        \
+      BUILD(hess_clamp(f->ctx, f->nan3, 0, 1)))                                                    \
     /* linear algebra and shapes */                                                                \
     X(matmul_null_ctx, K_BUILD, "hess_matmul", A, NULL, F_NOCTX,                                   \
       BUILD_NOCTX(hess_matmul(NULL, f->m23, f->v3)))                                               \

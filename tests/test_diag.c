@@ -211,6 +211,17 @@ static void test_diag_shared_parameters(void **state)
     hess_tensor *L = hess_mse_loss(ctx, hess_mul(ctx, z, hess_sigmoid(ctx, z)), y);
     hess_tensor *p[4] = {W, b, a, V};
     expect_diag(ctx, L, 4, p, HESS_DIAG_BACKPROP, HESS_DIAG_BACKPROP);
+    /* a parameter x [2,2] read per sample (x * ...) and as a shared weight
+     * (W @ x): the two reads meet in explicit columns (found by fuzzing) */
+    hess_tensor *x2 = rand_param(ctx, &s, 2, SHAPE(2, 2), 1.0);
+    hess_tensor *W2 = rand_const(ctx, &s, 2, SHAPE(2, 2), 1.0);
+    hess_tensor *Lx[4] = {
+        hess_sum(ctx, hess_mul(ctx, hess_matmul(ctx, W2, x2), x2)),
+        hess_sum(ctx, hess_mul(ctx, hess_matmul(ctx, W2, x2), hess_square(ctx, x2))),
+        hess_sum(ctx, hess_mul(ctx, hess_matmul(ctx, x2, W2), x2)),
+        hess_sum(ctx, hess_mul(ctx, hess_transpose(ctx, x2), x2))};
+    for (int i = 0; i < 4; i++)
+        expect_diag(ctx, Lx[i], 1, &x2, HESS_DIAG_BACKPROP, HESS_DIAG_BACKPROP);
     hess_tensor *z2 = hess_linear(ctx, h, W, NULL); /* W again, on h made from W */
     hess_tensor *L2 = hess_mse_loss(ctx, z2, y);
     expect_diag(ctx, L2, 3, p, HESS_DIAG_AUTO, HESS_DIAG_ROWS);

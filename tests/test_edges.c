@@ -8,6 +8,12 @@
  * = 0, softplus(1000) = 1000, softplus' = sigmoid, log_softmax([1000, 0]) =
  * [0, -1000], cross-entropy's Hessian diag(p) - p p^T, ...).
  *
+ * The gates silu, gelu, gelu_tanh and elu, and erf, get the same sweep of
+ * value, derivative and second derivative (elu at 0: alpha and 0, PyTorch's);
+ * hess_pow_t at a = 0 and hess_where with an infinite cotangent have their
+ * first and second derivatives finite where PyTorch's conventions make them,
+ * and abs, clamp, leaky_relu and maximum have PyTorch's derivatives at NaN.
+ *
  * Tolerance: relative 1e-12 plus an absolute 1e-15 per unit of the quantity's
  * natural scale, so that values that underflow towards 0 (sigmoid'(30) is
  * 9.4e-14, computed as s(1 - s) with s rounded to 1 - 9.3e-14) are held to
@@ -538,6 +544,160 @@ static void test_softmax_family_huge(void **state)
         }
 }
 
+/* ------------------------------------------------------------------------ */
+/* The gates and erf                                                        */
+/* ------------------------------------------------------------------------ */
+
+#define INV_SQRT_2PI 0.39894228040143267794
+#define GELU_K       0.79788456080286535588 /* sqrt(2 / pi) */
+#define GELU_C       0.044715
+
+static double silu(double x)
+{
+    return x * sig(x);
+}
+static double dsilu(double x)
+{
+    return sig(x) + x * dsig(x);
+}
+static double ddsilu(double x)
+{
+    return 2 * dsig(x) + x * ddsig(x);
+}
+
+/* Phi(x) = erfc(-x / sqrt 2) / 2 and the density phi: gelu = x Phi,
+ * gelu' = Phi + x phi, gelu'' = phi (2 - x^2) */
+static double Phi(double x)
+{
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
+static double phi(double x)
+{
+    return exp(-0.5 * x * x) * INV_SQRT_2PI;
+}
+static double gelu(double x)
+{
+    return x * Phi(x);
+}
+static double dgelu(double x)
+{
+    return Phi(x) + x * phi(x);
+}
+static double ddgelu(double x)
+{
+    return phi(x) * (2 - x * x);
+}
+
+/* gelu_tanh = x S(z), z = 2k (x + c x^3): f' = S + x S' z',
+ * f'' = 2 S' z' + x S'' z'^2 + x S' z'' */
+static double gz(double x)
+{
+    return 2 * GELU_K * (x + GELU_C * x * x * x);
+}
+static double gelu_tanh(double x)
+{
+    return x * sig(gz(x));
+}
+static double dgelu_tanh(double x)
+{
+    return sig(gz(x)) + x * dsig(gz(x)) * 2 * GELU_K * (1 + 3 * GELU_C * x * x);
+}
+static double ddgelu_tanh(double x)
+{
+    const double z = gz(x), d1 = 2 * GELU_K * (1 + 3 * GELU_C * x * x),
+                 d2 = 12 * GELU_K * GELU_C * x;
+    return 2 * dsig(z) * d1 + x * ddsig(z) * d1 * d1 + x * dsig(z) * d2;
+}
+
+/* elu with alpha 0.7: at 0 the derivative is alpha and the second 0 */
+static hess_tensor *elu07(hess_context *ctx, hess_tensor *a)
+{
+    return hess_elu(ctx, a, 0.7);
+}
+static double elu(double x)
+{
+    return x > 0 ? x : 0.7 * expm1(x);
+}
+static double delu(double x)
+{
+    return x > 0 ? 1 : 0.7 * exp(x);
+}
+static double ddelu(double x)
+{
+    return x < 0 ? 0.7 * exp(x) : 0;
+}
+
+static double derf(double x)
+{
+    return 1.12837916709551257390 * exp(-x * x);
+}
+static double dderf(double x)
+{
+    return -2 * x * derf(x);
+}
+
+static void test_gates(void **state)
+{
+    sweep_unary(*state, hess_silu, silu, dsilu, ddsilu, "silu");
+    sweep_unary(*state, hess_gelu, gelu, dgelu, ddgelu, "gelu");
+    sweep_unary(*state, hess_gelu_tanh, gelu_tanh, dgelu_tanh, ddgelu_tanh, "gelu_tanh");
+    sweep_unary(*state, elu07, elu, delu, ddelu, "elu");
+    sweep_unary(*state, hess_erf, erf, derf, dderf, "erf");
+}
+
+/* a^b at a = 0, b = 2 and b = 0: PyTorch's zero first derivatives (not
+ * 0 * Inf), d2/da2 = 2 at b = 2, every other second derivative 0. */
+static void test_pow_t_at_zero(void **state)
+{
+    hess_context *ctx = *state;
+    const int64_t two[1] = {2};
+    hess_tensor *p[2] = {hess_param_new(ctx, 1, two, (const double[]){0, 0}),
+                         hess_param_new(ctx, 1, two, (const double[]){2, 0})};
+    eval e;
+    evaluate(ctx, hess_sum(ctx, hess_pow_t(ctx, p[0], p[1])), 2, p, &e);
+    const double g[4] = {0, 0, 0, 0};
+    double H[16] = {0};
+    H[0] = 2;
+    expect(&e, 1, g, H, 1.0, "pow_t", 0);
+}
+
+/* where(c, p, q) * w with w[0] = Inf where c picks p: q's gradient there is
+ * exactly 0, not 0 * Inf */
+static void test_where_infinite_cotangent(void **state)
+{
+    hess_context *ctx = *state;
+    const int64_t two[1] = {2};
+    hess_tensor *p[2] = {hess_param_new(ctx, 1, two, (const double[]){1, 2}),
+                         hess_param_new(ctx, 1, two, (const double[]){3, 4})};
+    hess_tensor *c = hess_tensor_new(ctx, 1, two, (const double[]){1, 0});
+    hess_tensor *w = hess_tensor_new(ctx, 1, two, (const double[]){INFINITY, 1});
+    hess_tensor *L = hess_sum(ctx, hess_mul(ctx, hess_where(ctx, c, p[0], p[1]), w)), *g[2];
+    assert_ok(ctx, hess_grad(ctx, L, 2, p, g, 0));
+    const double *gp = hess_tensor_data(g[0]), *gq = hess_tensor_data(g[1]);
+    assert_true(gp[0] == INFINITY && gp[1] == 0 && gq[0] == 0 && gq[1] == 1);
+}
+
+/* PyTorch's derivatives at NaN: abs' = sign = 0, clamp' = 0 (outside
+ * [lo, hi]), leaky_relu' = the slope, maximum's to both operands in full. */
+static void test_nan_derivatives(void **state)
+{
+    hess_context *ctx = *state;
+    const int64_t one[1] = {1};
+    hess_tensor *p = hess_param_new(ctx, 1, one, (const double[]){NAN});
+    hess_tensor *q = hess_param_new(ctx, 1, one, (const double[]){1});
+    hess_tensor *ys[3] = {hess_abs(ctx, p), hess_clamp(ctx, p, -1, 1),
+                          hess_leaky_relu(ctx, p, 0.25)};
+    const double want[3] = {0, 0, 0.25};
+    for (int i = 0; i < 3; i++) {
+        hess_tensor *g;
+        assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, ys[i]), 1, &p, &g, 0));
+        assert_true(hess_tensor_data(g)[0] == want[i]);
+    }
+    hess_tensor *pq[2] = {p, q}, *g[2];
+    assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, hess_maximum(ctx, p, q)), 2, pq, g, 0));
+    assert_true(hess_tensor_data(g[0])[0] == 1 && hess_tensor_data(g[1])[0] == 1);
+}
+
 /* The same tests in a context that fails on any NaN or Inf, in the forward
  * pass or in any node of the backward graphs: no intermediate may overflow
  * even where the final result would come out finite. */
@@ -575,6 +735,10 @@ int main(void)
         BOTH(test_bce_with_logits_limits),
         BOTH(test_bce_with_logits_huge),
         BOTH(test_softmax_family_huge),
+        BOTH(test_gates),
+        BOTH(test_pow_t_at_zero),
+        cmocka_unit_test_setup_teardown(test_where_infinite_cotangent, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_nan_derivatives, setup_ctx, teardown_ctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -599,28 +599,32 @@ static void test_ops_elementwise_kernels_agree(void **state)
         const int64_t shp[4][2] = {{5, n}, {n, 0}, {5, 1}, {0, 0}};
         const int nd[4] = {2, 1, 2, 0};
         for (int form = 0; form < 8; form++) {
-            const double *res[2][7];
+            const double *res[2][11];
             for (int q = 0; q < 2; q++) {
                 hess_tensor *big = mk(ctx[q], 2, SHP(5, n), x);
                 hess_tensor *oth = mk(ctx[q], nd[form % 4], shp[form % 4], y);
                 hess_tensor *a = form < 4 ? big : oth, *b = form < 4 ? oth : big;
-                hess_tensor *r[7] = {hess_add(ctx[q], a, b),
-                                     hess_sub(ctx[q], a, b),
-                                     hess_mul(ctx[q], a, b),
-                                     hess_div(ctx[q], a, b),
-                                     op2("tanh_grad", ctx[q], a, b),
-                                     op2("sigmoid_grad", ctx[q], a, b),
-                                     hess_sum_to(ctx[q], big, nd[form % 4], shp[form % 4])};
+                hess_tensor *r[11] = {hess_add(ctx[q], a, b),
+                                      hess_sub(ctx[q], a, b),
+                                      hess_mul(ctx[q], a, b),
+                                      hess_div(ctx[q], a, b),
+                                      op2("tanh_grad", ctx[q], a, b),
+                                      op2("sigmoid_grad", ctx[q], a, b),
+                                      hess_sum_to(ctx[q], big, nd[form % 4], shp[form % 4]),
+                                      hess_maximum(ctx[q], a, b),
+                                      hess_minimum(ctx[q], a, b),
+                                      op2("max_mask", ctx[q], a, b),
+                                      hess_pow_t(ctx[q], a, b)};
                 assert_ok(ctx[q], hess_context_status(ctx[q]));
-                for (int o = 0; o < 7; o++)
+                for (int o = 0; o < 11; o++)
                     res[q][o] = hess_tensor_data(r[o]);
             }
-            for (int o = 0; o < 7; o++) {
-                const size_t cnt = o < 6 ? (size_t)(5 * n)
-                                         : (size_t)(form % 4 == 0   ? 5 * n
-                                                    : form % 4 == 1 ? n
-                                                    : form % 4 == 2 ? 5
-                                                                    : 1);
+            for (int o = 0; o < 11; o++) {
+                const size_t cnt = o != 6 ? (size_t)(5 * n)
+                                          : (size_t)(form % 4 == 0   ? 5 * n
+                                                     : form % 4 == 1 ? n
+                                                     : form % 4 == 2 ? 5
+                                                                     : 1);
                 assert_memory_equal(res[0][o], res[1][o], cnt * sizeof(double));
             }
         }
@@ -1040,6 +1044,120 @@ static void test_ops_square_sqrt_pow(void **state)
     check_tensor(ctx, hess_pow(ctx, n, -2.0), 1, SHP(2), VAL(0.25, 4));
 }
 
+/* log1p, expm1, reciprocal, rsqrt, erf, abs and the piecewise-linear ones,
+ * at hand-computed points: small arguments keep their digits (log1p(1e-20)
+ * = 1e-20 where log(1 + 1e-20) = 0), the kinks and NaN give PyTorch's values. */
+static void test_ops_unary_more(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = mk(ctx, 1, SHP(NX), xs);
+    check_unary(ctx, hess_abs(ctx, x), fabs);
+    check_unary(ctx, hess_erf(ctx, x), erf);
+    hess_tensor *s = mk(ctx, 1, SHP(4), VAL(1e-20, -0.5, 0, 1));
+    check_tensor(ctx, hess_log1p(ctx, s), 1, SHP(4), VAL(1e-20, -log(2.0), 0, log(2.0)));
+    check_tensor(ctx, hess_expm1(ctx, s), 1, SHP(4),
+                 VAL(1e-20, exp(-0.5) - 1, 0, 1.7182818284590452));
+    hess_tensor *r = mk(ctx, 1, SHP(3), VAL(0.25, 4, -0.5));
+    check_tensor(ctx, hess_reciprocal(ctx, r), 1, SHP(3), VAL(4, 0.25, -2));
+    check_tensor(ctx, hess_rsqrt(ctx, hess_abs(ctx, r)), 1, SHP(3), VAL(2, 0.5, sqrt(2.0)));
+    check_tensor(ctx, hess_erf(ctx, mk(ctx, 1, SHP(3), VAL(0, 10, -1e-300))), 1, SHP(3),
+                 VAL(0, 1, -1.1283791670955126e-300));
+    /* the kinks: -0 and +0, NaN through */
+    hess_tensor *k = mk(ctx, 1, SHP(6), VAL(-2, -0.0, 0, 0.5, 3, NAN));
+    const double *a = hess_tensor_data(hess_abs(ctx, k));
+    assert_true(a[1] == 0.0 && !signbit(a[1]) && isnan(a[5]));
+    const double *e = hess_tensor_data(hess_elu(ctx, k, 0.5));
+    assert_close(e[0], 0.5 * (exp(-2.0) - 1), 1e-15, 0);
+    assert_true(e[1] == 0.0 && e[2] == 0.0 && e[3] == 0.5 && e[4] == 3 && isnan(e[5]));
+    const double *l = hess_tensor_data(hess_leaky_relu(ctx, k, 0.1));
+    assert_true(l[0] == -0.2 && l[2] == 0.0 && l[3] == 0.5 && isnan(l[5]));
+    const double *c = hess_tensor_data(hess_clamp(ctx, k, -0.5, 0.5));
+    assert_true(c[0] == -0.5 && c[2] == 0 && c[3] == 0.5 && c[4] == 0.5 && isnan(c[5]));
+    /* one side, and lo > hi: hi everywhere (PyTorch) */
+    check_tensor(ctx, hess_clamp(ctx, hess_abs(ctx, r), -INFINITY, 1), 1, SHP(3),
+                 VAL(0.25, 1, 0.5));
+    check_tensor(ctx, hess_clamp(ctx, r, 1, INFINITY), 1, SHP(3), VAL(1, 4, 1));
+    check_tensor(ctx, hess_clamp(ctx, r, 2, 1), 1, SHP(3), VAL(1, 1, 1));
+}
+
+/* silu, gelu and gelu_tanh from -1000 to 1000: no overflow, and the tails keep
+ * their digits (gelu(-10) = -10 Phi(-10), which 1 + erf(-10 / sqrt 2) loses). */
+static void test_ops_gates(void **state)
+{
+    hess_context *ctx = *state;
+    static const double X[9] = {-1000, -40, -3, -0.5, 0, 0.5, 3, 40, 1000};
+    hess_tensor *x = mk(ctx, 1, SHP(9), X);
+    const double *si = hess_tensor_data(hess_silu(ctx, x));
+    const double *ge = hess_tensor_data(hess_gelu(ctx, x));
+    const double *gt = hess_tensor_data(hess_gelu_tanh(ctx, x));
+    assert_ok(ctx, hess_context_status(ctx));
+    const double k = sqrt(2.0 / 3.14159265358979323846);
+    for (int i = 0; i < 9; i++) {
+        const double v = X[i];
+        const double sig = v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v));
+        assert_close(si[i], v * sig, 1e-14, 1e-300);
+        assert_close(ge[i],
+                     v < 0 ? 0.5 * v * erfc(-v / sqrt(2.0)) : v - 0.5 * v * erfc(v / sqrt(2.0)),
+                     1e-14, 1e-300);
+        if (fabs(v) <= 3) /* the textbook form, where it has its digits */
+            assert_close(gt[i], 0.5 * v * (1 + tanh(k * (v + 0.044715 * v * v * v))), 1e-14, 1e-16);
+        assert_true(isfinite(si[i]) && isfinite(ge[i]) && isfinite(gt[i]));
+    }
+    assert_true(si[8] == 1000 && ge[8] == 1000 && gt[8] == 1000);
+    assert_true(si[0] == 0 && ge[0] == 0 && gt[0] == 0 && ge[1] == 0);
+    check_scalar(ctx, hess_gelu(ctx, hess_scalar(ctx, -10)), -7.6198530241605260659733e-23);
+}
+
+/* maximum and minimum with a tie, a NaN and broadcasting: NaN when either is */
+static void test_ops_maximum_minimum(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(1, -2, 3, NAN, 0, 7));
+    hess_tensor *b = mk(ctx, 1, SHP(3), VAL(1, 0, 5));
+    const double *mx = hess_tensor_data(hess_maximum(ctx, a, b));
+    const double *mn = hess_tensor_data(hess_minimum(ctx, b, a));
+    check_shape(hess_maximum(ctx, b, a), 2, SHP(2, 3));
+    static const double wmx[6] = {1, 0, 5, NAN, 0, 7}, wmn[6] = {1, -2, 3, NAN, 0, 5};
+    for (int i = 0; i < 6; i++) {
+        assert_true(i == 3 ? isnan(mx[i]) : mx[i] == wmx[i]);
+        assert_true(i == 3 ? isnan(mn[i]) : mn[i] == wmn[i]);
+    }
+    assert_true(isnan(hess_tensor_data(hess_maximum(ctx, b, hess_scalar(ctx, NAN)))[1]));
+}
+
+/* where over three broadcast shapes (the strided path) against a loop, a
+ * non-zero condition (-2.5, NaN) being true */
+static void test_ops_where(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *c = mk(ctx, 3, SHP(2, 1, 3), VAL(0, -2.5, 1, NAN, 0, -0.0));
+    hess_tensor *a = ramp(ctx, 2, SHP(4, 1), 10, 1), *b = ramp(ctx, 1, SHP(3), -1, -1);
+    hess_tensor *w = hess_where(ctx, c, a, b);
+    double want[24];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 3; k++) {
+                const double cv = hess_tensor_data(c)[i * 3 + k];
+                want[(i * 4 + j) * 3 + k] = cv != 0 ? 10 + j : -1 - k;
+            }
+    check_tensor(ctx, w, 3, SHP(2, 4, 3), want);
+    /* all the same shape, and scalars */
+    hess_tensor *c6 = mk(ctx, 1, SHP(3), VAL(1, 0, 1));
+    check_tensor(ctx, hess_where(ctx, c6, hess_scalar(ctx, 7), b), 1, SHP(3), VAL(7, -2, 7));
+    check_tensor(ctx, hess_where(ctx, hess_scalar(ctx, 0), c6, b), 1, SHP(3), VAL(-1, -2, -3));
+}
+
+/* a^b with a tensor exponent, broadcast both ways, and at a = 0 */
+static void test_ops_pow_t(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = mk(ctx, 2, SHP(2, 3), VAL(0.5, 2, 4, 1.5, 0, 9));
+    hess_tensor *b = mk(ctx, 1, SHP(3), VAL(2, -1, 0.5));
+    check_tensor(ctx, hess_pow_t(ctx, a, b), 2, SHP(2, 3), VAL(0.25, 0.5, 2, 2.25, INFINITY, 3));
+    check_tensor(ctx, hess_pow_t(ctx, hess_scalar(ctx, 2), b), 1, SHP(3), VAL(4, 0.5, sqrt(2.0)));
+    check_tensor(ctx, hess_pow_t(ctx, b, hess_scalar(ctx, 0)), 1, SHP(3), VAL(1, 1, 1));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Softmax                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -1450,6 +1568,11 @@ int main(void)
         T(test_ops_tanh_sigmoid),
         T(test_ops_relu_softplus),
         T(test_ops_square_sqrt_pow),
+        T(test_ops_unary_more),
+        T(test_ops_gates),
+        T(test_ops_maximum_minimum),
+        T(test_ops_where),
+        T(test_ops_pow_t),
         T(test_ops_log_softmax_2d),
         T(test_ops_log_softmax_3d),
         T(test_ops_log_softmax_large_inputs),

@@ -50,6 +50,15 @@ typedef union hess_op_params {
         double p; /* out = a^p */
     } pow;
     struct {
+        double lo, hi; /* clamp: min(max(a, lo), hi); mask: [lo <= a <= hi] */
+    } range;
+    struct {
+        double alpha; /* elu: alpha (exp(a) - 1) for a <= 0 */
+    } elu;
+    struct {
+        double slope; /* leaky_relu: slope a for a <= 0 */
+    } leaky;
+    struct {
         int axis; /* log_softmax, softmax: the axis, >= 0 */
     } axis;
     struct {

@@ -639,6 +639,10 @@ static bool run(sweep *s)
         if (a < 0)
             continue;
         const hess_tensor *p = s->params[i];
+        /* a parameter read both ways: the columns that reached it here and
+         * those its shared uses squared per sample would have to meet first */
+        if (s->shared[i] && s->F[a])
+            return uncovered(s, p, "a parameter the samples share is also used per sample");
         for (term *t = s->F[a]; t; t = t->next) {
             hess_tensor *q = hess__sum_to(ctx, hess_mul(ctx, t->F, t->F), p->ndim, p->shape);
             s->acc[i] = add_or(ctx, s->acc[i], s->gsign[t->group] < 0 ? hess_neg(ctx, q) : q);

@@ -1,9 +1,11 @@
 /*
  * logistic.c -- the logistic family: tanh, sigmoid and softplus, their fused
  * derivatives tanh_grad and sigmoid_grad (elementwise binary ops, so that a
- * rule's cotangent costs one node), and the loss built on them,
- * bce_with_logits.  Everything about these functions lives here and in their
- * kernel (kernels/tanh.h).  Legend: a = src[0], out = result, g = cotangent.
+ * rule's cotangent costs one node), the smooth gates silu, gelu and
+ * gelu_tanh (a times a sigmoid or the normal CDF), and the loss built on
+ * them, bce_with_logits.  Everything about these functions lives here and in
+ * their kernel (kernels/tanh.h).  Legend: a = src[0], out = result, g =
+ * cotangent.
  */
 #include "ops.h"
 
@@ -180,6 +182,86 @@ static HESS_VJP(softplus_vjp)
 LOGISTIC_OP(softplus, "out = log(1 + exp(a)), as max(a, 0) + log1p(exp(-|a|))")
 
 /* ------------------------------------------------------------------------ */
+/* silu, gelu, gelu_tanh: a times a gate                                    */
+/* ------------------------------------------------------------------------ */
+
+#define SQRT1_2      0.70710678118654752440 /* 1 / sqrt(2) */
+#define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi), the normal density at 0 */
+#define GELU_K       0.79788456080286535588 /* sqrt(2 / pi) */
+#define GELU_C       0.044715               /* the cubic term of the tanh form */
+
+/* a sigmoid(a): sigmoid1 has no overflow, so neither has silu */
+static void silu_forward(hess_tensor *out)
+{
+    for (int64_t i = 0; i < out->numel; i++) {
+        const double v = out->src[0]->data[i];
+        out->data[i] = v * sigmoid1(v);
+    }
+}
+
+/* d silu(a) = (sigmoid(a) + a sigmoid'(a)) da, the factor formed first (one
+ * fused sigmoid_grad node for a sigmoid'(a)) */
+static HESS_VJP(silu_vjp)
+{
+    (void)pass;
+    hess_tensor *a = out->src[0];
+    hess_tensor *d = hess_add(ctx, hess_sigmoid(ctx, a), sigmoid_grad(ctx, a, a));
+    gin[0] = hess_mul(ctx, g, d);
+}
+LOGISTIC_OP(silu, "out = a sigmoid(a) (SiLU, swish), without overflow")
+
+/* a Phi(a), Phi the standard normal CDF, as erfc(-a / sqrt 2) / 2: no
+ * cancellation in the left tail, where 1 + erf would lose every digit */
+static void gelu_forward(hess_tensor *out)
+{
+    for (int64_t i = 0; i < out->numel; i++) {
+        const double v = out->src[0]->data[i];
+        out->data[i] = 0.5 * v * erfc(-v * SQRT1_2);
+    }
+}
+
+/* d gelu(a) = (Phi(a) + a phi(a)) da with Phi(a) = (1 + erf(a / sqrt 2)) / 2
+ * and phi(a) = exp(-a^2 / 2) / sqrt(2 pi): PyTorch's formula, from erf and exp */
+static HESS_VJP(gelu_vjp)
+{
+    (void)pass;
+    hess_tensor *a = out->src[0];
+    hess_tensor *cdf =
+        hess__affine(ctx, hess_erf(ctx, hess__affine(ctx, a, SQRT1_2, 0.0)), 0.5, 0.5);
+    hess_tensor *e = hess_exp(ctx, hess__affine(ctx, hess_square(ctx, a), -0.5, 0.0));
+    hess_tensor *apdf = hess__affine(ctx, hess_mul(ctx, a, e), INV_SQRT_2PI, 0.0);
+    gin[0] = hess_mul(ctx, g, hess_add(ctx, cdf, apdf));
+}
+LOGISTIC_OP(gelu, "out = a Phi(a), Phi the standard normal CDF (PyTorch's exact gelu)")
+
+/* 0.5 a (1 + tanh(u)) with u = sqrt(2/pi) (a + 0.044715 a^3), computed as
+ * a sigmoid(2u): the same function, without the cancellation of 1 + tanh(u)
+ * for a < 0 */
+static void gelu_tanh_forward(hess_tensor *out)
+{
+    for (int64_t i = 0; i < out->numel; i++) {
+        const double v = out->src[0]->data[i];
+        const double u = GELU_K * (v + GELU_C * v * v * v);
+        out->data[i] = v * sigmoid1(2.0 * u);
+    }
+}
+
+/* With z = 2u = a (2k + 2kc a^2) and z' = 2k + 6kc a^2 (k = sqrt(2/pi), c =
+ * 0.044715): d gelu_tanh(a) = (sigmoid(z) + a z' sigmoid'(z)) da */
+static HESS_VJP(gelu_tanh_vjp)
+{
+    (void)pass;
+    hess_tensor *a = out->src[0], *a2 = hess_square(ctx, a);
+    hess_tensor *z = hess_mul(ctx, a, hess__affine(ctx, a2, 2.0 * GELU_K * GELU_C, 2.0 * GELU_K));
+    hess_tensor *dz = hess__affine(ctx, a2, 6.0 * GELU_K * GELU_C, 2.0 * GELU_K);
+    hess_tensor *d =
+        hess_add(ctx, hess_sigmoid(ctx, z), sigmoid_grad(ctx, hess_mul(ctx, a, dz), z));
+    gin[0] = hess_mul(ctx, g, d);
+}
+LOGISTIC_OP(gelu_tanh,
+            "out = a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) / 2 (PyTorch's tanh gelu)")
+
+/* ------------------------------------------------------------------------ */
 /* bce_with_logits                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -296,6 +378,7 @@ hess_tensor *hess_bce_with_logits(hess_context *ctx, hess_tensor *logits, hess_t
 }
 
 static const hess_op_def *const logistic_ops[] = {
-    &op_tanh, &op_sigmoid, &op_softplus, &op_tanh_grad, &op_sigmoid_grad, &op_bce_with_logits};
+    &op_tanh, &op_sigmoid, &op_softplus, &op_tanh_grad, &op_sigmoid_grad, &op_bce_with_logits,
+    &op_silu, &op_gelu,    &op_gelu_tanh};
 const hess__op_family hess__logistic_family = {logistic_ops,
                                                sizeof logistic_ops / sizeof logistic_ops[0]};

@@ -165,6 +165,9 @@ HESS_INTERNAL void hess__binary_forward(hess_tensor *out, hess__row_fn row);
 HESS_INTERNAL hess_tensor *
 hess__affine(hess_context *ctx, hess_tensor *a, double alpha, double beta);
 HESS_INTERNAL hess_tensor *hess__step(hess_context *ctx, hess_tensor *a);
+/* mask(a) = [lo <= a <= hi], 0 for NaN, with zero derivative (the derivative
+ * of clamp; an open bound is the next double: [a < 0] is hi = -DBL_TRUE_MIN). */
+HESS_INTERNAL hess_tensor *hess__mask(hess_context *ctx, hess_tensor *a, double lo, double hi);
 /* softmax along an axis (negative from the end), one node. */
 HESS_INTERNAL hess_tensor *hess__softmax(hess_context *ctx, hess_tensor *a, int axis);
 /* [..., C] one-hot rows of class indices (cross_entropy's rule). */
