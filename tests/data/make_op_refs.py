@@ -1026,6 +1026,16 @@ def tensor_text(name, arr):
     return "\n".join(lines) + "\n"
 
 
+def _dense(x, like):
+    """An autograd result as an ordinary tensor: None, and the storage-less
+    zero tensors PyTorch 1.13 returns for some zero derivatives (e.g. the HVP
+    of hess_norm with p = 1 or inf), are zeros like `like`.  (.numpy() of such
+    a zero tensor reads whatever memory it finds, not zeros.)"""
+    if x is None or x._is_zerotensor():
+        return torch.zeros_like(like)
+    return x
+
+
 def run(c):
     seed = zlib.crc32(c["name"].encode())
     r = Rand(seed)
@@ -1057,7 +1067,7 @@ def run(c):
         out = forward(vals)
         L = (out * w).sum()
         gs = torch.autograd.grad(L, ps, create_graph=create_graph, allow_unused=True)
-        gs = [g if g is not None else torch.zeros_like(p) for g, p in zip(gs, ps)]
+        gs = [_dense(g, p) for g, p in zip(gs, ps)]
         return out, L, ps, gs
 
     p0 = [base[i] for i in pidx]
@@ -1071,7 +1081,7 @@ def run(c):
             return [torch.zeros_like(p) for p in ps]
         res = torch.autograd.grad([o for o, _ in live], ps, grad_outputs=[go for _, go in live],
                                   retain_graph=True, allow_unused=True)
-        return [x if x is not None else torch.zeros_like(p) for x, p in zip(res, ps)]
+        return [_dense(x, p) for x, p in zip(res, ps)]
 
     hv = second(gs, vs)
     H = torch.zeros(N, N)
