@@ -471,6 +471,76 @@ HESS_API hess_tensor *hess_sum_axis(hess_context *ctx, hess_tensor *a, int axis)
 HESS_API hess_tensor *hess_mean(hess_context *ctx, hess_tensor *a);
 /** Mean along @p axis (negative counts from the end); the axis is removed. */
 HESS_API hess_tensor *hess_mean_axis(hess_context *ctx, hess_tensor *a, int axis);
+
+/*
+ * Reductions over several axes, PyTorch's (torch.sum(a, dims, keepdim) and
+ * the like).  @p axes holds @p naxes axes of a, each in [-ndim, ndim)
+ * (negative counts from the end); naxes = 0 means every axis (axes may then
+ * be NULL), so that a scalar, which has no axes, reduces to itself.  The
+ * reduced axes are removed, or kept as 1 when @p keepdim is nonzero.  An axis
+ * out of range, an axis given twice (also as -1 and ndim-1), or axes NULL
+ * with naxes > 0 is HESS_ERR_ARG naming the function and the values.  N below
+ * is the number of elements reduced into each result.  Cost O(numel(a)).
+ */
+
+/** out = sum of a over @p axes (torch.sum).  Linear. */
+HESS_API hess_tensor *
+hess_sum_axes(hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int keepdim);
+/** out = sum of a over @p axes / N (torch.mean).  Linear. */
+HESS_API hess_tensor *
+hess_mean_axes(hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int keepdim);
+/**
+ * out = max of a over @p axes (torch.amax); NaN where a reduced slice holds a
+ * NaN.  Ties split the gradient evenly (PyTorch's amax): each of the k
+ * elements equal to the maximum gets 1/k of the cotangent, the others 0 (a
+ * slice whose maximum is NaN gets NaN, 0/0, as in PyTorch 1.13).  Piecewise
+ * linear: the second and higher derivatives are 0.
+ */
+HESS_API hess_tensor *
+hess_amax(hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int keepdim);
+/** out = min of a over @p axes (torch.amin); ties as hess_amax(). */
+HESS_API hess_tensor *
+hess_amin(hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int keepdim);
+/**
+ * out = log(sum(exp(a))) over @p axes (torch.logsumexp), computed as
+ * M + log(sum(exp(a - M))) with M the maximum of the slice (0 where M is
+ * infinite, as PyTorch): finite for any finite a, +Inf when the slice holds
+ * +Inf, -Inf when all of it is -Inf.  M is a constant to differentiation
+ * and cancels, so every derivative is exact: the gradient is softmax(a) over
+ * the slice, the Hessian diag(p) - p p^T.
+ */
+HESS_API hess_tensor *
+hess_logsumexp(hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int keepdim);
+/**
+ * out = sum((a - mean)^2) / (N - correction) over @p axes, torch.var(a, dims,
+ * correction=c, keepdim): correction 1 is the unbiased estimate, 0 the
+ * biased one.  When N - correction <= 0 the divisor is 0, as in PyTorch: the
+ * result is +Inf, or NaN where the slice is constant (0/0), and its
+ * derivatives are infinite or NaN alike (PyTorch 1.13's backward refuses
+ * that case).
+ */
+HESS_API hess_tensor *hess_var(
+    hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int correction, int keepdim);
+/**
+ * out = sqrt(hess_var(ctx, a, naxes, axes, correction, keepdim))
+ * (torch.std).  Where the result is 0 (a constant slice) the derivative of
+ * the square root is taken as 0, as PyTorch does: the gradient there is 0,
+ * and so are the second derivatives.
+ */
+HESS_API hess_tensor *hess_std(
+    hess_context *ctx, hess_tensor *a, size_t naxes, const int *axes, int correction, int keepdim);
+/**
+ * The vector p-norm of all elements of a (torch.linalg.vector_norm), shape
+ * [], for @p p = 1 (sum |a|), 2 (sqrt(sum a^2)) or INFINITY (max |a|); any
+ * other p is HESS_ERR_ARG.  Conventions at the kinks, PyTorch's: p = 1 has
+ * the gradient sign(a), 0 at a zero element; p = 2 has the gradient a / out,
+ * and 0 at the zero vector, where its second derivatives are taken as 0
+ * (the true ones are infinite; PyTorch gives NaN); p = INFINITY gives each of
+ * the k elements tied for the largest |a| the gradient sign(a) / k, the
+ * others 0 (all 0 at the zero vector).  The second derivatives of p = 1 and
+ * INFINITY are 0.
+ */
+HESS_API hess_tensor *hess_norm(hess_context *ctx, hess_tensor *a, double p);
 /**
  * Sums @p a down to @p shape, which must broadcast to a's shape: the adjoint of
  * hess_broadcast_to.  Cost O(numel(a)).

@@ -779,6 +779,36 @@ enum { K_BUILD, K_WORK, K_OTHER };
     X(nm##_inf_checked, K_WORK, FN, NF, "non-finite", F_FINITE,                                    \
       CALL(ad(f, f->ctx, f->zloss, 1, f->pz1, 0)))
 
+/* The reductions over axes, with one signature: R5 for (ctx, a, naxes, axes,
+ * keepdim), R6 for (ctx, a, naxes, axes, correction, keepdim). */
+#define AXS(...)                   ((const int[]){__VA_ARGS__})
+#define R5(op, ctx, a, n, ax)      hess_##op(ctx, a, n, ax, 0)
+#define R6(op, ctx, a, n, ax)      hess_##op(ctx, a, n, ax, 1, 0)
+#define R5_KEEP(op, ctx, a, n, ax) hess_##op(ctx, a, n, ax, 1)
+#define R6_KEEP(op, ctx, a, n, ax) hess_##op(ctx, a, n, ax, 0, 1)
+
+/* The rows every reduction over axes gets. */
+#define REDUCE_ROWS(X, op, R, RK)                                                                  \
+    X(op##_null_ctx, K_BUILD, "hess_" #op, A, NULL, F_NOCTX,                                       \
+      BUILD_NOCTX(R(op, NULL, f->m23, 1, AXS(0))))                                                 \
+    X(op##_null_a, K_BUILD, "hess_" #op, A, "NULL", 0, BUILD(R(op, f->ctx, NULL, 1, AXS(0))))      \
+    X(op##_axis_out_of_range, K_BUILD, "hess_" #op, A, "axis 2 is out of range", 0,                \
+      BUILD(R(op, f->ctx, f->m23, 2, AXS(0, 2))))                                                  \
+    X(op##_axis_negative_out_of_range, K_BUILD, "hess_" #op, A, "axis -4 is out of range", 0,      \
+      BUILD(RK(op, f->ctx, f->m223, 1, AXS(-4))))                                                  \
+    X(op##_axis_of_scalar, K_BUILD, "hess_" #op, A, "axis 0 is out of range for []", 0,            \
+      BUILD(R(op, f->ctx, f->s, 1, AXS(0))))                                                       \
+    X(op##_axis_repeated, K_BUILD, "hess_" #op, A, "axes[2] = -1 repeats axis 2 (axes[0] = 2)", 0, \
+      BUILD(RK(op, f->ctx, f->m223, 3, AXS(2, 0, -1))))                                            \
+    X(op##_axes_null, K_BUILD, "hess_" #op, A, "axes is NULL with naxes = 2", 0,                   \
+      BUILD(R(op, f->ctx, f->m23, 2, NULL)))                                                       \
+    X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
+      BUILD(R(op, f->ctx, f->fx3, 0, NULL)))                                                       \
+    X(op##_freed, K_BUILD, "hess_" #op, ST, "freed", 0, BUILD(R(op, f->ctx, f->dead, 0, NULL)))    \
+    X(op##_nan, K_BUILD, "hess_" #op, OK, NULL, 0, BUILD_NF(R(op, f->ctx, f->nan3, 1, AXS(-1))))   \
+    X(op##_nan_checked, K_BUILD, "hess_" #op, NF, "non-finite", F_FINITE,                          \
+      BUILD(RK(op, f->ctx, f->nan3, 0, NULL)))
+
 /* hess_tensor_set of a cross-entropy (bce) target leaf with one bad value;
  * the loss is built first, so the leaf is one the op checks. */
 static hess_status set_ce_targets(fx *f, double bad)
@@ -1431,6 +1461,35 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       BUILD(hess_mean_axis(f->ctx, f->dead, 0)))                                                   \
     X(mean_axis_nan_checked, K_BUILD, "hess_mean_axis", NF, "non-finite", F_FINITE,                \
       BUILD(hess_mean_axis(f->ctx, f->nan3, 0)))                                                   \
+    REDUCE_ROWS(X, sum_axes, R5, R5_KEEP)                                                          \
+    REDUCE_ROWS(X, mean_axes, R5, R5_KEEP)                                                         \
+    REDUCE_ROWS(X, amax, R5, R5_KEEP)                                                              \
+    REDUCE_ROWS(X, amin, R5, R5_KEEP)                                                              \
+    REDUCE_ROWS(X, logsumexp, R5, R5_KEEP)                                                         \
+    REDUCE_ROWS(X, var, R6, R6_KEEP)                                                               \
+    REDUCE_ROWS(X, std, R6, R6_KEEP)                                                               \
+    X(logsumexp_inf, K_BUILD, "hess_logsumexp", OK, NULL, 0,                                       \
+      BUILD_NF(hess_logsumexp(f->ctx, f->inf3, 0, NULL, 0)))                                       \
+    X(var_correction_too_big, K_BUILD, "hess_var", OK, NULL, 0,                                    \
+      BUILD_NF(hess_var(f->ctx, f->v3, 0, NULL, 3, 0)))                                            \
+    X(var_correction_too_big_checked, K_BUILD, "hess_var", NF, "non-finite", F_FINITE,             \
+      BUILD(hess_var(f->ctx, f->v3, 0, NULL, 4, 1)))                                               \
+    X(std_correction_too_big, K_BUILD, "hess_std", OK, NULL, 0,                                    \
+      BUILD_NF(hess_std(f->ctx, f->m23, 1, AXS(-1), 3, 0)))                                        \
+    X(norm_p, K_BUILD, "hess_norm", A, "p = 3 is not 1, 2 or INFINITY", 0,                         \
+      BUILD(hess_norm(f->ctx, f->v3, 3)))                                                          \
+    X(norm_p_nan, K_BUILD, "hess_norm", A, "p = nan", 0, BUILD(hess_norm(f->ctx, f->v3, NAN)))     \
+    X(norm_p_minus_inf, K_BUILD, "hess_norm", A, "p = -inf", 0,                                    \
+      BUILD(hess_norm(f->ctx, f->v3, -INFINITY)))                                                  \
+    X(norm_null_ctx, K_BUILD, "hess_norm", A, NULL, F_NOCTX,                                       \
+      BUILD_NOCTX(hess_norm(NULL, f->v3, 2)))                                                      \
+    X(norm_null_a, K_BUILD, "hess_norm", A, "NULL", 0, BUILD(hess_norm(f->ctx, NULL, 1)))          \
+    X(norm_foreign, K_BUILD, "hess_norm", A, "another context", 0,                                 \
+      BUILD(hess_norm(f->ctx, f->fx3, INFINITY)))                                                  \
+    X(norm_freed, K_BUILD, "hess_norm", ST, "freed", 0, BUILD(hess_norm(f->ctx, f->dead, 2)))      \
+    X(norm_nan, K_BUILD, "hess_norm", OK, NULL, 0, BUILD_NF(hess_norm(f->ctx, f->nan3, 2)))        \
+    X(norm_inf_checked, K_BUILD, "hess_norm", NF, "non-finite", F_FINITE,                          \
+      BUILD(hess_norm(f->ctx, f->inf3, 1)))                                                        \
     X(sum_to_impossible, K_BUILD, "hess_sum_to", SH, "[2,3]", 0,                                   \
       BUILD(hess_sum_to(f->ctx, f->m23, 1, SHAPE(2))))                                             \
     X(sum_to_bigger, K_BUILD, "hess_sum_to", SH, "[2,3]", 0,                                       \

@@ -391,6 +391,70 @@ BUILD(sum_all)
 {
     return head(e, hess_mul(CTX, hess_sum(CTX, p[0]), p[0]));
 }
+/* Reductions over several axes: sums (sum_to), means (affine), amax and
+ * amin (ties split, eq_mask in their rule), logsumexp (lse_shift: the
+ * shift, a constant), var and std (sqrt0, recip0 in its rule), norm. */
+#define AXES(...) ((const int[]){__VA_ARGS__})
+BUILD(sum_axes_keep)
+{
+    return head(e, hess_sum_axes(CTX, hess_square(CTX, p[0]), 2, AXES(0, -1), 1));
+}
+BUILD(sum_axes_mid)
+{
+    return head(e, hess_mul(CTX, hess_sum_axes(CTX, p[0], 1, AXES(1), 0), p[1]));
+}
+BUILD(mean_axes)
+{
+    return head(e, hess_mean_axes(CTX, hess_square(CTX, p[0]), 2, AXES(-1, 0), 0));
+}
+BUILD(amax_axis)
+{
+    return head(e, hess_amax(CTX, p[0], 1, AXES(1), 0));
+}
+BUILD(amax_two_keep)
+{
+    return head(e, hess_mul(CTX, hess_amax(CTX, p[0], 2, AXES(0, 2), 1), p[0]));
+}
+BUILD(amax_all)
+{
+    return head(e, hess_mul(CTX, hess_amax(CTX, p[0], 0, NULL, 0), p[0]));
+}
+BUILD(amin_two_keep)
+{
+    return head(e, hess_amin(CTX, p[0], 2, AXES(0, -1), 1));
+}
+BUILD(logsumexp_last)
+{
+    return head(e, hess_logsumexp(CTX, p[0], 1, AXES(-1), 0));
+}
+BUILD(logsumexp_two_keep)
+{
+    return head(e, hess_mul(CTX, hess_logsumexp(CTX, p[0], 2, AXES(0, 2), 1), p[0]));
+}
+BUILD(var_last)
+{
+    return head(e, hess_var(CTX, p[0], 1, AXES(-1), 1, 0));
+}
+BUILD(var_all_keep)
+{
+    return head(e, hess_mul(CTX, hess_var(CTX, p[0], 0, NULL, 0, 1), p[0]));
+}
+BUILD(std_two)
+{
+    return head(e, hess_std(CTX, p[0], 2, AXES(0, 2), 1, 1));
+}
+BUILD(norm_1)
+{
+    return head(e, hess_mul(CTX, hess_norm(CTX, p[0], 1), p[0]));
+}
+BUILD(norm_2)
+{
+    return head(e, hess_mul(CTX, hess_norm(CTX, p[0], 2), p[0]));
+}
+BUILD(norm_inf)
+{
+    return head(e, hess_mul(CTX, hess_norm(CTX, p[0], INFINITY), p[0]));
+}
 BUILD(broadcast_to)
 {
     hess_tensor *a = hess_broadcast_to(CTX, p[0], 2, SHP(2, 3));
@@ -844,6 +908,35 @@ static grad_case cases[] = {
     CASE(sum_to, "sum_to", 1, P(2, -1, 1, 2, 3)),
     CASE(sum_axis, "sum_to", 1, P(3, -1, 1, 2, 2, 2)),
     CASE(sum_all, "sum_to", 1, P(1, -1, 1, 4)),
+    CASE(sum_axes_keep, "sum_to", 1, P(3, -1, 1, 2, 3, 2)),
+    CASE(sum_axes_mid, "reshape", 2, P(3, -1, 1, 2, 3, 2), P(1, -1, 1, 2)),
+    CASE(mean_axes, "affine", 1, P(3, -1, 1, 2, 2, 3)),
+    CASE(amax_axis, "amax", 1, P(2, -1, 1, 3, 4)),
+    CASE(amax_two_keep, "amax", 1, P(3, -1, 1, 2, 3, 2)),
+    CASE(amax_all, "amax", 1, P(2, -1, 1, 2, 3)),
+    CASE(amin_two_keep, "amin", 1, P(3, -1, 1, 3, 2, 2)),
+    /* EQ_MASK is made by amax's backward pass (the tie weights), RECIP0 by
+     * sqrt0's (std's) */
+    {.name = "test_grad_eq_mask",
+     .op = "eq_mask",
+     .build = b_amax_axis,
+     .np = 1,
+     .p = {P(2, -1, 1, 3, 4)},
+     .in_grad = true},
+    CASE(logsumexp_last, "lse_shift", 1, P(2, -2, 2, 3, 4)),
+    CASE(logsumexp_two_keep, "lse_shift", 1, P(3, -2, 2, 2, 3, 2)),
+    CASE(var_last, "sum_to", 1, P(2, -1, 1, 3, 4)),
+    CASE(var_all_keep, "sum_to", 1, P(2, -1, 1, 2, 3)),
+    CASE(std_two, "sqrt0", 1, P(3, -1, 1, 3, 2, 3)),
+    {.name = "test_grad_recip0",
+     .op = "recip0",
+     .build = b_std_two,
+     .np = 1,
+     .p = {P(3, -1, 1, 3, 2, 3)},
+     .in_grad = true},
+    CASE(norm_1, "relu", 1, PA(2, 0.05, 1, 2, 3)),
+    CASE(norm_2, "sqrt0", 1, P(2, -1, 1, 2, 3)),
+    CASE(norm_inf, "amax", 1, PA(2, 0.05, 1, 2, 3)),
     CASE(broadcast_to, "broadcast_to", 2, P(1, -1, 1, 3), P(2, -1, 1, 2, 1)),
     CASE(exp, "exp", 1, P(2, -1, 1, 2, 2)),
     CASE(log, "log", 1, P(2, 0.5, 2, 2, 2)),

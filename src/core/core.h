@@ -98,6 +98,11 @@ typedef union hess_op_params {
         bool use_ignore;
     } classes;
     struct {
+        /* amax, amin, lse_shift: bit i set when axis i is reduced, 0 for
+         * every axis; the result keeps the reduced axes as 1 */
+        unsigned axes;
+    } reduce;
+    struct {
         /* what the leaf's writer knows of its values (hess__leaf_scan):
          * chunks of 8 elements with a nonzero, -1 when not counted */
         int64_t nz_chunks;

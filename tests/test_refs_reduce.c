@@ -1,0 +1,485 @@
+/*
+ * test_refs_reduce.c -- the PyTorch reference cases (tests/data/ops/, made by
+ * tests/data/make_op_refs.py with PyTorch 1.13 in float64) of the reductions
+ * and their relatives: sum, mean, sum_axis, mean_axis, sum_axes, mean_axes,
+ * sum_to, broadcast_to, amax, amin, logsumexp, var, std, norm, softmax,
+ * log_softmax, and the layer norm built from mean_axes and var.
+ *
+ * Each case name maps to a C builder of its model line (the line itself is
+ * checked, so a regenerated file with another model fails).  Against the
+ * file: out, L = sum(out * w), the gradient, the Hessian diagonal (by
+ * hess_hessian_diag, and by the curvature backpropagation where it covers
+ * the graph), the HVP and, when present, the full Hessian, each within
+ * 1e-12 of the largest element of the reference tensor.  A case file of
+ * these ops that no row claims fails test_refs_reduce_every_file_claimed.
+ * Last, the conventions no case pins: non-finite slices, var with
+ * correction >= N, std and the norms at 0, scalars and keepdim shapes.
+ */
+#define _POSIX_C_SOURCE 200809L /* opendir */
+#include "check.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define RTOL  1e-12
+#define MAXIN 8
+
+#define AX(...) ((const int[]){__VA_ARGS__})
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+
+typedef hess_tensor *(*ref_build)(hess_context *ctx, hess_tensor *const in[]);
+
+typedef struct ref_row {
+    const char *name;  /* the case: tests/data/ops/<name>.ref */
+    const char *model; /* its model line, exactly */
+    ref_build build;
+} ref_row;
+
+/* The layer norm over the last axis from mean_axes and var (biased, eps
+ * inside the sqrt), between two linear layers, under an MSE loss. */
+static hess_tensor *b_model_layernorm_mse(hess_context *ctx, hess_tensor *const in[])
+{
+    hess_tensor *t0 = hess_linear(ctx, in[0], in[1], in[2]);
+    hess_tensor *t1 = hess_sub(ctx, t0, hess_mean_axes(ctx, t0, 1, AX(-1), 1));
+    hess_tensor *t2 =
+        hess_sqrt(ctx, hess_add(ctx, hess_var(ctx, t0, 1, AX(-1), 0, 1), hess_scalar(ctx, 1e-05)));
+    hess_tensor *t3 = hess_add(ctx, hess_mul(ctx, hess_div(ctx, t1, t2), in[3]), in[4]);
+    return hess_mse_loss(ctx, hess_linear(ctx, t3, in[5], in[6]), in[7]);
+}
+
+/* X(case, model line, expression of ctx and in0): one row each. */
+#define REF_CASES(X)                                                                               \
+    X(sum, "hess_sum(ctx, in0)", hess_sum(ctx, in0))                                               \
+    X(mean, "hess_mean(ctx, in0)", hess_mean(ctx, in0))                                            \
+    X(sum_axis0, "hess_sum_axis(ctx, in0, 0)", hess_sum_axis(ctx, in0, 0))                         \
+    X(sum_axis_neg, "hess_sum_axis(ctx, in0, -1)", hess_sum_axis(ctx, in0, -1))                    \
+    X(mean_axis1, "hess_mean_axis(ctx, in0, 1)", hess_mean_axis(ctx, in0, 1))                      \
+    X(mean_axis_neg, "hess_mean_axis(ctx, in0, -2)", hess_mean_axis(ctx, in0, -2))                 \
+    X(sum_to_lead, "hess_sum_to(ctx, in0, 2, [3, 1])", hess_sum_to(ctx, in0, 2, SH(3, 1)))         \
+    X(sum_to_row, "hess_sum_to(ctx, in0, 2, [1, 3])", hess_sum_to(ctx, in0, 2, SH(1, 3)))          \
+    X(sum_to_scalar, "hess_sum_to(ctx, in0, 0, NULL)", hess_sum_to(ctx, in0, 0, NULL))             \
+    X(broadcast_to_lead, "hess_broadcast_to(ctx, in0, 3, [4, 2, 3])",                              \
+      hess_broadcast_to(ctx, in0, 3, SH(4, 2, 3)))                                                 \
+    X(broadcast_to_row, "hess_broadcast_to(ctx, in0, 2, [2, 3])",                                  \
+      hess_broadcast_to(ctx, in0, 2, SH(2, 3)))                                                    \
+    X(broadcast_to_scalar, "hess_broadcast_to(ctx, in0, 2, [2, 3])",                               \
+      hess_broadcast_to(ctx, in0, 2, SH(2, 3)))                                                    \
+    X(sum_axes_two, "hess_sum_axes(ctx, in0, 2, [0, 2], 0)",                                       \
+      hess_sum_axes(ctx, in0, 2, AX(0, 2), 0))                                                     \
+    X(sum_axes_neg_keep, "hess_sum_axes(ctx, in0, 1, [-1], 1)",                                    \
+      hess_sum_axes(ctx, in0, 1, AX(-1), 1))                                                       \
+    X(sum_axes_all, "hess_sum_axes(ctx, in0, 0, NULL, 0)", hess_sum_axes(ctx, in0, 0, NULL, 0))    \
+    X(sum_axes_all_keep, "hess_sum_axes(ctx, in0, 0, NULL, 1)",                                    \
+      hess_sum_axes(ctx, in0, 0, NULL, 1))                                                         \
+    X(mean_axes_two, "hess_mean_axes(ctx, in0, 2, [0, 2], 0)",                                     \
+      hess_mean_axes(ctx, in0, 2, AX(0, 2), 0))                                                    \
+    X(mean_axes_neg_keep, "hess_mean_axes(ctx, in0, 1, [-1], 1)",                                  \
+      hess_mean_axes(ctx, in0, 1, AX(-1), 1))                                                      \
+    X(mean_axes_all, "hess_mean_axes(ctx, in0, 0, NULL, 0)", hess_mean_axes(ctx, in0, 0, NULL, 0)) \
+    X(mean_axes_all_keep, "hess_mean_axes(ctx, in0, 0, NULL, 1)",                                  \
+      hess_mean_axes(ctx, in0, 0, NULL, 1))                                                        \
+    X(amax_axis, "hess_amax(ctx, in0, 1, [1], 0)", hess_amax(ctx, in0, 1, AX(1), 0))               \
+    X(amax_two_keep, "hess_amax(ctx, in0, 2, [0, -1], 1)", hess_amax(ctx, in0, 2, AX(0, -1), 1))   \
+    X(amax_all, "hess_amax(ctx, in0, 0, NULL, 0)", hess_amax(ctx, in0, 0, NULL, 0))                \
+    X(amax_tie, "hess_amax(ctx, in0, 1, [1], 0)", hess_amax(ctx, in0, 1, AX(1), 0))                \
+    X(amax_all_tie, "hess_amax(ctx, in0, 0, NULL, 0)", hess_amax(ctx, in0, 0, NULL, 0))            \
+    X(amin_axis, "hess_amin(ctx, in0, 1, [1], 0)", hess_amin(ctx, in0, 1, AX(1), 0))               \
+    X(amin_two_keep, "hess_amin(ctx, in0, 2, [0, -1], 1)", hess_amin(ctx, in0, 2, AX(0, -1), 1))   \
+    X(amin_all, "hess_amin(ctx, in0, 0, NULL, 0)", hess_amin(ctx, in0, 0, NULL, 0))                \
+    X(amin_tie, "hess_amin(ctx, in0, 1, [-1], 1)", hess_amin(ctx, in0, 1, AX(-1), 1))              \
+    X(logsumexp_two, "hess_logsumexp(ctx, in0, 2, [0, 2], 0)",                                     \
+      hess_logsumexp(ctx, in0, 2, AX(0, 2), 0))                                                    \
+    X(logsumexp_neg_keep, "hess_logsumexp(ctx, in0, 1, [-1], 1)",                                  \
+      hess_logsumexp(ctx, in0, 1, AX(-1), 1))                                                      \
+    X(logsumexp_all, "hess_logsumexp(ctx, in0, 0, NULL, 0)", hess_logsumexp(ctx, in0, 0, NULL, 0)) \
+    X(logsumexp_all_keep, "hess_logsumexp(ctx, in0, 0, NULL, 1)",                                  \
+      hess_logsumexp(ctx, in0, 0, NULL, 1))                                                        \
+    X(logsumexp_large, "hess_logsumexp(ctx, in0, 1, [1], 0)",                                      \
+      hess_logsumexp(ctx, in0, 1, AX(1), 0))                                                       \
+    X(var_last, "hess_var(ctx, in0, 1, [-1], 1, 0)", hess_var(ctx, in0, 1, AX(-1), 1, 0))          \
+    X(var_biased_keep, "hess_var(ctx, in0, 1, [1], 0, 1)", hess_var(ctx, in0, 1, AX(1), 0, 1))     \
+    X(var_two_axes, "hess_var(ctx, in0, 2, [0, 2], 1, 0)", hess_var(ctx, in0, 2, AX(0, 2), 1, 0))  \
+    X(var_all, "hess_var(ctx, in0, 0, NULL, 1, 0)", hess_var(ctx, in0, 0, NULL, 1, 0))             \
+    X(var_all_corr2_keep, "hess_var(ctx, in0, 0, NULL, 2, 1)", hess_var(ctx, in0, 0, NULL, 2, 1))  \
+    X(std_last, "hess_std(ctx, in0, 1, [-1], 1, 0)", hess_std(ctx, in0, 1, AX(-1), 1, 0))          \
+    X(std_biased_keep, "hess_std(ctx, in0, 1, [1], 0, 1)", hess_std(ctx, in0, 1, AX(1), 0, 1))     \
+    X(std_two_axes, "hess_std(ctx, in0, 2, [0, 2], 1, 0)", hess_std(ctx, in0, 2, AX(0, 2), 1, 0))  \
+    X(std_all, "hess_std(ctx, in0, 0, NULL, 1, 0)", hess_std(ctx, in0, 0, NULL, 1, 0))             \
+    X(std_all_corr2_keep, "hess_std(ctx, in0, 0, NULL, 2, 1)", hess_std(ctx, in0, 0, NULL, 2, 1))  \
+    X(norm_1, "hess_norm(ctx, in0, 1)", hess_norm(ctx, in0, 1))                                    \
+    X(norm_1_kink, "hess_norm(ctx, in0, 1)", hess_norm(ctx, in0, 1))                               \
+    X(norm_2, "hess_norm(ctx, in0, 2)", hess_norm(ctx, in0, 2))                                    \
+    X(norm_inf, "hess_norm(ctx, in0, inf)", hess_norm(ctx, in0, INFINITY))                         \
+    X(norm_inf_tie, "hess_norm(ctx, in0, inf)", hess_norm(ctx, in0, INFINITY))                     \
+    X(softmax_last, "hess_softmax(ctx, in0, -1)", hess_softmax(ctx, in0, -1))                      \
+    X(softmax_axis1, "hess_softmax(ctx, in0, 1)", hess_softmax(ctx, in0, 1))                       \
+    X(log_softmax_last, "hess_log_softmax(ctx, in0, -1)", hess_log_softmax(ctx, in0, -1))          \
+    X(log_softmax_axis0, "hess_log_softmax(ctx, in0, 0)", hess_log_softmax(ctx, in0, 0))           \
+    X(log_softmax_large, "hess_log_softmax(ctx, in0, 1)", hess_log_softmax(ctx, in0, 1))
+
+#define in0 (in[0])
+#define X_BUILD(name, model, expr)                                                                 \
+    static hess_tensor *b_##name(hess_context *ctx, hess_tensor *const in[])                       \
+    {                                                                                              \
+        return expr;                                                                               \
+    }
+REF_CASES(X_BUILD)
+#undef X_BUILD
+#undef in0
+
+static ref_row rows[] = {
+#define X_ROW(name, model, expr) {#name, model, b_##name},
+    REF_CASES(X_ROW)
+#undef X_ROW
+        {"model_layernorm_mse",
+         "t0 = hess_linear(ctx, in0, in1, in2); t1 = hess_sub(ctx, t0, hess_mean_axes(ctx, t0, 1, "
+         "[-1], 1)); t2 = hess_sqrt(ctx, hess_add(ctx, hess_var(ctx, t0, 1, [-1], 0, 1), "
+         "hess_scalar(ctx, 1e-05))); t3 = hess_add(ctx, hess_mul(ctx, hess_div(ctx, t1, t2), in3), "
+         "in4); hess_mse_loss(ctx, hess_linear(ctx, t3, in5, in6), in7)",
+         b_model_layernorm_mse},
+};
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+/* The files of these ops: a stem equal to one of these or starting with it
+ * and '_' (the cases of the op and its variants). */
+static const char *const PREFIXES[] = {"sum",       "mean",        "amax",        "amin",
+                                       "logsumexp", "var",         "std",         "norm",
+                                       "softmax",   "log_softmax", "broadcast_to"};
+static const char *const EXACT[] = {"model_layernorm_mse"};
+
+/* ------------------------------------------------------------------------ */
+/* Comparing                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* got[n] against the reference tensor want (shape given by the caller):
+ * within RTOL of want's largest magnitude (exactly where want is all zeros). */
+static void compare(const char *cs, const char *what, const double *got, const hess_tensor *want)
+{
+    const int64_t n = hess_tensor_numel(want);
+    const double *w = hess_tensor_data(want);
+    double scale = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fabs(w[i]) > scale ? fabs(w[i]) : scale;
+    for (int64_t i = 0; i < n; i++) {
+        const double err = fabs(got[i] - w[i]);
+        if (!(err <= RTOL * scale) && !(got[i] == w[i]))
+            fail_msg("%s: %s[%lld] = %.17g, PyTorch %.17g (error %.3g, largest %.3g)", cs, what,
+                     (long long)i, got[i], w[i], err, scale);
+    }
+}
+
+static void
+compare_tensor(const char *cs, const char *what, const hess_tensor *got, const hess_tensor *want)
+{
+    if (!want)
+        fail_msg("%s: the file has no tensor %s", cs, what);
+    if (hess_tensor_ndim(got) != hess_tensor_ndim(want) ||
+        memcmp(hess_tensor_shape(got), hess_tensor_shape(want),
+               (size_t)hess_tensor_ndim(got) * sizeof(int64_t)) != 0)
+        fail_msg("%s: %s has rank %d and %lld elements, PyTorch rank %d and %lld", cs, what,
+                 hess_tensor_ndim(got), (long long)hess_tensor_numel(got), hess_tensor_ndim(want),
+                 (long long)hess_tensor_numel(want));
+    compare(cs, what, hess_tensor_data(got), want);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One case                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static hess_tensor *named(const hess_ref_file *f, const char *prefix, int k)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s%d", prefix, k);
+    return hess_ref_find(f, nm);
+}
+
+static void test_ref_case(void **state)
+{
+    const ref_row *r = *state;
+    const char *cs = r->name;
+    hess_context *ctx = test_context();
+    char file[128];
+    snprintf(file, sizeof file, "ops/%s.ref", cs);
+    hess_ref_file f;
+    assert_ok(ctx, hess_load_ref(ctx, data_path(file), "param:", &f));
+    if (strcmp(f.model, r->model) != 0)
+        fail_msg("%s: the file's model is \"%s\", the builder's \"%s\"", cs, f.model, r->model);
+
+    hess_tensor *in[MAXIN] = {NULL}, *params[MAXIN];
+    int idx[MAXIN];
+    size_t np = 0, N = 0;
+    for (int k = 0; k < MAXIN; k++) {
+        hess_tensor *p = named(&f, "param:in", k), *c = named(&f, "input:in", k);
+        in[k] = p ? p : c;
+        if (p) {
+            idx[np] = k;
+            params[np++] = p;
+            N += (size_t)hess_tensor_numel(p);
+        }
+    }
+    assert_true(np > 0);
+
+    hess_tensor *out = r->build(ctx, in);
+    if (!out)
+        fail_msg("%s: the builder failed: %s", cs, hess_context_errmsg(ctx));
+    compare_tensor(cs, "out", out, hess_ref_find(&f, "out"));
+    hess_tensor *L = hess_sum(ctx, hess_mul(ctx, out, hess_ref_find(&f, "w")));
+    assert_ok(ctx, hess_context_status(ctx));
+    compare_tensor(cs, "L", L, hess_ref_find(&f, "L"));
+
+    hess_tensor *g[MAXIN];
+    assert_ok(ctx, hess_grad(ctx, L, np, params, g, 0));
+    double *d = test_malloc(N * sizeof *d), *v = test_malloc(N * sizeof *v);
+    double *hv = test_malloc(N * sizeof *hv);
+    size_t off = 0;
+    for (size_t i = 0; i < np; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "grad:in%d", idx[i]);
+        compare_tensor(cs, nm, g[i], hess_ref_find(&f, nm));
+        snprintf(nm, sizeof nm, "v:in%d", idx[i]);
+        const hess_tensor *vi = hess_ref_find(&f, nm);
+        assert_non_null(vi);
+        memcpy(v + off, hess_tensor_data(vi), (size_t)hess_tensor_numel(vi) * sizeof *v);
+        off += (size_t)hess_tensor_numel(vi);
+    }
+
+    /* the diagonal: the default method, then the curvature backpropagation
+     * where it covers the graph */
+    for (int method = 0; method < 2; method++) {
+        if (method == 0) {
+            assert_ok(ctx, hess_hessian_diag(ctx, L, np, params, d));
+        } else {
+            hess_hessian_opts o = {0};
+            o.method = HESS_DIAG_BACKPROP;
+            if (hess_hessian_diag_ex(ctx, L, np, params, &o, d) != HESS_OK) {
+                assert_non_null(strstr(hess_context_errmsg(ctx), "does not cover"));
+                print_message("%s: the curvature backpropagation does not cover it: %s\n", cs,
+                              hess_context_errmsg(ctx));
+                hess_context_clear_error(ctx);
+                break;
+            }
+        }
+        off = 0;
+        for (size_t i = 0; i < np; i++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "hdiag:in%d", idx[i]);
+            const hess_tensor *want = hess_ref_find(&f, nm);
+            assert_non_null(want);
+            assert_int_equal(hess_tensor_numel(want), hess_tensor_numel(params[i]));
+            compare(cs, method ? "hdiag (backprop)" : nm, d + off, want);
+            off += (size_t)hess_tensor_numel(want);
+        }
+    }
+
+    assert_ok(ctx, hess_hvp(ctx, L, np, params, v, hv));
+    off = 0;
+    for (size_t i = 0; i < np; i++) {
+        char nm[64];
+        snprintf(nm, sizeof nm, "hvp:in%d", idx[i]);
+        const hess_tensor *want = hess_ref_find(&f, nm);
+        assert_non_null(want);
+        compare(cs, nm, hv + off, want);
+        off += (size_t)hess_tensor_numel(want);
+    }
+
+    const hess_tensor *H = hess_ref_find(&f, "hess");
+    if (H) {
+        assert_int_equal(hess_tensor_numel(H), (int64_t)(N * N));
+        double *h = test_malloc(N * N * sizeof *h);
+        assert_ok(ctx, hess_hessian(ctx, L, np, params, h));
+        compare(cs, "hess", h, H);
+        test_free(h);
+    }
+    test_free(d), test_free(v), test_free(hv);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Every file of these ops has a row                                        */
+/* ------------------------------------------------------------------------ */
+
+static bool ours(const char *stem)
+{
+    for (size_t i = 0; i < sizeof EXACT / sizeof EXACT[0]; i++)
+        if (strcmp(stem, EXACT[i]) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
+        const size_t n = strlen(PREFIXES[i]);
+        if (strncmp(stem, PREFIXES[i], n) == 0 && (stem[n] == '\0' || stem[n] == '_'))
+            return true;
+    }
+    return false;
+}
+
+static void test_refs_reduce_every_file_claimed(void **state)
+{
+    (void)state;
+    DIR *dir = opendir(data_path("ops"));
+    assert_non_null(dir);
+    char missing[1024] = "";
+    size_t found = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        const size_t n = strlen(e->d_name);
+        if (n <= 4 || strcmp(e->d_name + n - 4, ".ref") != 0)
+            continue;
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(n - 4), e->d_name);
+        if (!ours(stem))
+            continue;
+        found++;
+        bool claimed = false;
+        for (size_t i = 0; i < N_ROWS && !claimed; i++)
+            claimed = strcmp(rows[i].name, stem) == 0;
+        if (!claimed)
+            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", stem);
+    }
+    closedir(dir);
+    if (missing[0])
+        fail_msg("reference cases of these ops without a builder:%s", missing);
+    /* and every row's file is there (its test would fail to load it too) */
+    assert_int_equal(found, N_ROWS);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The conventions the reference cases do not pin (PyTorch 1.13's, checked  */
+/* by hand with it): non-finite slices, correction >= N, the kinks at 0,   */
+/* scalars, shapes with keepdim.                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The gradient (and, when h is not NULL, the Hessian) of sum(out) with
+ * respect to the parameter p of n elements. */
+static void derivs(hess_context *ctx, hess_tensor *out, hess_tensor *p, double *g, double *h)
+{
+    hess_tensor *L = hess_sum(ctx, out), *gt;
+    assert_ok(ctx, hess_grad(ctx, L, 1, &p, &gt, 0));
+    memcpy(g, hess_tensor_data(gt), (size_t)hess_tensor_numel(p) * sizeof *g);
+    if (h)
+        assert_ok(ctx, hess_hessian(ctx, L, 1, &p, h));
+}
+
+static void assert_values(const hess_tensor *t, const double *want, int64_t n)
+{
+    assert_non_null(t);
+    assert_int_equal(hess_tensor_numel(t), n);
+    for (int64_t i = 0; i < n; i++) {
+        const double got = hess_tensor_data(t)[i];
+        if (!(got == want[i] || (isnan(got) && isnan(want[i]))))
+            fail_msg("element %lld is %.17g, expected %.17g", (long long)i, got, want[i]);
+    }
+}
+
+static void test_reduce_nonfinite_slices(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    const double x[6] = {-INFINITY, -INFINITY, INFINITY, 1.0, NAN, 1.0};
+    hess_tensor *a = hess_param_new(ctx, 2, SH(3, 2), x);
+    /* logsumexp: -inf for an all -inf row, +inf with +inf, NaN with NaN */
+    assert_values(hess_logsumexp(ctx, a, 1, AX(1), 0), (const double[]){-INFINITY, INFINITY, NAN},
+                  3);
+    /* amax and amin: NaN wins; a NaN row gets NaN gradients (0/0, as PyTorch) */
+    assert_values(hess_amax(ctx, a, 1, AX(-1), 0), (const double[]){-INFINITY, INFINITY, NAN}, 3);
+    assert_values(hess_amin(ctx, a, 1, AX(-1), 1), (const double[]){-INFINITY, 1.0, NAN}, 3);
+    double g[6];
+    derivs(ctx, hess_amax(ctx, a, 1, AX(-1), 0), a, g, NULL);
+    assert_values(hess_tensor_new(ctx, 1, SH(6), g), (const double[]){0.5, 0.5, 1, 0, NAN, NAN}, 6);
+    hess_context_destroy(ctx);
+}
+
+static void test_reduce_var_correction_at_least_count(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    hess_tensor *a = hess_tensor_new(ctx, 2, SH(2, 3), (const double[]){1, 2, 3, 2, 2, 2});
+    /* the divisor N - correction <= 0 is 0: +inf, and NaN for a constant row */
+    assert_values(hess_var(ctx, a, 1, AX(1), 3, 0), (const double[]){INFINITY, NAN}, 2);
+    assert_values(hess_var(ctx, a, 1, AX(1), 7, 1), (const double[]){INFINITY, NAN}, 2);
+    assert_values(hess_std(ctx, a, 1, AX(1), 3, 0), (const double[]){INFINITY, NAN}, 2);
+    assert_values(hess_var(ctx, a, 1, AX(1), 2, 0), (const double[]){2, 0}, 2);
+    assert_values(hess_var(ctx, a, 1, AX(1), -1, 0), (const double[]){0.5, 0}, 2);
+    hess_context_destroy(ctx);
+}
+
+/* std at a constant slice, and the norms at 0: gradient 0, Hessian 0. */
+static void test_reduce_kinks_at_zero(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    hess_tensor *c = hess_param_new(ctx, 1, SH(3), (const double[]){2, 2, 2});
+    hess_tensor *z = hess_param_new(ctx, 1, SH(3), (const double[]){0, -0.0, 0});
+    const double zeros[9] = {0};
+    double g[3], h[9];
+    hess_tensor *sd = hess_std(ctx, c, 0, NULL, 1, 0);
+    assert_values(sd, zeros, 1);
+    derivs(ctx, sd, c, g, h);
+    assert_values(hess_tensor_new(ctx, 1, SH(3), g), zeros, 3);
+    assert_values(hess_tensor_new(ctx, 1, SH(9), h), zeros, 9);
+    const double ps[3] = {1, 2, INFINITY};
+    for (int k = 0; k < 3; k++) {
+        hess_tensor *n = hess_norm(ctx, z, ps[k]);
+        assert_int_equal(hess_tensor_ndim(n), 0);
+        assert_values(n, zeros, 1);
+        derivs(ctx, n, z, g, h);
+        assert_values(hess_tensor_new(ctx, 1, SH(3), g), zeros, 3);
+        assert_values(hess_tensor_new(ctx, 1, SH(9), h), zeros, 9);
+    }
+    /* and away from 0: sign(a), a / |a|_2, sign(a) / k on the ties */
+    hess_tensor *a = hess_param_new(ctx, 1, SH(3), (const double[]){-3, 0, 3});
+    derivs(ctx, hess_norm(ctx, a, 1), a, g, NULL);
+    assert_values(hess_tensor_new(ctx, 1, SH(3), g), (const double[]){-1, 0, 1}, 3);
+    derivs(ctx, hess_norm(ctx, a, INFINITY), a, g, NULL);
+    assert_values(hess_tensor_new(ctx, 1, SH(3), g), (const double[]){-0.5, 0, 0.5}, 3);
+    hess_context_destroy(ctx);
+}
+
+static void test_reduce_shapes(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    double x[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = (i * 7) % 24 - 11.5;
+    hess_tensor *a = hess_tensor_new(ctx, 3, SH(2, 3, 4), x), *s = hess_scalar(ctx, -1.5);
+    hess_tensor *t[] = {hess_amax(ctx, a, 2, AX(0, 2), 1), hess_amax(ctx, a, 2, AX(2, -3), 0),
+                        hess_sum_axes(ctx, a, 1, AX(1), 0), hess_logsumexp(ctx, a, 0, NULL, 1),
+                        hess_var(ctx, a, 2, AX(-1, 1), 1, 1)};
+    const int nd[] = {3, 1, 2, 3, 3};
+    const int64_t shapes[][3] = {{1, 3, 1}, {3}, {2, 4}, {1, 1, 1}, {2, 1, 1}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        assert_non_null(t[i]);
+        assert_int_equal(hess_tensor_ndim(t[i]), nd[i]);
+        assert_memory_equal(hess_tensor_shape(t[i]), shapes[i], (size_t)nd[i] * sizeof(int64_t));
+    }
+    /* a scalar has no axes: naxes = 0 gives it back (the var of one element
+     * with correction 0 is 0) */
+    assert_values(hess_sum_axes(ctx, s, 0, NULL, 1), (const double[]){-1.5}, 1);
+    assert_values(hess_amin(ctx, s, 0, NULL, 0), (const double[]){-1.5}, 1);
+    assert_values(hess_logsumexp(ctx, s, 0, NULL, 0), (const double[]){-1.5}, 1);
+    assert_values(hess_var(ctx, s, 0, NULL, 0, 0), (const double[]){0}, 1);
+    assert_int_equal(hess_tensor_ndim(hess_mean_axes(ctx, s, 0, NULL, 0)), 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    hess_context_destroy(ctx);
+}
+
+int main(void)
+{
+    static const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_refs_reduce_every_file_claimed),
+        cmocka_unit_test(test_reduce_nonfinite_slices),
+        cmocka_unit_test(test_reduce_var_correction_at_least_count),
+        cmocka_unit_test(test_reduce_kinks_at_zero),
+        cmocka_unit_test(test_reduce_shapes),
+    };
+    const size_t nf = sizeof fixed / sizeof fixed[0];
+    struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];
+    memcpy(tests, fixed, sizeof fixed);
+    char names[N_ROWS][96];
+    for (size_t i = 0; i < N_ROWS; i++) {
+        snprintf(names[i], sizeof names[i], "ref_%s", rows[i].name);
+        tests[nf + i] = (struct CMUnitTest){names[i], test_ref_case, NULL, NULL, &rows[i]};
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
