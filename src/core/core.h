@@ -57,6 +57,13 @@ typedef union hess_op_params {
         double alpha; /* mse, cross_entropy, bce: the mean's 1/count */
     } loss;
     struct {
+        /* conv2d and pooling (conv.c), over the last two dims: kernel,
+         * stride, padding, dilation, groups, and the input's height and
+         * width for the ops that map back to it; 0 means the default (see
+         * conv.c) */
+        int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups, in_h, in_w;
+    } conv;
+    struct {
         /* what the leaf's writer knows of its values (hess__leaf_scan):
          * chunks of 8 elements with a nonzero, -1 when not counted */
         int64_t nz_chunks;
