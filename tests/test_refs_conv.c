@@ -11,7 +11,9 @@
  * hess_hessian_diag, and by the curvature backpropagation, which covers
  * every case here), the HVP and, when present, the full Hessian, each within
  * 1e-12 of the largest element of the reference tensor.  A case file of these
- * ops that no row claims fails test_refs_conv_every_file_claimed.
+ * ops that no row claims fails test_refs_conv_every_file_claimed.  Also the
+ * exact diagonal of a batched CNN by the curvature backpropagation against
+ * the Hessian's rows (test_conv_diag_backprop_batch).
  */
 #define _POSIX_C_SOURCE 200809L /* opendir */
 #include "check.h"
@@ -350,14 +352,69 @@ static void test_refs_conv_every_file_claimed(void **state)
     assert_int_equal(found, N_ROWS);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The exact diagonal of a batched CNN                                      */
+/* ------------------------------------------------------------------------ */
+
+/* A batch of 4 through conv (bias) -> tanh -> max-pool -> grouped conv ->
+ * relu -> avg-pool -> linear -> cross-entropy: the curvature
+ * backpropagation (per-sample factors through the convolutions and pools,
+ * the diag_param rule for the shared weights and biases) against the rows
+ * of the Hessian. */
+static void test_conv_diag_backprop_batch(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    uint64_t s = 16;
+    double buf[1024];
+    for (size_t i = 0; i < sizeof buf / sizeof buf[0]; i++)
+        buf[i] = rnd_uniform(&s, -0.8, 0.8);
+    hess_tensor *x = hess_tensor_new(ctx, 4, (const int64_t[]){4, 2, 7, 7}, buf);
+    hess_tensor *p[6] = {
+        hess_param_new(ctx, 4, (const int64_t[]){4, 2, 2, 2}, buf + 400),
+        hess_param_new(ctx, 1, (const int64_t[]){4}, buf + 440),
+        hess_param_new(ctx, 4, (const int64_t[]){4, 2, 2, 2}, buf + 460),
+        hess_param_new(ctx, 1, (const int64_t[]){4}, buf + 500),
+        hess_param_new(ctx, 2, (const int64_t[]){3, 4}, buf + 520),
+        hess_param_new(ctx, 1, (const int64_t[]){3}, buf + 540),
+    };
+    hess_tensor *y = hess_tensor_new(ctx, 1, (const int64_t[]){4}, (const double[]){2, 0, 1, 2});
+    const hess_conv_opts grouped = {{1, 1}, {1, 1}, {1, 1}, 2};
+    hess_tensor *h =
+        hess_max_pool2d(ctx, hess_tanh(ctx, hess_conv2d(ctx, x, p[0], p[1], NULL)), 2, 2, 2, 2);
+    h = hess_avg_pool2d(ctx, hess_relu(ctx, hess_conv2d(ctx, h, p[2], p[3], &grouped)), 4, 4, 0, 0);
+    hess_tensor *L = hess_cross_entropy(
+        ctx, hess_linear(ctx, hess_reshape(ctx, h, 2, (const int64_t[]){4, 4}), p[4], p[5]), y);
+    assert_ok(ctx, hess_context_status(ctx));
+    const size_t n = hess_param_count(6, p);
+    double *byrows = test_malloc(n * sizeof *byrows), *bp = test_malloc(n * sizeof *bp);
+    hess_hessian_opts o = {0};
+    int used = -1;
+    o.method_used = &used;
+    o.method = HESS_DIAG_ROWS;
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 6, p, &o, byrows));
+    o.method = HESS_DIAG_BACKPROP;
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 6, p, &o, bp));
+    assert_int_equal(used, HESS_DIAG_BACKPROP);
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fabs(byrows[i]) > scale ? fabs(byrows[i]) : scale;
+    assert_true(scale > 1e-6);
+    for (size_t i = 0; i < n; i++)
+        assert_close(bp[i], byrows[i], 0, 1e-12 * scale);
+    test_free(byrows), test_free(bp);
+    hess_context_destroy(ctx);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[N_ROWS + 1];
+    struct CMUnitTest tests[N_ROWS + 2];
     tests[0] = (struct CMUnitTest)cmocka_unit_test(test_refs_conv_every_file_claimed);
+    tests[1] = (struct CMUnitTest)cmocka_unit_test(test_conv_diag_backprop_batch);
     char names[N_ROWS][96];
     for (size_t i = 0; i < N_ROWS; i++) {
         snprintf(names[i], sizeof names[i], "ref_%s", rows[i].name);
-        tests[i + 1] = (struct CMUnitTest){names[i], test_ref_case, NULL, NULL, &rows[i]};
+        tests[i + 2] = (struct CMUnitTest){names[i], test_ref_case, NULL, NULL, &rows[i]};
     }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,9 +43,37 @@ typedef struct geom {
     bool direct; /* a 1x1 kernel, stride 1, no padding: the unfolded input is x */
 } geom;
 
-static const hess_op_params no_params;
+static const hess__conv_par no_par;
 
-static int64_t or_default(int32_t v, int64_t d)
+/* The geometry par points to (none: every default). */
+static const hess__conv_par *cp(const hess_op_params *par)
+{
+    return par && par->conv.p ? par->conv.p : &no_par;
+}
+
+/* Parameters pointing to c, which the node's prepare copies (keep_par). */
+static hess_op_params with(const hess__conv_par *c)
+{
+    hess_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv.p = c;
+    return p;
+}
+
+/* A node keeps its geometry in the arena: a copy of what its builder gave. */
+static bool keep_par(hess_context *ctx, hess_tensor *out, const char *fn)
+{
+    if (!out->par.conv.p)
+        return true;
+    hess__conv_par *c = hess__alloc(ctx, sizeof *c, fn);
+    if (!c)
+        return false;
+    *c = *out->par.conv.p;
+    out->par.conv.p = c;
+    return true;
+}
+
+static int64_t or_default(int64_t v, int64_t d)
 {
     return v > 0 ? v : d;
 }
@@ -53,15 +81,14 @@ static int64_t or_default(int32_t v, int64_t d)
 /* Stride, padding, dilation and groups of par (NULL: all defaults). */
 static void conv_params(const hess_op_params *par, geom *g)
 {
-    if (!par)
-        par = &no_params;
-    g->sh = or_default(par->conv.sh, 1);
-    g->sw = or_default(par->conv.sw, 1);
-    g->ph = or_default(par->conv.ph, 0);
-    g->pw = or_default(par->conv.pw, 0);
-    g->dh = or_default(par->conv.dh, 1);
-    g->dw = or_default(par->conv.dw, 1);
-    g->G = or_default(par->conv.groups, 1);
+    const hess__conv_par *c = cp(par);
+    g->sh = or_default(c->sh, 1);
+    g->sw = or_default(c->sw, 1);
+    g->ph = or_default(c->ph, 0);
+    g->pw = or_default(c->pw, 0);
+    g->dh = or_default(c->dh, 1);
+    g->dw = or_default(c->dw, 1);
+    g->G = or_default(c->groups, 1);
 }
 
 static void geom_finish(geom *g)
@@ -354,16 +381,6 @@ static bool check_groups(hess_context *ctx, const geom *g, int64_t Cw, const cha
     return false;
 }
 
-/* The sizes the records keep as 32-bit parameters fit them. */
-static bool check_fits(hess_context *ctx, const geom *g, const char *fn)
-{
-    if (g->H <= INT32_MAX && g->W <= INT32_MAX && g->kh <= INT32_MAX && g->kw <= INT32_MAX)
-        return true;
-    hess__error(ctx, HESS_ERR_SHAPE, "%s: input %lldx%lld or kernel %lldx%lld exceeds 2^31-1", fn,
-                (long long)g->H, (long long)g->W, (long long)g->kh, (long long)g->kw);
-    return false;
-}
-
 /* The result shape: the operands' broadcast prefix, then last[4]. */
 static bool prefix_result(hess_context *ctx,
                           const hess_tensor *a,
@@ -401,7 +418,7 @@ static bool conv_shape(hess_context *ctx,
     const int64_t *xs = dims4(x), *ws = dims4(w);
     g.N = xs[0], g.C = xs[1], g.H = xs[2], g.W = xs[3];
     g.O = ws[0], g.kh = ws[2], g.kw = ws[3];
-    if (!check_groups(ctx, &g, ws[1], fn) || !check_fits(ctx, &g, fn))
+    if (!check_groups(ctx, &g, ws[1], fn))
         return false;
     g.OH = conv_len(g.H, g.kh, g.sh, g.ph, g.dh);
     g.OW = conv_len(g.W, g.kw, g.sw, g.pw, g.dw);
@@ -450,15 +467,13 @@ static bool conv_input_shape(hess_context *ctx,
     const hess_tensor *gy = src[0], *w = src[1];
     if (gy->ndim < 4 || w->ndim < 4)
         return conv_rank_error(ctx, gy, w, "cotangent and w", fn);
-    if (!par)
-        par = &no_params;
     geom g;
     conv_params(par, &g);
     const int64_t *ys = dims4(gy), *ws = dims4(w);
     g.N = ys[0], g.O = ws[0], g.C = ws[1] * g.G, g.OH = ys[2], g.OW = ys[3];
     g.kh = ws[2], g.kw = ws[3];
-    g.H = par->conv.in_h > 0 ? par->conv.in_h : conv_in_len(g.OH, g.kh, g.sh, g.ph, g.dh);
-    g.W = par->conv.in_w > 0 ? par->conv.in_w : conv_in_len(g.OW, g.kw, g.sw, g.pw, g.dw);
+    g.H = cp(par)->in_h > 0 ? cp(par)->in_h : conv_in_len(g.OH, g.kh, g.sh, g.ph, g.dh);
+    g.W = cp(par)->in_w > 0 ? cp(par)->in_w : conv_in_len(g.OW, g.kw, g.sw, g.pw, g.dw);
     char sy[96], sw[96];
     if (ys[1] != g.O || !check_groups(ctx, &g, ws[1], fn)) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: cotangent %s does not fit w %s", fn,
@@ -467,7 +482,7 @@ static bool conv_input_shape(hess_context *ctx,
         return false;
     }
     if (!g.H || !g.W || conv_len(g.H, g.kh, g.sh, g.ph, g.dh) != g.OH ||
-        conv_len(g.W, g.kw, g.sw, g.pw, g.dw) != g.OW || !check_fits(ctx, &g, fn)) {
+        conv_len(g.W, g.kw, g.sw, g.pw, g.dw) != g.OW) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: no input of %lldx%lld gives the cotangent %s", fn,
                     (long long)g.H, (long long)g.W, hess__shape_str(sy, gy->ndim, gy->shape));
         return false;
@@ -488,14 +503,12 @@ static bool conv_weight_shape(hess_context *ctx,
     const hess_tensor *gy = src[0], *x = src[1];
     if (gy->ndim < 4 || x->ndim < 4)
         return conv_rank_error(ctx, gy, x, "cotangent and x", fn);
-    if (!par)
-        par = &no_params;
     geom g;
     conv_params(par, &g);
     const int64_t *ys = dims4(gy), *xs = dims4(x);
     g.N = xs[0], g.C = xs[1], g.H = xs[2], g.W = xs[3], g.O = ys[1], g.OH = ys[2], g.OW = ys[3];
-    g.kh = par->conv.kh > 0 ? par->conv.kh : conv_k_len(g.H, g.OH, g.sh, g.ph, g.dh);
-    g.kw = par->conv.kw > 0 ? par->conv.kw : conv_k_len(g.W, g.OW, g.sw, g.pw, g.dw);
+    g.kh = cp(par)->kh > 0 ? cp(par)->kh : conv_k_len(g.H, g.OH, g.sh, g.ph, g.dh);
+    g.kw = cp(par)->kw > 0 ? cp(par)->kw : conv_k_len(g.W, g.OW, g.sw, g.pw, g.dw);
     char sy[96], sx[96];
     if (ys[0] != g.N || g.C % g.G || !check_groups(ctx, &g, g.C / g.G, fn)) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: cotangent %s does not fit x %s", fn,
@@ -504,7 +517,7 @@ static bool conv_weight_shape(hess_context *ctx,
         return false;
     }
     if (!g.kh || !g.kw || conv_len(g.H, g.kh, g.sh, g.ph, g.dh) != g.OH ||
-        conv_len(g.W, g.kw, g.sw, g.pw, g.dw) != g.OW || !check_fits(ctx, &g, fn)) {
+        conv_len(g.W, g.kw, g.sw, g.pw, g.dw) != g.OW) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: no kernel of %lldx%lld maps x %s to the cotangent %s",
                     fn, (long long)g.kh, (long long)g.kw, hess__shape_str(sx, x->ndim, x->shape),
                     hess__shape_str(sy, gy->ndim, gy->shape));
@@ -533,6 +546,8 @@ conv_prepare_with(hess_context *ctx, hess_tensor *out, const geom *g, bool produ
 
 static bool conv_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 {
+    if (!keep_par(ctx, out, fn))
+        return false;
     geom g;
     geom_of(&g, &out->par, out->src[0], out->src[1], out);
     return conv_prepare_with(ctx, out, &g, false, fn);
@@ -540,6 +555,8 @@ static bool conv_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 
 static bool conv_input_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 {
+    if (!keep_par(ctx, out, fn))
+        return false;
     geom g;
     geom_of(&g, &out->par, out, out->src[1], out->src[0]);
     return conv_prepare_with(ctx, out, &g, false, fn);
@@ -547,6 +564,8 @@ static bool conv_input_prepare(hess_context *ctx, hess_tensor *out, const char *
 
 static bool conv_weight_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 {
+    if (!keep_par(ctx, out, fn))
+        return false;
     geom g;
     geom_of(&g, &out->par, out->src[1], out, out->src[0]);
     return conv_prepare_with(ctx, out, &g, true, fn);
@@ -565,15 +584,13 @@ conv_weight_node(hess_context *ctx, hess_tensor *gy, hess_tensor *x, const hess_
 
 /* The parameters of an adjoint: out's, with the input's height and width
  * from the x-like tensor and the kernel from the w-like one. */
-static hess_op_params
+static hess__conv_par
 adjoint_params(const hess_tensor *out, const hess_tensor *x, const hess_tensor *w)
 {
-    hess_op_params p = out->par;
-    p.conv.in_h = (int32_t)dims4(x)[2];
-    p.conv.in_w = (int32_t)dims4(x)[3];
-    p.conv.kh = (int32_t)dims4(w)[2];
-    p.conv.kw = (int32_t)dims4(w)[3];
-    return p;
+    hess__conv_par c = *cp(&out->par);
+    c.in_h = dims4(x)[2], c.in_w = dims4(x)[3];
+    c.kh = dims4(w)[2], c.kw = dims4(w)[3];
+    return c;
 }
 
 /* A tangent [k, ...] of an operand, padded with ones after k so that its
@@ -605,7 +622,8 @@ bias_cotangent(hess_context *ctx, const hess_pass *pass, hess_tensor *g, const h
 static HESS_VJP(conv_vjp)
 {
     hess_tensor *x = out->src[0], *w = out->src[1];
-    const hess_op_params p = adjoint_params(out, x, w);
+    const hess__conv_par c = adjoint_params(out, x, w);
+    const hess_op_params p = with(&c);
     if (HESS_NEED(pass, 0))
         gin[0] = hess__sum_like(ctx, pass, conv_input_node(ctx, g, w, &p), x);
     if (HESS_NEED(pass, 1))
@@ -641,7 +659,8 @@ static HESS_JVP(conv_jvp)
 static HESS_VJP(conv_input_vjp)
 {
     hess_tensor *gy = out->src[0], *w = out->src[1];
-    const hess_op_params p = adjoint_params(out, out, w);
+    const hess__conv_par c = adjoint_params(out, out, w);
+    const hess_op_params p = with(&c);
     if (HESS_NEED(pass, 0))
         gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, g, w, NULL, &p), gy);
     if (HESS_NEED(pass, 1))
@@ -663,7 +682,8 @@ static HESS_JVP(conv_input_jvp)
 static HESS_VJP(conv_weight_vjp)
 {
     hess_tensor *gy = out->src[0], *x = out->src[1];
-    const hess_op_params p = adjoint_params(out, x, out);
+    const hess__conv_par c = adjoint_params(out, x, out);
+    const hess_op_params p = with(&c);
     if (HESS_NEED(pass, 0))
         gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, x, g, NULL, &p), gy);
     if (HESS_NEED(pass, 1))
@@ -709,7 +729,8 @@ static bool conv_diag_param(hess_context *ctx,
         (i != 1 && !(i == 2 && out->def->arity == 3)))
         return false;
     const int64_t B = f->B, O = out->shape[1];
-    const hess_op_params p = adjoint_params(out, x, w);
+    const hess__conv_par c = adjoint_params(out, x, w);
+    const hess_op_params p = with(&c);
     const int64_t bias[3] = {O, 1, 1}, xb[5] = {B, 1, x->shape[1], x->shape[2], x->shape[3]};
     hess_tensor *xr = i == 1 ? hess__reshape_any(ctx, x, 5, xb) : NULL;
     for (size_t k = 0; k < f->n; k++) {
@@ -747,12 +768,11 @@ typedef struct pgeom {
 /* Kernel and stride of par (kernel 0: 1; stride 0: the kernel). */
 static void pool_params(const hess_op_params *par, pgeom *g)
 {
-    if (!par)
-        par = &no_params;
-    g->kh = or_default(par->conv.kh, 1);
-    g->kw = or_default(par->conv.kw, 1);
-    g->sh = or_default(par->conv.sh, g->kh);
-    g->sw = or_default(par->conv.sw, g->kw);
+    const hess__conv_par *c = cp(par);
+    g->kh = or_default(c->kh, 1);
+    g->kw = or_default(c->kw, 1);
+    g->sh = or_default(c->sh, g->kh);
+    g->sw = or_default(c->sw, g->kw);
 }
 
 static int64_t pool_len(int64_t in, int64_t k, int64_t s)
@@ -824,13 +844,11 @@ static bool pool_adjoint_shape(hess_context *ctx,
                     hess__shape_str(s, gy->ndim, gy->shape));
         return false;
     }
-    if (!par)
-        par = &no_params;
     pgeom g;
     pool_params(par, &g);
     g.OH = gy->shape[gy->ndim - 2], g.OW = gy->shape[gy->ndim - 1];
-    g.H = par->conv.in_h > 0 ? par->conv.in_h : conv_in_len(g.OH, g.kh, g.sh, 0, 1);
-    g.W = par->conv.in_w > 0 ? par->conv.in_w : conv_in_len(g.OW, g.kw, g.sw, 0, 1);
+    g.H = cp(par)->in_h > 0 ? cp(par)->in_h : conv_in_len(g.OH, g.kh, g.sh, 0, 1);
+    g.W = cp(par)->in_w > 0 ? cp(par)->in_w : conv_in_len(g.OW, g.kw, g.sw, 0, 1);
     if (!g.H || !g.W || pool_len(g.H, g.kh, g.sh) != g.OH || pool_len(g.W, g.kw, g.sw) != g.OW) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: no input of %lldx%lld pools to %s", fn,
                     (long long)g.H, (long long)g.W, hess__shape_str(s, gy->ndim, gy->shape));
@@ -907,6 +925,8 @@ static bool max_unpool_shape(hess_context *ctx,
 /* The maxima's positions: one index per pooled element of x. */
 static bool select_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 {
+    if (!keep_par(ctx, out, fn))
+        return false;
     const hess_tensor *x = out->src[1];
     pgeom g;
     pool_geom(ctx, x, &out->par, &g, fn);
@@ -1054,18 +1074,18 @@ static const hess_op_def op_avg_pool2d, op_avg_pool2d_adjoint, op_max_pool2d, op
     op_max_unpool2d;
 
 /* out's parameters with the height and width of x. */
-static hess_op_params pool_adjoint_params(const hess_tensor *out, const hess_tensor *x)
+static hess__conv_par pool_adjoint_params(const hess_tensor *out, const hess_tensor *x)
 {
-    hess_op_params p = out->par;
-    p.conv.in_h = (int32_t)x->shape[x->ndim - 2];
-    p.conv.in_w = (int32_t)x->shape[x->ndim - 1];
-    return p;
+    hess__conv_par c = *cp(&out->par);
+    c.in_h = x->shape[x->ndim - 2], c.in_w = x->shape[x->ndim - 1];
+    return c;
 }
 
 static HESS_VJP(avg_pool_vjp)
 {
     (void)pass;
-    const hess_op_params p = pool_adjoint_params(out, out->src[0]);
+    const hess__conv_par c = pool_adjoint_params(out, out->src[0]);
+    const hess_op_params p = with(&c);
     gin[0] = pool_node(ctx, &op_avg_pool2d_adjoint, g, NULL, &p);
 }
 
@@ -1194,6 +1214,7 @@ static const hess_op_def op_avg_pool2d = {.name = "avg_pool2d",
                                           .arity = 1,
                                           .flags = HESS_OPF_LINEAR,
                                           .shape = pool_shape,
+                                          .prepare = keep_par,
                                           .forward = avg_pool_forward,
                                           .vjp = avg_pool_vjp,
                                           .jvp = avg_pool_jvp,
@@ -1204,6 +1225,7 @@ static const hess_op_def op_avg_pool2d_adjoint = {
     .arity = 1,
     .flags = HESS_OPF_LINEAR,
     .shape = pool_adjoint_shape,
+    .prepare = keep_par,
     .forward = avg_pool_adjoint_forward,
     .vjp = avg_pool_adjoint_vjp,
     .jvp = avg_pool_adjoint_jvp,
@@ -1217,6 +1239,7 @@ static const hess_op_def op_max_pool2d = {.name = "max_pool2d",
                                           .arity = 1,
                                           .flags = HESS_OPF_LINEAR | HESS_OPF_REINDEX,
                                           .shape = pool_shape,
+                                          .prepare = keep_par,
                                           .forward = max_pool_forward,
                                           .vjp = max_pool_vjp,
                                           .jvp = max_pool_jvp,
@@ -1306,13 +1329,12 @@ static hess_tensor *as_batch(hess_context *ctx, hess_tensor *t, bool to_batch)
 
 /* The options as parameters: zeros mean the defaults, negatives are refused. */
 static bool
-conv_opts_params(hess_context *ctx, const hess_conv_opts *o, hess_op_params *par, const char *fn)
+conv_opts_params(hess_context *ctx, const hess_conv_opts *o, hess__conv_par *c, const char *fn)
 {
-    memset(par, 0, sizeof *par);
-    if (!o) {
-        par->conv.sh = par->conv.sw = par->conv.dh = par->conv.dw = par->conv.groups = 1;
+    memset(c, 0, sizeof *c);
+    c->sh = c->sw = c->dh = c->dw = c->groups = 1;
+    if (!o)
         return true;
-    }
     for (int i = 0; i < 2; i++)
         if (o->stride[i] < 0 || o->padding[i] < 0 || o->dilation[i] < 0) {
             hess__error(ctx, HESS_ERR_ARG,
@@ -1326,13 +1348,13 @@ conv_opts_params(hess_context *ctx, const hess_conv_opts *o, hess_op_params *par
         hess__error(ctx, HESS_ERR_ARG, "%s: groups %d must be >= 0 (0: one group)", fn, o->groups);
         return false;
     }
-    par->conv.sh = o->stride[0] ? o->stride[0] : 1;
-    par->conv.sw = o->stride[1] ? o->stride[1] : 1;
-    par->conv.ph = o->padding[0];
-    par->conv.pw = o->padding[1];
-    par->conv.dh = o->dilation[0] ? o->dilation[0] : 1;
-    par->conv.dw = o->dilation[1] ? o->dilation[1] : 1;
-    par->conv.groups = o->groups ? o->groups : 1;
+    c->sh = o->stride[0] ? o->stride[0] : 1;
+    c->sw = o->stride[1] ? o->stride[1] : 1;
+    c->ph = o->padding[0];
+    c->pw = o->padding[1];
+    c->dh = o->dilation[0] ? o->dilation[0] : 1;
+    c->dw = o->dilation[1] ? o->dilation[1] : 1;
+    c->groups = o->groups ? o->groups : 1;
     return true;
 }
 
@@ -1343,8 +1365,8 @@ static hess_tensor *conv2d_impl(
     if (!ctx || hess__check(ctx, x, fn) || hess__check(ctx, w, fn) ||
         (b && hess__check(ctx, b, fn)))
         return NULL;
-    hess_op_params par;
-    if (!conv_opts_params(ctx, opts, &par, fn) || !rank_3_or_4(ctx, x, "x", fn))
+    hess__conv_par c;
+    if (!conv_opts_params(ctx, opts, &c, fn) || !rank_3_or_4(ctx, x, "x", fn))
         return NULL;
     char sw[96], sb[96];
     if (w->ndim != 4) {
@@ -1361,10 +1383,9 @@ static hess_tensor *conv2d_impl(
     hess_tensor *x4 = one ? as_batch(ctx, x, true) : x;
     if (!x4)
         return NULL;
-    par.conv.kh = (int32_t)(w->shape[2] <= INT32_MAX ? w->shape[2] : 0);
-    par.conv.kw = (int32_t)(w->shape[3] <= INT32_MAX ? w->shape[3] : 0);
-    par.conv.in_h = (int32_t)(x4->shape[2] <= INT32_MAX ? x4->shape[2] : 0);
-    par.conv.in_w = (int32_t)(x4->shape[3] <= INT32_MAX ? x4->shape[3] : 0);
+    c.kh = w->shape[2], c.kw = w->shape[3];
+    c.in_h = x4->shape[2], c.in_w = x4->shape[3];
+    const hess_op_params par = with(&c);
     hess_tensor *src[3] = {x4, w, b};
     hess_tensor *y = hess__apply(ctx, b ? &op_conv2d_bias : &op_conv2d, src, &par, fn);
     return one ? as_batch(ctx, y, false) : y;
@@ -1396,10 +1417,11 @@ static hess_tensor *pool_impl(hess_context *ctx,
     }
     if (!rank_3_or_4(ctx, x, "x", fn))
         return NULL;
-    hess_op_params par;
-    memset(&par, 0, sizeof par);
-    par.conv.kh = kh, par.conv.kw = kw;
-    par.conv.sh = sh ? sh : kh, par.conv.sw = sw ? sw : kw;
+    hess__conv_par c;
+    memset(&c, 0, sizeof c);
+    c.kh = kh, c.kw = kw;
+    c.sh = sh ? sh : kh, c.sw = sw ? sw : kw;
+    const hess_op_params par = with(&c);
     hess_tensor *src[1] = {x};
     return hess__apply(ctx, def, src, &par, fn);
 }
