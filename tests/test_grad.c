@@ -301,26 +301,23 @@ BUILD(max_pool2d_overlap)
 {
     return head(e, hess_max_pool2d(CTX, p[0], 3, 2, 1, 2));
 }
-/* the selection and its adjoint by themselves; x (a constant) only picks
- * the positions */
+/* the selection and its adjoint by themselves: they take the maxima that
+ * y = max_pool2d(x) found (x a constant here) */
 BUILD(max_pool2d_select)
 {
-    const hess__conv_par par = {.kh = 2, .kw = 2};
-    hess_tensor *x = konst(e, 4, SHP(2, 1, 4, 4), -1, 1);
-    return head(e, conv_op("max_pool2d_select", CTX, p[0], x, par));
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 4, SHP(2, 1, 4, 4), -1, 1), 2, 2, 2, 2);
+    return head(e, conv_op("max_pool2d_select", CTX, p[0], y, (hess__conv_par){0}));
 }
 /* a prefix before x's shape, as in a batched pass */
 BUILD(max_pool2d_select_prefix)
 {
-    const hess__conv_par par = {.kh = 2, .kw = 2, .sh = 1, .sw = 2};
-    hess_tensor *x = konst(e, 3, SHP(2, 3, 4), -1, 1);
-    return head(e, conv_op("max_pool2d_select", CTX, p[0], x, par));
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 3, SHP(2, 3, 4), -1, 1), 2, 2, 1, 2);
+    return head(e, conv_op("max_pool2d_select", CTX, p[0], y, (hess__conv_par){0}));
 }
 BUILD(max_unpool2d_overlap)
 {
-    const hess__conv_par par = {.kh = 2, .kw = 2, .sh = 1, .sw = 1};
-    hess_tensor *x = konst(e, 4, SHP(1, 2, 4, 4), -1, 1);
-    return head(e, conv_op("max_unpool2d", CTX, p[0], x, par));
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 4, SHP(1, 2, 4, 4), -1, 1), 2, 2, 1, 1);
+    return head(e, conv_op("max_unpool2d", CTX, p[0], y, (hess__conv_par){0}));
 }
 BUILD(transpose)
 {

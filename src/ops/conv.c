@@ -223,8 +223,10 @@ static void im2col(const double *x, const geom *g, double *cols)
                     const double *src = x + (c * H + ih) * W;
                     for (int64_t ow = 0; ow < lo; ow++)
                         dst[ow] = 0.0;
-                    if (g->sw == 1 && hi > lo)
-                        memcpy(dst + lo, src + (iw0 + lo), (size_t)(hi - lo) * sizeof *dst);
+                    /* rows are short (OW doubles): a loop, not a call */
+                    if (g->sw == 1)
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] = src[iw0 + ow];
                     else
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow] = src[iw0 + ow * g->sw];
@@ -322,7 +324,10 @@ static void conv_input_forward(hess_tensor *out)
 }
 
 /* w-like out [..., O, Cg, kh, kw] = sum over n of gy_g[n] x_g[n]^T unfolded,
- * per group: the adjoint of conv2d in w, from gy and x. */
+ * per group: the adjoint of conv2d in w, from gy and x.  Each sample's
+ * product is formed transposed, cols [K, P] gy_g^T -> [K, Og], and added
+ * into out transposed: the kernel then packs gy (Og x P), not the unfolded
+ * input (K x P), which took 1.3 to 1.4 times as long on LeNet's shapes. */
 static void conv_weight_forward(hess_tensor *out)
 {
     const hess_tensor *gy = out->src[0], *x = out->src[1];
@@ -343,14 +348,12 @@ static void conv_weight_forward(hess_tensor *out)
                     im2col(xg, &g, cols);
                     cached = xg;
                 }
+                hess__gemm(out->ctx->simd, false, true, g.K, g.Og, g.P, g.direct ? xg : cols,
+                           gs + gi * g.Og * g.P, prod);
                 double *wg = ws + gi * g.Og * g.K;
-                /* the first sample's product is written in place, the others added */
-                double *dst = n == 0 ? wg : prod;
-                hess__gemm(out->ctx->simd, false, true, g.Og, g.K, g.P, gs + gi * g.Og * g.P,
-                           g.direct ? xg : cols, dst);
-                if (n > 0)
-                    for (int64_t e = 0; e < g.Og * g.K; e++)
-                        wg[e] += prod[e];
+                for (int64_t o = 0; o < g.Og; o++) /* the first sample sets, the others add */
+                    for (int64_t r = 0; r < g.K; r++)
+                        wg[o * g.K + r] = (n ? wg[o * g.K + r] : 0.0) + prod[r * g.Og + o];
             }
         }
 }
@@ -873,9 +876,12 @@ static bool prefixed_like(const hess_tensor *t, const hess_tensor *like, int64_t
     return t->shape[t->ndim - 2] == h && t->shape[t->ndim - 1] == w;
 }
 
-/* max_pool2d_select (t, x): t [..., x...] -> [..., x..., OH, OW] at x's
- * window maxima (x's last two dims pooled); max_unpool2d (g, x): g [...,
- * x..., OH, OW] -> [..., x...]. */
+static const hess_op_def op_avg_pool2d, op_avg_pool2d_adjoint, op_max_pool2d, op_max_pool2d_select,
+    op_max_unpool2d;
+
+/* max_pool2d_select (t, y) and max_unpool2d (g, y) take the maxima of
+ * y = max_pool2d(x), which y's node keeps: t [..., x...] -> [..., y...], t's
+ * elements at the maxima; g [..., y...] -> [..., x...], added into them. */
 static bool select_shape(hess_context *ctx,
                          hess_tensor *const src[],
                          const hess_op_params *par,
@@ -884,21 +890,26 @@ static bool select_shape(hess_context *ctx,
                          const char *fn,
                          bool unpool)
 {
-    const hess_tensor *t = src[0], *x = src[1];
-    pgeom g;
-    if (!pool_geom(ctx, x, par, &g, fn))
+    (void)par;
+    const hess_tensor *t = src[0], *y = src[1];
+    char st[96], sy[96];
+    if (y->def != &op_max_pool2d) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s is not a result of max_pool2d (op %s)", fn,
+                    hess__shape_str(sy, y->ndim, y->shape), y->def->name);
         return false;
-    if (!prefixed_like(t, x, unpool ? g.OH : g.H, unpool ? g.OW : g.W)) {
-        char st[96], sx[96];
-        hess__error(ctx, HESS_ERR_SHAPE, "%s: %s %s does not fit x %s pooled to %lldx%lld", fn,
+    }
+    const hess_tensor *x = y->src[0];
+    const hess_tensor *from = unpool ? y : x, *to = unpool ? x : y;
+    if (!prefixed_like(t, from, from->shape[from->ndim - 2], from->shape[from->ndim - 1])) {
+        hess__error(ctx, HESS_ERR_SHAPE, "%s: %s %s does not fit %s", fn,
                     unpool ? "cotangent" : "tensor", hess__shape_str(st, t->ndim, t->shape),
-                    hess__shape_str(sx, x->ndim, x->shape), (long long)g.OH, (long long)g.OW);
+                    hess__shape_str(sy, from->ndim, from->shape));
         return false;
     }
     *ndim = t->ndim;
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof *shape);
-    shape[t->ndim - 2] = unpool ? g.H : g.OH;
-    shape[t->ndim - 1] = unpool ? g.W : g.OW;
+    shape[t->ndim - 2] = to->shape[to->ndim - 2];
+    shape[t->ndim - 1] = to->shape[to->ndim - 1];
     return true;
 }
 
@@ -922,16 +933,14 @@ static bool max_unpool_shape(hess_context *ctx,
     return select_shape(ctx, src, par, ndim, shape, fn, true);
 }
 
-/* The maxima's positions: one index per pooled element of x. */
-static bool select_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
+/* max_pool2d's workspace: the positions of its maxima, which its selections
+ * read. */
+static bool max_pool_prepare(hess_context *ctx, hess_tensor *out, const char *fn)
 {
     if (!keep_par(ctx, out, fn))
         return false;
-    const hess_tensor *x = out->src[1];
-    pgeom g;
-    pool_geom(ctx, x, &out->par, &g, fn);
-    const size_t n = (size_t)(x->numel / (g.H * g.W)) * (size_t)(g.OH * g.OW);
-    return (out->scratch = hess__alloc(ctx, n * sizeof(int64_t), fn)) != NULL;
+    out->scratch = hess__alloc(ctx, (size_t)out->numel * sizeof(int64_t), fn);
+    return out->scratch != NULL;
 }
 
 /* out[m, oh, ow] = the mean of x's window (kh x kw at oh sh, ow sw). */
@@ -978,86 +987,101 @@ static void avg_pool_adjoint_forward(hess_tensor *out)
     }
 }
 
-/* The position of the maximum of the window at (oh, ow) of a plane, as
- * PyTorch picks it: the first maximum in row-major order, a NaN over any
- * number (the last NaN). */
-static int64_t window_argmax(const double *plane, const pgeom *g, int64_t oh, int64_t ow)
+/* The maximum of the kh x kw window at position at0 of a plane (row length
+ * W) and where it is, as PyTorch picks it: the first maximum in row-major
+ * order, a NaN over any number (the last NaN).  The comparison compiles to
+ * conditional moves (no branch on the values: on data in random order half
+ * of them would be mispredicted), NaNs are found after. */
+static inline int64_t
+window_max(const double *plane, int64_t at0, int64_t W, int64_t kh, int64_t kw, double *vmax)
 {
-    int64_t best = oh * g->sh * g->W + ow * g->sw;
-    double v = plane[best];
-    for (int64_t i = 0; i < g->kh; i++)
-        for (int64_t j = 0; j < g->kw; j++) {
-            const int64_t at = (oh * g->sh + i) * g->W + ow * g->sw + j;
+    int64_t best = at0;
+    double v = plane[at0];
+    bool nan = false;
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            const int64_t at = at0 + i * W + j;
             const double u = plane[at];
-            if (u > v || u != u) {
-                v = u;
-                best = at;
-            }
+            /* an integer mask, which compilers do not turn back into a branch */
+            const int64_t take = -(int64_t)(u > v);
+            best = (best & ~take) | (at & take);
+            v = u > v ? u : v;
+            nan |= u != u;
         }
+    if (nan)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++)
+                if (plane[at0 + i * W + j] != plane[at0 + i * W + j])
+                    best = at0 + i * W + j;
+    *vmax = plane[best];
     return best;
 }
 
+/* y[m, q] = the maximum of window q of x's plane m, idx[m, q] its position in
+ * the plane (kept for the selections); 2x2 windows (the common case)
+ * unrolled. */
 static void max_pool_forward(hess_tensor *out)
 {
     const hess_tensor *x = out->src[0];
     pgeom g;
     pgeom_of(&g, &out->par, x, out);
+    const bool two = g.kh == 2 && g.kw == 2;
+    int64_t *idx = (int64_t *)(void *)out->scratch;
     for (int64_t m = 0; m < g.M; m++) {
         const double *plane = x->data + m * g.H * g.W;
-        double *o = out->data + m * g.OH * g.OW;
         for (int64_t oh = 0; oh < g.OH; oh++)
-            for (int64_t ow = 0; ow < g.OW; ow++)
-                o[oh * g.OW + ow] = plane[window_argmax(plane, &g, oh, ow)];
+            for (int64_t ow = 0; ow < g.OW; ow++) {
+                const int64_t at0 = oh * g.sh * g.W + ow * g.sw, q = (m * g.OH + oh) * g.OW + ow;
+                idx[q] = two ? window_max(plane, at0, g.W, 2, 2, out->data + q)
+                             : window_max(plane, at0, g.W, g.kh, g.kw, out->data + q);
+            }
     }
 }
 
-/* The maxima of x's windows into the node's workspace; the geometry. */
-static int64_t *find_maxima(hess_tensor *out, pgeom *g)
+/* The maxima a selection reads: those of y = src[1]; M planes of H x W
+ * pooled to P positions. */
+static const int64_t *maxima(const hess_tensor *out, int64_t *M, int64_t *HW, int64_t *P)
 {
-    const hess_tensor *x = out->src[1];
-    pool_params(&out->par, g);
-    g->H = x->shape[x->ndim - 2], g->W = x->shape[x->ndim - 1];
-    g->OH = pool_len(g->H, g->kh, g->sh), g->OW = pool_len(g->W, g->kw, g->sw);
-    g->M = x->numel / (g->H * g->W);
-    int64_t *idx = (int64_t *)(void *)out->scratch;
-    for (int64_t m = 0; m < g->M; m++)
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t ow = 0; ow < g->OW; ow++)
-                idx[(m * g->OH + oh) * g->OW + ow] =
-                    window_argmax(x->data + m * g->H * g->W, g, oh, ow);
-    return idx;
+    const hess_tensor *y = out->src[1], *x = y->src[0];
+    *HW = x->shape[x->ndim - 2] * x->shape[x->ndim - 1];
+    *P = y->shape[y->ndim - 2] * y->shape[y->ndim - 1];
+    *M = x->numel / *HW;
+    return (const int64_t *)(const void *)y->scratch;
 }
 
-/* out[.., m, q] = t[.., m, idx[m, q]]: t's elements at x's window maxima. */
+/* out[.., m, q] = t[.., m, idx[m, q]]: t's elements at the maxima, for every
+ * block of t's prefix. */
 static void max_select_forward(hess_tensor *out)
 {
-    pgeom g;
-    const int64_t *idx = find_maxima(out, &g);
+    int64_t M, HW, P;
+    const int64_t *idx = maxima(out, &M, &HW, &P);
     const hess_tensor *t = out->src[0];
-    const int64_t HW = g.H * g.W, P = g.OH * g.OW, blocks = t->numel / (g.M * HW);
+    const int64_t blocks = t->numel / (M * HW);
     for (int64_t k = 0; k < blocks; k++)
-        for (int64_t m = 0; m < g.M; m++) {
-            const double *plane = t->data + (k * g.M + m) * HW;
-            double *o = out->data + (k * g.M + m) * P;
+        for (int64_t m = 0; m < M; m++) {
+            const double *plane = t->data + (k * M + m) * HW;
+            const int64_t *im = idx + m * P;
+            double *o = out->data + (k * M + m) * P;
             for (int64_t q = 0; q < P; q++)
-                o[q] = plane[idx[m * P + q]];
+                o[q] = plane[im[q]];
         }
 }
 
 /* The adjoint: out[.., m, idx[m, q]] += g[.., m, q], zeros elsewhere. */
 static void max_unpool_forward(hess_tensor *out)
 {
-    pgeom g;
-    const int64_t *idx = find_maxima(out, &g);
+    int64_t M, HW, P;
+    const int64_t *idx = maxima(out, &M, &HW, &P);
     const hess_tensor *gy = out->src[0];
-    const int64_t HW = g.H * g.W, P = g.OH * g.OW, blocks = gy->numel / (g.M * P);
+    const int64_t blocks = gy->numel / (M * P);
     memset(out->data, 0, (size_t)out->numel * sizeof(double));
     for (int64_t k = 0; k < blocks; k++)
-        for (int64_t m = 0; m < g.M; m++) {
-            double *plane = out->data + (k * g.M + m) * HW;
-            const double *gs = gy->data + (k * g.M + m) * P;
+        for (int64_t m = 0; m < M; m++) {
+            double *plane = out->data + (k * M + m) * HW;
+            const int64_t *im = idx + m * P;
+            const double *gs = gy->data + (k * M + m) * P;
             for (int64_t q = 0; q < P; q++)
-                plane[idx[m * P + q]] += gs[q];
+                plane[im[q]] += gs[q];
         }
 }
 
@@ -1070,8 +1094,6 @@ static hess_tensor *pool_node(hess_context *ctx,
                               hess_tensor *a,
                               hess_tensor *x,
                               const hess_op_params *par);
-static const hess_op_def op_avg_pool2d, op_avg_pool2d_adjoint, op_max_pool2d, op_max_pool2d_select,
-    op_max_unpool2d;
 
 /* out's parameters with the height and width of x. */
 static hess__conv_par pool_adjoint_params(const hess_tensor *out, const hess_tensor *x)
@@ -1111,13 +1133,13 @@ static HESS_JVP(avg_pool_adjoint_jvp)
 static HESS_VJP(max_pool_vjp)
 {
     (void)pass;
-    gin[0] = pool_node(ctx, &op_max_unpool2d, g, out->src[0], &out->par);
+    gin[0] = pool_node(ctx, &op_max_unpool2d, g, out, NULL);
 }
 
 static HESS_JVP(max_pool_jvp)
 {
     (void)pass;
-    return tin[0] ? pool_node(ctx, &op_max_pool2d_select, tin[0], out->src[0], &out->par) : NULL;
+    return tin[0] ? pool_node(ctx, &op_max_pool2d_select, tin[0], out, NULL) : NULL;
 }
 
 /* Linear in t; the maxima of x are piecewise constant, so x has no
@@ -1125,25 +1147,25 @@ static HESS_JVP(max_pool_jvp)
 static HESS_VJP(max_select_vjp)
 {
     (void)pass;
-    gin[0] = pool_node(ctx, &op_max_unpool2d, g, out->src[1], &out->par);
+    gin[0] = pool_node(ctx, &op_max_unpool2d, g, out->src[1], NULL);
 }
 
 static HESS_JVP(max_select_jvp)
 {
     (void)pass;
-    return tin[0] ? pool_node(ctx, &op_max_pool2d_select, tin[0], out->src[1], &out->par) : NULL;
+    return tin[0] ? pool_node(ctx, &op_max_pool2d_select, tin[0], out->src[1], NULL) : NULL;
 }
 
 static HESS_VJP(max_unpool_vjp)
 {
     (void)pass;
-    gin[0] = pool_node(ctx, &op_max_pool2d_select, g, out->src[1], &out->par);
+    gin[0] = pool_node(ctx, &op_max_pool2d_select, g, out->src[1], NULL);
 }
 
 static HESS_JVP(max_unpool_jvp)
 {
     (void)pass;
-    return tin[0] ? pool_node(ctx, &op_max_unpool2d, tin[0], out->src[1], &out->par) : NULL;
+    return tin[0] ? pool_node(ctx, &op_max_unpool2d, tin[0], out->src[1], NULL) : NULL;
 }
 
 /* The planes stay the samples' (rank >= 3: the leading dim is not pooled). */
@@ -1239,29 +1261,28 @@ static const hess_op_def op_max_pool2d = {.name = "max_pool2d",
                                           .arity = 1,
                                           .flags = HESS_OPF_LINEAR | HESS_OPF_REINDEX,
                                           .shape = pool_shape,
-                                          .prepare = keep_par,
+                                          .prepare = max_pool_prepare,
                                           .forward = max_pool_forward,
                                           .vjp = max_pool_vjp,
                                           .jvp = max_pool_jvp,
                                           .rowwise = pool_rowwise};
 static const hess_op_def op_max_pool2d_select = {
     .name = "max_pool2d_select",
-    .formula = "out[.., oh, ow] = t at the position of the maximum of x's window (oh, ow)",
+    .formula = "out[.., oh, ow] = t at the maximum of window (oh, ow) that y = max_pool2d(x) took",
     .arity = 2,
     .flags = HESS_OPF_LINEAR | HESS_OPF_REINDEX,
     .shape = max_select_shape,
-    .prepare = select_prepare,
     .forward = max_select_forward,
     .vjp = max_select_vjp,
     .jvp = max_select_jvp,
     .rowwise = select_rowwise};
 static const hess_op_def op_max_unpool2d = {
     .name = "max_unpool2d",
-    .formula = "out[.., h, w] = sum of g over the windows of x whose maximum is at (h, w)",
+    .formula = "out[.., h, w] = sum of g over the windows of y = max_pool2d(x) whose maximum "
+               "is at (h, w)",
     .arity = 2,
     .flags = HESS_OPF_LINEAR,
     .shape = max_unpool_shape,
-    .prepare = select_prepare,
     .forward = max_unpool_forward,
     .vjp = max_unpool_vjp,
     .jvp = max_unpool_jvp,
