@@ -12,11 +12,15 @@
  * needs no unfolding.
  *
  * avg_pool2d and its adjoint are linear.  max_pool2d is a selection: its
- * derivatives are the selection of another tensor at the windows' maxima of
- * x (max_pool2d_select) and the adjoint of that, which adds a tensor into
- * those positions (max_unpool2d); the rules of the two are each other.  The
- * maxima follow PyTorch: the first maximum in row-major window order, and a
- * NaN in a window is taken as its maximum (the last NaN when there are more).
+ * node keeps where the maxima of its windows are (as PyTorch's
+ * max_pool2d_with_indices), and its derivatives are the selection of another
+ * tensor at those positions (max_pool2d_select) and the adjoint of that,
+ * which adds a tensor into them (max_unpool2d): both take the max_pool2d
+ * node as their second source and read its positions, so the maxima are
+ * found once per evaluation of the forward pass.  The rules of the two are
+ * each other.  The maxima follow PyTorch: the first maximum in row-major
+ * window order, and a NaN in a window is taken as its maximum (the last NaN
+ * when there are more).
  *
  * Legend: x [N,C,H,W], w [O,C/G,kh,kw], y [N,O,OH,OW], G groups; per group
  * Cg = C/G and Og = O/G channels, K = Cg*kh*kw rows of the unfolded input,
@@ -24,7 +28,8 @@
  * prefix: the directions of a batched pass), broadcast between the two
  * operands as hess_matmul's batch dims are; the pooling ops take any dims
  * before the last two (planes), and max_pool2d_select / max_unpool2d a
- * prefix before the shape of x on their first operand.
+ * prefix before the shape of x (or y) on their first operand.  The geometry
+ * (hess__conv_par, core.h) is in the arena, pointed to by the parameters.
  */
 #include "ops.h"
 
