@@ -6,6 +6,7 @@
  *
  *   main.c       options, the header lines, the order of the run
  *   workloads.c  W0, W1, W2: checked, then each operation timed (main table)
+ *   cnn.c        W3, the LeNet-5 CNN: its model, checks and timed operations
  *   sweep.c      --sweep: widths, batches and block_rows of the W1-type MLP
  *   model.c      the MLP's parameters and data, FLOP counts, which workload
  *   ops.c        a model bound to a context; the operations built afresh
@@ -164,6 +165,7 @@ double rel_err(const double *a, const double *b, size_t n);
 /* timing.c */
 double now(void);
 int cmp_double(const void *a, const void *b);
+stats time_call(void (*f)(void *), void *arg, plan p);
 stats time_op(op_fn f, job *j, plan p);
 plan plan_for(const opts *o, bool slow);
 
@@ -209,7 +211,13 @@ double peak_ref(const peak *pk);
 
 /* workloads.c */
 void print_header(void);
+bool wanted(const opts *o, const char *op);
+result *report_row(
+    report *rep, const char *w, size_t n, const char *op, stats s, double flops, int64_t nodes);
 void run_workload(report *rep, const opts *o, const char *name);
+
+/* cnn.c */
+void run_cnn(report *rep, const opts *o);
 
 /* sweep.c */
 void run_sweep(report *rep, const opts *o);

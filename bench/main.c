@@ -3,7 +3,8 @@
  * machine, peak), then the workloads, the sweeps and the JSON in that order;
  * the work itself is in the other files (bench.h lists them).  The bench runs
  * the peers' workloads (/work/shared/peers: W0 seed net, W1 MLP 64-32-10, W2 MLP
- * 784-128-10), each operation timed end to end from the parameters as the
+ * 784-128-10) and W3, a LeNet-5-sized CNN (cnn.c, its PyTorch peer
+ * bench/cnn_torch.py), each operation timed end to end from the parameters as the
  * peers do: build the model in a context, compute, rewind to a mark taken
  * before the forward pass.  Results are checked against the PyTorch values in
  * workloads/W0.ref and W1.ref (and against finite differences) before any time
@@ -16,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const workloads[] = {"W0", "W1", "W2"};
+static const char *const workloads[] = {"W0", "W1", "W2", "W3"};
 static const char *const ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
 
 /* Whether s is one of the n strings of list. */
@@ -30,21 +31,21 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick] [--no-simd]\n"
-        "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
-        "                     [--sweep] [--json FILE] [--workloads DIR]\n"
-        "  --workload   which peer workload to run (default all; none with --sweep)\n"
-        "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
-        "  --quick      short budgets, for a smoke run\n"
-        "  --op OP      time only that operation (checks still run); re*: graph built once\n"
-        "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
-        "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
-        "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
-        "  --json FILE  also write the results as JSON\n"
-        "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
-        HESS_BENCH_WORKLOADS);
+    fprintf(f,
+            "usage: hessian_bench [--workload W0|W1|W2|W3|all|none] [--repeat N] [--quick] "
+            "[--no-simd]\n"
+            "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
+            "                     [--sweep] [--json FILE] [--workloads DIR]\n"
+            "  --workload   which peer workload to run (default all; none with --sweep)\n"
+            "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
+            "  --quick      short budgets, for a smoke run\n"
+            "  --op OP      time only that operation (checks still run); re*: graph built once\n"
+            "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
+            "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
+            "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
+            "  --json FILE  also write the results as JSON\n"
+            "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
+            HESS_BENCH_WORKLOADS);
 }
 
 static void parse_args(int argc, char **argv, opts *o)
@@ -106,8 +107,12 @@ int main(int argc, char **argv)
     if (strcmp(o.workload, "none") != 0) {
         print_header();
         for (size_t i = 0; i < N_OF(workloads); i++)
-            if (strcmp(o.workload, "all") == 0 || strcmp(o.workload, workloads[i]) == 0)
-                run_workload(&rep, &o, workloads[i]);
+            if (strcmp(o.workload, "all") == 0 || strcmp(o.workload, workloads[i]) == 0) {
+                if (strcmp(workloads[i], "W3") == 0)
+                    run_cnn(&rep, &o);
+                else
+                    run_workload(&rep, &o, workloads[i]);
+            }
     }
     if (o.sweep)
         run_sweep(&rep, &o);

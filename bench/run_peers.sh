@@ -4,7 +4,10 @@
 # all at one thread in the same session, and prints the ratios peer/ours per
 # operation (above 1: libhessian is faster).  See bench/README.md.
 #
-#   bench/run_peers.sh [--quick] [--workload W0|W1|W2|all]
+#   bench/run_peers.sh [--quick] [--workload W0|W1|W2|W3|all]
+#
+# W3 (a LeNet-5-sized CNN) has no peer in PEERS_DIR: its PyTorch side is
+# bench/cnn_torch.py, run here beside the peers' bench_torch.py.
 #
 # Environment: PEERS_DIR (default /work/shared/peers), BUILD_DIR (default
 # <repo>/build-bench), OUT_DIR (default $BUILD_DIR/peers-run), BENCH_PIN (a
@@ -24,11 +27,11 @@ while [ $# -gt 0 ]; do
     case $1 in
     --quick) QUICK=--quick ;;
     --workload) W=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--workload W0|W1|W2|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--workload W0|W1|W2|W3|all]" >&2; exit 2 ;;
     esac
     shift
 done
-case $W in W0 | W1 | W2 | all) ;; *) echo "$0: unknown workload $W" >&2; exit 2 ;; esac
+case $W in W0 | W1 | W2 | W3 | all) ;; *) echo "$0: unknown workload $W" >&2; exit 2 ;; esac
 
 # One thread everywhere, whatever the caller's environment says.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -56,15 +59,22 @@ $PIN "$BUILD/bench/hessian_bench" --workload "$W" $QUICK --json "$OUT/ours.json"
 
 if /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null; then
     echo
-    echo "# PyTorch ($PEERS/bench_torch.py --threads 1)"
-    $PIN /usr/bin/python3 "$PEERS/bench_torch.py" --threads 1 --workload "$W" | tee "$OUT/torch.md"
+    : >"$OUT/torch.md"
+    if [ "$W" != W3 ]; then
+        echo "# PyTorch ($PEERS/bench_torch.py --threads 1)"
+        $PIN /usr/bin/python3 "$PEERS/bench_torch.py" --threads 1 --workload "$W" | tee "$OUT/torch.md"
+    fi
+    if [ "$W" = W3 ] || [ "$W" = all ]; then
+        echo "# PyTorch W3 ($HERE/cnn_torch.py --threads 1)"
+        $PIN /usr/bin/python3 "$HERE/cnn_torch.py" --threads 1 $QUICK | tee -a "$OUT/torch.md"
+    fi
     $PIN /usr/bin/python3 "$PEERS/peak_flops.py" | tee "$OUT/peak.md"
 else
     echo "# PyTorch not installed (apt-get install -y python3-torch python3-numpy): skipped"
 fi
 
 if [ -f /usr/include/adolc/adolc.h ] && command -v g++ >/dev/null; then
-    if [ "$W" != W2 ]; then
+    if [ "$W" != W2 ] && [ "$W" != W3 ]; then
         echo
         echo "# ADOL-C ($PEERS/bench_adolc.cpp, g++ -O2)"
         g++ -O2 -o "$OUT/bench_adolc" "$PEERS/bench_adolc.cpp" -ladolc

@@ -22,19 +22,19 @@ int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Times f(j) by the plan p: warm-up calls, then timed repeats (at most
+/* Times f(arg) by the plan p: warm-up calls, then timed repeats (at most
  * MAX_REPS); the median and the min of the repeats. */
-stats time_op(op_fn f, job *j, plan p)
+stats time_call(void (*f)(void *), void *arg, plan p)
 {
     static double ts[MAX_REPS];
     for (int i = 0; i < p.warmup; i++)
-        f(j);
+        f(arg);
     const int max = p.fixed > 0 ? (p.fixed < MAX_REPS ? p.fixed : MAX_REPS) : MAX_REPS;
     int n = 0;
     const double start = now();
     while (n < max) {
         const double t0 = now();
-        f(j);
+        f(arg);
         ts[n++] = now() - t0;
         if (p.fixed <= 0 && n >= p.min_reps && now() - start > p.budget)
             break;
@@ -42,6 +42,24 @@ stats time_op(op_fn f, job *j, plan p)
     qsort(ts, (size_t)n, sizeof ts[0], cmp_double);
     stats s = {n % 2 ? ts[n / 2] : 0.5 * (ts[n / 2 - 1] + ts[n / 2]), ts[0], n};
     return s;
+}
+
+typedef struct op_call {
+    op_fn f;
+    job *j;
+} op_call;
+
+static void run_op(void *arg)
+{
+    const op_call *c = arg;
+    c->f(c->j);
+}
+
+/* time_call for an operation on a job. */
+stats time_op(op_fn f, job *j, plan p)
+{
+    op_call c = {f, j};
+    return time_call(run_op, &c, p);
 }
 
 /* The plan of an operation: slow ones (diag, hessian) get fewer warm-up calls

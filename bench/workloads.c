@@ -33,9 +33,27 @@ static void print_row(const result *r, double pk)
 }
 
 /* --op OP: only OP is timed (the checks still run). */
-static bool wanted(const opts *o, const char *op)
+bool wanted(const opts *o, const char *op)
 {
     return !o->op || strcmp(o->op, op) == 0;
+}
+
+/* Adds a row to the report and prints it. */
+result *report_row(
+    report *rep, const char *w, size_t n, const char *op, stats s, double flops, int64_t nodes)
+{
+    if (rep->nr == MAX_ROWS)
+        exit(1);
+    result *r = &rep->r[rep->nr++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->w, sizeof r->w, "%s", w);
+    snprintf(r->op, sizeof r->op, "%s", op);
+    r->n = n;
+    r->flops = flops;
+    r->s = s;
+    r->nodes = nodes;
+    print_row(r, peak_ref(&rep->pk));
+    return r;
 }
 
 /* Times f on j and adds its row to the report and the table. */
@@ -43,19 +61,8 @@ static result *bench_op(report *rep, const opts *o, job *j, const char *op, op_f
 {
     if (!wanted(o, op))
         return NULL;
-    if (rep->nr == MAX_ROWS)
-        exit(1);
-    result *r = &rep->r[rep->nr++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->w, sizeof r->w, "%s", j->m->name);
-    snprintf(r->op, sizeof r->op, "%s", op);
-    r->n = j->m->n;
-    r->flops = flops;
-    r->s = time_op(f, j, plan_for(o, f == op_diag || f == op_hessian));
-    if (f == op_grad)
-        r->nodes = j->nodes;
-    print_row(r, peak_ref(&rep->pk));
-    return r;
+    const stats s = time_op(f, j, plan_for(o, f == op_diag || f == op_hessian));
+    return report_row(rep, j->m->name, j->m->n, op, s, flops, f == op_grad ? j->nodes : 0);
 }
 
 /* An operation on a graph built once (replay.c): built and checked, timed,

@@ -662,6 +662,70 @@ HESS_API hess_tensor *
 hess_linear(hess_context *ctx, hess_tensor *x, hess_tensor *W, hess_tensor *b);
 
 /**
+ * Options of hess_conv2d(), PyTorch's Conv2d arguments per spatial axis
+ * (height, width).  Zeros mean the defaults: stride 1, padding 0 (zeros
+ * added on both sides), dilation 1, groups 1; negative values are
+ * HESS_ERR_ARG.  A zeroed struct (or NULL) is PyTorch's default convolution.
+ */
+typedef struct hess_conv_opts {
+    int stride[2];   /**< step between windows, >= 1 (0: 1) */
+    int padding[2];  /**< implicit zeros on each side, >= 0 */
+    int dilation[2]; /**< spacing of the kernel's taps, >= 1 (0: 1) */
+    int groups;      /**< channel groups, >= 1 (0: 1); divides C and O */
+} hess_conv_opts;
+
+/**
+ * 2-D convolution (cross-correlation), PyTorch's F.conv2d, NCHW:
+ * y[n,o,p,q] = b[o] + sum_{c,i,j} w[o,c,i,j] x[n, g c', p s0 - p0 + i d0, q s1 - p1 + j d1]
+ * with c' = (o / (O/groups)) (C/groups) + c the input channel of group g, and
+ * x read as 0 in the padding.  x is [N,C,H,W] (or [C,H,W], one sample: the
+ * result is then [O,OH,OW]), w is [O,C/groups,kh,kw], b is [O] or NULL (no
+ * bias); the result is [N,O,OH,OW] with OH = floor((H + 2 p0 - d0 (kh-1) - 1)
+ * / s0) + 1 (and OW alike).  @p opts may be NULL (all defaults).  One node,
+ * whose derivatives in x and w are the two adjoint convolutions (each made of
+ * the three, so every order of derivative exists); computed per sample and
+ * group as an unfolded copy of the input (im2col) times the weight, by the
+ * library's matrix kernels.  Cost O(N O (C/groups) kh kw OH OW), and a
+ * workspace of one sample's unfolded group.
+ * @return the result, or NULL with HESS_ERR_ARG (NULL or foreign tensors,
+ *         negative options), HESS_ERR_STATE (freed tensor), HESS_ERR_SHAPE
+ *         (ranks, channels that groups do not divide or that w does not take,
+ *         b not [O], an input smaller than the dilated kernel), HESS_ERR_NOMEM.
+ */
+HESS_API hess_tensor *hess_conv2d(
+    hess_context *ctx, hess_tensor *x, hess_tensor *w, hess_tensor *b, const hess_conv_opts *opts);
+
+/**
+ * 2-D average pooling, PyTorch's F.avg_pool2d(x, (kh,kw), (sh,sw)) (no
+ * padding, floor mode): out[...,p,q] = the mean of x[..., p sh + i, q sw + j]
+ * over i < kh, j < kw.  x is [N,C,H,W] or [C,H,W]; out has OH = floor((H -
+ * kh) / sh) + 1 rows (the last rows or columns of x may be left out), OW
+ * alike.  A stride of 0 means the kernel size (PyTorch's default).  Linear;
+ * its derivative is its adjoint (each window's cotangent spread over the
+ * window), an op with rules of its own.  Cost O(numel(out) kh kw).
+ * @return the result, or NULL with HESS_ERR_ARG (kernel < 1, stride < 0,
+ *         NULL or foreign tensor), HESS_ERR_STATE, HESS_ERR_SHAPE (rank not 3
+ *         or 4, input smaller than the kernel), HESS_ERR_NOMEM.
+ */
+HESS_API hess_tensor *
+hess_avg_pool2d(hess_context *ctx, hess_tensor *x, int kh, int kw, int sh, int sw);
+
+/**
+ * 2-D max pooling, PyTorch's F.max_pool2d(x, (kh,kw), (sh,sw)) (no padding,
+ * no dilation, floor mode): out[...,p,q] = the maximum of x over the window
+ * at (p sh, q sw).  Shapes and arguments as hess_avg_pool2d().  Ties go as
+ * in PyTorch 1.13: the derivative goes whole to the first maximum in
+ * row-major window order (not split); a NaN in a window is its maximum (the
+ * last NaN when there are several), and so gets the derivative.  Piecewise
+ * linear: its derivative selects the windows' maxima (an op whose own
+ * derivative adds back into those positions), and its second derivative is
+ * zero.  Cost O(numel(out) kh kw).
+ * @return as hess_avg_pool2d().
+ */
+HESS_API hess_tensor *
+hess_max_pool2d(hess_context *ctx, hess_tensor *x, int kh, int kw, int sh, int sw);
+
+/**
  * Mean squared error, PyTorch's MSELoss: mean over all elements of
  * (pred - target)^2.  pred and target must have the same shape (else NULL,
  * HESS_ERR_SHAPE).  One node; cost O(numel).

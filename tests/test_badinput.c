@@ -82,6 +82,7 @@ typedef struct fx {
     hess_tensor *m23, *m45, *m223, *m334, *v3, *v4, *s, *t3d;
     hess_tensor *logits, *tgt; /* [2,3], [2] = {0, 2} */
     hess_tensor *nan3, *inf3;
+    hess_tensor *x4, *w4, *nan4;     /* [1,2,3,3], [2,2,2,2], [1,1,2,2] with a NaN: conv, pooling */
     hess_tensor *pr3;                /* probabilities {0, 0.5, 1}: BCE targets */
     hess_tensor *pz, *zloss, *sloss; /* pz = {0, 1}: sum(pz^1.5), sum(sqrt(pz)) */
     hess_tensor *pn, *nloss;         /* sum(pn^2 * nan3), default context only */
@@ -195,6 +196,9 @@ static int fx_build(fx *f, unsigned flags)
     f->tgt = hess_tensor_new(c, 1, SHAPE(2), (const double[]){0, 2});
     f->nan3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){1.0, NAN, 2.0});
     f->inf3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){1.0, INFINITY, -INFINITY});
+    f->x4 = ones(c, 4, SHAPE(1, 2, 3, 3));
+    f->w4 = ones(c, 4, SHAPE(2, 2, 2, 2));
+    f->nan4 = hess_tensor_new(c, 4, SHAPE(1, 1, 2, 2), (const double[]){1.0, NAN, 2.0, 3.0});
     f->pr3 = hess_tensor_new(c, 1, SHAPE(3), (const double[]){0.0, 0.5, 1.0});
     f->pz = hess_param_new(c, 1, SHAPE(2), (const double[]){0.0, 1.0});
     f->zloss = hess_sum(c, hess_pow(c, f->pz, 1.5));
@@ -251,12 +255,12 @@ static int fx_build(fx *f, unsigned flags)
 
     if (hess_context_status(c) != HESS_OK || hess_context_status(f->other) != HESS_OK)
         return -1;
-    hess_tensor *all[] = {f->p[0],   f->p[1],  f->p[2],  f->p[3],     f->x,        f->y,
-                          f->out,    f->loss,  f->u,     f->c3,       f->m23,      f->m45,
-                          f->m223,   f->m334,  f->t3d,   f->v3,       f->v4,       f->s,
-                          f->logits, f->tgt,   f->nan3,  f->inf3,     f->pz,       f->zloss,
-                          f->sloss,  f->pn,    f->nloss, f->seed_out, f->seed_bad, f->fx3,
-                          f->fparam, f->floss, f->g[0],  f->g[1],     f->g[2],     f->g[3]};
+    hess_tensor *all[] = {
+        f->p[0],  f->p[1], f->p[2],   f->p[3],     f->x,        f->y,    f->out,    f->loss,
+        f->u,     f->c3,   f->m23,    f->m45,      f->m223,     f->m334, f->t3d,    f->v3,
+        f->v4,    f->s,    f->logits, f->tgt,      f->nan3,     f->inf3, f->pz,     f->zloss,
+        f->sloss, f->pn,   f->nloss,  f->seed_out, f->seed_bad, f->fx3,  f->fparam, f->floss,
+        f->g[0],  f->g[1], f->g[2],   f->g[3],     f->x4,       f->w4,   f->nan4};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         snap_add(f, all[i]);
     for (int i = 0; i < f->n_snap; i++) {
@@ -711,6 +715,28 @@ bmul(fx *f, hess_context *ctx, const hess_op_handle *op, hess_tensor *a, hess_te
 enum { K_BUILD, K_WORK, K_OTHER };
 #define F_NOCTX  1u /* no context to hold a message: only the status is checked */
 #define F_FINITE 2u /* the fixture context has HESS_CHECK_FINITE */
+
+/* The rows of a pooling function (hess_avg_pool2d, hess_max_pool2d). */
+#define POOL_ROWS(X, op)                                                                           \
+    X(op##_null_ctx, K_BUILD, "hess_" #op, A, NULL, F_NOCTX,                                       \
+      BUILD_NOCTX(hess_##op(NULL, f->x4, 2, 2, 2, 2)))                                             \
+    X(op##_null_x, K_BUILD, "hess_" #op, A, "NULL", 0, BUILD(hess_##op(f->ctx, NULL, 2, 2, 2, 2))) \
+    X(op##_kernel_zero, K_BUILD, "hess_" #op, A, "kernel 0x2", 0,                                  \
+      BUILD(hess_##op(f->ctx, f->x4, 0, 2, 2, 2)))                                                 \
+    X(op##_negative_stride, K_BUILD, "hess_" #op, A, "stride 2x-1", 0,                             \
+      BUILD(hess_##op(f->ctx, f->x4, 2, 2, 2, -1)))                                                \
+    X(op##_rank2, K_BUILD, "hess_" #op, SH, "[N,C,H,W]", 0,                                        \
+      BUILD(hess_##op(f->ctx, f->m45, 2, 2, 2, 2)))                                                \
+    X(op##_kernel_too_big, K_BUILD, "hess_" #op, SH, "smaller than the kernel 4x2", 0,             \
+      BUILD(hess_##op(f->ctx, f->x4, 4, 2, 1, 1)))                                                 \
+    X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
+      BUILD(hess_##op(f->ctx, f->fx3, 2, 2, 2, 2)))                                                \
+    X(op##_freed, K_BUILD, "hess_" #op, ST, "freed", 0,                                            \
+      BUILD(hess_##op(f->ctx, f->dead, 2, 2, 2, 2)))                                               \
+    X(op##_nan, K_BUILD, "hess_" #op, OK, NULL, 0,                                                 \
+      BUILD_NF(hess_##op(f->ctx, f->nan4, 2, 2, 0, 0)))                                            \
+    X(op##_nan_checked, K_BUILD, "hess_" #op, NF, "non-finite", F_FINITE,                          \
+      BUILD(hess_##op(f->ctx, f->nan4, 2, 2, 0, 0)))
 
 #define A  HESS_ERR_ARG
 #define SH HESS_ERR_SHAPE
@@ -1586,6 +1612,41 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       BUILD_NF(hess_linear(f->ctx, f->nan3, f->m23, NULL)))                                        \
     X(linear_nan_checked, K_BUILD, "hess_linear", NF, "non-finite", F_FINITE,                      \
       BUILD(hess_linear(f->ctx, f->nan3, f->m23, NULL)))                                           \
+    /* convolution and pooling */                                                                  \
+    X(conv2d_null_ctx, K_BUILD, "hess_conv2d", A, NULL, F_NOCTX,                                   \
+      BUILD_NOCTX(hess_conv2d(NULL, f->x4, f->w4, NULL, NULL)))                                    \
+    X(conv2d_null_x, K_BUILD, "hess_conv2d", A, "NULL", 0,                                         \
+      BUILD(hess_conv2d(f->ctx, NULL, f->w4, NULL, NULL)))                                         \
+    X(conv2d_null_w, K_BUILD, "hess_conv2d", A, "NULL", 0,                                         \
+      BUILD(hess_conv2d(f->ctx, f->x4, NULL, NULL, NULL)))                                         \
+    X(conv2d_x_rank2, K_BUILD, "hess_conv2d", SH, "[N,C,H,W]", 0,                                  \
+      BUILD(hess_conv2d(f->ctx, f->m23, f->w4, NULL, NULL)))                                       \
+    X(conv2d_w_rank3, K_BUILD, "hess_conv2d", SH, "[O,C/groups,kh,kw]", 0,                         \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->m223, NULL, NULL)))                                      \
+    X(conv2d_channels, K_BUILD, "hess_conv2d", SH, "channels", 0,                                  \
+      BUILD(hess_conv2d(f->ctx, f->nan4, f->w4, NULL, NULL)))                                      \
+    X(conv2d_groups, K_BUILD, "hess_conv2d", SH, "2 groups", 0,                                    \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.groups = 2})))              \
+    X(conv2d_kernel_too_big, K_BUILD, "hess_conv2d", SH, "smaller than the kernel", 0,             \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.dilation = {3, 1}})))       \
+    X(conv2d_b_wrong_length, K_BUILD, "hess_conv2d", SH, "b [3]", 0,                               \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, f->v3, NULL)))                                       \
+    X(conv2d_negative_stride, K_BUILD, "hess_conv2d", A, "stride (1,-1)", 0,                       \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.stride = {1, -1}})))        \
+    X(conv2d_negative_padding, K_BUILD, "hess_conv2d", A, "padding (-2,0)", 0,                     \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.padding = {-2, 0}})))       \
+    X(conv2d_negative_groups, K_BUILD, "hess_conv2d", A, "groups -1", 0,                           \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.groups = -1})))             \
+    X(conv2d_foreign_w, K_BUILD, "hess_conv2d", A, "another context", 0,                           \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->fparam, NULL, NULL)))                                    \
+    X(conv2d_freed_b, K_BUILD, "hess_conv2d", ST, "freed", 0,                                      \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, f->dead, NULL)))                                     \
+    X(conv2d_nan, K_BUILD, "hess_conv2d", OK, NULL, 0,                                             \
+      BUILD_NF(hess_conv2d(f->ctx, f->nan4, f->nan4, NULL, NULL)))                                 \
+    X(conv2d_nan_checked, K_BUILD, "hess_conv2d", NF, "non-finite", F_FINITE,                      \
+      BUILD(hess_conv2d(f->ctx, f->nan4, f->nan4, NULL, NULL)))                                    \
+    POOL_ROWS(X, avg_pool2d)                                                                       \
+    POOL_ROWS(X, max_pool2d)                                                                       \
     X(mse_null_ctx, K_BUILD, "hess_mse_loss", A, NULL, F_NOCTX,                                    \
       BUILD_NOCTX(hess_mse_loss(NULL, f->v3, f->v3)))                                              \
     X(mse_null_pred, K_BUILD, "hess_mse_loss", A, "NULL", 0,                                       \

@@ -265,6 +265,96 @@ BUILD(mlp)
     hess_tensor *h = hess_tanh(CTX, hess_linear(CTX, x, p[0], p[1]));
     return hess_mse_loss(CTX, hess_linear(CTX, h, p[2], NULL), y);
 }
+/* Convolution and pooling (conv.c): the public forms, then the adjoint
+ * records by themselves, with their parameters (zero: the defaults). */
+static hess_tensor *
+conv_op(const char *name, hess_context *ctx, hess_tensor *a, hess_tensor *b, hess__conv_par c)
+{
+    hess_tensor *src[2] = {a, b};
+    const hess_op_params par = {.conv = {&c}};
+    return hess__apply(ctx, hess__op_find(name), src, &par, name);
+}
+#define CONV_OPTS(...) (&(const hess_conv_opts){__VA_ARGS__})
+BUILD(conv2d)
+{
+    return head(e, hess_conv2d(CTX, p[0], p[1], NULL, NULL));
+}
+BUILD(conv2d_bias_pad)
+{
+    return head(e, hess_conv2d(CTX, p[0], p[1], p[2], CONV_OPTS({1, 1}, {1, 1}, {1, 1}, 1)));
+}
+/* groups, and stride, padding and dilation differing per axis */
+BUILD(conv2d_groups_asym)
+{
+    hess_tensor *x = konst(e, 4, SHP(2, 2, 4, 5), -1, 1);
+    return head(e, hess_conv2d(CTX, x, p[0], p[1], CONV_OPTS({2, 1}, {1, 1}, {1, 2}, 2)));
+}
+BUILD(conv2d_x_groups)
+{
+    return head(e, hess_conv2d(CTX, p[0], p[1], NULL, CONV_OPTS({2, 2}, {1, 1}, {0, 0}, 2)));
+}
+/* one sample [C,H,W] */
+BUILD(conv2d_unbatched)
+{
+    return head(e, hess_conv2d(CTX, p[0], p[1], NULL, CONV_OPTS({1, 1}, {0, 1}, {1, 1}, 1)));
+}
+BUILD(conv2d_input)
+{
+    return head(e, conv_op("conv2d_input", CTX, p[0], p[1], (hess__conv_par){0}));
+}
+BUILD(conv2d_input_strided)
+{
+    const hess__conv_par par = {.sh = 2, .sw = 2, .ph = 1, .pw = 1, .in_h = 4, .in_w = 3};
+    return head(e, conv_op("conv2d_input", CTX, p[0], p[1], par));
+}
+BUILD(conv2d_weight)
+{
+    return head(e, conv_op("conv2d_weight", CTX, p[0], p[1], (hess__conv_par){0}));
+}
+BUILD(conv2d_weight_groups)
+{
+    const hess__conv_par par = {.groups = 2, .dh = 2};
+    return head(e, conv_op("conv2d_weight", CTX, p[0], p[1], par));
+}
+BUILD(avg_pool2d)
+{
+    return head(e, hess_avg_pool2d(CTX, p[0], 2, 2, 2, 2));
+}
+BUILD(avg_pool2d_overlap)
+{
+    return head(e, hess_avg_pool2d(CTX, p[0], 3, 2, 1, 2));
+}
+BUILD(avg_pool2d_adjoint)
+{
+    const hess__conv_par par = {.kh = 2, .kw = 2, .in_h = 5, .in_w = 4};
+    return head(e, conv_op("avg_pool2d_adjoint", CTX, p[0], NULL, par));
+}
+BUILD(max_pool2d)
+{
+    return head(e, hess_max_pool2d(CTX, p[0], 2, 2, 0, 0));
+}
+BUILD(max_pool2d_overlap)
+{
+    return head(e, hess_max_pool2d(CTX, p[0], 3, 2, 1, 2));
+}
+/* the selection and its adjoint by themselves: they take the maxima that
+ * y = max_pool2d(x) found (x a constant here) */
+BUILD(max_pool2d_select)
+{
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 4, SHP(2, 1, 4, 4), -1, 1), 2, 2, 2, 2);
+    return head(e, conv_op("max_pool2d_select", CTX, p[0], y, (hess__conv_par){0}));
+}
+/* a prefix before x's shape, as in a batched pass */
+BUILD(max_pool2d_select_prefix)
+{
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 3, SHP(2, 3, 4), -1, 1), 2, 2, 1, 2);
+    return head(e, conv_op("max_pool2d_select", CTX, p[0], y, (hess__conv_par){0}));
+}
+BUILD(max_unpool2d_overlap)
+{
+    hess_tensor *y = hess_max_pool2d(CTX, konst(e, 4, SHP(1, 2, 4, 4), -1, 1), 2, 2, 1, 1);
+    return head(e, conv_op("max_unpool2d", CTX, p[0], y, (hess__conv_par){0}));
+}
 BUILD(transpose)
 {
     return head(e, hess_mul(CTX, hess_transpose(CTX, p[0]), p[1]));
@@ -864,6 +954,29 @@ static grad_case cases[] = {
     MMCASE(mm_tt_wide, MM_TT, MM_TT, 2, P(2, -1, 1, 5, 4), P(2, -1, 1, 4, 5)),
     MMCASE(
         mlp, MM_FT, MM_FT | MM_FF | MM_TF, 3, P(2, -1, 1, 3, 2), P(1, -1, 1, 3), P(2, -1, 1, 2, 3)),
+    CASE(conv2d, "conv2d", 2, P(4, -1, 1, 2, 1, 3, 3), P(4, -1, 1, 2, 1, 2, 2)),
+    CASE(conv2d_bias_pad,
+         "conv2d_bias",
+         3,
+         P(4, -1, 1, 2, 1, 3, 3),
+         P(4, -1, 1, 2, 1, 2, 2),
+         P(1, -1, 1, 2)),
+    CASE(conv2d_groups_asym, "conv2d_bias", 2, P(4, -1, 1, 4, 1, 2, 2), P(1, -1, 1, 4)),
+    CASE(conv2d_x_groups, "conv2d", 2, P(4, -1, 1, 2, 2, 3, 3), P(4, -1, 1, 2, 1, 2, 2)),
+    CASE(conv2d_unbatched, "conv2d", 2, P(3, -1, 1, 2, 3, 3), P(4, -1, 1, 2, 2, 2, 2)),
+    CASE(conv2d_input, "conv2d_input", 2, P(4, -1, 1, 2, 2, 2, 2), P(4, -1, 1, 2, 1, 2, 2)),
+    CASE(conv2d_input_strided, "conv2d_input", 2, P(4, -1, 1, 1, 2, 3, 2), P(4, -1, 1, 2, 1, 2, 2)),
+    CASE(conv2d_weight, "conv2d_weight", 2, P(4, -1, 1, 2, 2, 2, 2), P(4, -1, 1, 2, 1, 3, 3)),
+    CASE(
+        conv2d_weight_groups, "conv2d_weight", 2, P(4, -1, 1, 1, 2, 2, 2), P(4, -1, 1, 1, 2, 4, 3)),
+    CASE(avg_pool2d, "avg_pool2d", 1, P(4, -1, 1, 2, 1, 4, 4)),
+    CASE(avg_pool2d_overlap, "avg_pool2d", 1, P(4, -1, 1, 1, 2, 4, 5)),
+    CASE(avg_pool2d_adjoint, "avg_pool2d_adjoint", 1, P(4, -1, 1, 1, 2, 2, 2)),
+    CASE(max_pool2d, "max_pool2d", 1, P(4, -1, 1, 2, 1, 4, 4)),
+    CASE(max_pool2d_overlap, "max_pool2d", 1, P(4, -1, 1, 1, 2, 4, 5)),
+    CASE(max_pool2d_select, "max_pool2d_select", 1, P(4, -1, 1, 2, 1, 4, 4)),
+    CASE(max_pool2d_select_prefix, "max_pool2d_select", 1, P(4, -1, 1, 2, 2, 3, 4)),
+    CASE(max_unpool2d_overlap, "max_unpool2d", 1, P(4, -1, 1, 1, 2, 3, 3)),
     CASE(transpose, "transpose", 2, P(2, -1, 1, 2, 3), P(2, -1, 1, 3, 2)),
     CASE(transpose_batched, "transpose", 1, P(3, -1, 1, 2, 2, 3)),
     CASE(reshape, "reshape", 1, P(2, -1, 1, 2, 3)),

@@ -1314,6 +1314,46 @@ static void test_ops_linear_batch(void **state)
                  VAL(1 + 4 - 3 + 0.5, 0.25 - 1 + 9 - 2));
 }
 
+/* Convolution and pooling by hand: x = 1..16 as a 4x4 plane. */
+static void test_ops_conv_pool(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *x = ramp(ctx, 4, SHP(1, 1, 4, 4), 1.0, 1.0);
+    /* a 2x2 kernel of ones sums each window: x[i][j] + x[i][j+1] + x[i+1][j] +
+     * x[i+1][j+1] = 4 (4i + j + 1) + 10, at stride 2: windows at (0,0), (0,2),
+     * (2,0), (2,2); b = 0.5 */
+    hess_tensor *w = mk(ctx, 4, SHP(1, 1, 2, 2), VAL(1, 1, 1, 1));
+    hess_tensor *b = mk(ctx, 1, SHP(1), VAL(0.5));
+    const hess_conv_opts s2 = {{2, 2}, {0, 0}, {0, 0}, 0};
+    check_tensor(ctx, hess_conv2d(ctx, x, w, b, &s2), 4, SHP(1, 1, 2, 2),
+                 VAL(14.5, 22.5, 46.5, 54.5));
+    /* padding 1 with a 1x1 kernel of 2: a border of zeros around 2 x */
+    const hess_conv_opts p1 = {{1, 1}, {1, 1}, {1, 1}, 1};
+    hess_tensor *y = hess_conv2d(ctx, x, mk(ctx, 4, SHP(1, 1, 1, 1), VAL(2)), NULL, &p1);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(y), 36);
+    assert_true(hess_tensor_data(y)[0] == 0.0 && hess_tensor_data(y)[7] == 2.0 &&
+                hess_tensor_data(y)[28] == 32.0 && hess_tensor_data(y)[35] == 0.0);
+    /* dilation 3 with a 2x2 kernel reaches the corners: 1 + 4 + 13 + 16 */
+    const hess_conv_opts d3 = {{1, 1}, {0, 0}, {3, 3}, 1};
+    check_tensor(ctx, hess_conv2d(ctx, x, w, NULL, &d3), 4, SHP(1, 1, 1, 1), VAL(34));
+    /* groups 2: each output channel sees its own input channel */
+    hess_tensor *x2 = ramp(ctx, 3, SHP(2, 2, 2), 1.0, 1.0); /* one sample [C,H,W] */
+    hess_tensor *w2 = mk(ctx, 4, SHP(2, 1, 2, 2), VAL(1, 0, 0, 0, 0, 0, 0, 1));
+    const hess_conv_opts g2 = {{1, 1}, {0, 0}, {1, 1}, 2};
+    check_tensor(ctx, hess_conv2d(ctx, x2, w2, NULL, &g2), 3, SHP(2, 1, 1), VAL(1, 8));
+    /* pooling, floor mode: 2x2 windows at stride 2 (0 = the kernel) */
+    check_tensor(ctx, hess_avg_pool2d(ctx, x, 2, 2, 0, 0), 4, SHP(1, 1, 2, 2),
+                 VAL(3.5, 5.5, 11.5, 13.5));
+    check_tensor(ctx, hess_max_pool2d(ctx, x, 2, 2, 2, 2), 4, SHP(1, 1, 2, 2), VAL(6, 8, 14, 16));
+    check_tensor(ctx, hess_max_pool2d(ctx, x, 3, 3, 2, 2), 4, SHP(1, 1, 1, 1), VAL(11));
+    /* ties go to the first maximum in the window: its derivative is there */
+    hess_tensor *t = hess_param_new(ctx, 4, SHP(1, 1, 2, 2), VAL(1, 3, 3, 2)), *g;
+    assert_ok(ctx,
+              hess_grad(ctx, hess_sum(ctx, hess_max_pool2d(ctx, t, 2, 2, 2, 2)), 1, &t, &g, 0));
+    check_tensor(ctx, g, 4, SHP(1, 1, 2, 2), VAL(0, 1, 0, 0));
+}
+
 static void test_ops_mse_loss(void **state)
 {
     hess_context *ctx = *state;
@@ -1578,6 +1618,7 @@ int main(void)
         T(test_ops_log_softmax_large_inputs),
         T(test_ops_linear_vector),
         T(test_ops_linear_batch),
+        T(test_ops_conv_pool),
         T(test_ops_mse_loss),
         T(test_ops_cross_entropy_batch),
         T(test_ops_cross_entropy_single),

@@ -40,6 +40,15 @@
 
 typedef struct hess_op_def hess_op_def;
 
+/* The geometry of a convolution or pooling node (ops/conv.c), over the last
+ * two dims (height, width): kernel, stride, padding, dilation, groups, and
+ * the input's height and width for the ops that map back to it; 0 means the
+ * default.  Kept in the arena by the node: its prepare copies what the
+ * builder pointed to. */
+typedef struct hess__conv_par {
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups, in_h, in_w;
+} hess__conv_par;
+
 /* An op's parameters, one named struct per kind of op (the op record says
  * which applies).  Leaves use `leaf`, set by whoever writes their values. */
 typedef union hess_op_params {
@@ -102,6 +111,9 @@ typedef union hess_op_params {
          * every axis; the result keeps the reduced axes as 1 */
         unsigned axes;
     } reduce;
+    struct {
+        const struct hess__conv_par *p; /* conv.c's ops; NULL: every default */
+    } conv;
     struct {
         /* what the leaf's writer knows of its values (hess__leaf_scan):
          * chunks of 8 elements with a nonzero, -1 when not counted */

@@ -283,7 +283,7 @@ typedef struct hess__op_family {
 } hess__op_family;
 HESS_INTERNAL extern const hess__op_family hess__unary_family, hess__logistic_family,
     hess__elementwise_family, hess__broadcast_family, hess__shape_family, hess__linalg_family,
-    hess__nn_family, hess__index_family, hess__reduce_family;
+    hess__nn_family, hess__index_family, hess__reduce_family, hess__conv_family;
 HESS_INTERNAL extern const hess__op_family hess__loss_family;
 
 #endif /* HESS_OPS_H */

@@ -10,7 +10,7 @@
 static const hess__op_family *const families[] = {
     &hess__unary_family, &hess__logistic_family, &hess__elementwise_family, &hess__broadcast_family,
     &hess__shape_family, &hess__linalg_family,   &hess__nn_family,          &hess__index_family,
-    &hess__loss_family,  &hess__reduce_family,
+    &hess__loss_family,  &hess__reduce_family,   &hess__conv_family,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
