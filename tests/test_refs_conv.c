@@ -105,34 +105,14 @@ static hess_tensor *conv(hess_context *ctx,
 REF_CASES(X_BUILD)
 #undef X_BUILD
 
-/* Cross-entropy with label smoothing eps over C classes (mean reduction),
- * PyTorch's: mean over rows of -sum_c q[c] log_softmax(z)[c] with
- * q = (1 - eps) onehot(t) + eps / C.  Written from hess_log_softmax here;
- * hess_cross_entropy_ex(ctx, z, t, {label_smoothing=eps}), which the model
- * line names, computes the same loss as one op. */
-static hess_tensor *ce_smoothed(hess_context *ctx, hess_tensor *z, hess_tensor *t, double eps)
-{
-    if (!z || !t)
-        return NULL;
-    const int64_t B = hess_tensor_shape(z)[0], C = hess_tensor_shape(z)[1];
-    double q[64];
-    assert_true(B * C <= 64);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++)
-            q[b * C + c] =
-                (c == (int64_t)hess_tensor_data(t)[b] ? 1.0 - eps : 0.0) + eps / (double)C;
-    hess_tensor *qt = hess_tensor_new(ctx, 2, hess_tensor_shape(z), q);
-    hess_tensor *s = hess_sum(ctx, hess_mul(ctx, qt, hess_log_softmax(ctx, z, -1)));
-    return hess_scale(ctx, s, -1.0 / (double)B);
-}
-
 static hess_tensor *b_model_cnn_ce(hess_context *ctx, hess_tensor *const in[])
 {
     hess_tensor *t0 = hess_max_pool2d(
         ctx, hess_relu(ctx, conv(ctx, in[0], in[1], in[2], 2, 2, 1, 1, 1, 1, 1)), 2, 2, 1, 1);
     hess_tensor *t1 = conv(ctx, t0, in[3], in[4], 1, 1, 1, 1, 1, 1, 1);
-    hess_tensor *flat = hess_reshape(ctx, t1, 2, (const int64_t[]){2, 27});
-    return ce_smoothed(ctx, hess_linear(ctx, flat, in[5], in[6]), in[7], 0.1);
+    hess_tensor *flat = hess_reshape(ctx, t1, 2, (const int64_t[]){2, -1});
+    return hess_cross_entropy_ex(ctx, hess_linear(ctx, flat, in[5], in[6]), in[7],
+                                 &(hess_loss_opts){.label_smoothing = 0.1});
 }
 
 static ref_row rows[] = {

@@ -105,6 +105,17 @@ static hess_tensor *b_where(hess_context *ctx, hess_tensor *const in[])
     return hess_where(ctx, in[0], in[1], in[2]);
 }
 
+/* hess_detach in elementwise models: a constant where it stands */
+static hess_tensor *b_detach_cross(hess_context *ctx, hess_tensor *const in[])
+{
+    return hess_add(ctx, hess_square(ctx, in[0]), hess_mul(ctx, hess_detach(ctx, in[0]), in[1]));
+}
+
+static hess_tensor *b_detach_square(hess_context *ctx, hess_tensor *const in[])
+{
+    return hess_mul(ctx, hess_detach(ctx, hess_exp(ctx, in[0])), hess_exp(ctx, in[0]));
+}
+
 /* ------------------------------------------------------------------------ */
 /* The cases                                                                */
 /* ------------------------------------------------------------------------ */
@@ -119,6 +130,11 @@ typedef struct ref_row {
 #define M_UN(fn)  "hess_" #fn "(ctx, in0)"
 
 static ref_row rows[] = {
+    {"detach_cross",
+     "hess_add(ctx, hess_square(ctx, in0), hess_mul(ctx, hess_detach(ctx, in0), in1))",
+     b_detach_cross},
+    {"detach_square", "hess_mul(ctx, hess_detach(ctx, hess_exp(ctx, in0)), hess_exp(ctx, in0))",
+     b_detach_square},
     /* the ops of issue 16 */
     {"abs", M_UN(abs), b_abs},
     {"abs_kink", M_UN(abs), b_abs},
@@ -206,7 +222,7 @@ static const char *const OPS[] = {
     "hess_where",   "hess_add",       "hess_sub",        "hess_mul",   "hess_div",
     "hess_neg",     "hess_scale",     "hess_exp",        "hess_log",   "hess_sin",
     "hess_cos",     "hess_sqrt",      "hess_square",     "hess_pow",   "hess_relu",
-    "hess_sigmoid", "hess_softplus",  "hess_tanh"};
+    "hess_sigmoid", "hess_softplus",  "hess_tanh",       "hess_detach"};
 #define N_OPS (sizeof OPS / sizeof OPS[0])
 
 /* ------------------------------------------------------------------------ */
