@@ -1753,6 +1753,29 @@ static void test_grad_case(void **state)
 /* mse_loss's rule with a batched cotangent, as a batched pass would send it
  * (no rule builds an mse_loss node, so the table never gets there): g [K]
  * gives dA [K, ...] = g_q 2 (a - b) / numel, and dB its negative. */
+/* The generic builder (what fuzz_graph's opcode 5 and rules use) prepares a
+ * node as the public builder does: a batched matmul of [4,4,4] with a
+ * broadcast [1,4,4] needs its workspace (found by fuzzing: it was missing on
+ * this path).  Same values as hess_matmul. */
+static void test_grad_generic_builder_prepares(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    double a[64], b[16];
+    uint64_t s = 3;
+    for (int i = 0; i < 64; i++)
+        a[i] = rnd_uniform(&s, -1, 1);
+    for (int i = 0; i < 16; i++)
+        b[i] = rnd_uniform(&s, -1, 1);
+    hess_tensor *A = hess_tensor_new(ctx, 3, SHP(4, 4, 4), a);
+    hess_tensor *B = hess_param_new(ctx, 3, SHP(1, 4, 4), b);
+    hess_tensor *C = op2("matmul", ctx, B, A), *D = hess_matmul(ctx, B, A);
+    assert_non_null(C);
+    assert_non_null(D);
+    assert_memory_equal(hess_tensor_data(C), hess_tensor_data(D), 64 * sizeof(double));
+    hess_context_destroy(ctx);
+}
+
 static void test_grad_mse_batched_cotangent(void **state)
 {
     (void)state;
@@ -1780,11 +1803,12 @@ static void test_grad_mse_batched_cotangent(void **state)
 
 int main(void)
 {
-    struct CMUnitTest tests[N_CASES + 3];
+    struct CMUnitTest tests[N_CASES + 4];
     tests[0] = (struct CMUnitTest)cmocka_unit_test(test_grad_table_covers_every_op);
     tests[1] = (struct CMUnitTest)cmocka_unit_test(test_grad_pow_integral_exponents_at_zero);
     tests[2] = (struct CMUnitTest)cmocka_unit_test(test_grad_mse_batched_cotangent);
+    tests[3] = (struct CMUnitTest)cmocka_unit_test(test_grad_generic_builder_prepares);
     for (size_t i = 0; i < N_CASES; i++)
-        tests[i + 3] = (struct CMUnitTest){cases[i].name, test_grad_case, NULL, NULL, &cases[i]};
+        tests[i + 4] = (struct CMUnitTest){cases[i].name, test_grad_case, NULL, NULL, &cases[i]};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
