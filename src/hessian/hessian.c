@@ -492,9 +492,9 @@ hess_status hess__hvp_open(hess_context *ctx,
     const hess_mark mk = hess__mark(ctx);
     hess__hvp_op *op = hess__calloc(ctx, sizeof *op, fn);
     const size_t N = hess_param_count(n, params);
-    /* the first sweep (made with the graph) multiplies zeros: k or one flat
-     * direction */
-    double *zeros = op ? hess__calloc(ctx, (k > 1 ? k : 1) * N * sizeof *zeros, fn) : NULL;
+    /* the first sweep (made with the graph) multiplies zeros: as many
+     * directions as the m = k + 1 below may put in one sweep, or one flat */
+    double *zeros = op ? hess__calloc(ctx, (k > 1 ? k + 1 : 1) * N * sizeof *zeros, fn) : NULL;
     if (!zeros) {
         hess__rewind(ctx, &mk);
         return ctx->status;
