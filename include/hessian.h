@@ -377,6 +377,14 @@ HESS_API hess_tensor *hess_sigmoid(hess_context *ctx, hess_tensor *a);
 HESS_API hess_tensor *hess_relu(hess_context *ctx, hess_tensor *a);
 /** out = log(1 + exp(a)), as max(a,0) + log1p(exp(-|a|)). */
 HESS_API hess_tensor *hess_softplus(hess_context *ctx, hess_tensor *a);
+/**
+ * ELU, PyTorch's torch.nn.functional.elu: out = a for a > 0, alpha (exp(a) - 1)
+ * otherwise (computed with expm1), NaN for NaN; @p alpha any finite number
+ * (else HESS_ERR_ARG).  The derivatives at a = 0 are PyTorch's (1.13): the
+ * first is alpha (the branch a <= 0), the second 0 (the branch a < 0); for
+ * a < 0 every derivative of order >= 2 is alpha exp(a), for a > 0 it is 0.
+ */
+HESS_API hess_tensor *hess_elu(hess_context *ctx, hess_tensor *a, double alpha);
 /** out = a * a. */
 HESS_API hess_tensor *hess_square(hess_context *ctx, hess_tensor *a);
 /** out = sqrt(a). */

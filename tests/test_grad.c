@@ -301,6 +301,11 @@ BUILD(relu)
 {
     return head(e, hess_mul(CTX, hess_relu(CTX, p[0]), p[1]));
 }
+/* alpha != 1, so that the first derivative jumps at 0 too */
+BUILD(elu)
+{
+    return head(e, hess_elu(CTX, p[0], 0.7));
+}
 BUILD(softplus)
 {
     return head(e, hess_softplus(CTX, p[0]));
@@ -511,6 +516,7 @@ static grad_case cases[] = {
      .np = 2,
      .p = {PA(2, 0.05, 2, 3, 4), P(1, -1, 1, 4)},
      .in_grad = true},
+    CASE(elu, "elu", 1, PA(2, 0.05, 2, 2, 3)),
     CASE(softplus, "softplus", 1, P(2, -2, 2, 2, 2)),
     CASE(square, "square", 1, P(1, -1.5, 1.5, 3)),
     CASE(sqrt, "sqrt", 1, P(1, 0.5, 2, 3)),

@@ -48,6 +48,9 @@ typedef union hess_op_params {
         double p; /* out = a^p */
     } pow;
     struct {
+        double alpha; /* elu: out = a for a > 0, alpha (exp(a) - 1) otherwise */
+    } elu;
+    struct {
         int axis; /* log_softmax, softmax: the axis, >= 0 */
     } axis;
     struct {

@@ -1,6 +1,6 @@
 /*
  * unary.c -- elementwise functions of one tensor: affine (scale, neg), exp,
- * log, square, sqrt, pow, relu with its step, and detach (the logistic
+ * log, square, sqrt, pow, relu with its step, elu, and detach (the logistic
  * family is in logistic.c).  Each op is one block: its rule (built from ops, so every order of
  * derivative exists), then HESS_UNARY_OP, which makes its kernel, its record
  * and its public builder; the list at the end is the family's.  Legend: a =
@@ -188,6 +188,44 @@ hess_tensor *hess__step(hess_context *ctx, hess_tensor *a)
     return hess__apply1(ctx, &op_step, a, NULL, "hess_step");
 }
 
+/* ------------------------------------------------------------------------ */
+/* elu: out = a for a > 0, alpha (exp(a) - 1) otherwise (PyTorch's ELU)     */
+/* ------------------------------------------------------------------------ */
+
+/* d elu(a) = e1(a) da with PyTorch's (1.13) values at a = 0 for every order:
+ * e1 = 1 for a > 0, alpha exp(a) for a <= 0 (alpha at 0), and its own
+ * derivative e2 = alpha exp(a) for a < 0, 0 for a >= 0 (0 at 0: PyTorch's
+ * double backward masks with a < 0).  Built from ops, without an exp that
+ * could overflow for large a:
+ *     e1 = (1 - alpha) [a > 0] + alpha + out [a < 0]
+ * (out + alpha = alpha exp(a) where a <= 0, and out = 0 at 0); the masks are
+ * steps, whose derivative is zero, so d e1 = e1' [a < 0] da = e2 da, and the
+ * rule of out (this one) gives every higher order. */
+VJP(elu_vjp)
+{
+    (void)pass;
+    hess_tensor *a = out->src[0];
+    const double alpha = out->par.elu.alpha;
+    hess_tensor *pos = hess__step(ctx, a);                               /* [a > 0] */
+    hess_tensor *neg = hess__step(ctx, hess__affine(ctx, a, -1.0, 0.0)); /* [a < 0] */
+    hess_tensor *e1 =
+        hess_add(ctx, hess__affine(ctx, pos, 1.0 - alpha, alpha), hess_mul(ctx, out, neg));
+    gin[0] = hess_mul(ctx, g, e1);
+}
+/* expm1: full relative accuracy for small |a| (PyTorch computes exp(a) - 1) */
+HESS_UNARY_KERNEL(elu, v > 0 ? v : par->elu.alpha * expm1(v))
+HESS_UNARY_RECORD(elu, "out = a for a > 0, alpha (exp(a) - 1) otherwise", 0)
+
+hess_tensor *hess_elu(hess_context *ctx, hess_tensor *a, double alpha)
+{
+    if (ctx && !isfinite(alpha)) {
+        hess__error(ctx, HESS_ERR_ARG, "hess_elu: alpha %g is not finite", alpha);
+        return NULL;
+    }
+    const hess_op_params par = {.elu = {alpha}};
+    return hess__apply1(ctx, &op_elu, a, &par, "hess_elu");
+}
+
 /* a constant by request: no derivative flows through it (HESS_OPF_CONSTANT:
  * the reverse mode does not follow it) */
 VJP(detach_vjp)
@@ -206,7 +244,7 @@ hess_tensor *hess_detach(hess_context *ctx, hess_tensor *a)
 /* The family                                                               */
 /* ------------------------------------------------------------------------ */
 
-static const hess_op_def *const unary_ops[] = {&op_affine, &op_exp,  &op_log,   &op_square,
-                                               &op_sqrt,   &op_sin,  &op_cos,   &op_pow,
-                                               &op_relu,   &op_step, &op_detach};
+static const hess_op_def *const unary_ops[] = {&op_affine, &op_exp,  &op_log, &op_square,
+                                               &op_sqrt,   &op_sin,  &op_cos, &op_pow,
+                                               &op_relu,   &op_step, &op_elu, &op_detach};
 const hess__op_family hess__unary_family = {unary_ops, sizeof unary_ops / sizeof unary_ops[0]};
