@@ -90,6 +90,12 @@ static bool real_arg(const char *s, double lo, double hi, double *out)
     return true;
 }
 
+/* The options that take a value. */
+static const char *const valued[] = {
+    "--algo",   "--data",        "--synthetic", "--clients", "--classes-per-client",
+    "--rounds", "--local-steps", "--batch",     "--seed",    "--fraction",
+    "--alpha",  "--beta",        "--delta",     "--csv",     "--svg"};
+
 /* 0, or -1 with the problem in err (one line). */
 static int parse(int argc, char **argv, options *o, char *err, size_t errlen)
 {
@@ -104,16 +110,26 @@ static int parse(int argc, char **argv, options *o, char *err, size_t errlen)
                    .seed = 1,
                    .algo = PF_HVP};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n = 0;
-        bool ok = true, takes = true;
+        const char *a = argv[i];
         if (strcmp(a, "--compare") == 0) {
             o->compare = true;
-            takes = false;
-        } else if (!v && strncmp(a, "--", 2) == 0) {
+            continue;
+        }
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+            known = known || strcmp(a, valued[k]) == 0;
+        if (!known) {
+            snprintf(err, errlen, "unknown argument '%s' (see --help)", a);
+            return -1;
+        }
+        if (i + 1 == argc) {
             snprintf(err, errlen, "%s needs a value", a);
             return -1;
-        } else if (strcmp(a, "--algo") == 0) {
+        }
+        const char *v = argv[++i];
+        long n = 0;
+        bool ok = true;
+        if (strcmp(a, "--algo") == 0) {
             const int al = pf_algo_parse(v);
             ok = al >= 0;
             o->algo = (pf_algo)(al >= 0 ? al : 0);
@@ -143,17 +159,13 @@ static int parse(int argc, char **argv, options *o, char *err, size_t errlen)
             ok = real_arg(v, 0, 1e6, &o->hp.delta);
         } else if (strcmp(a, "--csv") == 0) {
             o->csv = v;
-        } else if (strcmp(a, "--svg") == 0) {
-            o->svg = v;
         } else {
-            snprintf(err, errlen, "unknown argument '%s' (see --help)", a);
-            return -1;
+            o->svg = v;
         }
         if (!ok) {
             snprintf(err, errlen, "bad value '%s' for %s", v, a);
             return -1;
         }
-        i += takes;
     }
     return 0;
 }
@@ -420,7 +432,9 @@ static void run(const fed *f, pf_algo algo, curve *cv)
             loss = train(f, algo, r, m, &b, &sent);
             sent += broadcast(&f->p, b.w, N);
         }
+        const double t1 = now();
         const double acc = evaluate(f, r, &b, &sent);
+        const double eval_secs = now() - t1;
         sent = total_bytes(&f->p, sent);
         cv->round[r] = r;
         cv->loss[r] = loss;
@@ -429,12 +443,12 @@ static void run(const fed *f, pf_algo algo, curve *cv)
         if (!say)
             continue;
         char hb[32];
-        if (r == 0)
-            printf("%-6s round %4d  loss        -  personalized accuracy %.4f  %7.3f s  sent %s\n",
-                   pf_algo_name(algo), r, acc, cv->secs[r], human_bytes(sent, hb));
-        else
-            printf("%-6s round %4d  loss %10.6f  personalized accuracy %.4f  %7.3f s  sent %s\n",
-                   pf_algo_name(algo), r, loss, acc, cv->secs[r], human_bytes(sent, hb));
+        char ls[32] = "         -";
+        if (r > 0)
+            snprintf(ls, sizeof ls, "%10.6f", loss);
+        printf("%-6s round %4d  loss %s  personalized accuracy %.4f  %7.3f s (evaluation %.3f s)"
+               "  sent %s\n",
+               pf_algo_name(algo), r, ls, acc, cv->secs[r], eval_secs, human_bytes(sent, hb));
         fflush(stdout);
     }
     free(b.w), free(b.rows), free(b.all), free(b.scratch), free(b.acc_mine), free(b.acc_all);
@@ -556,6 +570,20 @@ static int write_svg(const char *path, const fed *f, const curve *cv, int n)
 /* main                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Frees what setup made (also after it failed half-way) and ends MPI. */
+static void teardown(fed *f, pf_images *train, pf_images *test)
+{
+    for (int i = 0; f->wk && i < f->o->clients; i++)
+        pf_worker_free(f->wk[i]);
+    free(f->wk);
+    pf_shares_free(f->shares, f->o->clients);
+    pf_images_free(train);
+    pf_images_free(test);
+#ifdef PER_FEDAVG_MPI
+    MPI_Finalize();
+#endif
+}
+
 int main(int argc, char **argv)
 {
     procs p = {0, 1};
@@ -591,9 +619,7 @@ int main(int argc, char **argv)
     /* the server of an MPI run needs no data */
     st = p.size > 1 && p.rank == 0 ? 0 : setup(&f, &train, &test, err, sizeof err);
     if ((st = agree(&p, st, err)) != 0) {
-#ifdef PER_FEDAVG_MPI
-        MPI_Finalize();
-#endif
+        teardown(&f, &train, &test);
         return st;
     }
     if (p.rank == 0)
@@ -641,14 +667,6 @@ int main(int argc, char **argv)
         printf("final personalized accuracy: %.4f\n", main_run->acc[o.rounds]);
     }
     free(mem);
-    for (int i = 0; f.wk && i < o.clients; i++)
-        pf_worker_free(f.wk[i]);
-    free(f.wk);
-    pf_shares_free(f.shares, o.clients);
-    pf_images_free(&train);
-    pf_images_free(&test);
-#ifdef PER_FEDAVG_MPI
-    MPI_Finalize();
-#endif
+    teardown(&f, &train, &test);
     return st;
 }

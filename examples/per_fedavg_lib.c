@@ -421,6 +421,7 @@ struct pf_worker {
     double *g1, *g2, *h, *wt, *wp; /* N each: the steps' vectors */
     double *lt;                    /* n_test x out */
     unsigned char *labels_test;    /* n_test */
+    double scale[256];             /* v / 255.0 for a byte v */
     char err[400];
 };
 
@@ -453,7 +454,7 @@ static hess_tensor *test_inputs(pf_worker *wk, const pf_images *test, const pf_s
     for (size_t r = 0; r < n; r++) {
         const size_t s = share->test[r];
         for (size_t j = 0; j < d; j++)
-            buf[r * d + j] = test->x[s * d + j] / 255.0;
+            buf[r * d + j] = wk->scale[test->x[s * d + j]];
         wk->labels_test[r] = test->y[s];
     }
     const int64_t shape[2] = {(int64_t)n, (int64_t)d};
@@ -510,6 +511,8 @@ pf_worker *pf_worker_new(const pf_arch *a,
     wk->train = train;
     wk->share = share;
     wk->n_test = share->n_test;
+    for (int v = 0; v < 256; v++) /* exactly v / 255.0, without a division per pixel */
+        wk->scale[v] = v / 255.0;
     if (worker_buffers(wk) != 0 || hess_context_create(cfg, &wk->ctx) != HESS_OK) {
         say(err, errlen, "out of memory");
         pf_worker_free(wk);
@@ -556,8 +559,9 @@ static int set_point(pf_worker *wk, const double *w, const size_t *batch)
     for (int r = 0; r < wk->batch; r++) {
         const size_t s = wk->share->train[batch[r]];
         const unsigned char *px = wk->train->x + s * d;
+        double *row = wk->bx + (size_t)r * d;
         for (size_t j = 0; j < d; j++)
-            wk->bx[(size_t)r * d + j] = px[j] / 255.0;
+            row[j] = wk->scale[px[j]];
         wk->by[r] = wk->train->y[s];
     }
     if (hess_params_set(ctx, 6, wk->p, w) != HESS_OK ||
@@ -735,7 +739,7 @@ int pf_svg_lines(const char *path,
 {
     static const char *const colour[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                          "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"};
-    const double W = 720, H = 440, L = 70, R = 170, T = 40, Bm = 55; /* size and margins */
+    const double W = 640, H = 420, L = 70, R = 25, T = 40, Bm = 55; /* size and margins */
     double xmn = INFINITY, xmx = -INFINITY, ymn = INFINITY, ymx = -INFINITY;
     for (size_t s = 0; s < n_series; s++)
         for (size_t i = 0; i < series[s].n; i++) {
@@ -786,7 +790,7 @@ int pf_svg_lines(const char *path,
             T + ph / 2);
     put_text(f, ylabel);
     fputs("</text>\n", f);
-    /* the lines (broken at non-finite values) and the legend */
+    /* the lines, broken at non-finite values */
     for (size_t s = 0; s < n_series; s++) {
         const char *c = colour[s % (sizeof colour / sizeof colour[0])];
         bool open = false;
@@ -806,11 +810,24 @@ int pf_svg_lines(const char *path,
         }
         if (open)
             fputs("\"/>\n", f);
-        const double ly = T + 14 + 20.0 * (double)s;
+    }
+    /* the legend, in the plot's lower right corner (about 7 px a character) */
+    size_t longest = 0;
+    for (size_t s = 0; s < n_series; s++)
+        longest = strlen(series[s].name) > longest ? strlen(series[s].name) : longest;
+    const double bw = 44 + 7.0 * (double)longest, bh = 8 + 20.0 * (double)n_series;
+    const double bx = L + pw - bw - 10, by = T + ph - bh - 10;
+    fprintf(f,
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
+            "fill-opacity=\"0.9\" stroke=\"#999\"/>\n",
+            bx, by, bw, bh);
+    for (size_t s = 0; s < n_series; s++) {
+        const char *c = colour[s % (sizeof colour / sizeof colour[0])];
+        const double ly = by + 14 + 20.0 * (double)s;
         fprintf(f,
                 "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                 "stroke-width=\"3\"/><text x=\"%.1f\" y=\"%.1f\">",
-                L + pw + 12, ly, L + pw + 36, ly, c, L + pw + 42, ly + 4);
+                bx + 8, ly, bx + 32, ly, c, bx + 38, ly + 4);
         put_text(f, series[s].name);
         fputs("</text>\n", f);
     }
