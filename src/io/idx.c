@@ -346,10 +346,9 @@ static bool gz_check(idx_in *in, const idx_info *info)
             break;
     }
     if (count < info->need)
-        return bad(in, info->head,
-                   "truncated data (the shape %s of %s needs %zu bytes, %zu follow)",
-                   hess__shape_str(sb, info->ndim, info->shape), info->type->name, info->need,
-                   count);
+        return bad(
+            in, info->head, "truncated data (the shape %s of %s needs %zu bytes, %zu follow)",
+            hess__shape_str(sb, info->ndim, info->shape), info->type->name, info->need, count);
     if (count > info->need)
         return bad(in, info->head + info->need,
                    "trailing bytes after the data (the shape %s of %s needs %zu)",
