@@ -117,8 +117,10 @@ typedef struct idx_in {
  * scratch context is destroyed). */
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
+#if SIZE_MAX <= UINT32_MAX /* two uInt factors cannot overflow a 64-bit size_t */
     if (size && items > SIZE_MAX / size)
         return NULL;
+#endif
     return hess__alloc(opaque, (size_t)items * size, "hess_load_idx");
 }
 
@@ -196,12 +198,11 @@ static size_t z_read(idx_in *in, unsigned char *out, size_t n)
             const size_t at = in->r->pos - in->z.avail_in;
             if (zs == Z_MEM_ERROR)
                 hess__fault_at(in->p, at, 0, "out of memory in the decompressor");
-            else if (in->members > 0)
-                hess__fault_at(in->p, at, 0,
-                               "trailing bytes after the gzip stream, not a gzip member (zlib: %s)",
-                               in->z.msg ? in->z.msg : "data error");
             else
-                hess__fault_at(in->p, at, 0, "corrupt gzip stream (zlib: %s)",
+                hess__fault_at(in->p, at, 0, "%s (zlib: %s)",
+                               in->members > 0
+                                   ? "trailing bytes after the gzip stream, not a gzip member"
+                                   : "corrupt gzip stream",
                                in->z.msg ? in->z.msg : "data error");
         }
     }
