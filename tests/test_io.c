@@ -1354,6 +1354,10 @@ static void test_ref_data_files_unchanged(void **state)
 /* IDX files (hess_load_idx)                                                */
 /* ------------------------------------------------------------------------ */
 
+/* The memory entry point of src/io/idx.c (internal, declared in io.h). */
+hess_tensor *
+hess__idx_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
+
 /* An IDX image in buf: magic 00 00 type rank, the dimensions big-endian, then
  * `data` bytes as given (already big-endian).  Returns its length. */
 static size_t idx_image(unsigned char *buf,
@@ -1589,6 +1593,7 @@ static const bad_idx BAD_IDX[] = {
     {"empty", {0}, 0, "byte 0: truncated header (0 of the 4 magic bytes)"},
     {"first byte", {1, 0, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 0: bad magic"},
     {"second byte", {0, 2, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 1: bad magic"},
+    {"half gzip magic", {0x1f, 0, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 0: bad magic"},
     {"short magic", {0, 0, 8}, 3, "byte 3: truncated header (3 of the 4"},
     {"unknown type", {0, 0, 0x0A, 1, 0, 0, 0, 1, 7}, 9, "byte 2: unknown element type 0x0a"},
     {"rank 0", {0, 0, 8, 0, 7}, 5, "byte 3: rank 0 is outside 1..6"},
@@ -1640,10 +1645,17 @@ static void test_idx_malformed(void **state)
         unsigned char zipped[128];
         write_bytes(path, b->bytes, b->len);
         write_bytes(gz, zipped, gzip_stored(zipped, b->bytes, b->len));
-        for (int z = 0; z < 2; z++) {
+        const size_t zlen = gzip_stored(zipped, b->bytes, b->len);
+        /* z: plain, compressed; mem: the file, or its bytes from memory */
+        for (int zm = 0; zm < 4; zm++) {
+            const int z = zm & 1, mem = zm >> 1;
+            const char *name = mem ? "memory-image" : z ? gz : path;
             const hess_mark before = hess_context_mark(ctx);
             const size_t bytes = hess_context_bytes(ctx);
-            if (hess_load_idx(ctx, z ? gz : path, z) != NULL)
+            hess_tensor *t =
+                mem ? hess__idx_load_mem(ctx, z ? zipped : b->bytes, z ? zlen : b->len, name, z)
+                    : hess_load_idx(ctx, name, z);
+            if (t != NULL)
                 fail_msg("case '%s'%s was accepted", b->what, z ? " (gzip)" : "");
 #ifdef HESSIAN_HAVE_ZLIB
             /* compressed, the offset is the decompressed data's, and said so */
@@ -1651,9 +1663,9 @@ static void test_idx_malformed(void **state)
             const char *colon = strchr(b->frag, ':');
             snprintf(frag, sizeof frag, "%.*s: %s%s", (int)(colon - b->frag), b->frag,
                      z ? "(decompressed) " : "", colon + 2);
-            expect_error(ctx, HESS_ERR_IO, z ? gz : path, frag);
+            expect_error(ctx, HESS_ERR_IO, name, frag);
 #else
-            expect_error(ctx, HESS_ERR_IO, z ? gz : path, z ? "built without zlib" : b->frag);
+            expect_error(ctx, HESS_ERR_IO, name, z ? "built without zlib" : b->frag);
 #endif
             assert_true(same_mark(before, hess_context_mark(ctx)));
             assert_true(hess_context_bytes(ctx) == bytes);
@@ -1711,6 +1723,77 @@ static void test_idx_gzip_corrupt(void **state)
 #endif
         assert_true(same_mark(before, hess_context_mark(ctx)));
     }
+    remove(gz);
+}
+
+/* A pending error: the file is read (as hess_load_npy reads) and the first
+ * error stays; a failure then does not replace it.  A byte limit
+ * the tensor (or, compressed, the decompressor) does not fit in: NOMEM,
+ * nothing left.  And a good image from memory. */
+static void test_idx_pending_and_limits(void **state)
+{
+    (void)state;
+    const char *path = "test_io_tmp_limit.idx", *gz = "test_io_tmp_limit.idx.gz";
+    static unsigned char data[10000], img[10100];
+    static unsigned char zipped[10200];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i % 251);
+    const uint32_t dims[2] = {100, 100};
+    const size_t len = idx_image(img, 0x08, 2, dims, data, sizeof data);
+    const size_t zlen = gzip_stored(zipped, img, len);
+    write_bytes(path, img, len);
+    write_bytes(gz, zipped, zlen);
+
+    hess_context *ctx = test_context();
+    const int64_t two[1] = {2};
+    hess_tensor *a = hess_tensor_new(ctx, 1, two, NULL);
+    assert_null(hess_matmul(ctx, a, hess_tensor_new(ctx, 1, (const int64_t[]){3}, NULL)));
+    const hess_status pending = hess_context_status(ctx);
+    for (int z = 0; z < 2; z++) { /* as hess_load_npy: read, and the first error kept */
+        hess_tensor *u = hess_load_idx(ctx, z ? gz : path, 0);
+        assert_int_equal(hess_context_status(ctx), pending);
+        assert_null(strstr(hess_context_errmsg(ctx), "hess_load_idx"));
+        hess_tensor *v = hess_load_npy(ctx, "test_io_tmp_limit_none.npy", 0);
+        assert_null(v);
+        assert_int_equal(hess_context_status(ctx), pending);
+#ifdef HESSIAN_HAVE_ZLIB
+        assert_int_equal(hess_tensor_numel(u), 10000);
+#else
+        assert_true(z ? u == NULL : hess_tensor_numel(u) == 10000);
+#endif
+    }
+    hess_context_clear_error(ctx);
+#ifdef HESSIAN_HAVE_ZLIB
+    hess_tensor *t = hess__idx_load_mem(ctx, zipped, zlen, "memory-image", 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), 10000);
+    assert_true(hess_tensor_data(t)[9999] == data[9999]);
+#endif
+    assert_null(hess__idx_load_mem(ctx, NULL, 1, "x", 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL buffer or name");
+    assert_null(hess__idx_load_mem(NULL, img, len, "x", 0));
+    hess_context_destroy(ctx);
+
+    hess_config cfg = {0};
+    cfg.block_bytes = 4096;
+    cfg.max_bytes = 1;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_ERR_NOMEM);
+    cfg.max_bytes = 40000; /* room for the context, not for 80 KB of doubles or zlib's 64 KiB */
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    for (int z = 0; z < 2; z++) {
+        const hess_mark before = hess_context_mark(ctx);
+        assert_null(hess_load_idx(ctx, z ? gz : path, 0));
+#ifdef HESSIAN_HAVE_ZLIB
+        expect_error(ctx, HESS_ERR_NOMEM, "hess_load_idx",
+                     z ? "out of memory for the decompressor" : "out of memory");
+#else /* a compressed file is refused before any allocation */
+        expect_error(ctx, z ? HESS_ERR_IO : HESS_ERR_NOMEM, "hess_load_idx",
+                     z ? "built without zlib" : "out of memory");
+#endif
+        assert_true(same_mark(before, hess_context_mark(ctx)));
+    }
+    hess_context_destroy(ctx);
+    remove(path);
     remove(gz);
 }
 
@@ -1803,6 +1886,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idx_ranks_and_gzip, setup_ctx, teardown_ctx),
         cmocka_unit_test(test_idx_malformed),
         cmocka_unit_test_setup_teardown(test_idx_gzip_corrupt, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_idx_pending_and_limits),
         cmocka_unit_test_setup_teardown(test_idx_arguments, setup_ctx, teardown_ctx),
     };
     /* test_io --fashion-mnist DIR: the real data set's files only */
