@@ -1771,6 +1771,8 @@ static void test_idx_pending_and_limits(void **state)
 #endif
     assert_null(hess__idx_load_mem(ctx, NULL, 1, "x", 0));
     expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL buffer or name");
+    assert_null(hess__idx_load_mem(ctx, img, len, NULL, 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL buffer or name");
     assert_null(hess__idx_load_mem(NULL, img, len, "x", 0));
     hess_context_destroy(ctx);
 
@@ -1793,7 +1795,52 @@ static void test_idx_pending_and_limits(void **state)
         assert_true(same_mark(before, hess_context_mark(ctx)));
     }
     hess_context_destroy(ctx);
+#ifdef HESSIAN_HAVE_ZLIB
+    /* a context at its byte limit exactly: no room for the decompressor */
+    cfg.max_bytes = 0;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    cfg.max_bytes = hess_context_bytes(ctx);
+    hess_context_destroy(ctx);
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_int_equal(hess_context_bytes(ctx), cfg.max_bytes);
+    assert_null(hess_load_idx(ctx, gz, 0));
+    expect_error(ctx, HESS_ERR_NOMEM, "hess_load_idx", "out of memory for the decompressor");
+    hess_context_destroy(ctx);
+#endif
     remove(path);
+    remove(gz);
+}
+
+/* Two gzip members, the first ending exactly where a 16 KiB read of the input
+ * ends: the reader must look for more input before taking it for the end. */
+static void test_idx_gzip_member_at_boundary(void **state)
+{
+    hess_context *ctx = *state;
+    static unsigned char img[20008], zipped[20100];
+    const uint32_t dims[1] = {20000};
+    static unsigned char data[20000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7 % 256);
+    const size_t len = idx_image(img, 0x08, 1, dims, data, sizeof data);
+    const size_t first = 16384 - 23; /* a stored member is its data plus 23 bytes */
+    size_t n = gzip_stored(zipped, img, first);
+    assert_int_equal(n, 16384);
+    n += gzip_stored(zipped + n, img + first, len - first);
+    const char *gz = "test_io_tmp_members.idx.gz";
+    write_bytes(gz, zipped, n);
+    for (int mem = 0; mem < 2; mem++) {
+        hess_tensor *t =
+            mem ? hess__idx_load_mem(ctx, zipped, n, "members", 0) : hess_load_idx(ctx, gz, 0);
+#ifdef HESSIAN_HAVE_ZLIB
+        assert_ok(ctx, hess_context_status(ctx));
+        assert_int_equal(hess_tensor_numel(t), 20000);
+        for (size_t i = 0; i < sizeof data; i++)
+            assert_true(hess_tensor_data(t)[i] == data[i]);
+#else
+        assert_null(t);
+        expect_error(ctx, HESS_ERR_IO, mem ? "members" : gz, "built without zlib");
+#endif
+    }
     remove(gz);
 }
 
@@ -1887,6 +1934,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idx_malformed),
         cmocka_unit_test_setup_teardown(test_idx_gzip_corrupt, setup_ctx, teardown_ctx),
         cmocka_unit_test(test_idx_pending_and_limits),
+        cmocka_unit_test_setup_teardown(test_idx_gzip_member_at_boundary, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_idx_arguments, setup_ctx, teardown_ctx),
     };
     /* test_io --fashion-mnist DIR: the real data set's files only */
