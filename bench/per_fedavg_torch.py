@@ -26,9 +26,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# One thread for the BLAS too, as bench/run_peers.sh does: PyTorch's
+# set_num_threads does not reach OpenBLAS's own thread pool, which starts when
+# the library loads (before numpy and torch are imported, then).
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 M64 = (1 << 64) - 1
 STREAM_INIT, STREAM_SPLIT, STREAM_SELECT, STREAM_LOCAL, STREAM_EVAL = 1, 2, 3, 4, 5
@@ -220,9 +226,9 @@ def main():
     ty = [torch.from_numpy(yte[i].astype(np.int64)) for i in test_idx]
     m = max(1, int(math.floor(o.fraction * o.clients + 0.5)))
     a, b, B = o.alpha, o.beta, o.batch
-    print("per_fedavg_torch: PyTorch %s, %d thread(s), float64; Fashion-MNIST, %d clients with %d "
+    print("per_fedavg_torch: PyTorch %s, %d thread(s) (OPENBLAS_NUM_THREADS=%s), float64; Fashion-MNIST, %d clients with %d "
           "classes each, %d per round, %d rounds of %d local steps, batch %d, alpha %g, beta %g, seed %d"
-          % (torch.__version__, torch.get_num_threads(), o.clients, o.classes_per_client, m,
+          % (torch.__version__, torch.get_num_threads(), os.environ["OPENBLAS_NUM_THREADS"], o.clients, o.classes_per_client, m,
              o.rounds, o.local_steps, B, a, b, o.seed), flush=True)
 
     def evaluate(w, rnd):
