@@ -1655,6 +1655,43 @@ HESS_API hess_status hess_save_npy_array(
  */
 HESS_API hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param);
 
+/**
+ * Reads an IDX file -- the format of MNIST and Fashion-MNIST: two zero bytes,
+ * a type byte, a rank byte, one big-endian uint32 per dimension, then the
+ * elements big-endian, row-major -- plain or gzip-compressed (recognised by
+ * gzip's magic bytes 1f 8b, whatever the name; several gzip members are read
+ * as one stream, as gzip -d does), into a new tensor owned by @p ctx: a
+ * constant, or a parameter (as hess_param_new()) when @p as_param is
+ * non-zero.  The rank is 1..HESS_MAX_DIMS, every dimension >= 1; the types
+ * 0x08 (unsigned byte), 0x09 (signed byte), 0x0B (int16), 0x0C (int32), 0x0D
+ * (float32) and 0x0E (float64) are read, each value converted exactly to a
+ * double (a byte 255 is 255.0: the caller scales).  The file must hold
+ * exactly the shape's data after the header.  Anything else, including a
+ * truncated, malformed or corrupt file, is HESS_ERR_IO with a one-line
+ * message naming the file, the byte offset and what is wrong (bad magic,
+ * unknown type, rank 0 or above HESS_MAX_DIMS, a zero dimension, truncated
+ * header or data, trailing bytes, a corrupt or truncated gzip stream, a read
+ * error).  In a compressed file the offset of a problem of the IDX contents
+ * is one in the decompressed data, and the message says "(decompressed)";
+ * e.g. "hess_load_idx: t.gz: byte 16: (decompressed) truncated data (the shape
+ * [60000,28,28] of unsigned byte needs 47040000 bytes, 100 follow)".  Sizes
+ * in the header are checked against bytes actually present before the tensor
+ * is allocated, so a hostile header cannot make it allocate more than the
+ * data could fill: a plain file as hess_load_npy() does; a compressed file is
+ * decompressed twice, first only to count its bytes (in a fixed buffer,
+ * stopping one byte past what the header announces, and checking gzip's CRC
+ * and length), then into the tensor.  A library built without zlib (CMake
+ * option HESSIAN_ZLIB=off, or zlib not found) reads plain files only and
+ * refuses a compressed one with HESS_ERR_IO saying so.  @p path may be what
+ * hess_load_npy() accepts (a pipe is read whole into memory first).
+ * @return the tensor, or NULL with HESS_ERR_ARG (NULL path), HESS_ERR_IO or
+ * HESS_ERR_NOMEM recorded (nothing is left in the context).  Cost O(numel),
+ * for a compressed file two decompressions; memory: the tensor, and zlib's
+ * state (about 40 KiB, from the context's allocator in a scratch context freed
+ * before returning).
+ */
+HESS_API hess_tensor *hess_load_idx(hess_context *ctx, const char *path, int as_param);
+
 /** A tensor with a name, an entry of a hess_ref_file. */
 typedef struct hess_named_tensor {
     const char *name;    /**< 1..63 bytes, no blanks or control characters */

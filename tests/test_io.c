@@ -4,7 +4,10 @@
  * the exact .npy header layout against hand-made bytes, every malformed or
  * truncated input (HESS_ERR_IO with the file and the problem in the message,
  * nothing left in the context), reading tests/data/seed_ann.ref, and the SVG
- * heatmap (structure, escaping, xmllint when it is installed).
+ * heatmap (structure, escaping, xmllint when it is installed); IDX files
+ * (every element type and rank, plain and gzip-compressed, every malformed
+ * header, truncated or corrupt stream), and with --fashion-mnist DIR the real
+ * Fashion-MNIST files instead.
  *
  * Scratch files are written in the working directory (the build's tests
  * directory under ctest) with names starting "test_io_tmp_".
@@ -1347,7 +1350,562 @@ static void test_ref_data_files_unchanged(void **state)
     }
 }
 
-int main(void)
+/* ------------------------------------------------------------------------ */
+/* IDX files (hess_load_idx)                                                */
+/* ------------------------------------------------------------------------ */
+
+/* The memory entry point of src/io/idx.c (internal, declared in io.h). */
+hess_tensor *
+hess__idx_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
+
+/* An IDX image in buf: magic 00 00 type rank, the dimensions big-endian, then
+ * `data` bytes as given (already big-endian).  Returns its length. */
+static size_t idx_image(unsigned char *buf,
+                        unsigned char type,
+                        int ndim,
+                        const uint32_t *dims,
+                        const void *data,
+                        size_t data_len)
+{
+    size_t n = 0;
+    buf[n++] = 0;
+    buf[n++] = 0;
+    buf[n++] = type;
+    buf[n++] = (unsigned char)ndim;
+    for (int i = 0; i < ndim; i++)
+        for (int b = 3; b >= 0; b--)
+            buf[n++] = (unsigned char)(dims[i] >> (8 * b));
+    if (data_len)
+        memcpy(buf + n, data, data_len);
+    return n + data_len;
+}
+
+/* v as n big-endian bytes at b. */
+static void put_be(unsigned char *b, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        b[i] = (unsigned char)v;
+}
+
+/* CRC-32 (gzip's), bit by bit: the test writes gzip files without zlib too. */
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* A gzip member holding data (n < 65536) in one stored deflate block, made by
+ * hand: header, block, CRC-32 and length.  Returns its length. */
+static size_t gzip_stored(unsigned char *out, const unsigned char *data, size_t n)
+{
+    static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+    size_t k = 0;
+    memcpy(out, head, sizeof head);
+    k += sizeof head;
+    out[k++] = 1; /* final block, stored */
+    out[k++] = (unsigned char)n;
+    out[k++] = (unsigned char)(n >> 8);
+    out[k++] = (unsigned char)~n;
+    out[k++] = (unsigned char)(~n >> 8);
+    memcpy(out + k, data, n);
+    k += n;
+    const uint32_t crc = crc32_of(data, n);
+    for (int i = 0; i < 4; i++)
+        out[k++] = (unsigned char)(crc >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        out[k++] = (unsigned char)(n >> (8 * i));
+    return k;
+}
+
+#ifdef HESSIAN_HAVE_ZLIB
+#include <zlib.h>
+/* The file path compressed by zlib (deflate at level 9 in a gzip wrapper). */
+static void write_gzip(const char *path, const void *buf, size_t len)
+{
+    gzFile g = gzopen(path, "wb9");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, buf, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(g), Z_OK);
+}
+#endif
+
+/* One of each element type, read back exactly. */
+static void test_idx_types(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_types.idx";
+    unsigned char data[64], img[128];
+    const uint32_t dims[2] = {2, 3};
+    /* unsigned and signed bytes: 0, 1, 127, 128, 254, 255 */
+    static const unsigned char bytes[6] = {0, 1, 127, 128, 254, 255};
+    static const double u8[6] = {0, 1, 127, 128, 254, 255}, s8[6] = {0, 1, 127, -128, -2, -1};
+    /* int16, int32, float32, float64 */
+    static const int16_t i16[6] = {0, 1, -1, 32767, -32768, 1234};
+    static const int32_t i32[6] = {0, 1, -1, 2147483647, -2147483647 - 1, 123456789};
+    static const float f32[6] = {0.0f, -0.0f, 1.5f, -3.25e-3f, 3.0e38f, 1e-40f};
+    static const double f64[6] = {0.0, -0.0, 0.1, -1e-310, DBL_MAX, -1.0 / 3.0};
+    for (int type = 0; type < 6; type++) {
+        unsigned char code = 0;
+        size_t size = 0;
+        double want[6];
+        for (int i = 0; i < 6; i++) {
+            uint32_t u32;
+            uint64_t u64;
+            switch (type) {
+            case 0:
+            case 1:
+                code = type == 0 ? 0x08 : 0x09, size = 1;
+                data[i] = bytes[i];
+                want[i] = type == 0 ? u8[i] : s8[i];
+                break;
+            case 2:
+                code = 0x0B, size = 2;
+                put_be(data + 2 * i, (uint16_t)i16[i], 2);
+                want[i] = i16[i];
+                break;
+            case 3:
+                code = 0x0C, size = 4;
+                put_be(data + 4 * i, (uint32_t)i32[i], 4);
+                want[i] = i32[i];
+                break;
+            case 4:
+                code = 0x0D, size = 4;
+                memcpy(&u32, &f32[i], 4);
+                put_be(data + 4 * i, u32, 4);
+                want[i] = f32[i];
+                break;
+            default:
+                code = 0x0E, size = 8;
+                memcpy(&u64, &f64[i], 8);
+                put_be(data + 8 * i, u64, 8);
+                want[i] = f64[i];
+                break;
+            }
+        }
+        write_bytes(path, img, idx_image(img, code, 2, dims, data, 6 * size));
+        for (int as_param = 0; as_param < 2; as_param++) {
+            hess_tensor *t = hess_load_idx(ctx, path, as_param);
+            assert_ok(ctx, hess_context_status(ctx));
+            assert_int_equal(hess_tensor_ndim(t), 2);
+            assert_int_equal(hess_tensor_shape(t)[0], 2);
+            assert_int_equal(hess_tensor_shape(t)[1], 3);
+            assert_int_equal(hess_tensor_is_param(t), as_param);
+            assert_memory_equal(hess_tensor_data(t), want, sizeof want); /* -0.0 too */
+        }
+    }
+    remove(path);
+}
+
+/* Ranks 1 to HESS_MAX_DIMS, plain and compressed (by hand, and by zlib when
+ * the library has it), read from a file and from a pipe. */
+static void test_idx_ranks_and_gzip(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_rank.idx", *gz = "test_io_tmp_rank.idx.gz";
+    unsigned char data[720], img[800], zipped[1000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 37 + 11);
+    static const uint32_t dims[HESS_MAX_DIMS] = {3, 2, 5, 1, 4, 6};
+    for (int nd = 1; nd <= HESS_MAX_DIMS; nd++) {
+        size_t numel = 1;
+        for (int i = 0; i < nd; i++)
+            numel *= dims[i];
+        const size_t len = idx_image(img, 0x08, nd, dims, data, numel);
+        write_bytes(path, img, len);
+        write_bytes(gz, zipped, gzip_stored(zipped, img, len));
+        for (int k = 0; k < 2; k++) {
+            const char *file = k ? gz : path;
+            hess_tensor *t = hess_load_idx(ctx, file, 0);
+#ifndef HESSIAN_HAVE_ZLIB
+            if (k) {
+                assert_null(t);
+                expect_error(ctx, HESS_ERR_IO, "hess_load_idx: test_io_tmp_rank.idx.gz: byte 0",
+                             "built without zlib");
+                continue;
+            }
+#endif
+            assert_ok(ctx, hess_context_status(ctx));
+            assert_int_equal(hess_tensor_ndim(t), nd);
+            for (int i = 0; i < nd; i++)
+                assert_int_equal(hess_tensor_shape(t)[i], dims[i]);
+            for (size_t i = 0; i < numel; i++)
+                assert_true(hess_tensor_data(t)[i] == data[i]);
+        }
+    }
+#ifdef HESSIAN_HAVE_ZLIB
+    /* compressed by zlib; two gzip members read as one stream; from a pipe */
+    const uint32_t big[2] = {30, 24};
+    const size_t len = idx_image(img, 0x08, 2, big, data, 720);
+    write_gzip(gz, img, len);
+    hess_tensor *t = hess_load_idx(ctx, gz, 1);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), 720);
+    assert_true(hess_tensor_is_param(t));
+    for (size_t i = 0; i < 720; i++)
+        assert_true(hess_tensor_data(t)[i] == data[i]);
+    const size_t half = 300;
+    size_t n1 = gzip_stored(zipped, img, half);
+    n1 += gzip_stored(zipped + n1, img + half, len - half);
+    write_bytes(gz, zipped, n1);
+    t = hess_load_idx(ctx, gz, 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), 720);
+    assert_true(hess_tensor_data(t)[719] == data[719]);
+    int fd[2]; /* a pipe, which cannot seek: read whole into memory first */
+    assert_int_equal(pipe(fd), 0);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        const ssize_t w = write(fd[1], zipped, n1);
+        _exit(w == (ssize_t)n1 ? 0 : 1);
+    }
+    close(fd[1]);
+    char dev[64];
+    snprintf(dev, sizeof dev, "/dev/fd/%d", fd[0]);
+    t = hess_load_idx(ctx, dev, 0);
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), 720);
+    assert_true(hess_tensor_data(t)[5] == data[5]);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+    remove(path);
+    remove(gz);
+}
+
+/* A malformed IDX image: what it is, its bytes, and what the message says. */
+typedef struct bad_idx {
+    const char *what;
+    unsigned char bytes[40];
+    size_t len;
+    const char *frag; /* "byte N: problem" */
+} bad_idx;
+
+static const bad_idx BAD_IDX[] = {
+    {"empty", {0}, 0, "byte 0: truncated header (0 of the 4 magic bytes)"},
+    {"first byte", {1, 0, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 0: bad magic"},
+    {"second byte", {0, 2, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 1: bad magic"},
+    {"half gzip magic", {0x1f, 0, 8, 1, 0, 0, 0, 1, 7}, 9, "byte 0: bad magic"},
+    {"short magic", {0, 0, 8}, 3, "byte 3: truncated header (3 of the 4"},
+    {"unknown type", {0, 0, 0x0A, 1, 0, 0, 0, 1, 7}, 9, "byte 2: unknown element type 0x0a"},
+    {"rank 0", {0, 0, 8, 0, 7}, 5, "byte 3: rank 0 is outside 1..6"},
+    {"rank 7", {0, 0, 8, 7}, 4, "byte 3: rank 7 is outside 1..6"},
+    {"missing dimension",
+     {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1},
+     12,
+     "byte 12: truncated header (3 dimensions announced, 2 found)"},
+    {"partial dimension",
+     {0, 0, 8, 2, 0, 0, 0, 1, 0, 0},
+     10,
+     "byte 10: truncated header (2 dimensions announced, 1 found)"},
+    {"zero dimension",
+     {0, 0, 8, 2, 0, 0, 0, 1, 0, 0, 0, 0},
+     12,
+     "byte 8: dimension 1 is 0 (empty arrays"},
+    {"absurd shape",
+     {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+     16,
+     "byte 4: the dimensions multiply to more elements than fit"},
+    /* 4 G elements announced, 3 bytes present: refused before any allocation */
+    {"hostile shape",
+     {0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1, 2, 3},
+     11,
+     "byte 8: truncated data (the shape [4294967295] of unsigned byte needs 4294967295 bytes"},
+    {"truncated data",
+     {0, 0, 0x0B, 1, 0, 0, 0, 3, 0, 1, 0, 2, 0},
+     13,
+     "byte 8: truncated data (the shape [3] of short (int16) needs 6 bytes"},
+    {"trailing byte",
+     {0, 0, 8, 1, 0, 0, 0, 2, 5, 6, 7},
+     11,
+     "byte 10: trailing bytes after the data (the shape [2] of unsigned byte needs 2)"},
+};
+
+/* Every malformed image, plain and compressed: HESS_ERR_IO, the file, the
+ * offset and the problem in the message, nothing left in a context whose
+ * byte limit is far below what a hostile header announces. */
+static void test_idx_malformed(void **state)
+{
+    (void)state;
+    hess_config cfg = {0};
+    cfg.max_bytes = 1 << 20;
+    hess_context *ctx = NULL;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    const char *path = "test_io_tmp_bad.idx", *gz = "test_io_tmp_bad.idx.gz";
+    for (size_t k = 0; k < sizeof BAD_IDX / sizeof BAD_IDX[0]; k++) {
+        const bad_idx *b = &BAD_IDX[k];
+        unsigned char zipped[128];
+        write_bytes(path, b->bytes, b->len);
+        write_bytes(gz, zipped, gzip_stored(zipped, b->bytes, b->len));
+        const size_t zlen = gzip_stored(zipped, b->bytes, b->len);
+        /* z: plain, compressed; mem: the file, or its bytes from memory */
+        for (int zm = 0; zm < 4; zm++) {
+            const int z = zm & 1, mem = zm >> 1;
+            const char *name = mem ? "memory-image" : z ? gz : path;
+            const hess_mark before = hess_context_mark(ctx);
+            const size_t bytes = hess_context_bytes(ctx);
+            hess_tensor *t =
+                mem ? hess__idx_load_mem(ctx, z ? zipped : b->bytes, z ? zlen : b->len, name, z)
+                    : hess_load_idx(ctx, name, z);
+            if (t != NULL)
+                fail_msg("case '%s'%s was accepted", b->what, z ? " (gzip)" : "");
+#ifdef HESSIAN_HAVE_ZLIB
+            /* compressed, the offset is the decompressed data's, and said so */
+            char frag[200];
+            const char *colon = strchr(b->frag, ':');
+            snprintf(frag, sizeof frag, "%.*s: %s%s", (int)(colon - b->frag), b->frag,
+                     z ? "(decompressed) " : "", colon + 2);
+            expect_error(ctx, HESS_ERR_IO, name, frag);
+#else
+            expect_error(ctx, HESS_ERR_IO, name, z ? "built without zlib" : b->frag);
+#endif
+            assert_true(same_mark(before, hess_context_mark(ctx)));
+            assert_true(hess_context_bytes(ctx) == bytes);
+        }
+    }
+    remove(path);
+    remove(gz);
+    hess_context_destroy(ctx);
+}
+
+/* What can go wrong in the gzip layer: a truncated stream, a corrupt block,
+ * a wrong CRC or length, trailing bytes that are no gzip member. */
+static void test_idx_gzip_corrupt(void **state)
+{
+    hess_context *ctx = *state;
+    const char *gz = "test_io_tmp_corrupt.idx.gz";
+    unsigned char img[64], zipped[128], bad[160];
+    const uint32_t dims[1] = {20};
+    unsigned char data[20];
+    for (int i = 0; i < 20; i++)
+        data[i] = (unsigned char)(3 * i);
+    const size_t len = idx_image(img, 0x08, 1, dims, data, 20);
+    const size_t n = gzip_stored(zipped, img, len); /* 10 + 5 + 28 + 8 bytes */
+    struct {
+        const char *what;
+        size_t cut;   /* keep this many bytes (0: all) */
+        size_t flip;  /* flip this byte (0: none) */
+        size_t extra; /* append this many junk bytes */
+        const char *frag;
+    } cases[] = {
+        {"truncated stream", 20, 0, 0, "byte 20: truncated gzip stream"},
+        {"truncated trailer", n - 3, 0, 0, "truncated gzip stream"},
+        {"block type", 0, 10, 0, "corrupt gzip stream (zlib: invalid block type)"},
+        {"stored length", 0, 12, 0, "corrupt gzip stream (zlib: invalid stored block lengths)"},
+        {"crc", 0, n - 6, 0, "corrupt gzip stream (zlib: incorrect data check)"},
+        {"length", 0, n - 2, 0, "corrupt gzip stream (zlib: incorrect length check)"},
+        {"junk after", 0, 0, 5, "trailing bytes after the gzip stream, not a gzip member"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t m = cases[k].cut ? cases[k].cut : n;
+        memcpy(bad, zipped, m);
+        if (cases[k].flip)
+            bad[cases[k].flip] ^= cases[k].flip == 10 ? 0x06 : 0x40;
+        for (size_t j = 0; j < cases[k].extra; j++)
+            bad[m++] = (unsigned char)('a' + j);
+        write_bytes(gz, bad, m);
+        const hess_mark before = hess_context_mark(ctx);
+        if (hess_load_idx(ctx, gz, 0) != NULL)
+            fail_msg("case '%s' was accepted", cases[k].what);
+#ifdef HESSIAN_HAVE_ZLIB
+        expect_error(ctx, HESS_ERR_IO, "hess_load_idx: test_io_tmp_corrupt.idx.gz: byte ",
+                     cases[k].frag);
+#else
+        expect_error(ctx, HESS_ERR_IO, gz, "built without zlib");
+#endif
+        assert_true(same_mark(before, hess_context_mark(ctx)));
+    }
+    remove(gz);
+}
+
+/* A pending error: the file is read (as hess_load_npy reads) and the first
+ * error stays; a failure then does not replace it.  A byte limit
+ * the tensor (or, compressed, the decompressor) does not fit in: NOMEM,
+ * nothing left.  And a good image from memory. */
+static void test_idx_pending_and_limits(void **state)
+{
+    (void)state;
+    const char *path = "test_io_tmp_limit.idx", *gz = "test_io_tmp_limit.idx.gz";
+    static unsigned char data[10000], img[10100];
+    static unsigned char zipped[10200];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i % 251);
+    const uint32_t dims[2] = {100, 100};
+    const size_t len = idx_image(img, 0x08, 2, dims, data, sizeof data);
+    const size_t zlen = gzip_stored(zipped, img, len);
+    write_bytes(path, img, len);
+    write_bytes(gz, zipped, zlen);
+
+    hess_context *ctx = test_context();
+    const int64_t two[1] = {2};
+    hess_tensor *a = hess_tensor_new(ctx, 1, two, NULL);
+    assert_null(hess_matmul(ctx, a, hess_tensor_new(ctx, 1, (const int64_t[]){3}, NULL)));
+    const hess_status pending = hess_context_status(ctx);
+    for (int z = 0; z < 2; z++) { /* as hess_load_npy: read, and the first error kept */
+        hess_tensor *u = hess_load_idx(ctx, z ? gz : path, 0);
+        assert_int_equal(hess_context_status(ctx), pending);
+        assert_null(strstr(hess_context_errmsg(ctx), "hess_load_idx"));
+        hess_tensor *v = hess_load_npy(ctx, "test_io_tmp_limit_none.npy", 0);
+        assert_null(v);
+        assert_int_equal(hess_context_status(ctx), pending);
+#ifdef HESSIAN_HAVE_ZLIB
+        assert_int_equal(hess_tensor_numel(u), 10000);
+#else
+        assert_true(z ? u == NULL : hess_tensor_numel(u) == 10000);
+#endif
+    }
+    hess_context_clear_error(ctx);
+#ifdef HESSIAN_HAVE_ZLIB
+    hess_tensor *t = hess__idx_load_mem(ctx, zipped, zlen, "memory-image", 0);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), 10000);
+    assert_true(hess_tensor_data(t)[9999] == data[9999]);
+#endif
+    assert_null(hess__idx_load_mem(ctx, NULL, 1, "x", 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL buffer or name");
+    assert_null(hess__idx_load_mem(ctx, img, len, NULL, 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL buffer or name");
+    assert_null(hess__idx_load_mem(NULL, img, len, "x", 0));
+    hess_context_destroy(ctx);
+
+    hess_config cfg = {0};
+    cfg.block_bytes = 4096;
+    cfg.max_bytes = 1;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_ERR_NOMEM);
+    cfg.max_bytes = 40000; /* room for the context, not for 80 KB of doubles or zlib's 64 KiB */
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    for (int z = 0; z < 2; z++) {
+        const hess_mark before = hess_context_mark(ctx);
+        assert_null(hess_load_idx(ctx, z ? gz : path, 0));
+#ifdef HESSIAN_HAVE_ZLIB
+        expect_error(ctx, HESS_ERR_NOMEM, "hess_load_idx",
+                     z ? "out of memory for the decompressor" : "out of memory");
+#else /* a compressed file is refused before any allocation */
+        expect_error(ctx, z ? HESS_ERR_IO : HESS_ERR_NOMEM, "hess_load_idx",
+                     z ? "built without zlib" : "out of memory");
+#endif
+        assert_true(same_mark(before, hess_context_mark(ctx)));
+    }
+    hess_context_destroy(ctx);
+#ifdef HESSIAN_HAVE_ZLIB
+    /* a context at its byte limit exactly: no room for the decompressor */
+    cfg.max_bytes = 0;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    cfg.max_bytes = hess_context_bytes(ctx);
+    hess_context_destroy(ctx);
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_int_equal(hess_context_bytes(ctx), cfg.max_bytes);
+    assert_null(hess_load_idx(ctx, gz, 0));
+    expect_error(ctx, HESS_ERR_NOMEM, "hess_load_idx", "out of memory for the decompressor");
+    hess_context_destroy(ctx);
+#endif
+    remove(path);
+    remove(gz);
+}
+
+/* Two gzip members, the first ending exactly where a 16 KiB read of the input
+ * ends: the reader must look for more input before taking it for the end. */
+static void test_idx_gzip_member_at_boundary(void **state)
+{
+    hess_context *ctx = *state;
+    static unsigned char img[20008], zipped[20100];
+    const uint32_t dims[1] = {20000};
+    static unsigned char data[20000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7 % 256);
+    const size_t len = idx_image(img, 0x08, 1, dims, data, sizeof data);
+    const size_t first = 16384 - 23; /* a stored member is its data plus 23 bytes */
+    size_t n = gzip_stored(zipped, img, first);
+    assert_int_equal(n, 16384);
+    n += gzip_stored(zipped + n, img + first, len - first);
+    const char *gz = "test_io_tmp_members.idx.gz";
+    write_bytes(gz, zipped, n);
+    for (int mem = 0; mem < 2; mem++) {
+        hess_tensor *t =
+            mem ? hess__idx_load_mem(ctx, zipped, n, "members", 0) : hess_load_idx(ctx, gz, 0);
+#ifdef HESSIAN_HAVE_ZLIB
+        assert_ok(ctx, hess_context_status(ctx));
+        assert_int_equal(hess_tensor_numel(t), 20000);
+        for (size_t i = 0; i < sizeof data; i++)
+            assert_true(hess_tensor_data(t)[i] == data[i]);
+#else
+        assert_null(t);
+        expect_error(ctx, HESS_ERR_IO, mem ? "members" : gz, "built without zlib");
+#endif
+    }
+    remove(gz);
+}
+
+static void test_idx_arguments(void **state)
+{
+    hess_context *ctx = *state;
+    assert_null(hess_load_idx(NULL, "x.idx", 0));
+    assert_null(hess_load_idx(ctx, NULL, 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_idx", "NULL path");
+    assert_null(hess_load_idx(ctx, "test_io_tmp_no_such_file.idx", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_idx: test_io_tmp_no_such_file.idx", "cannot open");
+    assert_null(hess_load_idx(ctx, ".", 0));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_IO);
+    hess_context_clear_error(ctx);
+}
+
+/* The real Fashion-MNIST files (Debian's dataset-fashion-mnist), only when
+ * run as "test_io --fashion-mnist DIR": ctest registers that entry when the
+ * files exist at configure time (tests/CMakeLists.txt says so). */
+static const char *fashion_dir;
+
+static void test_idx_fashion_mnist(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        int64_t n;
+        int ndim;
+    } files[] = {{"train-labels-idx1-ubyte.gz", 60000, 1},
+                 {"train-images-idx3-ubyte.gz", 60000, 3},
+                 {"t10k-labels-idx1-ubyte.gz", 10000, 1},
+                 {"t10k-images-idx3-ubyte.gz", 10000, 3}};
+    for (size_t k = 0; k < 4; k++) {
+        hess_context *ctx = NULL; /* the default allocator: 376 MB for the images */
+        assert_int_equal(hess_context_create(NULL, &ctx), HESS_OK);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", fashion_dir, files[k].file);
+        hess_tensor *t = hess_load_idx(ctx, path, 0);
+        assert_ok(ctx, hess_context_status(ctx));
+        assert_int_equal(hess_tensor_ndim(t), files[k].ndim);
+        assert_int_equal(hess_tensor_shape(t)[0], files[k].n);
+        const double *v = hess_tensor_data(t);
+        if (files[k].ndim == 3) {
+            assert_int_equal(hess_tensor_shape(t)[1], 28);
+            assert_int_equal(hess_tensor_shape(t)[2], 28);
+            double lo = 255, hi = 0;
+            for (int64_t i = 0; i < hess_tensor_numel(t); i++)
+                lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+            assert_true(lo == 0 && hi == 255);
+        } else { /* balanced classes 0..9 */
+            int64_t count[10] = {0};
+            for (int64_t i = 0; i < files[k].n; i++) {
+                assert_true(v[i] >= 0 && v[i] <= 9 && v[i] == (int)v[i]);
+                count[(int)v[i]]++;
+            }
+            for (int c = 0; c < 10; c++)
+                assert_int_equal(count[c], files[k].n / 10);
+        }
+        printf("%s: shape [%lld%s]\n", path, (long long)files[k].n,
+               files[k].ndim == 3 ? ",28,28" : "");
+        hess_context_destroy(ctx);
+    }
+}
+
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_npy_roundtrip),
@@ -1371,6 +1929,23 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_special_values_keep_their_bits, setup_ctx,
                                         teardown_ctx),
         cmocka_unit_test_setup_teardown(test_ref_data_files_unchanged, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_idx_types, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_idx_ranks_and_gzip, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_idx_malformed),
+        cmocka_unit_test_setup_teardown(test_idx_gzip_corrupt, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_idx_pending_and_limits),
+        cmocka_unit_test_setup_teardown(test_idx_gzip_member_at_boundary, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_idx_arguments, setup_ctx, teardown_ctx),
     };
+    /* test_io --fashion-mnist DIR: the real data set's files only */
+    if (argc == 3 && strcmp(argv[1], "--fashion-mnist") == 0) {
+        fashion_dir = argv[2];
+        const struct CMUnitTest real[] = {cmocka_unit_test(test_idx_fashion_mnist)};
+        return cmocka_run_group_tests(real, NULL, NULL);
+    }
+    if (argc != 1) {
+        fprintf(stderr, "usage: test_io [--fashion-mnist DIR]\n");
+        return 2;
+    }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

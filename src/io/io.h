@@ -68,11 +68,13 @@ HESS_INTERNAL bool hess__vfault(hess__fault *p, size_t at, long line, const char
 HESS_INTERNAL void hess__report(
     hess_context *ctx, const hess__src *r, const char *fn, const char *name, const hess__fault *p);
 
-/* Entry points for the fuzzers (tests/fuzz): parse a whole file image held
- * in memory; `name` stands for the path in messages.  Same results and
- * statuses as hess_load_npy() and hess_load_ref(). */
+/* Entry points for the fuzzers (tests/fuzz) and tests: parse a whole file
+ * image held in memory; `name` stands for the path in messages.  Same results
+ * and statuses as hess_load_npy(), hess_load_idx() and hess_load_ref(). */
 HESS_INTERNAL hess_tensor *
 hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
+HESS_INTERNAL hess_tensor *
+hess__idx_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
 HESS_INTERNAL hess_status hess__ref_load_mem(hess_context *ctx,
                                              const void *buf,
                                              size_t len,
