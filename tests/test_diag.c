@@ -353,6 +353,76 @@ static void test_diag_w2_spot_check(void **state)
     hess_context_destroy(ctx);
 }
 
+/* The edges of the sweep: a loss made before a parameter (unused: named, or
+ * zeros), a loss the parameters do not reach, a parameter reached only
+ * through a gradient taken without HESS_CREATE_GRAPH (refused, saying what
+ * to do), a loss of two sources that share a parameter (not covered: rows),
+ * too many columns to materialise (not covered: rows), a log_softmax along
+ * the samples (the per-sample form does not fit: explicit columns). */
+static void test_diag_edges(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    uint64_t s = 41;
+    hess_tensor *p = rand_param(ctx, &s, 1, SHAPE(3), 1.0);
+    hess_tensor *L = hess_sum(ctx, hess_exp(ctx, p));
+    hess_tensor *late = rand_param(ctx, &s, 1, SHAPE(2), 1.0);
+    double d[16];
+    hess_hessian_opts o = {0};
+    o.method = HESS_DIAG_BACKPROP;
+    assert_int_equal(hess_hessian_diag_ex(ctx, L, 1, &late, &o, d), HESS_ERR_NODIFF);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "does not depend on params[0]"));
+    hess_context_clear_error(ctx);
+    o.flags = HESS_ALLOW_UNUSED;
+    d[0] = d[1] = -1;
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &late, &o, d));
+    assert_true(d[0] == 0.0 && d[1] == 0.0);
+    /* a loss of constants, after the parameter: zeros with HESS_ALLOW_UNUSED */
+    hess_tensor *Lc = hess_sum(ctx, hess_square(ctx, rand_const(ctx, &s, 1, SHAPE(3), 1.0)));
+    d[0] = -1;
+    assert_ok(ctx, hess_hessian_diag_ex(ctx, Lc, 1, &p, &o, d));
+    assert_true(d[0] == 0.0 && d[1] == 0.0 && d[2] == 0.0);
+    o.flags = 0;
+
+    /* through a gradient without HESS_CREATE_GRAPH */
+    hess_tensor *g;
+    assert_ok(ctx, hess_grad(ctx, L, 1, &p, &g, 0));
+    hess_tensor *L2 = hess_add(ctx, hess_sum(ctx, hess_square(ctx, g)), L);
+    assert_int_equal(hess_hessian_diag_ex(ctx, L2, 1, &p, &o, d), HESS_ERR_NODIFF);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "HESS_CREATE_GRAPH"));
+    hess_context_clear_error(ctx);
+
+    /* mse of two tensors made from one parameter: curved across them */
+    hess_tensor *L3 = hess_mse_loss(ctx, hess_exp(ctx, p), hess_sin(ctx, p));
+    assert_int_equal(hess_hessian_diag_ex(ctx, L3, 1, &p, &o, d), HESS_ERR_ARG);
+    assert_non_null(
+        strstr(hess_context_errmsg(ctx), "curved in two sources that depend on one parameter"));
+    hess_context_clear_error(ctx);
+    expect_diag(ctx, L3, 1, &p, HESS_DIAG_AUTO, HESS_DIAG_ROWS);
+
+    /* a diagonal part on a node of 9000 elements to turn into columns */
+    hess_tensor *x = rand_param(ctx, &s, 2, SHAPE(1, 4), 0.1);
+    double *wb = malloc(4 * 9000 * sizeof *wb);
+    fill(&s, wb, 4 * 9000, -0.1, 0.1);
+    hess_tensor *W = hess_tensor_new(ctx, 2, SHAPE(4, 9000), wb);
+    free(wb);
+    hess_tensor *L4 = hess_sum(ctx, hess_exp(ctx, hess_matmul(ctx, x, W)));
+    assert_int_equal(hess_hessian_diag_ex(ctx, L4, 1, &x, &o, d), HESS_ERR_ARG);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "too many columns"));
+    hess_context_clear_error(ctx);
+    expect_diag(ctx, L4, 1, &x, HESS_DIAG_AUTO, HESS_DIAG_ROWS);
+
+    /* log_softmax over the batch dimension of a batched layer */
+    hess_tensor *pw[2] = {rand_param(ctx, &s, 2, SHAPE(3, 4), 0.7),
+                          rand_param(ctx, &s, 1, SHAPE(3), 0.3)};
+    hess_tensor *xb = rand_const(ctx, &s, 2, SHAPE(5, 4), 1.0),
+                *yb = rand_const(ctx, &s, 2, SHAPE(5, 3), 1.0);
+    hess_tensor *L5 = hess_sum(
+        ctx, hess_mul(ctx, hess_log_softmax(ctx, hess_linear(ctx, xb, pw[0], pw[1]), 0), yb));
+    expect_diag(ctx, L5, 2, pw, HESS_DIAG_BACKPROP, HESS_DIAG_BACKPROP);
+    hess_context_destroy(ctx);
+}
+
 /* ------------------------------------------------------------------------ */
 /* The generalized Gauss-Newton matrix                                       */
 /* ------------------------------------------------------------------------ */
@@ -487,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_diag_not_covered),
         cmocka_unit_test(test_diag_rules),
         cmocka_unit_test(test_diag_w2_spot_check),
+        cmocka_unit_test(test_diag_edges),
         cmocka_unit_test(test_ggn_against_dense),
         cmocka_unit_test(test_ggn_linear_model_is_hessian),
         cmocka_unit_test(test_ggn_bad_arguments),

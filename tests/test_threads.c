@@ -341,9 +341,51 @@ static void test_threads_sweeps_bit_identical(void **state)
     hess_context_destroy(ctx);
 }
 
+/* More threads asked for than the library runs (HESS_MAX_THREADS) and than
+ * cores; a non-finite Hessian row met by a replica under HESS_CHECK_FINITE;
+ * reshapes (views) among the replayed nodes. */
+static void test_threads_limits(void **state)
+{
+    (void)state;
+    /* 80 elements, one row per sweep: 79 blocks for 200 threads asked */
+    hess_context *ctx = test_context();
+    double x[80];
+    for (int i = 0; i < 80; i++)
+        x[i] = 0.5 + 0.01 * i;
+    hess_tensor *p = hess_param_new(ctx, 2, (const int64_t[]){8, 10}, x);
+    hess_tensor *r = hess_reshape(ctx, hess_tanh(ctx, p), 1, (const int64_t[]){80});
+    hess_tensor *L = hess_sum(
+        ctx, hess_square(ctx, hess_reshape(ctx, hess_mul(ctx, r, r), 2, (const int64_t[]){10, 8})));
+    double *H1 = malloc(80 * 80 * sizeof *H1), *H2 = malloc(80 * 80 * sizeof *H2);
+    hess_hessian_opts o = {0};
+    o.block_rows = 1;
+    o.n_threads = 1;
+    assert_ok(ctx, hess_hessian_ex(ctx, L, 1, &p, &o, H1));
+    o.n_threads = 200;
+    assert_ok(ctx, hess_hessian_ex(ctx, L, 1, &p, &o, H2));
+    assert_memory_equal(H1, H2, 80 * 80 * sizeof(double));
+    hess_context_destroy(ctx);
+
+    /* sum(a^1.5): finite gradient at a = 0, an infinite second derivative:
+     * zeros in every block but the first, which the build evaluates */
+    ctx = test_context_flags(HESS_CHECK_FINITE);
+    for (int i = 0; i < 80; i++)
+        x[i] = i >= 4 && i % 4 == 0 ? 0.0 : 1.0 + 0.01 * i;
+    hess_tensor *a = hess_param_new(ctx, 1, (const int64_t[]){80}, x);
+    hess_tensor *L2 = hess_sum(ctx, hess_pow(ctx, a, 1.5));
+    o.block_rows = 4;
+    o.n_threads = 2;
+    assert_int_equal(hess_hessian_ex(ctx, L2, 1, &a, &o, H1), HESS_ERR_NONFINITE);
+    assert_non_null(strstr(hess_context_errmsg(ctx), "hess_hessian"));
+    assert_non_null(strstr(hess_context_errmsg(ctx), "non-finite"));
+    hess_context_destroy(ctx);
+    free(H1), free(H2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_limits),
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_threads_sweeps_bit_identical),
     };

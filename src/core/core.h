@@ -524,7 +524,8 @@ HESS_INTERNAL hess_status hess__replay_run(hess_context *ctx,
 
 /* The cores online, 1..HESS_MAX_THREADS. */
 HESS_INTERNAL int hess__cores(void);
-/* Runs fn(arg, t) for t = 0..n-1 at once, t = 0 on the calling thread;
+/* Runs fn(arg, t) for t = 0..n-1 at once (n <= HESS_MAX_THREADS), t = 0 on
+ * the calling thread;
  * returns how many ran (a thread that could not start is skipped, so fn
  * shares its work dynamically and every t does what is left). */
 HESS_INTERNAL int hess__parallel(int n, void (*fn)(void *arg, int t), void *arg);

@@ -39,15 +39,13 @@ int hess__parallel(int n, void (*fn)(void *arg, int t), void *arg)
     worker w[HESS_MAX_THREADS];
     bool started[HESS_MAX_THREADS] = {false};
     int ran = 1;
-    if (n > HESS_MAX_THREADS)
-        n = HESS_MAX_THREADS;
-    for (int t = 1; t < n; t++) {
+    for (int t = 1; t < n && t < HESS_MAX_THREADS; t++) {
         w[t] = (worker){fn, arg, t};
         started[t] = pthread_create(&th[t], NULL, trampoline, &w[t]) == 0;
         ran += started[t];
     }
     fn(arg, 0);
-    for (int t = 1; t < n; t++)
+    for (int t = 1; t < n && t < HESS_MAX_THREADS; t++)
         if (started[t])
             pthread_join(th[t], NULL);
     return ran;

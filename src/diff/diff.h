@@ -34,7 +34,9 @@ HESS_INTERNAL hess_status hess__backward(hess_context *ctx,
  * shaped like its output, behind [k] when k > 0) for tangents[] of wrt[] (each
  * shaped like its wrt tensor, behind [k] likewise).  An output that depends
  * on no wrt tensor gets zeros.  flags: HESS_CREATE_GRAPH (the tangents can be
- * differentiated again), HESS__FRESH.  fn and what as hess__backward. */
+ * differentiated again), HESS__FRESH.  fn and what as hess__backward.  The
+ * caller has checked the tensors (live, of ctx; wrt each once); a tangent of
+ * the wrong shape is HESS_ERR_SHAPE. */
 HESS_INTERNAL hess_status hess__forward(hess_context *ctx,
                                         size_t n_out,
                                         hess_tensor *const outputs[],

@@ -278,6 +278,8 @@ make_lanes(hess_context *ctx, hvp_graph *G, int n, size_t blocks, lane *lanes, c
 {
     if (n <= 0)
         n = hess__cores();
+    if (n > HESS_MAX_THREADS)
+        n = HESS_MAX_THREADS;
     if ((size_t)n > blocks)
         n = (int)blocks;
     lanes[0] = (lane){G->v, G->hv, {0}, false};
