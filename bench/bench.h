@@ -7,6 +7,8 @@
  *   main.c       options, the header lines, the order of the run
  *   workloads.c  W0, W1, W2: checked, then each operation timed (main table)
  *   sweep.c      --sweep: widths, batches and block_rows of the W1-type MLP
+ *   curvature.c  --curvature: issue #15's diagonal, eigenvalues, traces, solves,
+ *                density and threads
  *   model.c      the MLP's parameters and data, FLOP counts, which workload
  *   ops.c        a model bound to a context; the operations built afresh
  *   replay.c     regrad and rehvp: graphs built once, evaluated again
@@ -142,6 +144,7 @@ typedef struct opts {
     const char *dir;      /* where W0.ref and W1.ref are */
     const char *json;     /* NULL: no JSON */
     const char *op;       /* NULL: every op; else only this one (for profiling) */
+    const char *curv;     /* --curvature W1, W2 or all; NULL: no curvature section */
     int repeat;           /* > 0: fixed repeat count */
     bool quick, sweep, no_peak;
     unsigned ctx_flags; /* hess_config.flags of every context (--no-simd: HESS_NO_SIMD) */
@@ -188,6 +191,7 @@ void op_hvp(job *j);
 void op_diag(job *j);
 void op_hessian(job *j);
 void op_hessian_k(job *j);
+void op_end(job *j, hess_status st, const char *what);
 
 /* replay.c */
 void regrad_build(job *j);
@@ -199,6 +203,8 @@ void op_rehvp(job *j);
 bool check_ref(job *j, const ref_case *rc);
 bool check_fd(job *j);
 void sweep_check(job *j, const double *H);
+void op_into(job *j, op_fn f, double *buf);
+void matvec(const double *H, const double *v, size_t n, double *out);
 
 /* machine.c */
 void cpu_name(char *buf, size_t len);
@@ -210,6 +216,10 @@ double peak_ref(const peak *pk);
 /* workloads.c */
 void print_header(void);
 void run_workload(report *rep, const opts *o, const char *name);
+bool wanted(const opts *o, const char *op);
+
+/* curvature.c */
+void run_curvature(const opts *o, const char *name);
 
 /* sweep.c */
 void run_sweep(report *rep, const opts *o);

@@ -33,7 +33,7 @@ static void print_row(const result *r, double pk)
 }
 
 /* --op OP: only OP is timed (the checks still run). */
-static bool wanted(const opts *o, const char *op)
+bool wanted(const opts *o, const char *op)
 {
     return !o->op || strcmp(o->op, op) == 0;
 }
