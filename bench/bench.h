@@ -143,7 +143,7 @@ typedef struct opts {
     const char *workload; /* W0, W1, W2, all or none */
     const char *dir;      /* where W0.ref and W1.ref are */
     const char *json;     /* NULL: no JSON */
-    const char *op;       /* NULL: every op; else only this one (for profiling) */
+    const char *op;       /* NULL: every op; else only these (comma-separated; profiling) */
     const char *curv;     /* --curvature W1, W2 or all; NULL: no curvature section */
     int repeat;           /* > 0: fixed repeat count */
     bool quick, sweep, no_peak;
@@ -163,6 +163,7 @@ const char *fmt_t(char *buf, size_t len, double s);
 void fmt_pct(char *buf, size_t len, double gflops, double pk);
 void err_scale(const double *a, const double *b, size_t n, double *err, double *scale);
 double rel_err(const double *a, const double *b, size_t n);
+bool list_has(const char *csv, const char *word);
 
 /* timing.c */
 double now(void);

@@ -816,8 +816,10 @@ static void curv_w2(const opts *o, cjob *c)
     stats sg = {0, 0, 0};
     c_reset(c);
     if (wanted(o, "grad") || wanted(o, "diag")) {
+        const double rss0 = peak_rss_mib();
         sg = time_op(op_grad, &c->j, plan_for(o, false));
         crow(c, "grad", sg, "forward + hess_grad, the reference of diag/grad");
+        print_rss(c, "grad", rss0);
     }
     if (wanted(o, "diag"))
         w2_diag(o, c, sg);

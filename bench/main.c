@@ -35,13 +35,13 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: hessian_bench [--workload W0|W1|W2|all|none] [--repeat N] [--quick] [--no-simd]\n"
-        "                     [--op grad|regrad|hvp|rehvp|diag|hessian|eigs|trace|solve|density|"
-        "threads]\n"
-        "                     [--curvature W1|W2|all] [--sweep] [--json FILE] [--workloads DIR]\n"
+        "                     [--op OP[,OP...]] [--curvature W1|W2|all] [--sweep] [--json FILE]\n"
+        "                     [--workloads DIR]\n"
+        "  OP: grad|regrad|hvp|rehvp|diag|hessian|eigs|trace|solve|density|threads\n"
         "  --workload   which peer workload to run (default all; none with --sweep)\n"
         "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
         "  --quick      short budgets, for a smoke run\n"
-        "  --op OP      time only that operation (checks still run); re*: graph built once\n"
+        "  --op OP,...  time only those operations (checks still run); re*: graph built once\n"
         "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
         "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
         "  --curvature  also issue #15's section (diagonal, eigs, trace, solve, density, threads)\n"
@@ -83,7 +83,12 @@ static void parse_args(int argc, char **argv, opts *o)
     }
     const bool w_ok = in_list(o->workload, workloads, N_OF(workloads)) ||
                       strcmp(o->workload, "all") == 0 || strcmp(o->workload, "none") == 0;
-    const bool op_ok = !o->op || in_list(o->op, ops, N_OF(ops));
+    bool op_ok = true; /* every item of the --op list is an op */
+    for (const char *s = o->op; s && op_ok; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        char item[16];
+        snprintf(item, sizeof item, "%.*s", (int)strcspn(s, ","), s);
+        op_ok = in_list(item, ops, N_OF(ops));
+    }
     const bool c_ok = !o->curv || strcmp(o->curv, "W1") == 0 || strcmp(o->curv, "W2") == 0 ||
                       strcmp(o->curv, "all") == 0;
     if (!w_ok || !op_ok || !c_ok) {
