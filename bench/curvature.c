@@ -66,8 +66,8 @@ typedef struct cjob {
     const double *V; /* hess_hvp_batch: N_DIRS directions */
     double budget;   /* hess_hessian_diag: cancel after this many seconds (0: never) */
     double t0;
-    size_t done, batches; /* what the progress callback saw last */
-    size_t products;      /* done after the checked call: products (or rows) it spent */
+    size_t done;     /* what the progress callback saw last */
+    size_t products; /* done after the checked call: products (or rows) it spent */
     bool cancelled;
 } cjob;
 
@@ -80,13 +80,12 @@ static cjob *cj(job *j)
 /* The operations (each builds the loss, calls, rewinds: ops.c's pattern)    */
 /* ------------------------------------------------------------------------ */
 
-/* Every call's progress: the products (or rows) done and the batches, and
- * for a diagonal with a budget, cancellation once it is spent. */
+/* Every call's progress: the products (or rows) done, and for a diagonal
+ * with a budget, cancellation once it is spent. */
 static int count_progress(size_t done, size_t total, void *user)
 {
     cjob *c = user;
     c->done = done;
-    c->batches++;
     c->cancelled = c->budget > 0 && done < total && now() - c->t0 > c->budget;
     return c->cancelled;
 }
@@ -95,7 +94,7 @@ static void op_c_diag(job *j)
 {
     cjob *c = cj(j);
     c->t0 = now();
-    c->done = c->batches = 0;
+    c->done = 0;
     c->cancelled = false;
     hess_tensor *loss = c->loss(j);
     hess_status st =
@@ -218,7 +217,7 @@ static const char *method_str(int m)
 /* The first call of f, timed once: the call whose result is checked. */
 static stats c_first(cjob *c, op_fn f)
 {
-    c->done = c->batches = 0;
+    c->done = 0;
     const double t0 = now();
     f(&c->j);
     const double t = now() - t0;
