@@ -8,6 +8,8 @@
  *   workloads.c  W0, W1, W2: checked, then each operation timed (main table)
  *   cnn.c        W3, the LeNet-5 CNN: its model, checks and timed operations
  *   sweep.c      --sweep: widths, batches and block_rows of the W1-type MLP
+ *   curvature.c  --curvature: issue #15's diagonal, eigenvalues, traces, solves,
+ *                density and threads
  *   model.c      the MLP's parameters and data, FLOP counts, which workload
  *   ops.c        a model bound to a context; the operations built afresh
  *   replay.c     regrad and rehvp: graphs built once, evaluated again
@@ -142,7 +144,8 @@ typedef struct opts {
     const char *workload; /* W0, W1, W2, all or none */
     const char *dir;      /* where W0.ref and W1.ref are */
     const char *json;     /* NULL: no JSON */
-    const char *op;       /* NULL: every op; else only this one (for profiling) */
+    const char *op;       /* NULL: every op; else only these (comma-separated; profiling) */
+    const char *curv;     /* --curvature W1, W2 or all; NULL: no curvature section */
     int repeat;           /* > 0: fixed repeat count */
     bool quick, sweep, no_peak;
     unsigned ctx_flags; /* hess_config.flags of every context (--no-simd: HESS_NO_SIMD) */
@@ -161,6 +164,7 @@ const char *fmt_t(char *buf, size_t len, double s);
 void fmt_pct(char *buf, size_t len, double gflops, double pk);
 void err_scale(const double *a, const double *b, size_t n, double *err, double *scale);
 double rel_err(const double *a, const double *b, size_t n);
+bool list_has(const char *csv, const char *word);
 
 /* timing.c */
 double now(void);
@@ -190,6 +194,7 @@ void op_hvp(job *j);
 void op_diag(job *j);
 void op_hessian(job *j);
 void op_hessian_k(job *j);
+void op_end(job *j, hess_status st, const char *what);
 
 /* replay.c */
 void regrad_build(job *j);
@@ -201,6 +206,8 @@ void op_rehvp(job *j);
 bool check_ref(job *j, const ref_case *rc);
 bool check_fd(job *j);
 void sweep_check(job *j, const double *H);
+void op_into(job *j, op_fn f, double *buf);
+void matvec(const double *H, const double *v, size_t n, double *out);
 
 /* machine.c */
 void cpu_name(char *buf, size_t len);
@@ -215,6 +222,10 @@ bool wanted(const opts *o, const char *op);
 result *report_row(
     report *rep, const char *w, size_t n, const char *op, stats s, double flops, int64_t nodes);
 void run_workload(report *rep, const opts *o, const char *name);
+bool wanted(const opts *o, const char *op);
+
+/* curvature.c */
+void run_curvature(const opts *o, const char *name);
 
 /* cnn.c */
 void run_cnn(report *rep, const opts *o);

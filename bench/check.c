@@ -23,7 +23,7 @@ static bool check_one(const char *w, const char *what, double err, double tol, b
 }
 
 /* Runs f with its results written to buf instead of j->out. */
-static void op_into(job *j, op_fn f, double *buf)
+void op_into(job *j, op_fn f, double *buf)
 {
     double *keep = j->out;
     j->out = buf;
@@ -32,7 +32,7 @@ static void op_into(job *j, op_fn f, double *buf)
 }
 
 /* out = H v, H n x n row-major. */
-static void matvec(const double *H, const double *v, size_t n, double *out)
+void matvec(const double *H, const double *v, size_t n, double *out)
 {
     for (size_t r = 0; r < n; r++) {
         double s = 0.0;

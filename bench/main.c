@@ -9,7 +9,8 @@
  * before the forward pass.  Results are checked against the PyTorch values in
  * workloads/W0.ref and W1.ref (and against finite differences) before any time
  * is reported; a wrong answer exits 1.  A float64 matmul peak is measured in
- * the same run.  --sweep adds a width and a batch sweep of the W1-type MLP.
+ * the same run.  --sweep adds a width and a batch sweep of the W1-type MLP;
+ * --curvature the diagonal and curvature functions of issue #15 (curvature.c).
  */
 #include "bench.h"
 
@@ -18,7 +19,8 @@
 #include <unistd.h>
 
 static const char *const workloads[] = {"W0", "W1", "W2", "W3"};
-static const char *const ops[] = {"grad", "regrad", "hvp", "rehvp", "diag", "hessian"};
+static const char *const ops[] = {"grad", "regrad", "hvp",   "rehvp",   "diag",   "hessian",
+                                  "eigs", "trace",  "solve", "density", "threads"};
 
 /* Whether s is one of the n strings of list. */
 static bool in_list(const char *s, const char *const *list, size_t n)
@@ -31,26 +33,29 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: hessian_bench [--workload W0|W1|W2|W3|all|none] [--repeat N] [--quick] "
-            "[--no-simd]\n"
-            "                     [--op grad|regrad|hvp|rehvp|diag|hessian]\n"
-            "                     [--sweep] [--json FILE] [--workloads DIR]\n"
-            "  --workload   which peer workload to run (default all; none with --sweep)\n"
-            "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
-            "  --quick      short budgets, for a smoke run\n"
-            "  --op OP      time only that operation (checks still run); re*: graph built once\n"
-            "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
-            "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
-            "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
-            "  --json FILE  also write the results as JSON\n"
-            "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
-            HESS_BENCH_WORKLOADS);
+    fprintf(
+        f,
+        "usage: hessian_bench [--workload W0|W1|W2|W3|all|none] [--repeat N] [--quick] "
+        "[--no-simd]\n"
+        "                     [--op OP[,OP...]] [--curvature W1|W2|all] [--sweep] [--json FILE]\n"
+        "                     [--workloads DIR]\n"
+        "  OP: grad|regrad|hvp|rehvp|diag|hessian|eigs|trace|solve|density|threads\n"
+        "  --workload   which peer workload to run (default all; none with --sweep)\n"
+        "  --repeat N   exactly N timed repeats per op (default: a time budget)\n"
+        "  --quick      short budgets, for a smoke run\n"
+        "  --op OP,...  time only those operations (checks still run); re*: graph built once\n"
+        "  --no-peak    skip the matmul peak (for profiling; no %% peak column)\n"
+        "  --no-simd    contexts with HESS_NO_SIMD: the portable kernels only\n"
+        "  --curvature  also issue #15's section (diagonal, eigs, trace, solve, density, threads)\n"
+        "  --sweep      also the width and batch sweep of the 64-width-10 MLP\n"
+        "  --json FILE  also write the results as JSON\n"
+        "  --workloads  directory of W0.ref and W1.ref (default %s)\n",
+        HESS_BENCH_WORKLOADS);
 }
 
 static void parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, NULL, 0, false, false, false, 0};
+    *o = (opts){"all", HESS_BENCH_WORKLOADS, NULL, NULL, NULL, 0, false, false, false, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--quick") == 0)
@@ -65,6 +70,8 @@ static void parse_args(int argc, char **argv, opts *o)
             o->workload = argv[++i];
         else if (strcmp(a, "--workloads") == 0 && next)
             o->dir = argv[++i];
+        else if (strcmp(a, "--curvature") == 0 && next)
+            o->curv = argv[++i];
         else if (strcmp(a, "--op") == 0 && next)
             o->op = argv[++i];
         else if (strcmp(a, "--json") == 0 && next)
@@ -78,8 +85,15 @@ static void parse_args(int argc, char **argv, opts *o)
     }
     const bool w_ok = in_list(o->workload, workloads, N_OF(workloads)) ||
                       strcmp(o->workload, "all") == 0 || strcmp(o->workload, "none") == 0;
-    const bool op_ok = !o->op || in_list(o->op, ops, N_OF(ops));
-    if (!w_ok || !op_ok) {
+    bool op_ok = true; /* every item of the --op list is an op */
+    for (const char *s = o->op; s && op_ok; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        char item[16];
+        snprintf(item, sizeof item, "%.*s", (int)strcspn(s, ","), s);
+        op_ok = in_list(item, ops, N_OF(ops));
+    }
+    const bool c_ok = !o->curv || strcmp(o->curv, "W1") == 0 || strcmp(o->curv, "W2") == 0 ||
+                      strcmp(o->curv, "all") == 0;
+    if (!w_ok || !op_ok || !c_ok) {
         usage(stderr);
         exit(2);
     }
@@ -114,6 +128,9 @@ int main(int argc, char **argv)
                     run_workload(&rep, &o, workloads[i]);
             }
     }
+    for (size_t i = 1; o.curv && i < N_OF(workloads); i++)
+        if (strcmp(o.curv, "all") == 0 || strcmp(o.curv, workloads[i]) == 0)
+            run_curvature(&o, workloads[i]);
     if (o.sweep)
         run_sweep(&rep, &o);
     if (o.json)

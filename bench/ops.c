@@ -89,7 +89,7 @@ hess_tensor *forward(const job *j)
 }
 
 /* Ends an operation: exits on error, else rewinds to the mark. */
-static void op_end(job *j, hess_status st, const char *what)
+void op_end(job *j, hess_status st, const char *what)
 {
     if (st != HESS_OK || hess_context_status(j->ctx) != HESS_OK)
         die_ctx(j, what);

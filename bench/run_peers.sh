@@ -9,6 +9,11 @@
 # W3 (a LeNet-5-sized CNN) has no peer in PEERS_DIR: its PyTorch side is
 # bench/cnn_torch.py, run here beside the peers' bench_torch.py.
 #
+# Then issue #15's curvature section (hessian_bench --curvature, bench/
+# curvature_torch.py) for W1 and W2: the ratios PyTorch/ours, the targets, and
+# the peak RSS of each W2 operation in a process of its own.  Its threads rows
+# (opts.n_threads 1 and 2) run in a process that is never pinned.
+#
 # Environment: PEERS_DIR (default /work/shared/peers), BUILD_DIR (default
 # <repo>/build-bench), OUT_DIR (default $BUILD_DIR/peers-run), BENCH_PIN (a
 # command prefix such as "taskset -c 1" to pin every benchmark to one CPU).
@@ -36,7 +41,8 @@ case $W in W0 | W1 | W2 | W3 | all) ;; *) echo "$0: unknown workload $W" >&2; ex
 # One thread everywhere, whatever the caller's environment says.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$OUT"
-rm -f "$OUT/ours.md" "$OUT/torch.md" "$OUT/adolc.md" "$OUT/peak.md"
+rm -f "$OUT/ours.md" "$OUT/torch.md" "$OUT/adolc.md" "$OUT/peak.md" "$OUT/curv_ours.md" \
+    "$OUT/curv_torch.md" "$OUT/curv_rss.md"
 
 echo "# machine"
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread|L1d|L2|L3)' || true
@@ -192,4 +198,90 @@ END {
         print line
     }
 }' | tee "$OUT/ratios.md"
+
+# ------------------------------------------------------------------------
+# Issue #15: the diagonal and the curvature functions beside PyTorch.
+CW=$W
+[ "$W" = W0 ] && CW=
+if [ -n "$CW" ]; then
+    echo
+    echo "# libhessian curvature (hessian_bench --curvature $CW)"
+    $PIN "$BUILD/bench/hessian_bench" --no-peak --workload none --curvature "$CW" $QUICK \
+        --op hessian,grad,diag,eigs,trace,solve,density | tee "$OUT/curv_ours.md"
+    # n_threads = 2 needs two CPUs: never pinned
+    "$BUILD/bench/hessian_bench" --no-peak --workload none --curvature "$CW" $QUICK --op threads |
+        grep '^| libhessian' | tee -a "$OUT/curv_ours.md"
+    if [ "$CW" != W1 ]; then
+        # peak RSS of each W2 operation, in a process of its own
+        for op in grad diag eigs density; do
+            $PIN "$BUILD/bench/hessian_bench" --no-peak --workload none --curvature W2 --op $op \
+                --repeat 1 $QUICK | grep "^# W2 $op peak RSS" | tee -a "$OUT/curv_rss.md" || true
+        done
+    fi
+    if /usr/bin/python3 -c 'import torch, numpy, scipy, functorch' 2>/dev/null; then
+        echo
+        echo "# PyTorch curvature ($HERE/curvature_torch.py)"
+        $PIN /usr/bin/python3 "$HERE/curvature_torch.py" --workload "$CW" $QUICK --peers "$PEERS" |
+            tee "$OUT/curv_torch.md"
+    else
+        echo "# PyTorch, SciPy or functorch not installed: the curvature peer skipped"
+    fi
+
+    # The key of a row is the op's first word (diag, eigs-largest, hutchinson,
+    # cg, ...); for each side its fastest variant counts.
+    echo
+    echo "# issue #15: PyTorch median / libhessian median per operation (above 1: libhessian faster)"
+    for f in curv_ours curv_torch; do
+        [ -f "$OUT/$f.md" ] && cat "$OUT/$f.md"
+    done | awk -F'|' '
+function secs(s,   v, u) {
+    v = s + 0; u = s; sub(/^ *[0-9.eE+-]+ */, "", u); sub(/ *$/, "", u)
+    return u == "us" ? v * 1e-6 : u == "ms" ? v * 1e-3 : v
+}
+function trim(s) { sub(/^ +/, "", s); sub(/ +$/, "", s); return s }
+function fmt(s) {
+    if (s == "") return "-"
+    return s < 1e-3 ? sprintf("%.1f us", s * 1e6) : s < 1 ? sprintf("%.2f ms", s * 1e3) \
+         : sprintf("%.2f s", s)
+}
+NF >= 10 && $4 ~ /(W[0-9]|R30)/ && $7 ~ /s *$/ {
+    impl = trim($2); w = trim($4); op = trim($6); t = secs(trim($7)); th = trim($3)
+    key = op; sub(/ .*/, "", key)
+    k = w SUBSEP key SUBSEP impl
+    if (!(k in best) || t < best[k]) { best[k] = t; how[k] = op }
+    if (!((w SUBSEP key) in seen)) { seen[w SUBSEP key] = 1; order[++n] = w SUBSEP key }
+    if (impl == "libhessian") { T[w, op] = t }
+}
+END {
+    printf "| W | op | libhessian | PyTorch (fastest) | PyTorch/ours |\n|---|---|---|---|---|\n"
+    for (i = 1; i <= n; i++) {
+        split(order[i], a, SUBSEP)
+        o = best[order[i] SUBSEP "libhessian"]; p = best[order[i] SUBSEP "torch"]
+        if (o == "" || p == "") continue
+        printf "| %s | %s | %s (%s) | %s (%s) | %.2f |\n", a[1], a[2], fmt(o),
+               how[order[i] SUBSEP "libhessian"], fmt(p), how[order[i] SUBSEP "torch"], p / o
+    }
+    # the targets of issue #15 that are ratios of our own times
+    printf "\n# issue #15 targets (libhessian medians of the run above)\n"
+    printf "| target | measured | met |\n|---|---|---|\n"
+    tgt("W1 diag >= 50x faster than the full Hessian", T["W1", "hessian [full]"], T["W1", "diag [auto]"], 50, 1)
+    tgt("W1 eigs-largest <= 1/10 of the full Hessian", T["W1", "eigs-largest"], T["W1", "hessian [full]"], 0.1, 0)
+    tgt("W1 eigs-magnitude <= 1/10 of the full Hessian", T["W1", "eigs-magnitude"], T["W1", "hessian [full]"], 0.1, 0)
+    d2 = T["W2", "diag [auto]"]; if (d2 == "") d2 = T["W2", "diag [auto, extrapolated]"]
+    tgt("W2 diag <= 20x the gradient", d2, T["W2", "grad"], 20, 0)
+    tgt("W1 Hessian, 2 threads >= 1.7x faster", T["W1", "hessian-threads [n_threads 1]"], T["W1", "hessian-threads [n_threads 2]"], 1.7, 1)
+    tgt("W2 hvp_batch(100), 2 threads >= 1.7x faster", T["W2", "hvp_batch-threads [n_threads 1]"], T["W2", "hvp_batch-threads [n_threads 2]"], 1.7, 1)
+}
+# a / b against x: at least x when ge, else at most x
+function tgt(name, a, b, x, ge,   r) {
+    if (a == "" || b == "") return
+    r = a / b
+    printf "| %s | %.3g x | %s |\n", name, r, (ge ? r >= x : r <= x) ? "yes" : "no"
+}' | tee "$OUT/curv_ratios.md"
+    if [ -s "$OUT/curv_rss.md" ]; then
+        echo
+        echo "# W2 peak RSS, one process per op (target <= 2 GiB)"
+        cat "$OUT/curv_rss.md"
+    fi
+fi
 echo "# outputs in $OUT"

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *xmalloc(size_t size)
 {
@@ -79,4 +80,19 @@ double rel_err(const double *a, const double *b, size_t n)
     double e, s;
     err_scale(a, b, n, &e, &s);
     return s > 0.0 ? e / s : e;
+}
+
+/* Whether the comma-separated list csv has word as one of its items. */
+bool list_has(const char *csv, const char *word)
+{
+    const size_t len = strlen(word);
+    for (const char *s = csv;; s++) {
+        const char *e = strchr(s, ',');
+        const size_t l = e ? (size_t)(e - s) : strlen(s);
+        if (l == len && strncmp(s, word, len) == 0)
+            return true;
+        if (!e)
+            return false;
+        s = e;
+    }
 }
