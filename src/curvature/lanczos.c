@@ -11,6 +11,8 @@
  */
 #include "curvature.h"
 
+#include "../kernels/gemm.h"
+
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -60,6 +62,7 @@ typedef struct eigs_state {
     double *theta; /* ncv: Ritz values, increasing */
     double *work;  /* 3 ncv + 1 */
     size_t *order; /* ncv: Ritz values in the order wanted */
+    bool simd;     /* the context's kernels (ritz_vectors' product) */
 } eigs_state;
 
 /* Ritz pairs of T[0..j-1][0..j-1]: theta, Z and the wanted order. */
@@ -77,14 +80,15 @@ static hess_status ritz(hess__curv_run *run, eigs_state *e, int which)
     return HESS_OK;
 }
 
-/* out[c] = sum_l Z[l][order[c]] V[l] for c < cnt: Ritz vectors, cnt x N. */
+/* out[c] = sum_l Z[l][order[c]] V[l] for c < cnt: Ritz vectors, cnt x N, as
+ * one product Y V with Y[c][l] = Z[l][order[c]] (in S, free after ritz). */
 static void ritz_vectors(const eigs_state *e, size_t cnt, double *out)
 {
     const size_t N = e->N, j = e->j;
-    memset(out, 0, cnt * N * sizeof *out);
     for (size_t c = 0; c < cnt; c++)
         for (size_t l = 0; l < j; l++)
-            hess__axpy(N, e->Z[l * j + e->order[c]], e->V + l * N, out + c * N);
+            e->S[c * j + l] = e->Z[l * j + e->order[c]];
+    hess__gemm(e->simd, false, false, (int64_t)cnt, (int64_t)N, (int64_t)j, e->S, e->V, out);
 }
 
 /* Thick restart: the basis becomes the first keep wanted Ritz vectors and the
@@ -123,6 +127,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     }
     eigs_state e = {0};
     e.N = N;
+    e.simd = ctx->simd;
     if (N <= FULL_BASIS_MAX || 2 * k + 20 >= N)
         e.ncv = N;
     else
@@ -162,13 +167,13 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if ((st = hess__curv_apply(run, 1, e.V + j * N, w)) != HESS_OK)
             break;
         hess__orth_against(j + 1, e.V, N, w, h);
-        double av = 0.0; /* ||A v_j||, a lower bound of ||A|| */
+        double av2 = 0.0; /* ||A v_j||^2, ||A v_j|| a lower bound of ||A|| */
         for (size_t i = 0; i <= j; i++) {
             e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
-            av = hypot(av, h[i]);
+            av2 += h[i] * h[i];
         }
         const double nrm = hess__nrm2(N, w);
-        av = hypot(av, nrm);
+        const double av = sqrt(av2 + nrm * nrm);
         if (av > normest)
             normest = av;
         e.j = j + 1;
@@ -189,7 +194,8 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         }
 
         const int full = e.j == ncv, spent = run->done >= max_iter;
-        const size_t gap = e.j / 16 ? e.j / 16 : 1;
+        /* the projected eigenproblem is O(j^3): solved every few steps */
+        const size_t gap = e.j / 8 > 4 ? e.j / 8 : 4;
         if (!complete && !full && !spent && (e.j < k || broken || e.j - last_check < gap))
             continue;
         last_check = e.j;
@@ -289,11 +295,11 @@ slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, d
                 g->live[p] = 0;
                 continue;
             }
-            double av = 0.0;
+            double av2 = 0.0;
             for (size_t i = 0; i <= j; i++)
-                av = hypot(av, h[i]);
+                av2 += h[i] * h[i];
             const double nrm = hess__nrm2(N, w);
-            av = hypot(av, nrm);
+            const double av = sqrt(av2 + nrm * nrm);
             if (av > g->normest[p])
                 g->normest[p] = av;
             if (nrm <= BREAKDOWN * g->normest[p]) {

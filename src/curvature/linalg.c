@@ -14,6 +14,12 @@
 #include <math.h>
 #include <string.h>
 
+#ifdef HESSIAN_HAVE_CBLAS
+#include <cblas.h>
+/* Below this many multiply-adds the call overhead of BLAS outweighs its speed. */
+#define GEMV_BLAS_MIN 4096
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* The operator                                                             */
 /* ------------------------------------------------------------------------ */
@@ -177,17 +183,76 @@ void hess__axpy(size_t n, double a, const double *x, double *y)
         y[i] += a * x[i];
 }
 
+/* c[i] = B[i] . w, i < nb: four rows per pass over w (or BLAS). */
+static void dots_rows(size_t nb, const double *B, size_t n, const double *w, double *c)
+{
+#ifdef HESSIAN_HAVE_CBLAS
+    if (nb * n >= GEMV_BLAS_MIN) {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)nb, (int)n, 1.0, B, (int)n, w, 1, 0.0, c, 1);
+        return;
+    }
+#endif
+    size_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const double *b0 = B + i * n, *b1 = b0 + n, *b2 = b1 + n, *b3 = b2 + n;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t t = 0; t < n; t++) {
+            s0 += b0[t] * w[t];
+            s1 += b1[t] * w[t];
+            s2 += b2[t] * w[t];
+            s3 += b3[t] * w[t];
+        }
+        c[i] = s0, c[i + 1] = s1, c[i + 2] = s2, c[i + 3] = s3;
+    }
+    for (; i < nb; i++)
+        c[i] = hess__dot(n, B + i * n, w);
+}
+
+/* w -= sum_i c[i] B[i], i < nb: four rows per pass over w (or BLAS). */
+static void sub_rows(size_t nb, const double *B, size_t n, const double *c, double *w)
+{
+#ifdef HESSIAN_HAVE_CBLAS
+    if (nb * n >= GEMV_BLAS_MIN) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)nb, (int)n, -1.0, B, (int)n, c, 1, 1.0, w, 1);
+        return;
+    }
+#endif
+    size_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const double *b0 = B + i * n, *b1 = b0 + n, *b2 = b1 + n, *b3 = b2 + n;
+        for (size_t t = 0; t < n; t++)
+            w[t] -= c[i] * b0[t] + c[i + 1] * b1[t] + c[i + 2] * b2[t] + c[i + 3] * b3[t];
+    }
+    for (; i < nb; i++)
+        hess__axpy(n, -c[i], B + i * n, w);
+}
+
+/* Classical Gram-Schmidt in blocks of rows (each a product with the block
+ * and one back), repeated when the first pass cancelled much of w (the
+ * DGKS test: the norm fell below 1/sqrt(2) of what it was), at most twice:
+ * orthogonal to working precision as two passes of modified Gram-Schmidt
+ * are, at a quarter of the passes over the basis when no cancellation. */
 void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double *h)
 {
+    enum { BLOCK = 64 };
+    double c[BLOCK];
     if (h)
         memset(h, 0, nb * sizeof *h);
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < nb; i++) {
-            const double c = hess__dot(n, B + i * n, w);
-            hess__axpy(n, -c, B + i * n, w);
+    double before = hess__nrm2(n, w);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i0 = 0; i0 < nb; i0 += BLOCK) {
+            const size_t m = nb - i0 < BLOCK ? nb - i0 : BLOCK;
+            dots_rows(m, B + i0 * n, n, w, c);
+            sub_rows(m, B + i0 * n, n, c, w);
             if (h)
-                h[i] += c;
+                for (size_t i = 0; i < m; i++)
+                    h[i0 + i] += c[i];
         }
+        const double after = hess__nrm2(n, w);
+        if (after > 0.70710678118654752440 * before)
+            break;
+        before = after;
+    }
 }
 
 void hess__random_orth(size_t nb, const double *B, size_t n, double *w, hess__rng *rng)
@@ -262,6 +327,22 @@ static void sort_pairs(size_t n, double *d, size_t nz, double *Z)
     }
 }
 
+/* sqrt(a^2 + b^2) without overflow or destructive underflow, a few times
+ * faster than libm's hypot (which also keeps the last bit exact, which the
+ * QL sweeps below do not need). */
+static double pythag(double a, double b)
+{
+    const double x = fabs(a), y = fabs(b);
+    if (x > y) {
+        const double t = y / x;
+        return x * sqrt(1.0 + t * t);
+    }
+    if (y == 0.0)
+        return 0.0;
+    const double t = x / y;
+    return y * sqrt(1.0 + t * t);
+}
+
 /*
  * Implicit QL with shifts.  The unreduced block d[l..m] is found by looking
  * for the first negligible e[m]; a shift from the 2 x 2 block at l (the
@@ -284,13 +365,13 @@ int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z)
             if (sweep == 60)
                 return -1;
             double g = (d[l + 1] - d[l]) / (2.0 * e[l]);
-            double r = hypot(g, 1.0);
+            double r = pythag(g, 1.0);
             g = d[m] - d[l] + e[l] / (g + copysign(r, g)); /* d[m] - shift */
             double s = 1.0, c = 1.0, p = 0.0;
             int deflated = 0;
             for (size_t i = m; i-- > l;) {
                 const double f = s * e[i], b = c * e[i];
-                r = hypot(f, g);
+                r = pythag(f, g);
                 e[i + 1] = r;
                 if (r == 0.0) { /* the rotation underflowed: the block split at i */
                     d[i + 1] -= p;
