@@ -898,16 +898,22 @@ static void sel_check_all(hess_context *ctx, sel *m)
         matvec(H, V3 + r * SEL_N, want);
         assert_close_array(HV + r * SEL_N, want, SEL_N, XTOL, XTOL);
     }
-    /* the diagonal by each method: one row per element, and as the library
-     * chooses */
+    /* the diagonal by each method: one row per element, the curvature
+     * backpropagation, and as the library chooses */
     for (int i = 0; i < SEL_N; i++)
         want[i] = H[i * SEL_N + i];
-    const int methods[] = {HESS_DIAG_ROWS, HESS_DIAG_AUTO};
-    for (size_t k = 0; k < 2; k++) {
+    const int methods[] = {HESS_DIAG_ROWS, HESS_DIAG_BACKPROP, HESS_DIAG_AUTO};
+    for (size_t k = 0; k < 3; k++) {
+        int used = -1;
         hess_hessian_opts o = {0};
         o.method = methods[k];
+        o.method_used = &used;
         memset(d, 0, sizeof d);
         assert_ok(ctx, hess_hessian_diag_ex(ctx, m->L, 1, &m->p, &o, d));
+        if (methods[k] == HESS_DIAG_AUTO)
+            assert_true(used == HESS_DIAG_ROWS || used == HESS_DIAG_BACKPROP);
+        else
+            assert_int_equal(used, methods[k]);
         assert_close_array(d, want, SEL_N, XTOL, XTOL);
     }
     assert_ok(ctx, hess_hessian_diag(ctx, m->L, 1, &m->p, d));
