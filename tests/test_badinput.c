@@ -1426,6 +1426,8 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       BUILD(hess_index_select(f->ctx, NULL, 1, 2, (const int64_t[]){0, 2})))                       \
     X(index_select_null_idx, K_BUILD, "hess_index_select", A, "NULL idx", 0,                       \
       BUILD(hess_index_select(f->ctx, f->m23, 1, 2, NULL)))                                        \
+    X(index_select_too_many, K_BUILD, "hess_index_select", A, "too many idx", 0,                   \
+      BUILD(hess_index_select(f->ctx, f->m23, 1, SIZE_MAX, (const int64_t[]){0, 1})))              \
     X(index_select_none, K_BUILD, "hess_index_select", SH, "empty", 0,                             \
       BUILD(hess_index_select(f->ctx, f->m23, 1, 0, (const int64_t[]){0})))                        \
     X(index_select_negative, K_BUILD, "hess_index_select", A, "outside [0,3)", 0,                  \
@@ -1516,6 +1518,8 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
     X(norm_nan, K_BUILD, "hess_norm", OK, NULL, 0, BUILD_NF(hess_norm(f->ctx, f->nan3, 2)))        \
     X(norm_inf_checked, K_BUILD, "hess_norm", NF, "non-finite", F_FINITE,                          \
       BUILD(hess_norm(f->ctx, f->inf3, 1)))                                                        \
+    X(sum_to_null_ctx, K_BUILD, "hess_sum_to", A, NULL, F_NOCTX,                                   \
+      BUILD_NOCTX(hess_sum_to(NULL, f->m23, 1, SHAPE(3))))                                         \
     X(sum_to_impossible, K_BUILD, "hess_sum_to", SH, "[2,3]", 0,                                   \
       BUILD(hess_sum_to(f->ctx, f->m23, 1, SHAPE(2))))                                             \
     X(sum_to_bigger, K_BUILD, "hess_sum_to", SH, "[2,3]", 0,                                       \
@@ -1532,6 +1536,8 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       BUILD(hess_sum_to(f->ctx, f->fx3, 0, NULL)))                                                 \
     X(sum_to_freed, K_BUILD, "hess_sum_to", ST, "freed", 0,                                        \
       BUILD(hess_sum_to(f->ctx, f->dead, 0, NULL)))                                                \
+    X(broadcast_to_null_ctx, K_BUILD, "hess_broadcast_to", A, NULL, F_NOCTX,                       \
+      BUILD_NOCTX(hess_broadcast_to(NULL, f->m23, 3, SHAPE(2, 2, 3))))                             \
     X(broadcast_to_impossible, K_BUILD, "hess_broadcast_to", SH, "[2,3]", 0,                       \
       BUILD(hess_broadcast_to(f->ctx, f->m23, 2, SHAPE(4, 5))))                                    \
     X(broadcast_to_smaller, K_BUILD, "hess_broadcast_to", SH, "[2,3]", 0,                          \

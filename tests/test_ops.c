@@ -507,6 +507,86 @@ static void test_ops_matmul_dense_verdict(void **state)
     check_tensor(ctx, hess_matmul(ctx, X, P), 2, SHP(M, N), want);
 }
 
+/* The zero-skipping scan of a batched leaf whose element count is not a
+ * multiple of its chunks of 8: the last chunk is short, and positions past
+ * the end are skipped.  A batched operand that is computed (not a leaf's
+ * values, not a view of them) is never scanned: the dense product. */
+static void test_ops_matmul_sparse_tail(void **state)
+{
+    hess_context *ctx = *state;
+    enum { M = 16, K = 13, N = 7, Q = 3 }; /* 4368 multiply-adds; B has 273 elements */
+    static double a[M * K], b[Q * K * N], want[Q * M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = cos(0.23 * i) - 0.1;
+    memset(b, 0, sizeof b);
+    b[Q * K * N - 1] = 2.5; /* block 2: B(12, 6), alone in the short last chunk */
+    hess_tensor *A = mk(ctx, 2, SHP(M, K), a);
+    hess_tensor *B = mk(ctx, 3, SHP(Q, K, N), b);
+    assert_int_equal(B->par.leaf.nz_chunks, 1);
+    for (int q = 0; q < Q; q++)
+        naive_mm(M, K, N, a, b + K * N * q, want + M * N * q);
+    for (int i = 0; i < M; i++) /* the one column it makes */
+        assert_true(want[2 * M * N + i * N + 6] == 2.5 * a[i * K + 12]);
+    check_tensor(ctx, hess_matmul(ctx, A, B), 3, SHP(Q, M, N), want);
+    /* the same values through a computed operand: -(-B) */
+    check_tensor(ctx, hess_matmul(ctx, A, hess_neg(ctx, hess_neg(ctx, B))), 3, SHP(Q, M, N), want);
+    /* and with the batch on the left: A_b = B_b^T [N, K] times a^T [K, M] */
+    hess_tensor *Bt = hess_transpose(ctx, B), *At = hess_transpose(ctx, A);
+    static double wt[Q * N * M];
+    for (int q = 0; q < Q; q++)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                wt[(q * N + j) * M + i] = want[(q * M + i) * N + j];
+    check_tensor(ctx, hess_matmul(ctx, Bt, At), 3, SHP(Q, N, M), wt);
+}
+
+/* The transposed-operand builders the layers use check what the public
+ * functions check: a missing context or operand, and shapes that do not
+ * fit, for the product and for the product with a bias (LINEAR). */
+static void test_ops_matmul_internal_checks(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 2, SHP(2, 3), 1.0, 1.0), *b = ramp(ctx, 2, SHP(4, 3), -1.0, 0.5);
+    hess_tensor *c = mk(ctx, 1, SHP(4), VAL(1, 2, 3, 4));
+    assert_null(hess__matmul_t(NULL, a, b, false, true, "t"));
+    assert_null(hess__linear_t(NULL, a, b, false, true, c, "t"));
+    assert_int_equal(hess_context_status(ctx), HESS_OK);
+    const struct {
+        hess_tensor *x, *y, *z;
+    } bad[] = {{NULL, b, c}, {a, NULL, c}, {a, b, NULL}};
+    for (int i = 0; i < 3; i++) {
+        if (bad[i].z)
+            assert_null(hess__matmul_t(ctx, bad[i].x, bad[i].y, false, true, "t"));
+        else
+            assert_null(hess__linear_t(ctx, bad[i].x, bad[i].y, false, true, bad[i].z, "t"));
+        assert_int_equal(hess_context_status(ctx), HESS_ERR_ARG);
+        assert_string_equal(hess_context_errmsg(ctx), "t: NULL tensor");
+        hess_context_clear_error(ctx);
+        if (bad[i].z) {
+            assert_null(hess__linear_t(ctx, bad[i].x, bad[i].y, false, true, bad[i].z, "t"));
+            assert_string_equal(hess_context_errmsg(ctx), "t: NULL tensor");
+            hess_context_clear_error(ctx);
+        }
+    }
+    assert_null(hess__linear_t(ctx, a, b, false, false, c, "t"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    assert_string_equal(hess_context_errmsg(ctx), "t: inner dimensions differ: [2,3] x [4,3]");
+    hess_context_clear_error(ctx);
+    assert_null(hess__linear_t(ctx, a, b, false, true, mk(ctx, 1, SHP(3), VAL(1, 2, 3)), "t"));
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_SHAPE);
+    assert_string_equal(hess_context_errmsg(ctx), "t: bias [3] does not fit rows of [2,4]");
+    hess_context_clear_error(ctx);
+    /* and what fits: a b^T + c */
+    double want[8];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++) {
+            want[i * 4 + j] = j + 1.0;
+            for (int k = 0; k < 3; k++)
+                want[i * 4 + j] += (1.0 + i * 3 + k) * (-1.0 + 0.5 * (j * 3 + k));
+        }
+    check_tensor(ctx, hess__linear_t(ctx, a, b, false, true, c, "t"), 2, SHP(2, 4), want);
+}
+
 /* Every matrix-product kernel against a long double loop, for every transpose
  * pair: the AVX2 kernel (the default context, where the CPU has it) and the
  * portable one (HESS_NO_SIMD), at sizes that take each tail of its 6 x 8 tile
@@ -758,6 +838,65 @@ static void test_ops_index_select_cat_stack(void **state)
                  VAL(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5));
     hess_tensor *const sc[2] = {hess_scalar(ctx, 1.5), hess_scalar(ctx, -2.0)};
     check_tensor(ctx, hess_stack(ctx, 2, sc, 0), 1, SHP(2), VAL(1.5, -2.0));
+}
+
+/* The selections on a rank-3 tensor, against loops over its indices: slice
+ * with a step on the middle axis, index_select on the last with repeats,
+ * gather along the first and the last, cat of four (one of them twice) on
+ * the middle axis, stack on a negative axis. */
+static void test_ops_index_rank3(void **state)
+{
+    hess_context *ctx = *state;
+    hess_tensor *a = ramp(ctx, 3, SHP(2, 5, 3), 0.0, 1.0); /* a[i,j,k] = 15 i + 3 j + k */
+#define A3(i, j, k) (15.0 * (i) + 3.0 * (j) + (k))
+    double want[60];
+    /* slice(a, -2, 1, 5, 2): j = 1, 3 */
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 3; k++)
+                want[(i * 2 + j) * 3 + k] = A3(i, 1 + 2 * j, k);
+    check_tensor(ctx, hess_slice(ctx, a, -2, 1, 5, 2), 3, SHP(2, 2, 3), want);
+    /* index_select(a, 2, [2, 0, 2, 2]) */
+    const int64_t ix[4] = {2, 0, 2, 2};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 5; j++)
+            for (int q = 0; q < 4; q++)
+                want[(i * 5 + j) * 4 + q] = A3(i, j, ix[q]);
+    check_tensor(ctx, hess_index_select(ctx, a, 2, 4, ix), 3, SHP(2, 5, 4), want);
+    /* gather(a, 0, g0) with g0 [1, 2, 3]: out[0, j, k] = a[g0[0, j, k], j, k] */
+    const double g0[6] = {1, 0, 1, 0, 0, 1};
+    for (int j = 0; j < 2; j++)
+        for (int k = 0; k < 3; k++)
+            want[j * 3 + k] = A3((int)g0[j * 3 + k], j, k);
+    check_tensor(ctx, hess_gather(ctx, a, 0, mk(ctx, 3, SHP(1, 2, 3), g0)), 3, SHP(1, 2, 3), want);
+    /* gather(a, -1, g2) with g2 [2, 3, 2]: out[i, j, q] = a[i, j, g2[i, j, q]] */
+    const double g2[12] = {2, 2, 0, 1, 1, 0, 0, 0, 2, 1, 1, 2};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            for (int q = 0; q < 2; q++)
+                want[(i * 3 + j) * 2 + q] = A3(i, j, (int)g2[(i * 3 + j) * 2 + q]);
+    check_tensor(ctx, hess_gather(ctx, a, -1, mk(ctx, 3, SHP(2, 3, 2), g2)), 3, SHP(2, 3, 2), want);
+    /* cat(a[:, 0:1], b, a[:, 0:1], a, axis 1) with b = -a[:, 3:5] */
+    hess_tensor *a0 = hess_slice(ctx, a, 1, 0, 1, 1);
+    hess_tensor *b = hess_neg(ctx, hess_slice(ctx, a, 1, 3, 5, 1));
+    double cw[2 * 9 * 3];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 9; j++)
+            for (int k = 0; k < 3; k++)
+                cw[(i * 9 + j) * 3 + k] = j == 0 || j == 3 ? A3(i, 0, k)
+                                          : j < 3          ? -A3(i, j + 2, k)
+                                                           : A3(i, j - 4, k);
+    check_tensor(ctx, hess_cat(ctx, 4, (hess_tensor *const[]){a0, b, a0, a}, 1), 3, SHP(2, 9, 3),
+                 cw);
+    /* stack(a0, a0, b[:, 1:2], -2): [2, 1, 3, 3] */
+    hess_tensor *b1 = hess_slice(ctx, b, 1, 1, 2, 1);
+    for (int i = 0; i < 2; i++)
+        for (int s = 0; s < 3; s++)
+            for (int k = 0; k < 3; k++)
+                want[(i * 3 + s) * 3 + k] = s < 2 ? A3(i, 0, k) : -A3(i, 4, k);
+    check_tensor(ctx, hess_stack(ctx, 3, (hess_tensor *const[]){a0, a0, b1}, -2), 4,
+                 SHP(2, 1, 3, 3), want);
+#undef A3
 }
 
 /* torch.gather; an index leaf set later: the values and the gradient follow */
@@ -1590,6 +1729,8 @@ int main(void)
         T(test_ops_matmul_stacked_flags),
         T(test_ops_matmul_sparse_edges),
         T(test_ops_matmul_dense_verdict),
+        T(test_ops_matmul_sparse_tail),
+        T(test_ops_matmul_internal_checks),
         T(test_ops_matmul_kernels),
         T(test_ops_elementwise_kernels_agree),
         T(test_ops_transpose),
@@ -1598,6 +1739,7 @@ int main(void)
         T(test_ops_permute),
         T(test_ops_slice),
         T(test_ops_index_select_cat_stack),
+        T(test_ops_index_rank3),
         T(test_ops_gather),
         T(test_ops_sum_mean),
         T(test_ops_sum_axis_each_axis),

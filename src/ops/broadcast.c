@@ -36,10 +36,10 @@ void hess__bcast_rows(
     for (int i = nd - 1; i >= 0; i--) {
         if (shape[i] == 1)
             continue;
-        bool merge = m > 0;
+        bool merge = m > 0; /* into the group before, when there is one */
         for (int j = 0; j < nt && merge; j++)
             merge = st[j][i] == ms[j][m - 1] * dims[m - 1];
-        if (merge && m > 0) {
+        if (merge) {
             dims[m - 1] *= shape[i];
         } else {
             dims[m] = shape[i];
@@ -210,7 +210,7 @@ static bool broadcasts_to(int nsmall, const int64_t *small, int nbig, const int6
  * the source's tangent. */
 static HESS_JVP(sum_to_jvp)
 {
-    return tin[0] ? hess__sum_like(ctx, pass, tin[0], out) : NULL;
+    return hess__sum_like(ctx, pass, tin[0], out); /* NULL stays NULL */
 }
 
 static HESS_JVP(broadcast_to_jvp)
