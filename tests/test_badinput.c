@@ -729,6 +729,12 @@ enum { K_BUILD, K_WORK, K_OTHER };
       BUILD(hess_##op(f->ctx, f->m45, 2, 2, 2, 2)))                                                \
     X(op##_kernel_too_big, K_BUILD, "hess_" #op, SH, "smaller than the kernel 4x2", 0,             \
       BUILD(hess_##op(f->ctx, f->x4, 4, 2, 1, 1)))                                                 \
+    X(op##_kernel_width_zero, K_BUILD, "hess_" #op, A, "kernel 2x0", 0,                            \
+      BUILD(hess_##op(f->ctx, f->x4, 2, 0, 2, 2)))                                                 \
+    X(op##_negative_stride_h, K_BUILD, "hess_" #op, A, "stride -1x2", 0,                           \
+      BUILD(hess_##op(f->ctx, f->x4, 2, 2, -1, 2)))                                                \
+    X(op##_kernel_too_wide, K_BUILD, "hess_" #op, SH, "[1,2,3,3] is smaller than the kernel 2x4",  \
+      0, BUILD(hess_##op(f->ctx, f->x4, 2, 4, 1, 1)))                                              \
     X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
       BUILD(hess_##op(f->ctx, f->fx3, 2, 2, 2, 2)))                                                \
     X(op##_freed, K_BUILD, "hess_" #op, ST, "freed", 0,                                            \
@@ -1637,6 +1643,18 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.dilation = {3, 1}})))       \
     X(conv2d_b_wrong_length, K_BUILD, "hess_conv2d", SH, "b [3]", 0,                               \
       BUILD(hess_conv2d(f->ctx, f->x4, f->w4, f->v3, NULL)))                                       \
+    X(conv2d_b_rank2, K_BUILD, "hess_conv2d", SH, "b [2,3] does not fit w [2,2,2,2]", 0,           \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, f->m23, NULL)))                                      \
+    X(conv2d_outputs_groups, K_BUILD, "hess_conv2d", SH, "2 input channels and 1 outputs", 0,      \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->nan4, NULL, &(hess_conv_opts){.groups = 2})))            \
+    X(conv2d_kernel_too_wide, K_BUILD, "hess_conv2d", SH, "dilation (1,3)", 0,                     \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.dilation = {1, 3}})))       \
+    X(conv2d_bias_kernel_too_big, K_BUILD, "hess_conv2d", SH, "smaller than the kernel", 0,        \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, f->p[1], &(hess_conv_opts){.dilation = {3, 1}})))    \
+    X(conv2d_x3_groups, K_BUILD, "hess_conv2d", SH, "2 input channels", 0,                         \
+      BUILD(hess_conv2d(f->ctx, f->m223, f->w4, NULL, &(hess_conv_opts){.groups = 2})))            \
+    X(conv2d_negative_dilation, K_BUILD, "hess_conv2d", A, "dilation (0,-1)", 0,                   \
+      BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.dilation = {0, -1}})))      \
     X(conv2d_negative_stride, K_BUILD, "hess_conv2d", A, "stride (1,-1)", 0,                       \
       BUILD(hess_conv2d(f->ctx, f->x4, f->w4, NULL, &(hess_conv_opts){.stride = {1, -1}})))        \
     X(conv2d_negative_padding, K_BUILD, "hess_conv2d", A, "padding (-2,0)", 0,                     \

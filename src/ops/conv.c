@@ -451,7 +451,9 @@ static bool prefix_result(hess_context *ctx,
 {
     int np;
     char sa[96], sb[96];
-    if (!prefix_bcast(a, b, &np, shape) || np + 4 > HESS_DIMS) {
+    /* np + 4 <= HESS_DIMS: each operand has rank <= HESS_DIMS, so at most
+     * HESS_DIMS - 4 prefix dims */
+    if (!prefix_bcast(a, b, &np, shape)) {
         hess__error(ctx, HESS_ERR_SHAPE, "%s: the leading dims of %s and %s do not broadcast", fn,
                     hess__shape_str(sa, a->ndim, a->shape), hess__shape_str(sb, b->ndim, b->shape));
         return false;
@@ -634,8 +636,8 @@ static bool conv_weight_prepare(hess_context *ctx, hess_tensor *out, const char 
 /* Rules of the convolution                                                 */
 /* ------------------------------------------------------------------------ */
 
-static hess_tensor *conv_node(
-    hess_context *ctx, hess_tensor *x, hess_tensor *w, hess_tensor *b, const hess_op_params *par);
+static hess_tensor *
+conv_node(hess_context *ctx, hess_tensor *x, hess_tensor *w, const hess_op_params *par);
 static hess_tensor *
 conv_input_node(hess_context *ctx, hess_tensor *gy, hess_tensor *w, const hess_op_params *par);
 static hess_tensor *
@@ -652,11 +654,12 @@ adjoint_params(const hess_tensor *out, const hess_tensor *x, const hess_tensor *
     return c;
 }
 
-/* A tangent [k, ...] of an operand, padded with ones after k so that its
- * prefix has out's np dims: k then meets no prefix dim of the other operand. */
+/* A tangent [k, ...] of an operand (never NULL: the rules pad those they
+ * have), padded with ones after k so that its prefix has out's np dims: k
+ * then meets no prefix dim of the other operand. */
 static hess_tensor *pad_k(hess_context *ctx, const hess_pass *pass, hess_tensor *t, int np)
 {
-    if (!t || !pass->k || t->ndim - 5 >= np)
+    if (!pass->k || t->ndim - 5 >= np)
         return t;
     int64_t shape[HESS_DIMS];
     const int pad = np - (t->ndim - 5);
@@ -697,9 +700,9 @@ static HESS_JVP(conv_jvp)
     hess_tensor *x = out->src[0], *w = out->src[1], *t = NULL;
     const int np = out->ndim - 4;
     if (tin[0])
-        t = conv_node(ctx, pad_k(ctx, pass, tin[0], np), w, NULL, &out->par);
+        t = conv_node(ctx, pad_k(ctx, pass, tin[0], np), w, &out->par);
     if (tin[1])
-        t = hess__add_or(ctx, t, conv_node(ctx, x, pad_k(ctx, pass, tin[1], np), NULL, &out->par));
+        t = hess__add_or(ctx, t, conv_node(ctx, x, pad_k(ctx, pass, tin[1], np), &out->par));
     if (out->def->arity == 3 && tin[2]) { /* db [k?, O] as [k?, O, 1, 1] */
         int64_t shape[4];
         int nd = 0;
@@ -721,7 +724,7 @@ static HESS_VJP(conv_input_vjp)
     const hess__conv_par c = adjoint_params(out, out, w);
     const hess_op_params p = with(&c);
     if (HESS_NEED(pass, 0))
-        gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, g, w, NULL, &p), gy);
+        gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, g, w, &p), gy);
     if (HESS_NEED(pass, 1))
         gin[1] = hess__sum_like(ctx, pass, conv_weight_node(ctx, gy, g, &p), w);
 }
@@ -744,7 +747,7 @@ static HESS_VJP(conv_weight_vjp)
     const hess__conv_par c = adjoint_params(out, x, out);
     const hess_op_params p = with(&c);
     if (HESS_NEED(pass, 0))
-        gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, x, g, NULL, &p), gy);
+        gin[0] = hess__sum_like(ctx, pass, conv_node(ctx, x, g, &p), gy);
     if (HESS_NEED(pass, 1))
         gin[1] = hess__sum_like(ctx, pass, conv_input_node(ctx, gy, g, &p), x);
 }
@@ -761,10 +764,11 @@ static HESS_JVP(conv_weight_jvp)
     return t;
 }
 
-/* Row n of y depends on row n of x alone (no batch prefix). */
+/* Row n of y depends on row n of x alone (no batch prefix: y of rank 4 has
+ * x and w of rank 4). */
 static bool conv_rowwise(const hess_tensor *out, int i)
 {
-    return i == 0 && out->ndim == 4 && out->src[0]->ndim == 4 && out->src[1]->ndim == 4;
+    return i == 0 && out->ndim == 4;
 }
 
 /* The diagonal of w and b, which the samples share, from the curvature f at
@@ -784,8 +788,10 @@ static bool conv_diag_param(hess_context *ctx,
 {
     (void)pass;
     hess_tensor *x = out->src[0], *w = out->src[1], *sum = NULL;
-    if (out->ndim != 4 || x->ndim != 4 || w->ndim != 4 || out->shape[0] != f->B ||
-        (i != 1 && !(i == 2 && out->def->arity == 3)))
+    /* y of rank 4 has x and w of rank 4 (its prefix is theirs, broadcast);
+     * i is w (1) or b (2): x is per sample (conv_rowwise) whenever y's
+     * leading dim is the samples' B, and otherwise y is refused here first */
+    if (out->ndim != 4 || out->shape[0] != f->B)
         return false;
     const int64_t B = f->B, O = out->shape[1];
     const hess__conv_par c = adjoint_params(out, x, w);
@@ -793,9 +799,7 @@ static bool conv_diag_param(hess_context *ctx,
     const int64_t bias[3] = {O, 1, 1}, xb[5] = {B, 1, x->shape[1], x->shape[2], x->shape[3]};
     hess_tensor *xr = i == 1 ? hess__reshape_any(ctx, x, 5, xb) : NULL;
     for (size_t k = 0; k < f->n; k++) {
-        hess_tensor *F = f->F[k], *q;
-        if (F->ndim != 5)
-            return false;
+        hess_tensor *F = f->F[k], *q; /* [C, ...y]: rank 5 */
         const int64_t C = F->shape[0];
         if (i == 2) {
             const int64_t per[5] = {C, B, O, 1, 1};
@@ -812,7 +816,7 @@ static bool conv_diag_param(hess_context *ctx,
         sum = hess__add_or(ctx, sum,
                            i == 2 ? hess__sum_to(ctx, f->D, 3, bias)
                                   : conv_weight_node(ctx, f->D, hess_mul(ctx, x, x), &p));
-    *d = i == 2 && sum ? hess__reshape_any(ctx, sum, 1, &O) : sum;
+    *d = i == 2 ? hess__reshape_any(ctx, sum, 1, &O) : sum; /* (NULL stays NULL) */
     return true;
 }
 
@@ -1192,10 +1196,11 @@ static HESS_VJP(max_pool_vjp)
     gin[0] = pool_node(ctx, &op_max_unpool2d, g, out, NULL);
 }
 
+/* (one source: the forward pass asks only when its tangent is not zero) */
 static HESS_JVP(max_pool_jvp)
 {
     (void)pass;
-    return tin[0] ? pool_node(ctx, &op_max_pool2d_select, tin[0], out, NULL) : NULL;
+    return pool_node(ctx, &op_max_pool2d_select, tin[0], out, NULL);
 }
 
 /* Linear in t; the maxima of x are piecewise constant, so x has no
@@ -1348,11 +1353,12 @@ static const hess_op_def op_max_unpool2d = {
 /* Builders                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static hess_tensor *conv_node(
-    hess_context *ctx, hess_tensor *x, hess_tensor *w, hess_tensor *b, const hess_op_params *par)
+/* conv2d without a bias: the rules' products (the bias's derivative is a sum) */
+static hess_tensor *
+conv_node(hess_context *ctx, hess_tensor *x, hess_tensor *w, const hess_op_params *par)
 {
-    hess_tensor *src[3] = {x, w, b};
-    return hess__apply(ctx, b ? &op_conv2d_bias : &op_conv2d, src, par, "hess_conv2d");
+    hess_tensor *src[2] = {x, w};
+    return hess__apply(ctx, &op_conv2d, src, par, "hess_conv2d");
 }
 
 static hess_tensor *
