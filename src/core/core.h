@@ -457,6 +457,10 @@ HESS_INTERNAL hess_tensor *hess__node(hess_context *ctx,
                                       hess_tensor *a,
                                       hess_tensor *b,
                                       const char *fn);
+/* hess_tensor_new for the library's own constants (seeds, directions): its
+ * errors name fn, the public function running. */
+HESS_INTERNAL hess_tensor *hess__const_new(
+    hess_context *ctx, int ndim, const int64_t *shape, const double *data, const char *fn);
 /* A leaf with flags (HESS_T_*), values allocated and not set: the loaders'
  * and the directions of a sweep (rank up to HESS_DIMS; checked by the caller). */
 HESS_INTERNAL hess_tensor *

@@ -42,6 +42,12 @@ static hess_tensor *leaf_new(hess_context *ctx,
     return t;
 }
 
+hess_tensor *hess__const_new(
+    hess_context *ctx, int ndim, const int64_t *shape, const double *data, const char *fn)
+{
+    return leaf_new(ctx, ndim, shape, data, 0, fn);
+}
+
 hess_tensor *hess_tensor_new(hess_context *ctx, int ndim, const int64_t *shape, const double *data)
 {
     return leaf_new(ctx, ndim, shape, data, 0, "hess_tensor_new");

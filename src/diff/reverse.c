@@ -209,7 +209,7 @@ hess_status hess_grad(hess_context *ctx,
         return HESS_ERR_ARG;
     }
     const double one = 1.0;
-    hess_tensor *seed = hess_tensor_new(ctx, y->ndim, y->shape, &one);
+    hess_tensor *seed = hess__const_new(ctx, y->ndim, y->shape, &one, fn);
     if (!seed)
         return ctx->status;
     return hess__backward(ctx, 1, &y, &seed, n, wrt, grads, flags, 0, fn, "wrt");

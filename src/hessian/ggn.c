@@ -101,7 +101,7 @@ static hess_status ggn_build(hess_context *ctx,
     G->k = k;
     const int64_t first = ctx->n_nodes;
     const double one_v = 1.0;
-    hess_tensor *one = hess_tensor_new(ctx, loss->ndim, loss->shape, &one_v);
+    hess_tensor *one = hess__const_new(ctx, loss->ndim, loss->shape, &one_v, fn);
     G->v = hess__leaves_like(ctx, n, params, k, NULL, fn);
     G->gv = hess__alloc(ctx, n * sizeof *G->gv, fn);
     if (!one || !G->v || !G->gv)

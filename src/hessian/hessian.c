@@ -190,7 +190,7 @@ static hess_status hvp_build(hess_context *ctx,
     G->v = hess__alloc(ctx, ni * sizeof *G->v, fn);
     G->hv = hess__alloc(ctx, nj * sizeof *G->hv, fn);
     const double one_v = 1.0; /* the seed: shaped like the loss, [] or [1] or [1,1] ... */
-    hess_tensor *one = hess_tensor_new(ctx, loss->ndim, loss->shape, &one_v);
+    hess_tensor *one = hess__const_new(ctx, loss->ndim, loss->shape, &one_v, fn);
     if (!wrt || !g || !G->v || !G->hv || !one)
         return ctx->status;
     memcpy(wrt, pi, ni * sizeof *wrt);
@@ -615,7 +615,7 @@ hess_status hess_hvp_fwd(hess_context *ctx,
     const int64_t first = ctx->n_nodes;
     ctx->api = fn;
     const double one_v = 1.0;
-    hess_tensor *one = hess_tensor_new(ctx, loss->ndim, loss->shape, &one_v);
+    hess_tensor *one = hess__const_new(ctx, loss->ndim, loss->shape, &one_v, fn);
     hess_tensor **g = hess__alloc(ctx, n * sizeof *g, fn),
                 **hvt = hess__alloc(ctx, n * sizeof *hvt, fn);
     hess_tensor **t = hess__leaves_like(ctx, n, params, 0, v, fn);
@@ -756,7 +756,7 @@ hess_status hess_hessian_diag_tensors(
      * them and frees the scratch diagonal; on failure all goes (m0). */
     const hess_mark m0 = hess__mark(ctx);
     for (size_t i = 0; i < n && ctx->status == HESS_OK; i++)
-        out[i] = hess_tensor_new(ctx, params[i]->ndim, params[i]->shape, NULL);
+        out[i] = hess__const_new(ctx, params[i]->ndim, params[i]->shape, NULL, fn);
     const hess_mark mk = hess__mark(ctx);
     double *diag = ctx->status == HESS_OK
                        ? hess__alloc(ctx, hess_param_count(n, params) * sizeof(double), fn)
