@@ -495,7 +495,14 @@ static void test_ops_matmul_dense_verdict(void **state)
     hess_tensor *C = hess_matmul(ctx, X, P);
     naive_mm(M, K, N, x, dense, want);
     check_tensor(ctx, C, 2, SHP(M, N), want);
-    assert_memory_equal(P, &before, sizeof before); /* the kernel left its source alone */
+    /* the kernel left its source alone (field by field: the struct's padding
+     * is not part of its value, and valgrind rightly flags a memcmp over it) */
+    assert_int_equal(P->flags, before.flags);
+    assert_int_equal(P->stamp, before.stamp);
+    assert_int_equal(P->par.leaf.nz_chunks, before.par.leaf.nz_chunks);
+    assert_ptr_equal(P->data, before.data);
+    assert_ptr_equal(P->scratch, before.scratch);
+    assert_ptr_equal(P->def, before.def);
     assert_ok(ctx, hess_param_set(ctx, P, sparse));
     assert_int_equal(P->par.leaf.nz_chunks, 2);
     assert_ok(ctx, hess_recompute(ctx));
