@@ -826,6 +826,9 @@ enum { K_BUILD, K_WORK, K_OTHER };
       BUILD(R(op, f->ctx, f->s, 1, AXS(0))))                                                       \
     X(op##_axis_repeated, K_BUILD, "hess_" #op, A, "axes[2] = -1 repeats axis 2 (axes[0] = 2)", 0, \
       BUILD(RK(op, f->ctx, f->m223, 3, AXS(2, 0, -1))))                                            \
+    X(op##_axis_repeated_later, K_BUILD, "hess_" #op, A,                                           \
+      "axes[2] = 2 repeats axis 2 (axes[1] = -1)", 0,                                              \
+      BUILD(RK(op, f->ctx, f->m223, 3, AXS(0, -1, 2))))                                            \
     X(op##_axes_null, K_BUILD, "hess_" #op, A, "axes is NULL with naxes = 2", 0,                   \
       BUILD(R(op, f->ctx, f->m23, 2, NULL)))                                                       \
     X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
