@@ -945,6 +945,8 @@ static hess_status set_bce_probs(fx *f, double bad)
       BUILD(hess_##op(f->ctx, f->logits, f->m23, NULL)))                                           \
     X(op##_input_rank3, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                 \
       BUILD(hess_##op(f->ctx, f->t3d, f->tgt, NULL)))                                              \
+    X(op##_vector_input_vector_targets, K_BUILD, "hess_" #op, SH, "do not fit", 0,                 \
+      BUILD(hess_##op(f->ctx, f->v3, f->v3, NULL)))                                                \
     X(op##_scalar_input, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                \
       BUILD(hess_##op(f->ctx, f->s, f->s, NULL)))                                                  \
     X(op##_index_too_big, K_BUILD, "hess_" #op, A, "class ind", 0,                                 \

@@ -562,28 +562,36 @@ static void grad_is_ce(hess_context *ctx, hess_tensor *L, hess_tensor *x, const 
 static void test_loss_class_targets_have_no_derivative(void **state)
 {
     (void)state;
-    hess_context *ctx = test_context();
     const double tv[2] = {0, 2};
-    hess_tensor *x = hess_param_new(ctx, 2, SH(2, 3), X23), *t = hess_tensor_new(ctx, 1, SH(2), tv);
-    hess_tensor *both[2] = {x, t}, *g[2];
     double v[8] = {1, 0, 0, 0, 0, 0, 1, 1}, jv[2], d[8];
-    hess_tensor *L[3] = {hess_cross_entropy(ctx, x, t),
-                         hess_cross_entropy_ex(ctx, x, t, OPTS(.label_smoothing = 0.1)),
-                         hess_nll_loss(ctx, hess_log_softmax(ctx, x, -1), t, OPTS(SUM, IGNORE(1)))};
-    assert_ok(ctx, hess_context_status(ctx));
+    /* each loss in a context of its own: forward mode visits every node
+     * that depends on the tangents, also those of another loss */
     for (int k = 0; k < 3; k++) {
-        assert_int_equal(hess_grad(ctx, L[k], 1, &t, g, 0), HESS_ERR_NODIFF);
+        hess_context *ctx = test_context();
+        hess_tensor *x = hess_param_new(ctx, 2, SH(2, 3), X23);
+        hess_tensor *t = hess_tensor_new(ctx, 1, SH(2), tv);
+        hess_tensor *both[2] = {x, t}, *g[2];
+        hess_tensor *L =
+            k == 0   ? hess_cross_entropy(ctx, x, t)
+            : k == 1 ? hess_cross_entropy_ex(ctx, x, t, OPTS(.label_smoothing = 0.1))
+                     : hess_nll_loss(ctx, hess_log_softmax(ctx, x, -1), t, OPTS(SUM, IGNORE(1)));
+        assert_ok(ctx, hess_context_status(ctx));
+        assert_int_equal(hess_grad(ctx, L, 1, &t, g, 0), HESS_ERR_NODIFF);
         refused(ctx, HESS_ERR_NODIFF, "hess_grad: class-index targets have no derivative");
-        assert_int_equal(hess_jvp(ctx, L[k], 2, both, v, jv), HESS_ERR_NODIFF);
+        assert_int_equal(hess_jvp(ctx, L, 2, both, v, jv), HESS_ERR_NODIFF);
         refused(ctx, HESS_ERR_NODIFF, "hess_jvp: class-index targets have no derivative");
         hess_hessian_opts o = {0};
         o.method = HESS_DIAG_BACKPROP;
-        assert_int_equal(hess_hessian_diag_ex(ctx, L[k], 2, both, &o, d), HESS_ERR_NODIFF);
+        assert_int_equal(hess_hessian_diag_ex(ctx, L, 2, both, &o, d), HESS_ERR_NODIFF);
         refused(ctx, HESS_ERR_NODIFF, "hess_hessian_diag: class-index targets have no derivative");
+        if (k == 0)
+            grad_is_ce(ctx, L, x, tv);
+        hess_context_destroy(ctx);
     }
-    grad_is_ce(ctx, L[0], x, tv);
     /* targets computed from q: the first gradient (in x alone) holds the
      * one-hot rows of q's values; differentiating it in q reaches them */
+    hess_context *ctx = test_context();
+    hess_tensor *x = hess_param_new(ctx, 2, SH(2, 3), X23);
     hess_tensor *q = hess_tensor_new(ctx, 1, SH(2), tv);
     hess_tensor *gx, *Lq = hess_cross_entropy(ctx, x, hess_scale(ctx, q, 1.0));
     assert_ok(ctx, hess_grad(ctx, Lq, 1, &x, &gx, HESS_CREATE_GRAPH));
@@ -983,6 +991,72 @@ static void test_loss_batched_passes(void **state)
     }
 }
 
+/* The loss of row b of LX [4,3] for class LT[b]: logsumexp - x[t]. */
+static double lx_ce(int b)
+{
+    const double *x = LX + 3 * b;
+    return log(exp(x[0]) + exp(x[1]) + exp(x[2])) - x[(int)LT[b]];
+}
+
+/* Class weights and element weights are operands like any other (PyTorch's
+ * are not differentiated): the derivatives of the weighted cross-entropy and
+ * NLL in the class weights w, summed, averaged (divided by the sum of the
+ * rows' weights) and per row, by reverse mode, hess_jvp and hess_jacobian
+ * (forward mode for the 4 rows' terms in 3 weights); and a weight that does
+ * not broadcast to the input's shape, though of its rank, is refused. */
+static void test_loss_weights_are_operands(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    hess_tensor *x = hess_tensor_new(ctx, 2, SH(4, 3), LX), *t = hess_tensor_new(ctx, 1, SH(4), LT);
+    hess_tensor *w = hess_param_new(ctx, 1, SH(3), LCW);
+    hess_tensor *lp = hess_log_softmax(ctx, x, -1);
+    hess_tensor *Ls = hess_cross_entropy_ex(ctx, x, t, OPTS(SUM, .weight = w));
+    hess_tensor *Lm = hess_nll_loss(ctx, lp, t, OPTS(.weight = w));
+    hess_tensor *l = hess_cross_entropy_ex(ctx, x, t, OPTS(NONE, .weight = w));
+    assert_ok(ctx, hess_context_status(ctx));
+    /* sum_b w[t_b] ce_b: d/dw_c = S_c, the sum of the rows of class c */
+    double S[3] = {0}, n[3] = {0}, W = 0.0, Lmean = 0.0;
+    for (int b = 0; b < 4; b++) {
+        S[(int)LT[b]] += lx_ce(b);
+        n[(int)LT[b]] += 1.0;
+        W += LCW[(int)LT[b]];
+        Lmean += LCW[(int)LT[b]] * lx_ce(b);
+    }
+    Lmean /= W;
+    assert_close(hess_tensor_data(Lm)[0], Lmean, 1e-15, 0.0);
+    const double v[3] = {1, 2, 3};
+    hess_tensor *g;
+    double jv;
+    assert_ok(ctx, hess_grad(ctx, Ls, 1, &w, &g, 0));
+    assert_close_array(hess_tensor_data(g), S, 3, 1e-15, 0.0);
+    assert_ok(ctx, hess_jvp(ctx, Ls, 1, &w, v, &jv));
+    assert_close(jv, S[0] + 2 * S[1] + 3 * S[2], 1e-15, 0.0);
+    /* the mean: d/dw_c (sum_b w[t_b] ce_b / W) = (S_c - L n_c) / W */
+    double gm[3];
+    for (int c = 0; c < 3; c++)
+        gm[c] = (S[c] - Lmean * n[c]) / W;
+    assert_ok(ctx, hess_grad(ctx, Lm, 1, &w, &g, 0));
+    assert_close_array(hess_tensor_data(g), gm, 3, 1e-14, 1e-16);
+    assert_ok(ctx, hess_jvp(ctx, Lm, 1, &w, v, &jv));
+    assert_close(jv, gm[0] + 2 * gm[1] + 3 * gm[2], 1e-14, 1e-16);
+    /* per row: l_b = w[t_b] ce_b, d l_b / dw_c = [t_b == c] ce_b */
+    double J[12];
+    assert_ok(ctx, hess_jacobian(ctx, l, 1, &w, J));
+    for (int b = 0; b < 4; b++)
+        for (int c = 0; c < 3; c++)
+            assert_close(J[b * 3 + c], (int)LT[b] == c ? lx_ce(b) : 0.0, 1e-15, 0.0);
+    /* element weights of the input's rank that would expand it */
+    hess_tensor *z = hess_tensor_new(ctx, 2, SH(1, 3), LYP);
+    hess_tensor *ew = hess_tensor_new(ctx, 2, SH(4, 3), LEW);
+    refused_build(ctx, hess_bce_with_logits_ex(ctx, z, z, OPTS(.weight = ew)), HESS_ERR_SHAPE,
+                  "hess_bce_with_logits_ex: weight [4,3] does not broadcast to the input's shape "
+                  "[1,3]");
+    refused_build(ctx, hess_bce(ctx, z, z, OPTS(.weight = ew)), HESS_ERR_SHAPE,
+                  "hess_bce: weight [4,3] does not broadcast to the input's shape [1,3]");
+    hess_context_destroy(ctx);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -995,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_loss_cross_entropy_huge_logits),
         cmocka_unit_test(test_loss_records_generic_builder),
         cmocka_unit_test(test_loss_batched_passes),
+        cmocka_unit_test(test_loss_weights_are_operands),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_CASES + sizeof fixed / sizeof fixed[0]];

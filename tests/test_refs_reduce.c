@@ -489,8 +489,10 @@ static int64_t kept_index(int64_t e, unsigned mask)
 static void test_reduce_extremes_every_axis_set(void **state)
 {
     (void)state;
-    /* ties across axis 0 (4 and 4), axis 1 (7, 7 and 7) and axis 2 (-1, -1) */
-    const double x[RN] = {4, -1, 7, 2, 7, 0.5, 4, -1, 7, 3, NAN, 1};
+    /* ties along axis 0 (4 and 4, -1 and -1, 7 and 7), axis 1 (7 and 7) and
+     * axis 2 (7 and 7); the NaN comes first along axis 0, so a slot already
+     * NaN meets another value */
+    const double x[RN] = {4, -1, 7, NAN, 7, 7, 4, -1, 7, 3, 3, 1};
     const unsigned flags[2] = {0u, HESS_NO_SIMD};
     for (int fl = 0; fl < 2; fl++)
         for (unsigned mask = 1; mask < 8; mask++)
@@ -790,6 +792,46 @@ static void test_reduce_batched_passes(void **state)
     }
 }
 
+/* The diagonal of a one-sample network through amax, by the curvature
+ * backpropagation and by rows: the same numbers, whether amax keeps the
+ * sample axis (its rows then stay per sample), reduces it (a reduction over
+ * one sample), or is the record without parameters (every axis). */
+static void test_reduce_diag_one_sample(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        hess_context *ctx = test_context();
+        hess_tensor *W = hess_param_new(
+            ctx, 2, SH(3, 3), (const double[]){0.4, -0.3, 0.8, 0.2, 0.6, -0.5, -0.7, 0.1, 0.3});
+        hess_tensor *x = hess_tensor_new(ctx, 2, SH(1, 3), (const double[]){0.5, -1, 2});
+        hess_tensor *y = hess_tanh(ctx, hess_linear(ctx, x, W, NULL));
+        hess_tensor *m = k == 0   ? hess_amax(ctx, y, 1, AX(1), 1)
+                         : k == 1 ? hess_amax(ctx, y, 1, AX(0), 1)
+                                  : hess__apply1(ctx, hess__op_find("amax"), y, NULL, "test");
+        hess_tensor *L = hess_sum(ctx, hess_square(ctx, m));
+        double H[81], d[9], dr[9];
+        assert_ok(ctx, hess_hessian(ctx, L, 1, &W, H));
+        hess_hessian_opts o = {0};
+        int used = -1;
+        o.method = HESS_DIAG_BACKPROP;
+        o.method_used = &used;
+        assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &W, &o, d));
+        assert_int_equal(used, HESS_DIAG_BACKPROP);
+        o.method = HESS_DIAG_ROWS;
+        assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &W, &o, dr));
+        for (int i = 0; i < 9; i++) {
+            assert_close(d[i], H[i * 10], 1e-14, 1e-15);
+            assert_close(dr[i], H[i * 10], 1e-14, 1e-15);
+        }
+        /* amax over the last axis picks one unit: the rows of W of the
+         * others have no curvature */
+        if (k != 1)
+            for (int i = 3; i < 9; i++)
+                assert_true(d[i] == 0.0);
+        hess_context_destroy(ctx);
+    }
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -802,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_reduce_records_generic_builder),
         cmocka_unit_test(test_reduce_check_finite),
         cmocka_unit_test(test_reduce_batched_passes),
+        cmocka_unit_test(test_reduce_diag_one_sample),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];
