@@ -792,24 +792,29 @@ static void test_reduce_batched_passes(void **state)
     }
 }
 
-/* The diagonal of a one-sample network through amax, by the curvature
- * backpropagation and by rows: the same numbers, whether amax keeps the
- * sample axis (its rows then stay per sample), reduces it (a reduction over
- * one sample), or is the record without parameters (every axis). */
-static void test_reduce_diag_one_sample(void **state)
+/* The diagonal of a small network through amax, by the curvature
+ * backpropagation and by rows, against the Hessian's: one sample, with amax
+ * keeping the sample axis, reducing it, or the record without parameters
+ * (every axis); and two samples, amax over the 2 units (per sample) or
+ * over the samples, whose result [2] has the batch's size but mixes the
+ * samples. */
+static void test_reduce_diag_through_amax(void **state)
 {
     (void)state;
-    for (int k = 0; k < 3; k++) {
+    const double xv[6] = {0.5, -1, 2, -0.25, 1.5, 0.75};
+    for (int k = 0; k < 5; k++) {
         hess_context *ctx = test_context();
-        hess_tensor *W = hess_param_new(
-            ctx, 2, SH(3, 3), (const double[]){0.4, -0.3, 0.8, 0.2, 0.6, -0.5, -0.7, 0.1, 0.3});
-        hess_tensor *x = hess_tensor_new(ctx, 2, SH(1, 3), (const double[]){0.5, -1, 2});
+        hess_tensor *W =
+            hess_param_new(ctx, 2, SH(2, 3), (const double[]){0.4, -0.3, 0.8, 0.2, 0.6, -0.5});
+        hess_tensor *x = hess_tensor_new(ctx, 2, SH(k < 3 ? 1 : 2, 3), xv);
         hess_tensor *y = hess_tanh(ctx, hess_linear(ctx, x, W, NULL));
         hess_tensor *m = k == 0   ? hess_amax(ctx, y, 1, AX(1), 1)
                          : k == 1 ? hess_amax(ctx, y, 1, AX(0), 1)
-                                  : hess__apply1(ctx, hess__op_find("amax"), y, NULL, "test");
+                         : k == 2 ? hess__apply1(ctx, hess__op_find("amax"), y, NULL, "test")
+                         : k == 3 ? hess_amax(ctx, y, 1, AX(1), 0)
+                                  : hess_amax(ctx, y, 1, AX(0), 0);
         hess_tensor *L = hess_sum(ctx, hess_square(ctx, m));
-        double H[81], d[9], dr[9];
+        double H[36], d[6], dr[6];
         assert_ok(ctx, hess_hessian(ctx, L, 1, &W, H));
         hess_hessian_opts o = {0};
         int used = -1;
@@ -819,15 +824,15 @@ static void test_reduce_diag_one_sample(void **state)
         assert_int_equal(used, HESS_DIAG_BACKPROP);
         o.method = HESS_DIAG_ROWS;
         assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &W, &o, dr));
-        for (int i = 0; i < 9; i++) {
-            assert_close(d[i], H[i * 10], 1e-14, 1e-15);
-            assert_close(dr[i], H[i * 10], 1e-14, 1e-15);
+        for (int i = 0; i < 6; i++) {
+            assert_close(d[i], H[i * 7], 1e-14, 1e-15);
+            assert_close(dr[i], H[i * 7], 1e-14, 1e-15);
         }
-        /* amax over the last axis picks one unit: the rows of W of the
-         * others have no curvature */
-        if (k != 1)
-            for (int i = 3; i < 9; i++)
-                assert_true(d[i] == 0.0);
+        /* one sample, amax over the 2 units: it picks one, and the row of W
+         * of the other has no curvature */
+        if (k == 0 || k == 2)
+            assert_true((d[0] == 0.0 && d[1] == 0.0 && d[2] == 0.0) !=
+                        (d[3] == 0.0 && d[4] == 0.0 && d[5] == 0.0));
         hess_context_destroy(ctx);
     }
 }
@@ -844,7 +849,7 @@ int main(void)
         cmocka_unit_test(test_reduce_records_generic_builder),
         cmocka_unit_test(test_reduce_check_finite),
         cmocka_unit_test(test_reduce_batched_passes),
-        cmocka_unit_test(test_reduce_diag_one_sample),
+        cmocka_unit_test(test_reduce_diag_through_amax),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];
