@@ -1057,6 +1057,111 @@ static void test_loss_weights_are_operands(void **state)
     hess_context_destroy(ctx);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Out of memory in the losses' builders and rules                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lmem {
+    size_t live, peak;
+} lmem;
+
+static void *l_alloc(size_t size, void *user)
+{
+    lmem *m = user;
+    void *p = test_malloc(size);
+    m->live += size;
+    m->peak = m->live > m->peak ? m->live : m->peak;
+    return p;
+}
+
+static void l_free(void *p, size_t size, void *user)
+{
+    lmem *m = user;
+    m->live -= size;
+    test_free(p);
+}
+
+#define OOM_PER (1 + LNP * LNP + LNP + 12 * LNP)
+#define OOM_OUT ((N_LOSS + 1) * OOM_PER)
+
+/* For every loss of loss_model, and for sum(softmax(z)^2): the tangent
+ * along v (forward mode, the one-node losses through hess__jvp_scalar), the
+ * Hessian by sweeps of 3 rows (the rules on batched cotangents), the
+ * diagonal (the curvature rules where they cover the graph), and the
+ * Jacobian of the unreduced terms. */
+static hess_status loss_oom_flow(hess_context *ctx, double *out)
+{
+    static const double v[LNP] = {1, -0.5, 0.25, 0, 2, 1, -1, 0.5, 0.75, 0.3, -0.2, 0.1};
+    const double x0[LNP] = {0.4, -0.3, 0.8, 0.2, 0.6, -0.5, -0.7, 0.1, 0.3, 0.05, -0.2, 0.15};
+    hess_status st = HESS_OK;
+    for (int k = 0; k <= N_LOSS && st == HESS_OK; k++) {
+        hess_tensor *p[2], *l = NULL, *L;
+        loss_params(ctx, x0, p);
+        if (k < N_LOSS) {
+            L = loss_model(ctx, k, p, &l);
+        } else {
+            hess_tensor *z = hess_linear(ctx, hess_tensor_new(ctx, 2, SH(4, 3), LX), p[0], p[1]);
+            L = hess_sum(ctx, hess_square(ctx, hess_softmax(ctx, z, -1)));
+        }
+        double *r = out + k * OOM_PER;
+        hess_hessian_opts o = {0};
+        o.block_rows = 3;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jvp(ctx, L, 2, p, v, r);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 2, p, &o, r + 1);
+        if (st == HESS_OK)
+            st = hess_hessian_diag(ctx, L, 2, p, r + 1 + LNP * LNP);
+        if (st == HESS_OK && l)
+            st = hess_jacobian(ctx, l, 2, p, r + 1 + LNP * LNP + LNP);
+    }
+    return st;
+}
+
+/* Under byte limits from what a context needs to what the flow needs:
+ * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
+ * so, never more bytes held than the limit, the context's count equal to
+ * the allocator's, and nothing leaked (cmocka's test_malloc). */
+static void test_loss_out_of_memory(void **state)
+{
+    (void)state;
+    static double ref[OOM_OUT], got[OOM_OUT];
+    lmem m = {0};
+    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_ok(ctx, loss_oom_flow(ctx, ref));
+    hess_context_destroy(ctx);
+    const size_t peak = m.peak;
+    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
+    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
+    int failed = 0, done = 0;
+    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
+        lmem ml = {0};
+        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
+        if (hess_context_create(&cl, &ctx) != HESS_OK)
+            continue;
+        const hess_status st = loss_oom_flow(ctx, got);
+        assert_true(ml.peak <= limit);
+        assert_int_equal(hess_context_bytes(ctx), ml.live);
+        if (st == HESS_OK) {
+            assert_memory_equal(got, ref, sizeof ref);
+            done = 1;
+        } else {
+            assert_int_equal(st, HESS_ERR_NOMEM);
+            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+            failed++;
+        }
+        hess_context_destroy(ctx);
+        assert_int_equal(ml.live, 0);
+    }
+    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
+                  peak + step, step, peak, failed);
+    assert_true(done);
+    assert_true(failed > 10);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -1070,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_loss_records_generic_builder),
         cmocka_unit_test(test_loss_batched_passes),
         cmocka_unit_test(test_loss_weights_are_operands),
+        cmocka_unit_test(test_loss_out_of_memory),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_CASES + sizeof fixed / sizeof fixed[0]];

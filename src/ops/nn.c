@@ -107,9 +107,12 @@ static void log_softmax_forward(hess_tensor *out)
 }
 
 /* sum(t, axis) keeping the axis as 1, for a t shaped like out or with a
- * leading direction dim (the axis is counted from the end). */
+ * leading direction dim (the axis is counted from the end); NULL for a NULL
+ * t (the op that made it failed, and the context keeps its error). */
 static hess_tensor *sum_keep(hess_context *ctx, hess_tensor *t, const hess_tensor *out)
 {
+    if (!t)
+        return NULL;
     int64_t keep[HESS_DIMS];
     memcpy(keep, t->shape, (size_t)t->ndim * sizeof *keep);
     keep[t->ndim - (out->ndim - out->par.axis.axis)] = 1;
