@@ -871,6 +871,105 @@ static void test_elementwise_nonfinite(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Out of memory in the rules                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lmem {
+    size_t live, peak;
+} lmem;
+
+static void *l_alloc(size_t size, void *user)
+{
+    lmem *m = user;
+    void *p = test_malloc(size);
+    m->live += size;
+    m->peak = m->live > m->peak ? m->live : m->peak;
+    return p;
+}
+
+static void l_free(void *p, size_t size, void *user)
+{
+    lmem *m = user;
+    m->live -= size;
+    test_free(p);
+}
+
+#define OOM_PER (18 + NP * NP + NP)
+#define OOM_OUT ((N_BIN + 1) * OOM_PER)
+
+/* For every op of a [2,3] and b [3] (b repeated over a's rows): the
+ * Jacobian in b (forward mode, b's tangent repeated before each rule takes
+ * it), the Hessian of sum(out^2) by sweeps of 2 rows (the rules on batched
+ * cotangents), and its diagonal by curvature backpropagation. */
+static hess_status oom_flow(hess_context *ctx, double *out)
+{
+    hess_status st = HESS_OK;
+    for (size_t k = 0; k <= N_BIN && st == HESS_OK; k++) {
+        hess_tensor *p[2] = {hess_param_new(ctx, 2, ((const int64_t[]){2, 3}),
+                                            (const double[]){0.7, 1.3, 2.1, 1.6, 0.4, 2.8}),
+                             hess_param_new(ctx, 1, SH3, (const double[]){1.1, 0.9, 2.5})};
+        hess_tensor *o = bin_model(ctx, k, p[0], p[1]);
+        hess_tensor *L = hess_sum(ctx, hess_square(ctx, o));
+        double *r = out + k * OOM_PER;
+        hess_hessian_opts ho = {0};
+        ho.block_rows = 2;
+        hess_hessian_opts dopt = {0};
+        dopt.method = HESS_DIAG_BACKPROP;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, o, 1, &p[1], r);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 2, p, &ho, r + 18);
+        if (st == HESS_OK)
+            st = hess_hessian_diag_ex(ctx, L, 2, p, &dopt, r + 18 + NP * NP);
+    }
+    return st;
+}
+
+/* Under byte limits from what a context needs to what the flow needs:
+ * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
+ * so, never more bytes held than the limit, the context's count equal to
+ * the allocator's, and nothing leaked (cmocka's test_malloc). */
+static void test_elementwise_out_of_memory(void **state)
+{
+    (void)state;
+    double ref[OOM_OUT], got[OOM_OUT];
+    lmem m = {0};
+    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_ok(ctx, oom_flow(ctx, ref));
+    hess_context_destroy(ctx);
+    const size_t peak = m.peak;
+    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
+    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
+    int failed = 0, done = 0;
+    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
+        lmem ml = {0};
+        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
+        if (hess_context_create(&cl, &ctx) != HESS_OK)
+            continue;
+        const hess_status st = oom_flow(ctx, got);
+        assert_true(ml.peak <= limit);
+        assert_int_equal(hess_context_bytes(ctx), ml.live);
+        if (st == HESS_OK) {
+            assert_memory_equal(got, ref, sizeof ref);
+            done = 1;
+        } else {
+            assert_int_equal(st, HESS_ERR_NOMEM);
+            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+            failed++;
+        }
+        hess_context_destroy(ctx);
+        assert_int_equal(ml.live, 0);
+    }
+    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
+                  peak + step, step, peak, failed);
+    assert_true(done);
+    assert_true(failed > 10);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -879,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_elementwise_one_operand_constant),
         cmocka_unit_test(test_elementwise_batched_passes),
         cmocka_unit_test(test_elementwise_nonfinite),
+        cmocka_unit_test(test_elementwise_out_of_memory),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];

@@ -837,6 +837,105 @@ static void test_reduce_diag_through_amax(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Out of memory in the rules                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lmem {
+    size_t live, peak;
+} lmem;
+
+static void *l_alloc(size_t size, void *user)
+{
+    lmem *m = user;
+    void *p = test_malloc(size);
+    m->live += size;
+    m->peak = m->live > m->peak ? m->live : m->peak;
+    return p;
+}
+
+static void l_free(void *p, size_t size, void *user)
+{
+    lmem *m = user;
+    m->live -= size;
+    test_free(p);
+}
+
+#define OOM_PER (1 + BNP * BNP + BNP + RN * BNP)
+#define OOM_OUT (N_RED * OOM_PER)
+
+/* For every reduction of red_model: the tangent along v (forward mode), the
+ * Hessian of red_loss by sweeps of 3 rows, its diagonal, and the Jacobian of
+ * the reduction. */
+static hess_status red_oom_flow(hess_context *ctx, double *out)
+{
+    static const double v[BNP] = {1, -0.5, 0.25, 0, 2, 1, -1, 0.5, 0.75, -2, 1, 0.125, 1, -1};
+    const double x0[BNP] = {0.3, 1.7,  -0.8, 2.2, 1.1,  -1.5, 0.9,
+                            2.6, -0.4, 1.4,  0.6, -2.1, 1.2,  0.7};
+    hess_status st = HESS_OK;
+    for (int k = 0; k < N_RED && st == HESS_OK; k++) {
+        hess_tensor *p[2];
+        red_params(ctx, x0, p);
+        hess_tensor *r = red_model(ctx, k, p[0], p[1]), *L = red_loss(ctx, r);
+        double *o = out + k * OOM_PER;
+        hess_hessian_opts ho = {0};
+        ho.block_rows = 3;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jvp(ctx, L, 2, p, v, o);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 2, p, &ho, o + 1);
+        if (st == HESS_OK)
+            st = hess_hessian_diag(ctx, L, 2, p, o + 1 + BNP * BNP);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, r, 2, p, o + 1 + BNP * BNP + BNP);
+    }
+    return st;
+}
+
+/* Under byte limits from what a context needs to what the flow needs:
+ * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
+ * so, never more bytes held than the limit, the context's count equal to
+ * the allocator's, and nothing leaked (cmocka's test_malloc). */
+static void test_reduce_out_of_memory(void **state)
+{
+    (void)state;
+    static double ref[OOM_OUT], got[OOM_OUT];
+    lmem m = {0};
+    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_ok(ctx, red_oom_flow(ctx, ref));
+    hess_context_destroy(ctx);
+    const size_t peak = m.peak;
+    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
+    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
+    int failed = 0, done = 0;
+    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
+        lmem ml = {0};
+        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
+        if (hess_context_create(&cl, &ctx) != HESS_OK)
+            continue;
+        const hess_status st = red_oom_flow(ctx, got);
+        assert_true(ml.peak <= limit);
+        assert_int_equal(hess_context_bytes(ctx), ml.live);
+        if (st == HESS_OK) {
+            assert_memory_equal(got, ref, sizeof ref);
+            done = 1;
+        } else {
+            assert_int_equal(st, HESS_ERR_NOMEM);
+            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+            failed++;
+        }
+        hess_context_destroy(ctx);
+        assert_int_equal(ml.live, 0);
+    }
+    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
+                  peak + step, step, peak, failed);
+    assert_true(done);
+    assert_true(failed > 10);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -850,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_reduce_check_finite),
         cmocka_unit_test(test_reduce_batched_passes),
         cmocka_unit_test(test_reduce_diag_through_amax),
+        cmocka_unit_test(test_reduce_out_of_memory),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];
