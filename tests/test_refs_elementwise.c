@@ -927,19 +927,56 @@ static hess_status oom_flow(hess_context *ctx, double *out)
     return st;
 }
 
+/* The unary ops (unary.c, logistic.c) with their parameters, as the
+ * reference cases build them. */
+static const ref_build UNARY_OPS[] = {
+    b_neg,        b_exp,      b_log,      b_sin,         b_cos,   b_sqrt,         b_square,
+    b_relu,       b_sigmoid,  b_softplus, b_tanh,        b_abs,   b_log1p,        b_expm1,
+    b_reciprocal, b_rsqrt,    b_erf,      b_silu,        b_gelu,  b_gelu_tanh,    b_clamp,
+    b_elu_07,     b_leaky_01, b_pow_half, b_pow_neg_int, b_scale, b_detach_square};
+#define N_UNARY  (sizeof UNARY_OPS / sizeof UNARY_OPS[0])
+#define UOOM_PER (1 + 36 + 6 + 36)
+#define UOOM_OUT (N_UNARY * UOOM_PER)
+
+/* For every unary op of x [2,3]: the tangent of sum(y^2) along v, its
+ * Hessian by sweeps of 2 rows, its diagonal, and the Jacobian of y (forward
+ * mode: 6 columns for 6 outputs). */
+static hess_status unary_oom_flow(hess_context *ctx, double *out)
+{
+    static const double x0[6] = {0.3, 0.7, 1.2, 0.45, 0.9, 1.6}, v[6] = {1, -1, 0.5, 2, 0, -0.25};
+    hess_status st = HESS_OK;
+    for (size_t k = 0; k < N_UNARY && st == HESS_OK; k++) {
+        hess_tensor *x = hess_param_new(ctx, 2, ((const int64_t[]){2, 3}), x0);
+        hess_tensor *in[MAXIN] = {x};
+        hess_tensor *y = UNARY_OPS[k](ctx, in), *L = hess_sum(ctx, hess_square(ctx, y));
+        double *r = out + k * UOOM_PER;
+        hess_hessian_opts o = {0};
+        o.block_rows = 2;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jvp(ctx, L, 1, &x, v, r);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 1, &x, &o, r + 1);
+        if (st == HESS_OK)
+            st = hess_hessian_diag(ctx, L, 1, &x, r + 37);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, y, 1, &x, r + 43);
+    }
+    return st;
+}
+
 /* Under byte limits from what a context needs to what the flow needs:
  * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
  * so, never more bytes held than the limit, the context's count equal to
  * the allocator's, and nothing leaked (cmocka's test_malloc). */
-static void test_elementwise_out_of_memory(void **state)
+static void oom_sweep(hess_status (*flow)(hess_context *, double *), size_t nout)
 {
-    (void)state;
-    double ref[OOM_OUT], got[OOM_OUT];
+    double *ref = test_malloc(nout * sizeof *ref), *got = test_malloc(nout * sizeof *got);
     lmem m = {0};
     hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
     hess_context *ctx;
     assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
-    assert_ok(ctx, oom_flow(ctx, ref));
+    assert_ok(ctx, flow(ctx, ref));
     hess_context_destroy(ctx);
     const size_t peak = m.peak;
     /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
@@ -950,11 +987,11 @@ static void test_elementwise_out_of_memory(void **state)
         hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
         if (hess_context_create(&cl, &ctx) != HESS_OK)
             continue;
-        const hess_status st = oom_flow(ctx, got);
+        const hess_status st = flow(ctx, got);
         assert_true(ml.peak <= limit);
         assert_int_equal(hess_context_bytes(ctx), ml.live);
         if (st == HESS_OK) {
-            assert_memory_equal(got, ref, sizeof ref);
+            assert_memory_equal(got, ref, nout * sizeof *ref);
             done = 1;
         } else {
             assert_int_equal(st, HESS_ERR_NOMEM);
@@ -968,6 +1005,15 @@ static void test_elementwise_out_of_memory(void **state)
                   peak + step, step, peak, failed);
     assert_true(done);
     assert_true(failed > 10);
+    test_free(ref);
+    test_free(got);
+}
+
+static void test_elementwise_out_of_memory(void **state)
+{
+    (void)state;
+    oom_sweep(oom_flow, OOM_OUT);
+    oom_sweep(unary_oom_flow, UOOM_OUT);
 }
 
 int main(void)
