@@ -832,6 +832,9 @@ enum { K_BUILD, K_WORK, K_OTHER };
       BUILD(R(op, f->ctx, f->s, 1, AXS(0))))                                                       \
     X(op##_axis_repeated, K_BUILD, "hess_" #op, A, "axes[2] = -1 repeats axis 2 (axes[0] = 2)", 0, \
       BUILD(RK(op, f->ctx, f->m223, 3, AXS(2, 0, -1))))                                            \
+    X(op##_axis_repeated_later, K_BUILD, "hess_" #op, A,                                           \
+      "axes[2] = 2 repeats axis 2 (axes[1] = -1)", 0,                                              \
+      BUILD(RK(op, f->ctx, f->m223, 3, AXS(0, -1, 2))))                                            \
     X(op##_axes_null, K_BUILD, "hess_" #op, A, "axes is NULL with naxes = 2", 0,                   \
       BUILD(R(op, f->ctx, f->m23, 2, NULL)))                                                       \
     X(op##_foreign, K_BUILD, "hess_" #op, A, "another context", 0,                                 \
@@ -948,6 +951,8 @@ static hess_status set_bce_probs(fx *f, double bad)
       BUILD(hess_##op(f->ctx, f->logits, f->m23, NULL)))                                           \
     X(op##_input_rank3, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                 \
       BUILD(hess_##op(f->ctx, f->t3d, f->tgt, NULL)))                                              \
+    X(op##_vector_input_vector_targets, K_BUILD, "hess_" #op, SH, "do not fit", 0,                 \
+      BUILD(hess_##op(f->ctx, f->v3, f->v3, NULL)))                                                \
     X(op##_scalar_input, K_BUILD, "hess_" #op, SH, "do not fit", 0,                                \
       BUILD(hess_##op(f->ctx, f->s, f->s, NULL)))                                                  \
     X(op##_index_too_big, K_BUILD, "hess_" #op, A, "class ind", 0,                                 \

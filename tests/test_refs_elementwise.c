@@ -425,14 +425,614 @@ static void test_refs_elementwise_cover_every_case(void **state)
     assert_true(files > (int)N_ROWS);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Beyond the reference cases: every broadcast form of the row kernels, on  */
+/* the AVX2 and the portable kernels; the rules with one operand constant;  */
+/* the batched passes; non-finite values                                    */
+/* ------------------------------------------------------------------------ */
+
+#define SH3 ((const int64_t[]){3})
+
+typedef hess_tensor *(*bin_fn)(hess_context *ctx, hess_tensor *a, hess_tensor *b);
+
+static double r_add(double x, double y)
+{
+    return x + y;
+}
+static double r_sub(double x, double y)
+{
+    return x - y;
+}
+static double r_mul(double x, double y)
+{
+    return x * y;
+}
+static double r_div(double x, double y)
+{
+    return x / y;
+}
+/* PyTorch's maximum and minimum: NaN if either is, else a at a tie (so
+ * maximum(-0, 0) is -0) */
+static double r_max(double x, double y)
+{
+    return isnan(x) || isnan(y) ? NAN : x < y ? y : x;
+}
+static double r_min(double x, double y)
+{
+    return isnan(x) || isnan(y) ? NAN : y < x ? y : x;
+}
+static double r_pow(double x, double y)
+{
+    return pow(x, y);
+}
+/* maximum's derivative in its first operand: 1 above, 1/2 at a tie, 0 below;
+ * 1 with a NaN (PyTorch keeps the whole gradient then) */
+static double r_mask(double x, double y)
+{
+    return x < y ? 0.0 : x == y ? 0.5 : 1.0;
+}
+
+static const struct {
+    const char *name;
+    bin_fn f;
+    double (*ref)(double, double);
+} BIN[] = {{"add", hess_add, r_add},         {"sub", hess_sub, r_sub},
+           {"mul", hess_mul, r_mul},         {"div", hess_div, r_div},
+           {"maximum", hess_maximum, r_max}, {"minimum", hess_minimum, r_min},
+           {"pow_t", hess_pow_t, r_pow}};
+#define N_BIN (sizeof BIN / sizeof BIN[0])
+
+/* Operand shapes (rank <= 2, [] as rank 0) whose broadcasts give every row
+ * form of the kernels: both operands walking the row, b repeated along it
+ * (b [2,1], a scalar b), a repeated (the mirror images), and the outer
+ * products, whose rows repeat one operand and walk the other. */
+typedef struct bshape {
+    int nd;
+    int64_t s[2];
+} bshape;
+static const bshape PAIRS[][2] = {{{2, {2, 3}}, {2, {2, 3}}}, {{2, {2, 3}}, {2, {2, 1}}},
+                                  {{2, {2, 1}}, {2, {2, 3}}}, {{2, {2, 3}}, {1, {3}}},
+                                  {{1, {3}}, {2, {2, 3}}},    {{2, {2, 3}}, {0, {0}}},
+                                  {{0, {0}}, {2, {2, 3}}},    {{2, {2, 1}}, {2, {1, 3}}},
+                                  {{2, {1, 3}}, {2, {2, 1}}}, {{1, {1}}, {0, {0}}}};
+#define N_PAIRS (sizeof PAIRS / sizeof PAIRS[0])
+
+/* The element of an operand of shape t that the element (i, j) of a [2,3]
+ * (or smaller) broadcast result reads: shapes align at the trailing end. */
+static int64_t bidx(const bshape *t, int64_t i, int64_t j)
+{
+    if (t->nd == 0)
+        return 0;
+    if (t->nd == 1)
+        return t->s[0] == 1 ? 0 : j;
+    return (t->s[0] == 1 ? 0 : i) * t->s[1] + (t->s[1] == 1 ? 0 : j);
+}
+
+static int64_t bnumel(const bshape *t)
+{
+    return t->nd == 0 ? 1 : t->nd == 1 ? t->s[0] : t->s[0] * t->s[1];
+}
+
+/* The result's shape as [nrows, cols] (a rank-0 or rank-1 result has rows 1). */
+static void bout(const bshape *a, const bshape *b, int64_t *nrows, int64_t *cols, int *nd)
+{
+    const int64_t ar = a->nd == 2 ? a->s[0] : 1, br = b->nd == 2 ? b->s[0] : 1;
+    const int64_t ac = a->nd >= 1 ? a->s[a->nd - 1] : 1, bc = b->nd >= 1 ? b->s[b->nd - 1] : 1;
+    *nrows = ar > br ? ar : br;
+    *cols = ac > bc ? ac : bc;
+    *nd = a->nd > b->nd ? a->nd : b->nd;
+}
+
+/* Fails unless got is want bit for bit (any NaN for a NaN). */
+static void same_bits(const char *what, int64_t i, double got, double want)
+{
+    if (isnan(want) ? !isnan(got) : memcmp(&got, &want, sizeof got) != 0)
+        fail_msg("%s[%lld] = %.17g, expected %.17g", what, (long long)i, got, want);
+}
+
+/* The values of every op over every broadcast pair, on the AVX2 kernels (if
+ * the CPU has them) and on the portable ones (HESS_NO_SIMD): the scalar
+ * formula bit for bit, with ties, signed zeros and a NaN among the values;
+ * and the gradients of maximum and minimum (their mask kernel over the same
+ * broadcasts), summed over the repeats. */
+static void test_elementwise_broadcast_kernels(void **state)
+{
+    (void)state;
+    static const double A[6] = {1.5, -2.0, 0.25, 3.0, -0.0, 2.0};
+    static const double B[6] = {1.5, 0.5, 0.25, -4.0, 0.0, NAN};
+    const unsigned flags[2] = {0u, HESS_NO_SIMD};
+    for (int fl = 0; fl < 2; fl++) {
+        hess_context *ctx = test_context_flags(flags[fl]);
+        for (size_t p = 0; p < N_PAIRS; p++) {
+            const bshape *sa = &PAIRS[p][0], *sb = &PAIRS[p][1];
+            int64_t nr, cols;
+            int nd;
+            bout(sa, sb, &nr, &cols, &nd);
+            /* b [2,3] holds the NaN: both masks are 1 there */
+            hess_tensor *a = hess_param_new(ctx, sa->nd, sa->s, A);
+            hess_tensor *b = hess_param_new(ctx, sb->nd, sb->s, B + (bnumel(sb) == 6 ? 0 : 1));
+            const double *av = hess_tensor_data(a), *bv = hess_tensor_data(b);
+            for (size_t k = 0; k < N_BIN; k++) {
+                hess_tensor *out = BIN[k].f(ctx, a, b);
+                assert_ok(ctx, hess_context_status(ctx));
+                assert_int_equal(hess_tensor_ndim(out), nd);
+                assert_int_equal(hess_tensor_numel(out), nr * cols);
+                char what[64];
+                snprintf(what, sizeof what, "%s (pair %zu, flags %u)", BIN[k].name, p, flags[fl]);
+                for (int64_t i = 0; i < nr; i++)
+                    for (int64_t j = 0; j < cols; j++)
+                        same_bits(what, i * cols + j, hess_tensor_data(out)[i * cols + j],
+                                  BIN[k].ref(av[bidx(sa, i, j)], bv[bidx(sb, i, j)]));
+            }
+            /* d sum(maximum(a, b)) = m(a, b) da + m(b, a) db, minimum's the mirror */
+            for (int mn = 0; mn < 2; mn++) {
+                hess_tensor *L =
+                    hess_sum(ctx, mn ? hess_minimum(ctx, a, b) : hess_maximum(ctx, a, b));
+                hess_tensor *wrt[2] = {a, b}, *g[2];
+                assert_ok(ctx, hess_grad(ctx, L, 2, wrt, g, 0));
+                double ga[6] = {0}, gb[6] = {0};
+                for (int64_t i = 0; i < nr; i++)
+                    for (int64_t j = 0; j < cols; j++) {
+                        const double x = av[bidx(sa, i, j)], y = bv[bidx(sb, i, j)];
+                        ga[bidx(sa, i, j)] += mn ? r_mask(y, x) : r_mask(x, y);
+                        gb[bidx(sb, i, j)] += mn ? r_mask(x, y) : r_mask(y, x);
+                    }
+                for (int64_t i = 0; i < bnumel(sa); i++)
+                    same_bits(mn ? "d minimum / da" : "d maximum / da", i,
+                              hess_tensor_data(g[0])[i], ga[i]);
+                for (int64_t i = 0; i < bnumel(sb); i++)
+                    same_bits(mn ? "d minimum / db" : "d maximum / db", i,
+                              hess_tensor_data(g[1])[i], gb[i]);
+            }
+        }
+        hess_context_destroy(ctx);
+    }
+}
+
+/* The Jacobian of out (n elements) with respect to p alone (n elements)
+ * into J, by hess_jacobian (forward mode: n columns, a batched pass) and
+ * checked against hess_jvp along each unit vector (one pass each). */
+static void jac_both(hess_context *ctx, hess_tensor *out, hess_tensor *p, int64_t n, double *J)
+{
+    assert_ok(ctx, hess_jacobian(ctx, out, 1, &p, J));
+    for (int64_t c = 0; c < n; c++) {
+        double e[8] = {0}, col[8];
+        e[c] = 1.0;
+        assert_ok(ctx, hess_jvp(ctx, out, 1, &p, e, col));
+        for (int64_t r = 0; r < n; r++)
+            assert_close(col[r], J[r * n + c], 0.0, 0.0);
+    }
+}
+
+/* The rules when only one operand is differentiated: the other is a
+ * constant, so only one cotangent or one tangent exists.  Each op(c, p) and
+ * op(p, c) against its derivative in p, a diagonal Jacobian, by reverse mode
+ * (hess_grad of the sum) and forward mode (hess_jacobian, hess_jvp). */
+static void test_elementwise_one_operand_constant(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    const double cv[3] = {1.0, 2.0, 3.0}, pv[3] = {0.5, 2.0, 4.0};
+    hess_tensor *c = hess_tensor_new(ctx, 1, SH3, cv), *p = hess_param_new(ctx, 1, SH3, pv);
+    for (size_t k = 0; k < N_BIN; k++)
+        for (int side = 0; side < 2; side++) {
+            hess_tensor *out = side ? BIN[k].f(ctx, p, c) : BIN[k].f(ctx, c, p);
+            double want[3];
+            for (int i = 0; i < 3; i++) {
+                const double x = side ? pv[i] : cv[i], y = side ? cv[i] : pv[i];
+                /* d op(x, y) / dx (side 1) or / dy (side 0) */
+                switch (k) {
+                case 0:
+                    want[i] = 1.0;
+                    break;
+                case 1:
+                    want[i] = side ? 1.0 : -1.0;
+                    break;
+                case 2:
+                    want[i] = side ? y : x;
+                    break;
+                case 3:
+                    want[i] = side ? 1.0 / y : -x / (y * y);
+                    break;
+                case 4:
+                    want[i] = side ? r_mask(x, y) : r_mask(y, x);
+                    break;
+                case 5:
+                    want[i] = side ? r_mask(y, x) : r_mask(x, y);
+                    break;
+                default:
+                    want[i] = side ? y * pow(x, y - 1.0) : pow(x, y) * log(x);
+                    break;
+                }
+            }
+            hess_tensor *g;
+            assert_ok(ctx, hess_grad(ctx, hess_sum(ctx, out), 1, &p, &g, 0));
+            double J[9];
+            jac_both(ctx, out, p, 3, J);
+            for (int i = 0; i < 3; i++) {
+                assert_close(hess_tensor_data(g)[i], want[i], 1e-15, 0.0);
+                for (int j = 0; j < 3; j++)
+                    assert_close(J[i * 3 + j], i == j ? want[i] : 0.0, 1e-15, 0.0);
+            }
+        }
+    /* where: d where(c, a, p) / dp = [c == 0]; and the condition is never
+     * differentiated, so where(p, a, b) has a zero Jacobian in p (forward
+     * mode: zeros; reverse mode: the loss does not depend on p) */
+    hess_tensor *cond = hess_tensor_new(ctx, 1, SH3, (const double[]){1, 0, -1});
+    double J[9];
+    jac_both(ctx, hess_where(ctx, cond, c, p), p, 3, J);
+    for (int i = 0; i < 9; i++)
+        assert_true(J[i] == (i == 4 ? 1.0 : 0.0));
+    jac_both(ctx, hess_where(ctx, cond, p, c), p, 3, J);
+    for (int i = 0; i < 9; i++)
+        assert_true(J[i] == (i == 0 || i == 8 ? 1.0 : 0.0));
+    hess_tensor *wp = hess_where(ctx, p, c, hess_neg(ctx, c));
+    jac_both(ctx, wp, p, 3, J);
+    for (int i = 0; i < 9; i++)
+        assert_true(J[i] == 0.0);
+    hess_tensor *g;
+    assert_int_equal(hess_grad(ctx, hess_sum(ctx, wp), 1, &p, &g, 0), HESS_ERR_NODIFF);
+    assert_non_null(
+        strstr(hess_context_errmsg(ctx), "hess_grad: the output does not depend on wrt[0]"));
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batched passes                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define NA 6 /* a [2,3] */
+#define NB 3 /* b [3], broadcast over a's rows */
+#define NP (NA + NB)
+
+/* out = op(a, b) (or where(cond, a, b)), b broadcast over a's rows. */
+static hess_tensor *bin_model(hess_context *ctx, size_t k, hess_tensor *a, hess_tensor *b)
+{
+    if (k < N_BIN)
+        return BIN[k].f(ctx, a, b);
+    hess_tensor *cond =
+        hess_tensor_new(ctx, 2, ((const int64_t[]){2, 3}), (const double[]){1, 0, 1, 0, 0, 1});
+    return hess_where(ctx, cond, a, b);
+}
+
+/* L = sum(w out^2): curved in every op, also the linear ones. */
+static hess_tensor *bin_loss(hess_context *ctx, hess_tensor *out)
+{
+    hess_tensor *w = hess_tensor_new(ctx, 2, ((const int64_t[]){2, 3}),
+                                     (const double[]){0.5, -1.0, 1.5, 2.0, 0.75, -0.25});
+    return hess_sum(ctx, hess_mul(ctx, w, hess_square(ctx, out)));
+}
+
+/* The gradient of the loss of op k at x (a then b), on a fresh graph. */
+static void bin_grad(size_t k, const double *x, double *g)
+{
+    hess_context *ctx = test_context();
+    hess_tensor *p[2] = {hess_param_new(ctx, 2, ((const int64_t[]){2, 3}), x),
+                         hess_param_new(ctx, 1, SH3, x + NA)};
+    hess_tensor *gt[2];
+    assert_ok(ctx, hess_grad(ctx, bin_loss(ctx, bin_model(ctx, k, p[0], p[1])), 2, p, gt, 0));
+    memcpy(g, hess_tensor_data(gt[0]), NA * sizeof *g);
+    memcpy(g + NA, hess_tensor_data(gt[1]), NB * sizeof *g);
+    hess_context_destroy(ctx);
+}
+
+/* Every elementwise rule in the passes that carry k directions at once: the
+ * Hessian of L = sum(w op(a, b)^2) by sweeps of 1, 2 and 4 rows against the
+ * default one and central differences of the gradient; its diagonal by
+ * rows and by the curvature backpropagation; hess_hvp_batch in blocks of 2;
+ * hess_hvp_fwd (forward over reverse); and the Jacobian of out by rows
+ * (reverse mode, N = 9 > 6 outputs) and by columns (forward mode, b alone)
+ * against central differences of out. */
+static void test_elementwise_batched_passes(void **state)
+{
+    (void)state;
+    /* positive, and no ties: every op is smooth here */
+    const double x0[NP] = {0.7, 1.3, 2.1, 1.6, 0.4, 2.8, 1.1, 0.9, 2.5};
+    const double V[3 * NP] = {1, 0, 0, 0.5, 0,    0,   0,    -1, 0,    0,  0,   1,     0, 0,
+                              2, 0, 0, 1,   0.25, 0.5, -0.5, 1,  0.75, -1, 0.5, 0.125, 1};
+    for (size_t k = 0; k <= N_BIN; k++) {
+        hess_context *ctx = test_context();
+        hess_tensor *p[2] = {hess_param_new(ctx, 2, ((const int64_t[]){2, 3}), x0),
+                             hess_param_new(ctx, 1, SH3, x0 + NA)};
+        hess_tensor *out = bin_model(ctx, k, p[0], p[1]), *L = bin_loss(ctx, out);
+        assert_ok(ctx, hess_context_status(ctx));
+        static double H[NP * NP], Hb[NP * NP], d[NP], HV[3 * NP], hv[NP];
+        assert_ok(ctx, hess_hessian(ctx, L, 2, p, H));
+        /* central differences of the gradient */
+        for (int j = 0; j < NP; j++) {
+            double xp[NP], xm[NP], gp[NP], gm[NP];
+            memcpy(xp, x0, sizeof xp);
+            memcpy(xm, x0, sizeof xm);
+            xp[j] += 1e-6;
+            xm[j] -= 1e-6;
+            bin_grad(k, xp, gp);
+            bin_grad(k, xm, gm);
+            for (int i = 0; i < NP; i++)
+                assert_close(H[i * NP + j], (gp[i] - gm[i]) / 2e-6, 1e-6, 1e-6);
+        }
+        const size_t blocks[3] = {1, 2, 4};
+        for (int b = 0; b < 3; b++) {
+            hess_hessian_opts o = {0};
+            o.block_rows = blocks[b];
+            assert_ok(ctx, hess_hessian_ex(ctx, L, 2, p, &o, Hb));
+            assert_close_array(Hb, H, NP * NP, 1e-13, 1e-13);
+        }
+        for (int m = HESS_DIAG_BACKPROP; m <= HESS_DIAG_ROWS; m++) {
+            hess_hessian_opts o = {0};
+            int used = -1;
+            o.method = m;
+            o.method_used = &used;
+            assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 2, p, &o, d));
+            assert_int_equal(used, m);
+            for (int i = 0; i < NP; i++)
+                assert_close(d[i], H[i * NP + i], 1e-13, 1e-13);
+        }
+        hess_hessian_opts o = {0};
+        o.block_rows = 2;
+        assert_ok(ctx, hess_hvp_batch(ctx, L, 2, p, 3, V, &o, HV));
+        for (int r = 0; r < 3; r++) {
+            assert_ok(ctx, hess_hvp_fwd(ctx, L, 2, p, V + r * NP, hv));
+            for (int i = 0; i < NP; i++) {
+                double s = 0.0;
+                for (int j = 0; j < NP; j++)
+                    s += H[i * NP + j] * V[r * NP + j];
+                assert_close(HV[r * NP + i], s, 1e-12, 1e-12);
+                assert_close(hv[i], s, 1e-12, 1e-12);
+            }
+        }
+        /* the Jacobian of out [2,3]: all 9 columns (rows of reverse mode),
+         * then b's 3 (forward mode) */
+        static double J[NA * NP], Jb[NA * NB];
+        assert_ok(ctx, hess_jacobian(ctx, out, 2, p, J));
+        assert_ok(ctx, hess_jacobian(ctx, out, 1, &p[1], Jb));
+        for (int j = 0; j < NP; j++) {
+            double xp[NP], xm[NP];
+            memcpy(xp, x0, sizeof xp);
+            memcpy(xm, x0, sizeof xm);
+            xp[j] += 1e-6;
+            xm[j] -= 1e-6;
+            hess_tensor *op =
+                bin_model(ctx, k, hess_tensor_new(ctx, 2, ((const int64_t[]){2, 3}), xp),
+                          hess_tensor_new(ctx, 1, SH3, xp + NA));
+            hess_tensor *om =
+                bin_model(ctx, k, hess_tensor_new(ctx, 2, ((const int64_t[]){2, 3}), xm),
+                          hess_tensor_new(ctx, 1, SH3, xm + NA));
+            assert_ok(ctx, hess_context_status(ctx));
+            for (int i = 0; i < NA; i++) {
+                const double fd = (hess_tensor_data(op)[i] - hess_tensor_data(om)[i]) / 2e-6;
+                assert_close(J[i * NP + j], fd, 1e-6, 1e-7);
+                if (j >= NA)
+                    assert_close(Jb[i * NB + (j - NA)], J[i * NP + j], 1e-14, 0.0);
+            }
+        }
+        hess_context_destroy(ctx);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Non-finite values                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Fails unless the last builder refused with HESS_ERR_NONFINITE and a
+ * message naming the function, the op and its operands' shapes; then
+ * clears it. */
+static void refused_nonfinite(hess_context *ctx, const hess_tensor *t, const char *msg)
+{
+    assert_null(t);
+    assert_int_equal(hess_context_status(ctx), HESS_ERR_NONFINITE);
+    if (strcmp(hess_context_errmsg(ctx), msg) != 0)
+        fail_msg("message \"%s\", expected \"%s\"", hess_context_errmsg(ctx), msg);
+    hess_context_clear_error(ctx);
+}
+
+/* Division by zero, a negative base to a fractional power and a NaN operand
+ * give Inf and NaN as IEEE (and PyTorch) do; under HESS_CHECK_FINITE the
+ * same calls are refused with HESS_ERR_NONFINITE, the operands stay as they
+ * were, and the context builds again after clearing the error. */
+static void test_elementwise_nonfinite(void **state)
+{
+    (void)state;
+    const double av[3] = {1.0, -1.0, 0.0}, zv[3] = {0.0, 0.0, 0.0}, hv[3] = {0.5, 0.5, 0.5};
+    const double nv[3] = {NAN, 1.0, 2.0};
+    for (int check = 0; check < 2; check++) {
+        hess_context *ctx = test_context_flags(check ? HESS_CHECK_FINITE : 0u);
+        hess_tensor *a = hess_tensor_new(ctx, 1, SH3, av), *z = hess_tensor_new(ctx, 1, SH3, zv);
+        hess_tensor *h = hess_tensor_new(ctx, 1, SH3, hv), *n = hess_tensor_new(ctx, 1, SH3, nv);
+        assert_ok(ctx, hess_context_status(ctx));
+        hess_tensor *s = hess_scalar(ctx, NAN); /* a leaf: only results are checked */
+        assert_ok(ctx, hess_context_status(ctx));
+        if (check) {
+            refused_nonfinite(ctx, hess_div(ctx, a, z),
+                              "hess_div: non-finite value in the result of div([3], [3])");
+            refused_nonfinite(ctx, hess_pow_t(ctx, a, h),
+                              "hess_pow_t: non-finite value in the result of pow_t([3], [3])");
+            refused_nonfinite(ctx, hess_maximum(ctx, n, a),
+                              "hess_maximum: non-finite value in the result of maximum([3], [3])");
+            refused_nonfinite(ctx, hess_minimum(ctx, a, s),
+                              "hess_minimum: non-finite value in the result of minimum([3], [])");
+            assert_memory_equal(hess_tensor_data(a), av, sizeof av);
+            assert_memory_equal(hess_tensor_data(z), zv, sizeof zv);
+            hess_tensor *sum = hess_add(ctx, a, h);
+            assert_ok(ctx, hess_context_status(ctx));
+            assert_true(hess_tensor_data(sum)[1] == -0.5);
+        } else {
+            hess_tensor *q = hess_div(ctx, a, z), *r = hess_pow_t(ctx, a, h);
+            hess_tensor *mx = hess_maximum(ctx, n, a), *mn = hess_minimum(ctx, a, s);
+            assert_ok(ctx, hess_context_status(ctx));
+            const double *qd = hess_tensor_data(q), *rd = hess_tensor_data(r);
+            assert_true(qd[0] == INFINITY && qd[1] == -INFINITY && isnan(qd[2]));
+            assert_true(rd[0] == 1.0 && isnan(rd[1]) && rd[2] == 0.0);
+            assert_true(isnan(hess_tensor_data(mx)[0]));
+            assert_true(hess_tensor_data(mx)[1] == 1.0 && hess_tensor_data(mx)[2] == 2.0);
+            for (int i = 0; i < 3; i++)
+                assert_true(isnan(hess_tensor_data(mn)[i]));
+        }
+        hess_context_destroy(ctx);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory in the rules                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lmem {
+    size_t live, peak;
+} lmem;
+
+static void *l_alloc(size_t size, void *user)
+{
+    lmem *m = user;
+    void *p = test_malloc(size);
+    m->live += size;
+    m->peak = m->live > m->peak ? m->live : m->peak;
+    return p;
+}
+
+static void l_free(void *p, size_t size, void *user)
+{
+    lmem *m = user;
+    m->live -= size;
+    test_free(p);
+}
+
+#define OOM_PER (18 + NP * NP + NP)
+#define OOM_OUT ((N_BIN + 1) * OOM_PER)
+
+/* For every op of a [2,3] and b [3] (b repeated over a's rows): the
+ * Jacobian in b (forward mode, b's tangent repeated before each rule takes
+ * it), the Hessian of sum(out^2) by sweeps of 2 rows (the rules on batched
+ * cotangents), and its diagonal by curvature backpropagation. */
+static hess_status oom_flow(hess_context *ctx, double *out)
+{
+    hess_status st = HESS_OK;
+    for (size_t k = 0; k <= N_BIN && st == HESS_OK; k++) {
+        hess_tensor *p[2] = {hess_param_new(ctx, 2, ((const int64_t[]){2, 3}),
+                                            (const double[]){0.7, 1.3, 2.1, 1.6, 0.4, 2.8}),
+                             hess_param_new(ctx, 1, SH3, (const double[]){1.1, 0.9, 2.5})};
+        hess_tensor *o = bin_model(ctx, k, p[0], p[1]);
+        hess_tensor *L = hess_sum(ctx, hess_square(ctx, o));
+        double *r = out + k * OOM_PER;
+        hess_hessian_opts ho = {0};
+        ho.block_rows = 2;
+        hess_hessian_opts dopt = {0};
+        dopt.method = HESS_DIAG_BACKPROP;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, o, 1, &p[1], r);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 2, p, &ho, r + 18);
+        if (st == HESS_OK)
+            st = hess_hessian_diag_ex(ctx, L, 2, p, &dopt, r + 18 + NP * NP);
+    }
+    return st;
+}
+
+/* The unary ops (unary.c, logistic.c) with their parameters, as the
+ * reference cases build them. */
+static const ref_build UNARY_OPS[] = {
+    b_neg,        b_exp,      b_log,      b_sin,         b_cos,   b_sqrt,         b_square,
+    b_relu,       b_sigmoid,  b_softplus, b_tanh,        b_abs,   b_log1p,        b_expm1,
+    b_reciprocal, b_rsqrt,    b_erf,      b_silu,        b_gelu,  b_gelu_tanh,    b_clamp,
+    b_elu_07,     b_leaky_01, b_pow_half, b_pow_neg_int, b_scale, b_detach_square};
+#define N_UNARY  (sizeof UNARY_OPS / sizeof UNARY_OPS[0])
+#define UOOM_PER (1 + 36 + 6 + 36)
+#define UOOM_OUT (N_UNARY * UOOM_PER)
+
+/* For every unary op of x [2,3]: the tangent of sum(y^2) along v, its
+ * Hessian by sweeps of 2 rows, its diagonal, and the Jacobian of y (forward
+ * mode: 6 columns for 6 outputs). */
+static hess_status unary_oom_flow(hess_context *ctx, double *out)
+{
+    static const double x0[6] = {0.3, 0.7, 1.2, 0.45, 0.9, 1.6}, v[6] = {1, -1, 0.5, 2, 0, -0.25};
+    hess_status st = HESS_OK;
+    for (size_t k = 0; k < N_UNARY && st == HESS_OK; k++) {
+        hess_tensor *x = hess_param_new(ctx, 2, ((const int64_t[]){2, 3}), x0);
+        hess_tensor *in[MAXIN] = {x};
+        hess_tensor *y = UNARY_OPS[k](ctx, in), *L = hess_sum(ctx, hess_square(ctx, y));
+        double *r = out + k * UOOM_PER;
+        hess_hessian_opts o = {0};
+        o.block_rows = 2;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jvp(ctx, L, 1, &x, v, r);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 1, &x, &o, r + 1);
+        if (st == HESS_OK)
+            st = hess_hessian_diag(ctx, L, 1, &x, r + 37);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, y, 1, &x, r + 43);
+    }
+    return st;
+}
+
+/* Under byte limits from what a context needs to what the flow needs:
+ * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
+ * so, never more bytes held than the limit, the context's count equal to
+ * the allocator's, and nothing leaked (cmocka's test_malloc). */
+static void oom_sweep(hess_status (*flow)(hess_context *, double *), size_t nout)
+{
+    double *ref = test_malloc(nout * sizeof *ref), *got = test_malloc(nout * sizeof *got);
+    lmem m = {0};
+    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_ok(ctx, flow(ctx, ref));
+    hess_context_destroy(ctx);
+    const size_t peak = m.peak;
+    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
+    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
+    int failed = 0, done = 0;
+    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
+        lmem ml = {0};
+        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
+        if (hess_context_create(&cl, &ctx) != HESS_OK)
+            continue;
+        const hess_status st = flow(ctx, got);
+        assert_true(ml.peak <= limit);
+        assert_int_equal(hess_context_bytes(ctx), ml.live);
+        if (st == HESS_OK) {
+            assert_memory_equal(got, ref, nout * sizeof *ref);
+            done = 1;
+        } else {
+            assert_int_equal(st, HESS_ERR_NOMEM);
+            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+            failed++;
+        }
+        hess_context_destroy(ctx);
+        assert_int_equal(ml.live, 0);
+    }
+    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
+                  peak + step, step, peak, failed);
+    assert_true(done);
+    assert_true(failed > 10);
+    test_free(ref);
+    test_free(got);
+}
+
+static void test_elementwise_out_of_memory(void **state)
+{
+    (void)state;
+    oom_sweep(oom_flow, OOM_OUT);
+    oom_sweep(unary_oom_flow, UOOM_OUT);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[N_ROWS + 1];
+    static const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_refs_elementwise_cover_every_case),
+        cmocka_unit_test(test_elementwise_broadcast_kernels),
+        cmocka_unit_test(test_elementwise_one_operand_constant),
+        cmocka_unit_test(test_elementwise_batched_passes),
+        cmocka_unit_test(test_elementwise_nonfinite),
+        cmocka_unit_test(test_elementwise_out_of_memory),
+    };
+    const size_t nf = sizeof fixed / sizeof fixed[0];
+    struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];
     char names[N_ROWS][80];
-    tests[0] = (struct CMUnitTest)cmocka_unit_test(test_refs_elementwise_cover_every_case);
+    memcpy(tests, fixed, sizeof fixed);
     for (size_t i = 0; i < N_ROWS; i++) {
         snprintf(names[i], sizeof names[i], "test_ref_%s", rows[i].name);
-        tests[i + 1] = (struct CMUnitTest){names[i], test_ref_case, NULL, NULL, &rows[i]};
+        tests[nf + i] = (struct CMUnitTest){names[i], test_ref_case, NULL, NULL, &rows[i]};
     }
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* opendir */
 #include "check.h"
+#include "hess_internal.h" /* the records through the generic builder */
 
 #include <dirent.h>
 #include <math.h>
@@ -464,6 +465,477 @@ static void test_reduce_shapes(void **state)
     hess_context_destroy(ctx);
 }
 
+/* ------------------------------------------------------------------------ */
+/* amax and amin over leading and middle axes, ties and NaN, on both kernel */
+/* sets; the records through the generic builder; batched passes            */
+/* ------------------------------------------------------------------------ */
+
+#define RN 12 /* a [2,3,2] */
+
+/* The keep-shape index of element e of a [2,3,2] reduced over mask. */
+static int64_t kept_index(int64_t e, unsigned mask)
+{
+    const int64_t s[3] = {2, 3, 2};
+    int64_t idx[3] = {e / 6, (e / 2) % 3, e % 2}, k = 0;
+    for (int i = 0; i < 3; i++)
+        k = k * ((mask >> i) & 1u ? 1 : s[i]) + ((mask >> i) & 1u ? 0 : idx[i]);
+    return k;
+}
+
+/* amax (amin) of a [2,3,2] over every mask of axes, kept and dropped, on the
+ * AVX2 and the portable kernels: the values against a plain loop (NaN wins),
+ * the shapes, and the gradient of the sum: 1/k on each of the k elements
+ * tied for the extreme of their slice, 0 elsewhere, NaN over a NaN slice. */
+static void test_reduce_extremes_every_axis_set(void **state)
+{
+    (void)state;
+    /* ties along axis 0 (4 and 4, -1 and -1, 7 and 7), axis 1 (7 and 7) and
+     * axis 2 (7 and 7); the NaN comes first along axis 0, so a slot already
+     * NaN meets another value */
+    const double x[RN] = {4, -1, 7, NAN, 7, 7, 4, -1, 7, 3, 3, 1};
+    const unsigned flags[2] = {0u, HESS_NO_SIMD};
+    for (int fl = 0; fl < 2; fl++)
+        for (unsigned mask = 1; mask < 8; mask++)
+            for (int mn = 0; mn < 2; mn++)
+                for (int keep = 0; keep < 2; keep++) {
+                    hess_context *ctx = test_context_flags(flags[fl]);
+                    int axes[3], na = 0;
+                    for (int i = 2; i >= 0; i--) /* listed last axis first, negative */
+                        if ((mask >> i) & 1u)
+                            axes[na++] = i - 3;
+                    hess_tensor *a = hess_param_new(ctx, 3, SH(2, 3, 2), x);
+                    hess_tensor *r = mn ? hess_amin(ctx, a, (size_t)na, axes, keep)
+                                        : hess_amax(ctx, a, (size_t)na, axes, keep);
+                    assert_ok(ctx, hess_context_status(ctx));
+                    /* the reference: the extreme and the ties per kept slice */
+                    double want[RN], cnt[RN] = {0};
+                    int64_t n = 1, shape[3];
+                    int nd = 0;
+                    for (int i = 0; i < 3; i++) {
+                        const int64_t d = (mask >> i) & 1u ? 1 : (i == 1 ? 3 : 2);
+                        n *= d;
+                        if (keep || !((mask >> i) & 1u))
+                            shape[nd++] = d;
+                    }
+                    for (int64_t k = 0; k < n; k++)
+                        want[k] = mn ? INFINITY : -INFINITY;
+                    for (int64_t e = 0; e < RN; e++) {
+                        double *w = &want[kept_index(e, mask)];
+                        if (isnan(x[e]) || isnan(*w))
+                            *w = NAN;
+                        else if (mn ? x[e] < *w : x[e] > *w)
+                            *w = x[e];
+                    }
+                    for (int64_t e = 0; e < RN; e++)
+                        cnt[kept_index(e, mask)] += x[e] == want[kept_index(e, mask)];
+                    assert_int_equal(hess_tensor_ndim(r), nd);
+                    if (nd > 0)
+                        assert_memory_equal(hess_tensor_shape(r), shape,
+                                            (size_t)nd * sizeof *shape);
+                    assert_values(r, want, n);
+                    double g[RN], gw[RN];
+                    derivs(ctx, r, a, g, NULL);
+                    for (int64_t e = 0; e < RN; e++) {
+                        const int64_t k = kept_index(e, mask);
+                        gw[e] = cnt[k] == 0 ? NAN : (x[e] == want[k]) / cnt[k];
+                    }
+                    assert_values(hess_tensor_new(ctx, 1, SH(RN), g), gw, RN);
+                    hess_context_destroy(ctx);
+                }
+}
+
+/* Fails unless the last call refused with status st and message msg
+ * exactly; then clears it. */
+static void refused(hess_context *ctx, const hess_tensor *t, hess_status st, const char *msg)
+{
+    assert_null(t);
+    assert_int_equal(hess_context_status(ctx), st);
+    if (strcmp(hess_context_errmsg(ctx), msg) != 0)
+        fail_msg("message \"%s\", expected \"%s\"", hess_context_errmsg(ctx), msg);
+    hess_context_clear_error(ctx);
+}
+
+/* The records of the family through the generic builder (the one the
+ * fuzzer drives with arbitrary operands and zeroed parameters): amax with
+ * no parameters reduces every axis, and refuses axes beyond the rank;
+ * eq_mask broadcasts either operand (amax's rule only ever repeats the
+ * second), on both kernel sets; softmax and log_softmax take their axis as
+ * given: 0 without parameters, and a negative or out-of-range one refused. */
+static void test_reduce_records_generic_builder(void **state)
+{
+    (void)state;
+    const double x[6] = {3, -1, 3, 2, 0, 2};
+    const unsigned flags[2] = {0u, HESS_NO_SIMD};
+    for (int fl = 0; fl < 2; fl++) {
+        hess_context *ctx = test_context_flags(flags[fl]);
+        hess_tensor *a = hess_tensor_new(ctx, 2, SH(2, 3), x);
+        hess_tensor *m = hess__apply1(ctx, hess__op_find("amax"), a, NULL, "test");
+        assert_ok(ctx, hess_context_status(ctx));
+        assert_int_equal(hess_tensor_ndim(m), 2);
+        assert_values(m, (const double[]){3}, 1);
+        const hess_op_params bad = {.reduce = {4u}};
+        refused(ctx, hess__apply1(ctx, hess__op_find("amin"), a, &bad, "test"), HESS_ERR_ARG,
+                "test: axes 0x4 are out of range for [2,3]");
+        /* eq_mask(b, a) with b [3] repeated over a's rows, and (a, b) */
+        hess_tensor *b = hess_tensor_new(ctx, 1, SH(3), (const double[]){3, 0, 2});
+        const hess_op_def *eq = hess__op_find("eq_mask");
+        assert_values(hess__apply2(ctx, eq, b, a, "test"), (const double[]){1, 0, 0, 0, 1, 1}, 6);
+        assert_values(hess__apply2(ctx, eq, a, b, "test"), (const double[]){1, 0, 0, 0, 1, 1}, 6);
+        hess_tensor *c = hess_tensor_new(ctx, 2, SH(2, 1), (const double[]){3, 2});
+        assert_values(hess__apply2(ctx, eq, c, a, "test"), (const double[]){1, 0, 1, 1, 0, 1}, 6);
+        assert_values(hess__apply2(ctx, eq, hess_scalar(ctx, 2), a, "test"),
+                      (const double[]){0, 0, 0, 1, 0, 1}, 6);
+        /* softmax along axis 0 without parameters: each column sums to 1 */
+        hess_tensor *s = hess__apply1(ctx, hess__op_find("softmax"), a, NULL, "test");
+        assert_ok(ctx, hess_context_status(ctx));
+        for (int j = 0; j < 3; j++)
+            assert_close(hess_tensor_data(s)[j] + hess_tensor_data(s)[3 + j], 1.0, 1e-15, 0.0);
+        assert_close(hess_tensor_data(s)[0], 1.0 / (1.0 + exp(-1.0)), 1e-15, 0.0);
+        const hess_op_params neg = {.axis = {-1}}, big = {.axis = {2}};
+        refused(ctx, hess__apply1(ctx, hess__op_find("log_softmax"), a, &neg, "test"), HESS_ERR_ARG,
+                "test: axis -1 is negative; the op takes it as 1");
+        refused(ctx, hess__apply1(ctx, hess__op_find("softmax"), a, &big, "test"), HESS_ERR_ARG,
+                "test: axis 2 is out of range for [2,3]");
+        assert_values(a, x, 6);
+        hess_context_destroy(ctx);
+    }
+}
+
+/* Under HESS_CHECK_FINITE a reduction whose result is not finite is refused
+ * (also when its keep shape would have been reshaped), and the operand is
+ * left as it was; without the flag the same calls give +Inf. */
+static void test_reduce_check_finite(void **state)
+{
+    (void)state;
+    const double x[6] = {1, INFINITY, 3, 4, 5, 6}, y[6] = {1, -INFINITY, 3, 4, 5, 6};
+    for (int check = 0; check < 2; check++) {
+        hess_context *ctx = test_context_flags(check ? HESS_CHECK_FINITE : 0u);
+        hess_tensor *a = hess_tensor_new(ctx, 2, SH(2, 3), x),
+                    *b = hess_tensor_new(ctx, 2, SH(2, 3), y);
+        hess_tensor *r[3] = {hess_amax(ctx, a, 1, AX(1), 0), NULL, NULL};
+        if (check)
+            refused(ctx, r[0], HESS_ERR_NONFINITE,
+                    "hess_amax: non-finite value in the result of amax([2,3])");
+        r[1] = hess_amin(ctx, b, 1, AX(0), 1);
+        if (check)
+            refused(ctx, r[1], HESS_ERR_NONFINITE,
+                    "hess_amin: non-finite value in the result of amin([2,3])");
+        r[2] = hess_logsumexp(ctx, a, 1, AX(-1), 0);
+        if (check) {
+            /* a composite: the message names the function called, then the
+             * op inside it that failed (a minus the shift holds the Inf) */
+            refused(
+                ctx, r[2], HESS_ERR_NONFINITE,
+                "hess_logsumexp: hess_sub: non-finite value in the result of sub([2,3], [2,1])");
+            assert_values(a, x, 6);
+            assert_values(b, y, 6);
+        } else {
+            assert_ok(ctx, hess_context_status(ctx));
+            assert_values(r[0], (const double[]){INFINITY, 6}, 2);
+            assert_values(r[1], (const double[]){1, -INFINITY, 3}, 3);
+            assert_int_equal(hess_tensor_numel(r[2]), 2);
+            assert_true(hess_tensor_data(r[2])[0] == INFINITY);
+            assert_close(hess_tensor_data(r[2])[1], 6.0 + log(exp(-2.0) + exp(-1.0) + 1.0), 1e-15,
+                         0.0);
+        }
+        hess_context_destroy(ctx);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batched passes                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define BNP (RN + 2) /* a [2,3,2] and b [2] */
+
+/* r(a b), b [2] scaling a's last axis: each reduction with its axes and
+ * keepdim variants. */
+static hess_tensor *red_model(hess_context *ctx, int k, hess_tensor *a, hess_tensor *b)
+{
+    hess_tensor *x = hess_mul(ctx, a, b);
+    switch (k) {
+    case 0:
+        return hess_amax(ctx, x, 1, AX(0), 0);
+    case 1:
+        return hess_amin(ctx, x, 1, AX(1), 1);
+    case 2:
+        return hess_amax(ctx, x, 0, NULL, 0);
+    case 3:
+        return hess_logsumexp(ctx, x, 2, AX(0, 2), 0);
+    case 4:
+        return hess_var(ctx, x, 1, AX(1), 1, 0);
+    case 5:
+        return hess_std(ctx, x, 1, AX(0), 0, 1);
+    case 6:
+        return hess_mean_axes(ctx, x, 1, AX(1), 0);
+    case 7:
+        return hess_sum_axes(ctx, x, 2, AX(2, 0), 1);
+    case 8:
+        return hess_norm(ctx, x, 2.0);
+    default:
+        return hess_norm(ctx, x, INFINITY);
+    }
+}
+#define N_RED 10
+
+/* L = sum(r^2) + sum(r) / 2. */
+static hess_tensor *red_loss(hess_context *ctx, hess_tensor *r)
+{
+    return hess_add(ctx, hess_sum(ctx, hess_square(ctx, r)),
+                    hess_scale(ctx, hess_sum(ctx, r), 0.5));
+}
+
+static void red_params(hess_context *ctx, const double *x, hess_tensor *p[2])
+{
+    p[0] = hess_param_new(ctx, 3, SH(2, 3, 2), x);
+    p[1] = hess_param_new(ctx, 1, SH(2), x + RN);
+}
+
+static void red_grad(int k, const double *x, double *g)
+{
+    hess_context *ctx = test_context();
+    hess_tensor *p[2], *gt[2];
+    red_params(ctx, x, p);
+    assert_ok(ctx, hess_grad(ctx, red_loss(ctx, red_model(ctx, k, p[0], p[1])), 2, p, gt, 0));
+    memcpy(g, hess_tensor_data(gt[0]), RN * sizeof *g);
+    memcpy(g + RN, hess_tensor_data(gt[1]), 2 * sizeof *g);
+    hess_context_destroy(ctx);
+}
+
+/* The values of r at x (n of them), on a fresh graph. */
+static void red_value(int k, const double *x, double *r, int64_t n)
+{
+    hess_context *ctx = test_context();
+    hess_tensor *p[2];
+    red_params(ctx, x, p);
+    hess_tensor *t = red_model(ctx, k, p[0], p[1]);
+    assert_ok(ctx, hess_context_status(ctx));
+    assert_int_equal(hess_tensor_numel(t), n);
+    memcpy(r, hess_tensor_data(t), (size_t)n * sizeof *r);
+    hess_context_destroy(ctx);
+}
+
+/* The rules of the reductions (amax and amin's tie weights, logsumexp's
+ * shift, sqrt0, sum_to and reshape) in the passes that carry k directions:
+ * the Hessian of L by sweeps of 1 and 5 rows against the default one and
+ * central differences of the gradient, the diagonal by rows and by the
+ * curvature backpropagation (where it covers the graph), hess_hvp_fwd, and
+ * the Jacobian of r against central differences of r. */
+static void test_reduce_batched_passes(void **state)
+{
+    (void)state;
+    /* no ties in any slice, and no kink within the differences' step */
+    const double x0[BNP] = {0.3, 1.7,  -0.8, 2.2, 1.1,  -1.5, 0.9,
+                            2.6, -0.4, 1.4,  0.6, -2.1, 1.2,  0.7};
+    const double v[BNP] = {1, -0.5, 0.25, 0, 2, 1, -1, 0.5, 0.75, -2, 1, 0.125, 1, -1};
+    for (int k = 0; k < N_RED; k++) {
+        hess_context *ctx = test_context();
+        hess_tensor *p[2];
+        red_params(ctx, x0, p);
+        hess_tensor *r = red_model(ctx, k, p[0], p[1]), *L = red_loss(ctx, r);
+        assert_ok(ctx, hess_context_status(ctx));
+        const int64_t n = hess_tensor_numel(r);
+        static double H[BNP * BNP], Hb[BNP * BNP], d[BNP], hv[BNP], J[RN * BNP];
+        assert_ok(ctx, hess_hessian(ctx, L, 2, p, H));
+        for (int j = 0; j < BNP; j++) {
+            double xp[BNP], xm[BNP], gp[BNP], gm[BNP], rp[RN], rm[RN];
+            memcpy(xp, x0, sizeof xp);
+            memcpy(xm, x0, sizeof xm);
+            xp[j] += 1e-6;
+            xm[j] -= 1e-6;
+            red_grad(k, xp, gp);
+            red_grad(k, xm, gm);
+            for (int i = 0; i < BNP; i++)
+                assert_close(H[i * BNP + j], (gp[i] - gm[i]) / 2e-6, 1e-6, 1e-6);
+            red_value(k, xp, rp, n);
+            red_value(k, xm, rm, n);
+            if (j == 0)
+                assert_ok(ctx, hess_jacobian(ctx, r, 2, p, J));
+            for (int64_t i = 0; i < n; i++)
+                assert_close(J[i * BNP + j], (rp[i] - rm[i]) / 2e-6, 1e-6, 1e-7);
+        }
+        const size_t blocks[2] = {1, 5};
+        for (int b = 0; b < 2; b++) {
+            hess_hessian_opts o = {0};
+            o.block_rows = blocks[b];
+            assert_ok(ctx, hess_hessian_ex(ctx, L, 2, p, &o, Hb));
+            assert_close_array(Hb, H, BNP * BNP, 1e-13, 1e-13);
+        }
+        for (int m = HESS_DIAG_BACKPROP; m <= HESS_DIAG_ROWS; m++) {
+            hess_hessian_opts o = {0};
+            o.method = m;
+            if (hess_hessian_diag_ex(ctx, L, 2, p, &o, d) != HESS_OK) {
+                /* the backpropagation does not cover a reduction that
+                 * mixes the samples: it says which op */
+                assert_int_equal(m, HESS_DIAG_BACKPROP);
+                assert_non_null(strstr(hess_context_errmsg(ctx), "does not cover"));
+                hess_context_clear_error(ctx);
+                continue;
+            }
+            for (int i = 0; i < BNP; i++)
+                assert_close(d[i], H[i * BNP + i], 1e-13, 1e-13);
+        }
+        assert_ok(ctx, hess_hvp_fwd(ctx, L, 2, p, v, hv));
+        for (int i = 0; i < BNP; i++) {
+            double s = 0.0;
+            for (int j = 0; j < BNP; j++)
+                s += H[i * BNP + j] * v[j];
+            assert_close(hv[i], s, 1e-12, 1e-12);
+        }
+        /* b alone: fewer columns than outputs where r keeps 2 or more */
+        double Jb[RN * 2];
+        assert_ok(ctx, hess_jacobian(ctx, r, 1, &p[1], Jb));
+        for (int64_t i = 0; i < n; i++)
+            for (int j = 0; j < 2; j++)
+                assert_close(Jb[i * 2 + j], J[i * BNP + RN + j], 1e-14, 1e-15);
+        hess_context_destroy(ctx);
+    }
+}
+
+/* The diagonal of a small network through amax, by the curvature
+ * backpropagation and by rows, against the Hessian's: one sample, with amax
+ * keeping the sample axis, reducing it, or the record without parameters
+ * (every axis); and two samples, amax over the 2 units (per sample) or
+ * over the samples, whose result [2] has the batch's size but mixes the
+ * samples. */
+static void test_reduce_diag_through_amax(void **state)
+{
+    (void)state;
+    const double xv[6] = {0.5, -1, 2, -0.25, 1.5, 0.75};
+    for (int k = 0; k < 5; k++) {
+        hess_context *ctx = test_context();
+        hess_tensor *W =
+            hess_param_new(ctx, 2, SH(2, 3), (const double[]){0.4, -0.3, 0.8, 0.2, 0.6, -0.5});
+        hess_tensor *x = hess_tensor_new(ctx, 2, SH(k < 3 ? 1 : 2, 3), xv);
+        hess_tensor *y = hess_tanh(ctx, hess_linear(ctx, x, W, NULL));
+        hess_tensor *m = k == 0   ? hess_amax(ctx, y, 1, AX(1), 1)
+                         : k == 1 ? hess_amax(ctx, y, 1, AX(0), 1)
+                         : k == 2 ? hess__apply1(ctx, hess__op_find("amax"), y, NULL, "test")
+                         : k == 3 ? hess_amax(ctx, y, 1, AX(1), 0)
+                                  : hess_amax(ctx, y, 1, AX(0), 0);
+        hess_tensor *L = hess_sum(ctx, hess_square(ctx, m));
+        double H[36], d[6], dr[6];
+        assert_ok(ctx, hess_hessian(ctx, L, 1, &W, H));
+        hess_hessian_opts o = {0};
+        int used = -1;
+        o.method = HESS_DIAG_BACKPROP;
+        o.method_used = &used;
+        assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &W, &o, d));
+        assert_int_equal(used, HESS_DIAG_BACKPROP);
+        o.method = HESS_DIAG_ROWS;
+        assert_ok(ctx, hess_hessian_diag_ex(ctx, L, 1, &W, &o, dr));
+        for (int i = 0; i < 6; i++) {
+            assert_close(d[i], H[i * 7], 1e-14, 1e-15);
+            assert_close(dr[i], H[i * 7], 1e-14, 1e-15);
+        }
+        /* one sample, amax over the 2 units: it picks one, and the row of W
+         * of the other has no curvature */
+        if (k == 0 || k == 2)
+            assert_true((d[0] == 0.0 && d[1] == 0.0 && d[2] == 0.0) !=
+                        (d[3] == 0.0 && d[4] == 0.0 && d[5] == 0.0));
+        hess_context_destroy(ctx);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory in the rules                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lmem {
+    size_t live, peak;
+} lmem;
+
+static void *l_alloc(size_t size, void *user)
+{
+    lmem *m = user;
+    void *p = test_malloc(size);
+    m->live += size;
+    m->peak = m->live > m->peak ? m->live : m->peak;
+    return p;
+}
+
+static void l_free(void *p, size_t size, void *user)
+{
+    lmem *m = user;
+    m->live -= size;
+    test_free(p);
+}
+
+#define OOM_PER (1 + BNP * BNP + BNP + RN * BNP)
+#define OOM_OUT (N_RED * OOM_PER)
+
+/* For every reduction of red_model: the tangent along v (forward mode), the
+ * Hessian of red_loss by sweeps of 3 rows, its diagonal, and the Jacobian of
+ * the reduction. */
+static hess_status red_oom_flow(hess_context *ctx, double *out)
+{
+    static const double v[BNP] = {1, -0.5, 0.25, 0, 2, 1, -1, 0.5, 0.75, -2, 1, 0.125, 1, -1};
+    const double x0[BNP] = {0.3, 1.7,  -0.8, 2.2, 1.1,  -1.5, 0.9,
+                            2.6, -0.4, 1.4,  0.6, -2.1, 1.2,  0.7};
+    hess_status st = HESS_OK;
+    for (int k = 0; k < N_RED && st == HESS_OK; k++) {
+        hess_tensor *p[2];
+        red_params(ctx, x0, p);
+        hess_tensor *r = red_model(ctx, k, p[0], p[1]), *L = red_loss(ctx, r);
+        double *o = out + k * OOM_PER;
+        hess_hessian_opts ho = {0};
+        ho.block_rows = 3;
+        st = hess_context_status(ctx);
+        if (st == HESS_OK)
+            st = hess_jvp(ctx, L, 2, p, v, o);
+        if (st == HESS_OK)
+            st = hess_hessian_ex(ctx, L, 2, p, &ho, o + 1);
+        if (st == HESS_OK)
+            st = hess_hessian_diag(ctx, L, 2, p, o + 1 + BNP * BNP);
+        if (st == HESS_OK)
+            st = hess_jacobian(ctx, r, 2, p, o + 1 + BNP * BNP + BNP);
+    }
+    return st;
+}
+
+/* Under byte limits from what a context needs to what the flow needs:
+ * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
+ * so, never more bytes held than the limit, the context's count equal to
+ * the allocator's, and nothing leaked (cmocka's test_malloc). */
+static void test_reduce_out_of_memory(void **state)
+{
+    (void)state;
+    static double ref[OOM_OUT], got[OOM_OUT];
+    lmem m = {0};
+    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
+    hess_context *ctx;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    assert_ok(ctx, red_oom_flow(ctx, ref));
+    hess_context_destroy(ctx);
+    const size_t peak = m.peak;
+    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
+    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
+    int failed = 0, done = 0;
+    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
+        lmem ml = {0};
+        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
+        if (hess_context_create(&cl, &ctx) != HESS_OK)
+            continue;
+        const hess_status st = red_oom_flow(ctx, got);
+        assert_true(ml.peak <= limit);
+        assert_int_equal(hess_context_bytes(ctx), ml.live);
+        if (st == HESS_OK) {
+            assert_memory_equal(got, ref, sizeof ref);
+            done = 1;
+        } else {
+            assert_int_equal(st, HESS_ERR_NOMEM);
+            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
+            failed++;
+        }
+        hess_context_destroy(ctx);
+        assert_int_equal(ml.live, 0);
+    }
+    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
+                  peak + step, step, peak, failed);
+    assert_true(done);
+    assert_true(failed > 10);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
@@ -472,6 +944,12 @@ int main(void)
         cmocka_unit_test(test_reduce_var_correction_at_least_count),
         cmocka_unit_test(test_reduce_kinks_at_zero),
         cmocka_unit_test(test_reduce_shapes),
+        cmocka_unit_test(test_reduce_extremes_every_axis_set),
+        cmocka_unit_test(test_reduce_records_generic_builder),
+        cmocka_unit_test(test_reduce_check_finite),
+        cmocka_unit_test(test_reduce_batched_passes),
+        cmocka_unit_test(test_reduce_diag_through_amax),
+        cmocka_unit_test(test_reduce_out_of_memory),
     };
     const size_t nf = sizeof fixed / sizeof fixed[0];
     struct CMUnitTest tests[N_ROWS + sizeof fixed / sizeof fixed[0]];

@@ -325,8 +325,9 @@ static bool pair_shape(hess_context *ctx,
                        int64_t *shape,
                        const char *fn)
 {
-    return hess__same_shape_or_fail(ctx, src[0], src[1], fn) &&
-           hess__shape_scalar(ctx, src, par, ndim, shape, fn);
+    if (!hess__same_shape_or_fail(ctx, src[0], src[1], fn))
+        return false;
+    return hess__shape_scalar(ctx, src, par, ndim, shape, fn); /* always true */
 }
 
 /* g alpha sum(softplus(x) - x y) in x: the diagonal g alpha sigmoid'(x). */

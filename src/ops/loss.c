@@ -35,8 +35,9 @@ static bool pair_same_shape(hess_context *ctx,
                             int64_t *shape,
                             const char *fn)
 {
-    return hess__same_shape_or_fail(ctx, src[0], src[1], fn) &&
-           hess__shape_same(ctx, src, par, ndim, shape, fn);
+    if (!hess__same_shape_or_fail(ctx, src[0], src[1], fn))
+        return false;
+    return hess__shape_same(ctx, src, par, ndim, shape, fn); /* always true */
 }
 
 /* nll_rows: x and m of one shape, rank >= 1; the last axis is summed away. */

@@ -15,7 +15,9 @@
 /* Shape rules                                                              */
 /* ------------------------------------------------------------------------ */
 
-/* log_softmax, softmax: shaped like a, the axis (>= 0) inside it. */
+/* log_softmax, softmax: shaped like a, the axis (>= 0) inside it; the
+ * kernels take it as given, so a negative one is refused (the public
+ * builders normalise it first). */
 static bool axis_shape(hess_context *ctx,
                        hess_tensor *const src[],
                        const hess_op_params *par,
@@ -23,9 +25,16 @@ static bool axis_shape(hess_context *ctx,
                        int64_t *shape,
                        const char *fn)
 {
-    int axis = par ? par->axis.axis : 0;
-    return hess__norm_axis(ctx, src[0], &axis, fn) && axis == (par ? par->axis.axis : 0) &&
-           hess__shape_same(ctx, src, par, ndim, shape, fn);
+    const int given = par ? par->axis.axis : 0;
+    int axis = given;
+    if (!hess__norm_axis(ctx, src[0], &axis, fn))
+        return false;
+    if (axis != given) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: axis %d is negative; the op takes it as %d", fn, given,
+                    axis);
+        return false;
+    }
+    return hess__shape_same(ctx, src, par, ndim, shape, fn);
 }
 
 /* mse: pred and target of one shape; the loss is []. */
@@ -36,8 +45,9 @@ static bool pair_loss_shape(hess_context *ctx,
                             int64_t *shape,
                             const char *fn)
 {
-    return hess__same_shape_or_fail(ctx, src[0], src[1], fn) &&
-           hess__shape_scalar(ctx, src, par, ndim, shape, fn);
+    if (!hess__same_shape_or_fail(ctx, src[0], src[1], fn))
+        return false;
+    return hess__shape_scalar(ctx, src, par, ndim, shape, fn); /* always true */
 }
 
 /* cross_entropy: logits [B,C] with targets [B], or [C] with []; the loss is []. */
@@ -97,9 +107,12 @@ static void log_softmax_forward(hess_tensor *out)
 }
 
 /* sum(t, axis) keeping the axis as 1, for a t shaped like out or with a
- * leading direction dim (the axis is counted from the end). */
+ * leading direction dim (the axis is counted from the end); NULL for a NULL
+ * t (the op that made it failed, and the context keeps its error). */
 static hess_tensor *sum_keep(hess_context *ctx, hess_tensor *t, const hess_tensor *out)
 {
+    if (!t)
+        return NULL;
     int64_t keep[HESS_DIMS];
     memcpy(keep, t->shape, (size_t)t->ndim * sizeof *keep);
     keep[t->ndim - (out->ndim - out->par.axis.axis)] = 1;
@@ -617,11 +630,11 @@ static hess_tensor *cross_entropy_impl(hess_context *ctx, hess_tensor *logits, h
     return hess__cross_entropy_reduced(ctx, logits, targets, true, "hess_cross_entropy");
 }
 
+/* targets is the live source of the loss whose rule calls this (its only
+ * caller, cross_entropy_vjp), so it is not checked again. */
 hess_tensor *hess__one_hot(hess_context *ctx, hess_tensor *targets, int64_t C)
 {
     static const char fn[] = "hess_cross_entropy";
-    if (!ctx || hess__check(ctx, targets, fn))
-        return NULL;
     int64_t shape[HESS_DIMS];
     memcpy(shape, targets->shape, (size_t)targets->ndim * sizeof *shape);
     shape[targets->ndim] = C;

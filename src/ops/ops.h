@@ -105,28 +105,30 @@ typedef struct hess__bin_args {
 /* The kernel of an elementwise binary op: out = F(a, b) by rows (below). */
 HESS_INTERNAL void hess__binary_forward(hess_tensor *out, hess__row_fn row);
 
-/* One row: o[i] = F(a[i*sa], b[i*sb]), specialised for the strides 0/1 so
- * that the compiler vectorises the common cases.  ATTR makes the AVX2 copy. */
+/* One row: o[i] = F(a[i*sa], b[i*sb]) with (sa, sb) = (st[1], st[2]) one of
+ * (1, 1), (1, 0) or (0, 1), specialised so that the compiler vectorises each.
+ * Those are the only strides hess__binary_forward passes: the result is
+ * contiguous and its innermost dimension other than 1 is walked by every
+ * operand that has it with stride 1, and it has at least one that does
+ * (else the result's dimension would be 1); an operand of one element
+ * repeats (0).  ATTR makes the AVX2 copy. */
 #define HESS_BINARY_ROW_AS(name, F, ATTR)                                                          \
     ATTR static void name(void *k, const int64_t *off, const int64_t *st, int64_t n)               \
     {                                                                                              \
         hess__bin_args *g = k;                                                                     \
         double *o = g->o + off[0];                                                                 \
         const double *a = g->a + off[1], *b = g->b + off[2];                                       \
-        if (st[1] == 1 && st[2] == 1)                                                              \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = F(a[i], b[i]);                                                              \
-        else if (st[1] == 1 && st[2] == 0) {                                                       \
+        if (st[2] == 0) {                                                                          \
             const double bv = b[0];                                                                \
             for (int64_t i = 0; i < n; i++)                                                        \
                 o[i] = F(a[i], bv);                                                                \
-        } else if (st[1] == 0 && st[2] == 1) {                                                     \
+        } else if (st[1] == 0) {                                                                   \
             const double av = a[0];                                                                \
             for (int64_t i = 0; i < n; i++)                                                        \
                 o[i] = F(av, b[i]);                                                                \
         } else                                                                                     \
             for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = F(a[i * st[1]], b[i * st[2]]);                                              \
+                o[i] = F(a[i], b[i]);                                                              \
     }
 
 /* name and, on x86-64, name_avx2: the kernels a context picks from
