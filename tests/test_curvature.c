@@ -1415,6 +1415,848 @@ static void test_public_out_of_memory(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Requests the algorithms refuse, failing operators, scratch that overflows */
+/* ------------------------------------------------------------------------ */
+
+/* An operator that fails: with a message of its own (recorded in the
+ * context, as the Hessian's products do), or without one. */
+typedef struct failing_op {
+    hess_context *ctx;
+    int say; /* record a message */
+} failing_op;
+
+static hess_status failing_apply(void *user, size_t m, const double *X, double *Y)
+{
+    failing_op *f = user;
+    (void)m, (void)X, (void)Y;
+    if (f->say)
+        hess_tensor_new(f->ctx, -1, NULL, NULL); /* records HESS_ERR_ARG */
+    return f->say ? HESS_ERR_ARG : HESS_ERR_NOMEM;
+}
+
+/* what the context says, then cleared */
+static void expect_msg(hess_context *ctx, hess_status got, hess_status st, const char *msg)
+{
+    if (got != st || hess_context_status(ctx) != st || !strstr(hess_context_errmsg(ctx), msg))
+        fail_msg("status %d / %d (want %d), message \"%s\" (want \"%s\")", (int)got,
+                 (int)hess_context_status(ctx), (int)st, hess_context_errmsg(ctx), msg);
+    hess_context_clear_error(ctx);
+}
+
+static void test_algorithms_refuse(void **state)
+{
+    (void)state;
+    enum { N = 5 };
+    hess_context *ctx = test_context();
+    double A[N * N] = {0}, ev[N], x[N], b[N] = {1, 2, 3, 4, 5}, g[2] = {0, 1}, d[2], t;
+    for (int i = 0; i < N; i++)
+        A[i * N + i] = i + 1;
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    hess_solve_info info;
+    const hess_mark before = hess_context_mark(ctx);
+    static const char lz[] = "test: bad Lanczos request";
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 0, 0, 1e-10, N, 0, ev, NULL), HESS_ERR_ARG,
+               "test: bad Lanczos request (k = 0, N = 5, which = 0, max_iter = 5, tol = 1e-10)");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 6, 0, 1e-10, N, 0, ev, NULL), HESS_ERR_ARG, lz);
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 3, 0, 1e-10, 2, 0, ev, NULL), HESS_ERR_ARG,
+               "max_iter = 2");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 1, 0, 0, N, 0, ev, NULL), HESS_ERR_ARG,
+               "tol = 0)");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 1, 0, NAN, N, 0, ev, NULL), HESS_ERR_ARG,
+               "tol = nan)");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 1, 3, 1e-10, N, 0, ev, NULL), HESS_ERR_ARG,
+               "which = 3");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 1, -1, 1e-10, N, 0, ev, NULL), HESS_ERR_ARG,
+               "which = -1");
+    static const char qd[] = "test: bad quadrature request";
+    expect_msg(ctx, hess__slq_density(fresh(&f), 0, 2, 0.1, 0, 2, g, d), HESS_ERR_ARG,
+               "test: bad quadrature request (n_probes = 0, steps = 2, N = 5, sigma = 0.1, "
+               "n_grid = 2)");
+    expect_msg(ctx, hess__slq_density(fresh(&f), 1, 0, 0.1, 0, 2, g, d), HESS_ERR_ARG, qd);
+    expect_msg(ctx, hess__slq_density(fresh(&f), 1, 6, 0.1, 0, 2, g, d), HESS_ERR_ARG,
+               "steps = 6, N = 5");
+    expect_msg(ctx, hess__slq_density(fresh(&f), 1, 2, -1, 0, 2, g, d), HESS_ERR_ARG, "sigma = -1");
+    expect_msg(ctx, hess__slq_density(fresh(&f), 1, 2, INFINITY, 0, 2, g, d), HESS_ERR_ARG,
+               "sigma = inf");
+    expect_msg(ctx, hess__slq_density(fresh(&f), 1, 2, 0.1, 0, 0, g, d), HESS_ERR_ARG,
+               "n_grid = 0)");
+    expect_msg(ctx, hess__trace_est(fresh(&f), 99, 10, 0, &t, NULL), HESS_ERR_ARG,
+               "test: method 99 is not an estimator");
+    expect_msg(ctx, hess__diag_est(fresh(&f), HESS_SOLVE_CG, 10, 0, x), HESS_ERR_ARG,
+               "is not an estimator");
+    static const char sv[] = "test: bad solve request";
+    expect_msg(ctx, hess__cg(fresh(&f), b, 0, 1e-10, 0, x, &info), HESS_ERR_ARG,
+               "test: bad solve request (max_iter = 0, tol = 1e-10, shift = 0)");
+    expect_msg(ctx, hess__cg(fresh(&f), b, 0, -1, 5, x, &info), HESS_ERR_ARG, "tol = -1");
+    expect_msg(ctx, hess__minres(fresh(&f), b, INFINITY, 1e-10, 5, x, &info), HESS_ERR_ARG,
+               "shift = inf");
+    expect_msg(ctx, hess__minres(fresh(&f), b, 0, NAN, 5, x, &info), HESS_ERR_ARG, sv);
+    assert_int_equal(f.d.calls, 0); /* refused before any product */
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+
+    /* scratch whose size overflows */
+    assert_null(hess__curv_doubles(fresh(&f), 2, SIZE_MAX / 8));
+    char want[96];
+    snprintf(want, sizeof want, "test: out of memory (2 x %zu doubles)", SIZE_MAX / 8);
+    expect_msg(ctx, HESS_ERR_NOMEM, HESS_ERR_NOMEM, want);
+    const hess_mark m0 = hess_context_mark(ctx);
+    assert_non_null(hess__curv_doubles(fresh(&f), 0, SIZE_MAX / 8)); /* none: no overflow */
+    assert_ok(ctx, hess_context_rewind(ctx, m0));
+
+    /* an operator failing without a message gets one naming the caller; one
+     * with its own message keeps it */
+    failing_op fo = {ctx, 0};
+    f.op.apply = failing_apply;
+    f.op.user = &fo;
+    expect_msg(ctx, hess__cg(fresh(&f), b, 0, 1e-10, 5, x, &info), HESS_ERR_NOMEM,
+               "test: the operator failed (out of memory)");
+    fo.say = 1;
+    expect_msg(ctx, hess__minres(fresh(&f), b, 0, 1e-10, 5, x, &info), HESS_ERR_ARG,
+               "hess_tensor_new");
+    expect_msg(ctx, hess__lanczos_eigs(fresh(&f), 1, 0, 1e-10, N, 0, ev, NULL), HESS_ERR_ARG,
+               "hess_tensor_new");
+    const hess_mark end = hess_context_mark(ctx);
+    assert_same_mark(&before, &end);
+    hess_context_destroy(ctx);
+}
+
+/* Norms of extreme and non-finite vectors; a vector orthogonal to a basis
+ * of everything (none: zero); more rows than dimensions to orthonormalise
+ * (the extra rows zero). */
+static void test_linalg_edges(void **state)
+{
+    (void)state;
+    const double big[2] = {3e300, 4e300}, tiny[2] = {3e-310, 4e-310}, inf[3] = {1, -INFINITY, 2};
+    const double zero[3] = {0, 0, 0};
+    assert_close(hess__nrm2(2, big), 5e300, 1e-15, 0);
+    assert_close(hess__nrm2(2, tiny), 5e-310, 1e-12, 0);
+    assert_true(hess__nrm2(3, inf) == INFINITY);
+    assert_true(hess__nrm2(3, zero) == 0);
+    assert_true(hess__nrm2(0, NULL) == 0);
+
+    hess__rng rng;
+    hess__rng_init(&rng, 3, 4);
+    double I3[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1}, w[3] = {7, 7, 7};
+    hess__random_orth(3, I3, 3, w, &rng);
+    assert_true(w[0] == 0 && w[1] == 0 && w[2] == 0);
+    hess__random_orth(2, I3, 3, w, &rng); /* the one direction left: +-e3 */
+    assert_true(w[0] == 0 && w[1] == 0 && fabs(w[2]) == 1);
+
+    enum { M = 5, D = 3 };
+    uint64_t seed = 12;
+    double Y[M * D], R[M * M];
+    for (int i = 0; i < M * D; i++)
+        Y[i] = rnd_uniform(&seed, -1, 1);
+    hess__orth_rows(M, D, Y, R, &rng);
+    for (int a = 0; a < M; a++)
+        for (int c = 0; c < M; c++)
+            assert_close(hess__dot(D, Y + a * D, Y + c * D), a == c && a < D, 0, 1e-14);
+    for (int i = D; i < M; i++)
+        assert_true(R[i * M + i] == 0);
+
+    /* a diagonal matrix: nothing to reduce, eigenvalues sorted, Z a permutation */
+    double A[9] = {3, 0, 0, 0, -1, 0, 0, 0, 2}, ev[3], Z[9], work[10];
+    assert_int_equal(hess__sym_eig(3, A, ev, Z, work), 0);
+    assert_true(ev[0] == -1 && ev[1] == 2 && ev[2] == 3);
+    assert_true(fabs(Z[1 * 3 + 0]) == 1 && fabs(Z[2 * 3 + 1]) == 1 && fabs(Z[0 * 3 + 2]) == 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operators with few distinct eigenvalues                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A diagonal operator of any size. */
+typedef struct diag_op {
+    size_t n;
+    const double *a;
+    size_t products;
+} diag_op;
+
+static hess_status diag_apply(void *user, size_t m, const double *X, double *Y)
+{
+    diag_op *d = user;
+    for (size_t r = 0; r < m; r++)
+        for (size_t i = 0; i < d->n; i++)
+            Y[r * d->n + i] = d->a[i] * X[r * d->n + i];
+    d->products += m;
+    return HESS_OK;
+}
+
+typedef struct diag_fixture {
+    diag_op d;
+    hess__linop op;
+    hess__curv_run run;
+} diag_fixture;
+
+static hess__curv_run *diag_run(diag_fixture *f, hess_context *ctx, size_t n, const double *a)
+{
+    memset(f, 0, sizeof *f);
+    f->d.n = n;
+    f->d.a = a;
+    f->op.n = n;
+    f->op.apply = diag_apply;
+    f->op.user = &f->d;
+    f->run.ctx = ctx;
+    f->run.op = &f->op;
+    f->run.fn = "test";
+    return &f->run;
+}
+
+/* The density of a diagonal operator holding c[k] copies of the value v[k]:
+ * a Rademacher probe z / sqrt(N) puts weight c[k] / N on v[k] exactly, so
+ * every probe's quadrature is the smoothed spectrum itself. */
+static double
+diag_density(size_t nv, const double *v, const size_t *c, size_t N, double t, double s)
+{
+    double r = 0;
+    for (size_t k = 0; k < nv; k++)
+        r += (double)c[k] / (double)N * normal_pdf(t - v[k], s);
+    return r;
+}
+
+/* SLQ on operators whose Krylov spaces end early (every probe breaks down,
+ * the remaining steps find no live probe); bases too big for one group
+ * (300000 x 30 doubles a probe: one probe at a time); c I and 0, whose
+ * default sigma comes from the value itself (1 %, or 0.01 for 0). */
+static void test_slq_breakdown_and_groups(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    diag_fixture f;
+    const double grid[5] = {-1.5, -1, 0, 2, 2.1};
+    double dens[5];
+    {
+        enum { N = 300000 };
+        double *a = malloc(N * sizeof *a);
+        for (int i = 0; i < N; i++)
+            a[i] = i % 3 ? 2 : -1;
+        const double v[2] = {-1, 2};
+        const size_t c[2] = {N / 3, N - N / 3};
+        const hess_mark before = hess_context_mark(ctx);
+        assert_ok(ctx, hess__slq_density(diag_run(&f, ctx, N, a), 2, 30, 0.25, 5, 5, grid, dens));
+        for (int t = 0; t < 5; t++)
+            assert_close(dens[t], diag_density(2, v, c, N, grid[t], 0.25), 1e-9, 1e-15);
+        assert_int_equal(f.d.products, 2 * 2); /* two steps each, one probe at a time */
+        /* cancelled in the first group: the second is not begun */
+        progress_log log = {0, 1};
+        hess_hessian_opts o = {0};
+        o.progress = progress_stop;
+        o.user = &log;
+        hess__curv_run *run = diag_run(&f, ctx, N, a);
+        run->opts = &o;
+        assert_int_equal(hess__slq_density(run, 2, 30, 0.25, 5, 5, grid, dens), HESS_ERR_CANCELLED);
+        hess_context_clear_error(ctx);
+        assert_int_equal(f.d.products, 1);
+        const hess_mark after = hess_context_mark(ctx);
+        assert_same_mark(&before, &after);
+        free(a);
+    }
+    {
+        enum { N = 50 };
+        double a[N];
+        for (int i = 0; i < N; i++)
+            a[i] = i < 10 ? 0.5 : i < 30 ? -2 : 1;
+        const double v[3] = {0.5, -2, 1};
+        const size_t c[3] = {10, 20, 20};
+        /* 100 probes: two product calls per step while they live */
+        assert_ok(ctx, hess__slq_density(diag_run(&f, ctx, N, a), 100, 20, 0.3, 1, 5, grid, dens));
+        for (int t = 0; t < 5; t++)
+            assert_close(dens[t], diag_density(3, v, c, N, grid[t], 0.3), 1e-9, 1e-15);
+        assert_int_equal(f.d.products, 100 * 3);
+    }
+    /* 3 I and 0: one node; sigma 0.03 and 0.01 by default */
+    {
+        enum { N = 20 };
+        double a[N];
+        for (int i = 0; i < N; i++)
+            a[i] = 3;
+        const double g3[3] = {2.97, 3, 3.05};
+        assert_ok(ctx, hess__slq_density(diag_run(&f, ctx, N, a), 4, 10, 0, 2, 3, g3, dens));
+        for (int t = 0; t < 3; t++)
+            assert_close(dens[t], normal_pdf(g3[t] - 3, 0.03), 1e-12, 0);
+        memset(a, 0, sizeof a);
+        assert_ok(ctx, hess__slq_density(diag_run(&f, ctx, N, a), 4, 10, 0, 2, 3, grid + 1, dens));
+        for (int t = 0; t < 3; t++)
+            assert_close(dens[t], normal_pdf(grid[1 + t], 0.01), 1e-12, 1e-300);
+    }
+    hess_context_destroy(ctx);
+}
+
+/* Probes that see different numbers of eigenvalues break down at different
+ * steps.  A = [[1, 1], [1, 1]] + 2 I_8 (direct sum): eigenvalue 0 on
+ * (e1 - e2) / sqrt 2, 2 on the rest; a probe with z1 = z2 sees only 2 (one
+ * step), one with z1 = -z2 also 0, with weight 2 / N. */
+static void test_slq_probes_end_apart(void **state)
+{
+    (void)state;
+    enum { N = 10, P = 12 };
+    hess_context *ctx = test_context();
+    double A[N * N] = {0};
+    A[0] = A[1] = A[N] = A[N + 1] = 1;
+    for (int i = 2; i < N; i++)
+        A[i * N + i] = 2;
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    const double grid[4] = {-0.1, 0, 1, 2};
+    double dens[4];
+    const uint64_t seed = 21;
+    assert_ok(ctx, hess__slq_density(fresh(&f), P, 6, 0.2, seed, 4, grid, dens));
+    int opposite = 0; /* probes with z1 = -z2 */
+    for (int p = 0; p < P; p++) {
+        hess__rng rng;
+        double z[N];
+        hess__rng_init(&rng, seed, (uint64_t)p + 1);
+        hess__rng_signs(&rng, z, N);
+        opposite += z[0] == -z[1];
+    }
+    assert_true(opposite > 0 && opposite < P); /* both kinds: this seed has them */
+    const double w0 = (double)opposite / P * 2.0 / N;
+    for (int t = 0; t < 4; t++)
+        assert_close(dens[t],
+                     w0 * normal_pdf(grid[t], 0.2) + (1 - w0) * normal_pdf(grid[t] - 2, 0.2), 1e-10,
+                     1e-14);
+    assert_int_equal(f.d.products, (size_t)(P + opposite)); /* one or two steps each */
+    hess_context_destroy(ctx);
+}
+
+/* Lanczos where N > 256 but 2k + 20 >= N: a full basis, no restart; and
+ * HESS_EIG_MAGNITUDE where the most negative eigenvalue is the largest in
+ * magnitude. */
+static void test_lanczos_full_basis_and_magnitude(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    fixture f;
+    {
+        enum { N = 260, K = 120 };
+        double *lam = malloc(N * sizeof *lam);
+        for (int i = 0; i < N; i++)
+            lam[i] = -1.0 + 3.0 * i / (N - 1.0) + (i % 2 ? 0.001 : 0); /* distinct */
+        double *A = spectrum_matrix(N, lam, 9, NULL), *ev = malloc(K * sizeof *ev);
+        fixture_init(&f, ctx, N, A);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, HESS_EIG_SMALLEST, 1e-10, N, 4, ev, NULL));
+        check_pairs(N, A, lam, NULL, K, HESS_EIG_SMALLEST, ev, NULL, 1e-9);
+        assert_true(f.d.products <= N);
+        free(ev);
+        free(A);
+        free(lam);
+    }
+    {
+        enum { N = 9 };
+        const double lam[N] = {-9, -1, 0.25, 0.5, 1, 2, 3, 4, 5};
+        double U[N * N], ev[3], vec[3 * N];
+        double *A = spectrum_matrix(N, lam, 6, U);
+        fixture_init(&f, ctx, N, A);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, HESS_EIG_MAGNITUDE, 1e-12, N, 1, ev, vec));
+        assert_close(ev[0], -9, 0, 1e-12 * 9);
+        assert_close(ev[1], 5, 0, 1e-12 * 9);
+        assert_close(ev[2], 4, 0, 1e-12 * 9);
+        check_pairs(N, A, lam, U, 3, HESS_EIG_MAGNITUDE, ev, vec, 1e-10);
+        free(A);
+    }
+    hess_context_destroy(ctx);
+}
+
+/* Estimators on operators where they are exact: Hutchinson on a diagonal
+ * (z^T A z = tr A for every Rademacher z) over more probes than one block;
+ * every method on the zero operator (XTrace gave -0.36 +- 0.63 there, its
+ * sketch A Omega = 0 floored to Q). */
+static void test_estimators_exact_cases(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    hess_context *ctx = test_context();
+    double a[N], tr = 0, d[N], t, se;
+    for (int i = 0; i < N; i++)
+        a[i] = 0.5 * i - 20, tr += a[i];
+    diag_fixture f;
+    progress_log log = {0, 0};
+    hess_hessian_opts o = {0};
+    o.progress = progress_stop;
+    o.user = &log;
+    hess__curv_run *run = diag_run(&f, ctx, N, a);
+    run->opts = &o;
+    assert_ok(ctx, hess__trace_est(run, HESS_EST_HUTCHINSON, 100, 3, &t, &se));
+    assert_close(t, tr, 1e-14, 1e-12);
+    assert_true(se <= 1e-12);
+    assert_int_equal(f.d.products, 100);
+    assert_int_equal(log.calls, 2); /* blocks of 64 probes */
+    run = diag_run(&f, ctx, N, a);
+    assert_ok(ctx, hess__diag_est(run, HESS_EST_HUTCHINSON, 70, 3, d));
+    for (int i = 0; i < N; i++)
+        assert_close(d[i], a[i], 1e-14, 1e-14);
+    /* the zero operator */
+    memset(a, 0, sizeof a);
+    for (int m = HESS_EST_HUTCHINSON; m <= HESS_EST_XTRACE; m++) {
+        t = se = 1;
+        assert_ok(ctx, hess__trace_est(diag_run(&f, ctx, N, a), m, 10, 1, &t, &se));
+        if (!(fabs(t) <= 1e-300 && se <= 1e-300)) /* XTrace: within its floor, DBL_MIN */
+            fail_msg("method %d: trace %g +- %g of the zero operator", m, t, se);
+        d[0] = 1;
+        assert_ok(ctx, hess__diag_est(diag_run(&f, ctx, N, a), m, 10, 1, d));
+        for (int i = 0; i < N; i++)
+            if (!(fabs(d[i]) <= 1e-300))
+                fail_msg("method %d: diagonal %d is %g for the zero operator", m, i, d[i]);
+    }
+    hess_context_destroy(ctx);
+}
+
+/* Cancellation at every stage of the estimators, the exact diagonal and the
+ * solvers: HESS_ERR_CANCELLED after exactly the products asked for, the
+ * arena given back. */
+static void test_cancel_every_stage(void **state)
+{
+    (void)state;
+    enum { N = 120 };
+    hess_context *ctx = test_context();
+    double lam[N], t, d[N], b[N], x[N];
+    for (int i = 0; i < N; i++)
+        lam[i] = 1 + (i % 7), b[i] = 1;
+    double *A = spectrum_matrix(N, lam, 2, NULL);
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    progress_log log = {0, 0};
+    hess_hessian_opts o = {0};
+    o.progress = progress_stop;
+    o.user = &log;
+    f.run.opts = &o;
+    hess_solve_info info;
+    const hess_mark before = hess_context_mark(ctx);
+    static const struct {
+        int what; /* 0 trace, 1 diag, 2 CG, 3 MINRES */
+        int method;
+        size_t budget, stop_at, products;
+    } cases[] = {
+        {0, HESS_EST_HUTCHPP, 30, 21, 30},      /* in the Hutchinson part (after 2 x 10) */
+        {1, HESS_EST_HUTCHPP, 30, 21, 30},      /* idem, for the diagonal */
+        {0, HESS_EST_XTRACE, 20, 11, 20},       /* at the second half of the sketch */
+        {1, HESS_EST_XTRACE, 20, 10, 10},       /* at its first half */
+        {1, HESS_EST_XTRACE, 20, 11, 20},       /* at its second half */
+        {0, HESS_EST_HUTCHINSON, 100, 1, 64},   /* the first block */
+        {1, HESS_EST_HUTCHINSON, 100, 65, 100}, /* the second block */
+        {0, HESS_EST_HUTCHPP, N, 64, 64},       /* exact: the first block of unit vectors */
+        {1, HESS_EST_XTRACE, N + 1, 65, N},     /* exact: the second */
+        {2, 0, 0, 3, 3},
+        {3, 0, 0, 5, 5},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        log.stop_at = cases[k].stop_at;
+        hess_status st;
+        switch (cases[k].what) {
+        case 0:
+            st = hess__trace_est(fresh(&f), cases[k].method, cases[k].budget, 1, &t, NULL);
+            break;
+        case 1:
+            st = hess__diag_est(fresh(&f), cases[k].method, cases[k].budget, 1, d);
+            break;
+        case 2:
+            st = hess__cg(fresh(&f), b, 0.5, 1e-14, 100, x, &info);
+            break;
+        default:
+            st = hess__minres(fresh(&f), b, 0.5, 1e-14, 100, x, &info);
+            break;
+        }
+        if (st != HESS_ERR_CANCELLED || f.d.products != cases[k].products)
+            fail_msg("case %zu: status %d, %zu products (want %zu)", k, (int)st, f.d.products,
+                     cases[k].products);
+        assert_non_null(strstr(hess_context_errmsg(ctx), "cancelled"));
+        hess_context_clear_error(ctx);
+        const hess_mark after = hess_context_mark(ctx);
+        assert_same_mark(&before, &after);
+    }
+    free(A);
+    hess_context_destroy(ctx);
+}
+
+/* MINRES stopped by max_iter; on a singular system whose b lies in the null
+ * space, x = 0 and the true residual ||b||, not "converged" (it said so, with
+ * a residual of 0, before); on a singular consistent one, the solution. */
+static void test_minres_singular_and_max_iter(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    enum { N = 4 };
+    const double A[N * N] = {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 3};
+    fixture f;
+    fixture_init(&f, ctx, N, A);
+    hess_solve_info info;
+    double x[N];
+    /* b in the null space: x = 0, residual ||b||, one product */
+    const double b0[N] = {0, 1.5, 0, 0};
+    assert_ok(ctx, hess__minres(fresh(&f), b0, 0, 1e-12, 10, x, &info));
+    assert_true(x[0] == 0 && x[1] == 0 && x[2] == 0 && x[3] == 0);
+    assert_true(!info.converged && info.rel_residual == 1 && info.iterations == 1);
+    /* consistent: solved */
+    const double b2[N] = {2, 0, 1, 3};
+    assert_ok(ctx, hess__minres(fresh(&f), b2, 0, 1e-12, 10, x, &info));
+    const double want2[N] = {1, 0, -1, 1};
+    assert_close_array(x, want2, N, 0, 1e-12);
+    assert_true(info.converged && info.rel_residual <= 1e-12);
+    /* max_iter reached */
+    enum { M = 40 };
+    double lam[M], b[M], y[M];
+    for (int i = 0; i < M; i++)
+        lam[i] = (i % 2 ? 1 : -1) * (0.01 + i), b[i] = 1;
+    double *B = spectrum_matrix(M, lam, 5, NULL);
+    fixture g;
+    fixture_init(&g, ctx, M, B);
+    assert_ok(ctx, hess__minres(fresh(&g), b, 0, 1e-12, 3, y, &info));
+    assert_true(info.iterations == 3 && !info.converged && info.rel_residual > 1e-12 &&
+                info.rel_residual < 1);
+    assert_int_equal(g.d.products, 3);
+    free(B);
+    hess_context_destroy(ctx);
+}
+
+/* Eigenvalues near the largest double: the projected eigenproblems overflow
+ * (their shifts are differences of +-1e308) and do not converge, which the
+ * algorithms report as HESS_ERR_NONFINITE, the arena given back. */
+static void test_overflowing_eigenproblems(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    diag_fixture f;
+    const double grid[2] = {0, 1};
+    double dens[2] = {-1, -1}, ev[2];
+    const hess_mark before = hess_context_mark(ctx);
+    /* SLQ: T = [[0, b], [b, 0]] with b = 1.7e308, whose rotations overflow */
+    const double a2[2] = {1.7e308, -1.7e308};
+    assert_int_equal(hess__slq_density(diag_run(&f, ctx, 2, a2), 2, 2, 1, 3, 2, grid, dens),
+                     HESS_ERR_NONFINITE);
+    expect_msg(ctx, HESS_ERR_NONFINITE, HESS_ERR_NONFINITE,
+               "test: the 2 x 2 tridiagonal eigenproblem of probe 0 did not converge");
+    assert_true(dens[0] == -1 && dens[1] == -1); /* not written */
+    /* Lanczos: the Ritz problem */
+    const double a6[6] = {1.5e308, -1.5e308, 1e308, -1e308, 0.5, 1.7e308};
+    assert_int_equal(
+        hess__lanczos_eigs(diag_run(&f, ctx, 6, a6), 2, HESS_EIG_LARGEST, 1e-10, 6, 3, ev, NULL),
+        HESS_ERR_NONFINITE);
+    expect_msg(ctx, HESS_ERR_NONFINITE, HESS_ERR_NONFINITE,
+               "test: the 3 x 3 projected eigenproblem did not converge");
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    hess_context_destroy(ctx);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The public functions: more options and edges                             */
+/* ------------------------------------------------------------------------ */
+
+/* Methods of other functions, named in the refusal; infinite tolerance and
+ * damping. */
+static void test_public_more_refusals(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp_graph(ctx, &m, 42);
+    hess_tensor **p = m.p;
+    double ev[2], g[2] = {0, 1}, dens[2], t, b[26] = {1}, x[26];
+    hess_hessian_opts o = {0};
+    o.method = HESS_EST_HUTCHINSON;
+    expect_error(ctx, hess_eigs(ctx, m.loss, 4, p, 2, 0, &o, ev, NULL), HESS_ERR_ARG, "hess_eigs",
+                 "is HESS_EST_HUTCHINSON (of the estimators); hess_eigs takes no method (0)");
+    o.method = HESS_SOLVE_MINRES;
+    expect_error(ctx, hess_spectral_density(ctx, m.loss, 4, p, &o, 2, g, dens), HESS_ERR_ARG,
+                 "hess_spectral_density",
+                 "is HESS_SOLVE_MINRES (of hess_solve); hess_spectral_density takes no method");
+    o.method = HESS_DIAG_BACKPROP;
+    expect_error(ctx, hess_trace_estimate(ctx, m.loss, 4, p, &o, &t, NULL), HESS_ERR_ARG,
+                 "hess_trace_estimate", "is HESS_DIAG_BACKPROP (of the diagonal functions)");
+    o.method = HESS_EST_HUTCHPP;
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, 0, &o, x, NULL), HESS_ERR_ARG, "hess_solve",
+                 "is HESS_EST_HUTCHPP (of the estimators); hess_solve takes HESS_SOLVE_CG or "
+                 "HESS_SOLVE_MINRES");
+    o.method = 0;
+    o.tol = INFINITY;
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, 0, &o, x, NULL), HESS_ERR_ARG, "hess_solve",
+                 "opts.tol = inf must be finite and >= 0");
+    o.tol = 0;
+    expect_error(ctx, hess_solve(ctx, m.loss, 4, p, b, INFINITY, &o, x, NULL), HESS_ERR_ARG,
+                 "hess_solve", "damping = inf must be finite and >= 0");
+    hess_context_destroy(ctx);
+}
+
+/* Linear regression on B samples of F features: H = (2 / B) X^T X, whose
+ * nonzero eigenvalues are those of the B x B matrix (2 / B) X X^T. */
+typedef struct linreg {
+    hess_tensor *w, *loss;
+    double gram_eig[8]; /* increasing */
+} linreg;
+
+static void build_linreg(hess_context *ctx, linreg *r, int B, int F, uint64_t seed)
+{
+    double *x = malloc((size_t)B * F * sizeof *x), *w = malloc((size_t)F * sizeof *w), y[8];
+    double G[64];
+    assert_true(B <= 8);
+    for (int i = 0; i < B * F; i++)
+        x[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < F; i++)
+        w[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < B; i++)
+        y[i] = rnd_uniform(&seed, -1, 1);
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++) {
+            double s = 0;
+            for (int k = 0; k < F; k++)
+                s += x[i * F + k] * x[j * F + k];
+            G[i * B + j] = 2.0 * s / B;
+        }
+    ref_eig((size_t)B, G, r->gram_eig, NULL);
+    hess_tensor *X = hess_tensor_new(ctx, 2, (const int64_t[]){B, F}, x);
+    hess_tensor *Y = hess_tensor_new(ctx, 2, (const int64_t[]){B, 1}, y);
+    r->w = hess_param_new(ctx, 2, (const int64_t[]){1, F}, w);
+    r->loss = hess_mse_loss(ctx, hess_linear(ctx, X, r->w, NULL), Y);
+    assert_non_null(r->loss);
+    free(x);
+    free(w);
+}
+
+/* N = 310 >= 300 parameters (the default max_iter is 300, not N) with a Hessian
+ * of rank 5: Lanczos breaks down after 6 products and goes on in random
+ * directions; the largest eigenvalues are the Gram matrix's, the smallest 0.
+ * A tolerance of the caller's. */
+static void test_public_eigs_low_rank(void **state)
+{
+    (void)state;
+    enum { B = 5, F = 310 };
+    hess_context *ctx = test_context();
+    linreg r;
+    build_linreg(ctx, &r, B, F, 17);
+    double ev[3];
+    assert_ok(ctx, hess_eigs(ctx, r.loss, 1, &r.w, 3, HESS_EIG_LARGEST, NULL, ev, NULL));
+    for (int c = 0; c < 3; c++)
+        assert_close(ev[c], r.gram_eig[B - 1 - c], 1e-9, 0);
+    /* the two smallest are 0 (305 times): the Krylov space of the start
+     * vector is invariant after 6 products to about 1e-11 of ||H||, above
+     * which it was taken for converged, giving 0 and the least nonzero */
+    hess_hessian_opts o = {0};
+    o.seed = 3;
+    double vec[2 * F];
+    for (int k = 0; k < 2; k++) {
+        o.tol = k ? 1e-6 : 0;
+        assert_ok(ctx, hess_eigs(ctx, r.loss, 1, &r.w, 2, HESS_EIG_SMALLEST, &o, ev, vec));
+        printf("rank 5, N = %d: smallest %g %g (tol %g), largest %g\n", F, ev[0], ev[1], o.tol,
+               r.gram_eig[B - 1]);
+        assert_true(fabs(ev[0]) <= 1e-9 * r.gram_eig[B - 1]);
+        assert_true(fabs(ev[1]) <= 1e-9 * r.gram_eig[B - 1]);
+        /* the vectors: unit, orthogonal, in H's null space (H x = 0 to rounding) */
+        assert_close(hess__dot(F, vec, vec + F), 0, 0, 1e-10);
+        for (int c = 0; c < 2; c++) {
+            assert_close(vnorm(F, vec + c * F), 1, 1e-12, 0);
+            double hx[F];
+            assert_ok(ctx, hess_hvp(ctx, r.loss, 1, &r.w, vec + c * F, hx));
+            assert_true(vnorm(F, hx) <= 1e-6 * r.gram_eig[B - 1]);
+        }
+    }
+    hess_context_destroy(ctx);
+}
+
+/* An unused parameter under HESS_ALLOW_UNUSED: zero rows.  The eigenvalues
+ * are the model's and 0; MINRES on a right-hand side only on the unused
+ * parameter returns x = 0, not converged, residual 1.  k = N - 1 by
+ * magnitude; density steps few and more than N; estimator budgets at their
+ * least, odd, and at N below the least. */
+static void test_public_edges(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context();
+    net m;
+    build_mlp(ctx, &m, 42);
+    const size_t N = m.N;
+    hess_tensor *unused = hess_param_new(ctx, 1, (const int64_t[]){2}, (const double[]){1, 2});
+    hess_tensor *pu[5] = {m.p[0], m.p[1], m.p[2], m.p[3], unused};
+    hess_hessian_opts o = {0};
+    o.flags = HESS_ALLOW_UNUSED;
+    double ev[28], vec[28 * 28];
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 5, pu, 3, HESS_EIG_LARGEST, &o, ev, NULL));
+    for (int c = 0; c < 3; c++)
+        assert_close(ev[c], m.lam[N - 1 - c], 1e-8, 1e-10);
+    double b[28] = {0}, x[28];
+    b[N + 1] = 2; /* on the unused parameter only */
+    o.method = HESS_SOLVE_MINRES;
+    hess_solve_info info;
+    assert_ok(ctx, hess_solve(ctx, m.loss, 5, pu, b, 0, &o, x, &info));
+    for (size_t i = 0; i < N + 2; i++)
+        assert_true(x[i] == 0);
+    assert_true(!info.converged && info.rel_residual == 1 && info.iterations == 1);
+    o.flags = 0;
+    o.method = 0;
+
+    /* k = N - 1 by magnitude */
+    assert_ok(ctx, hess_eigs(ctx, m.loss, 4, m.p, N - 1, HESS_EIG_MAGNITUDE, NULL, ev, vec));
+    check_pairs(N, m.H, m.lam, NULL, N - 1, HESS_EIG_MAGNITUDE, ev, vec, 1e-8);
+
+    /* density: 3 steps; 1000 steps (N used); each integrates to 1 */
+    enum { G = 801 };
+    double *grid = malloc(G * sizeof *grid), *dens = malloc(G * sizeof *dens);
+    o.sigma = 0.05 * (m.lam[N - 1] - m.lam[0]);
+    const double lo = m.lam[0] - 8 * o.sigma, hi = m.lam[N - 1] + 8 * o.sigma;
+    const double dx = (hi - lo) / (G - 1);
+    for (int t = 0; t < G; t++)
+        grid[t] = lo + t * dx;
+    o.n_probes = 4;
+    for (int k = 0; k < 2; k++) {
+        o.lanczos_steps = k ? 1000 : 3;
+        assert_ok(ctx, hess_spectral_density(ctx, m.loss, 4, m.p, &o, G, grid, dens));
+        double mass = 0;
+        for (int t = 0; t < G; t++)
+            mass += dens[t] * dx;
+        assert_close(mass, 1, 1e-6, 0);
+    }
+    /* 1000 steps are N steps: the same as asking for N */
+    double *d2 = malloc(G * sizeof *d2);
+    o.lanczos_steps = N;
+    assert_ok(ctx, hess_spectral_density(ctx, m.loss, 4, m.p, &o, G, grid, d2));
+    assert_memory_equal(dens, d2, G * sizeof *d2);
+    free(d2);
+    free(grid);
+    free(dens);
+
+    /* budgets: Hutch++ 3 and XTrace 4 (the least), XTrace 5 (odd: 4 used) */
+    double trm = 0, t, se;
+    for (size_t i = 0; i < N; i++)
+        trm += m.H[i * N + i];
+    memset(&o, 0, sizeof o);
+    int used = 0;
+    o.method_used = &used;
+    static const struct {
+        int method;
+        size_t probes;
+    } budgets[] = {{HESS_EST_HUTCHPP, 3}, {HESS_EST_XTRACE, 4}, {HESS_EST_XTRACE, 5}};
+    for (size_t k = 0; k < 3; k++) {
+        o.method = budgets[k].method;
+        o.n_probes = budgets[k].probes;
+        assert_ok(ctx, hess_trace_estimate(ctx, m.loss, 4, m.p, &o, &t, &se));
+        assert_int_equal(used, budgets[k].method);
+        assert_true(isfinite(t) && se >= 0 && fabs(t - trm) <= 6 * se + 1e-9);
+    }
+    free(m.H);
+
+    /* N = 2 parameters, n_probes 2: below Hutch++'s least, but N, so exact */
+    hess_tensor *w = hess_param_new(ctx, 1, (const int64_t[]){2}, (const double[]){0.5, -1});
+    hess_tensor *q =
+        hess_sum(ctx, hess_mul(ctx, hess_mul(ctx, w, w), w)); /* sum w^3: H = diag(6 w) */
+    o.method = HESS_EST_HUTCHPP;
+    o.n_probes = 2;
+    assert_ok(ctx, hess_trace_estimate(ctx, q, 1, &w, &o, &t, &se));
+    assert_true(t == 6 * 0.5 - 6 && se == 0);
+    double d[2];
+    assert_ok(ctx, hess_diag_estimate(ctx, q, 1, &w, &o, d));
+    assert_true(d[0] == 3 && d[1] == -6);
+    hess_context_destroy(ctx);
+}
+
+/* Every allocation of every algorithm fails in turn (once, and from then on),
+ * on a dense operator of 120 rows (the restarted Lanczos on one of 300):
+ * HESS_ERR_NOMEM naming the caller, the arena given back, nothing leaked, and
+ * then the same result as without failures. */
+enum { ALGO_CALLS = 12 };
+
+static hess_status algo_call(hess__curv_run *run, int c, double *out)
+{
+    static const double grid[3] = {-1, 0.5, 2};
+    const size_t N = run->op->n;
+    double b[300];
+    for (size_t i = 0; i < N; i++)
+        b[i] = 0.01 * (double)i - 0.5;
+    hess_solve_info info;
+    switch (c) {
+    case 0:
+        return hess__lanczos_eigs(run, 3, HESS_EIG_LARGEST, 1e-10, N, 2, out, out + 3);
+    case 1:
+        return hess__slq_density(run, 70, 8, 0.2, 3, 3, grid, out);
+    case 2:
+        return hess__trace_est(run, HESS_EST_HUTCHINSON, 9, 1, out, out + 1);
+    case 3:
+        return hess__trace_est(run, HESS_EST_HUTCHPP, 9, 1, out, out + 1);
+    case 4:
+        return hess__trace_est(run, HESS_EST_XTRACE, 8, 1, out, out + 1);
+    case 5:
+        return hess__trace_est(run, HESS_EST_HUTCHPP, N, 1, out, out + 1);
+    case 6:
+        return hess__diag_est(run, HESS_EST_HUTCHINSON, 9, 1, out);
+    case 7:
+        return hess__diag_est(run, HESS_EST_HUTCHPP, 9, 1, out);
+    case 8:
+        return hess__diag_est(run, HESS_EST_XTRACE, 8, 1, out);
+    case 9:
+        return hess__diag_est(run, HESS_EST_XTRACE, N, 1, out);
+    case 10:
+        return hess__cg(run, b, 8.0, 1e-10, 50, out, &info);
+    default:
+        return hess__minres(run, b, 0.5, 1e-10, 50, out, &info);
+    }
+}
+
+static void test_algorithms_out_of_memory(void **state)
+{
+    (void)state;
+    enum { N = 120, NB = 300 };
+    double lam[NB];
+    for (int i = 0; i < NB; i++)
+        lam[i] = -3 + 10.0 * i / NB;
+    double *A = spectrum_matrix(N, lam, 4, NULL), *Abig = spectrum_matrix(NB, lam, 4, NULL);
+    for (int c = 0; c <= ALGO_CALLS; c++) { /* c = ALGO_CALLS: Lanczos restarted on 300 */
+        const size_t n = c == ALGO_CALLS ? NB : N;
+        const double *M = c == ALGO_CALLS ? Abig : A;
+        const int call = c == ALGO_CALLS ? 0 : c;
+        double *want = calloc(NB * 4, sizeof *want), *got = calloc(NB * 4, sizeof *got);
+        for (int sticky = 0; sticky < 2; sticky++)
+            for (long k = 1;; k++) {
+                falloc a = {0, 0, sticky};
+                hess_config cfg = {0};
+                cfg.alloc = f_alloc;
+                cfg.free = f_free;
+                cfg.user = &a;
+                cfg.block_bytes = 1024;
+                hess_context *ctx = NULL;
+                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                fixture f;
+                if (k == 1 && sticky == 0) { /* the reference, in a context of its own */
+                    fixture_init(&f, ctx, n, M);
+                    assert_ok(ctx, algo_call(fresh(&f), call, want));
+                    hess_context_destroy(ctx);
+                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                }
+                fixture_init(&f, ctx, n, M);
+                a.fail_at = a.count + k;
+                memset(got, 0, NB * 4 * sizeof *got);
+                const hess_mark before = hess_context_mark(ctx);
+                const hess_status st = algo_call(fresh(&f), call, got);
+                const int reached = a.count >= a.fail_at;
+                if (st == HESS_OK) {
+                    assert_memory_equal(got, want, NB * 4 * sizeof *got);
+                } else {
+                    if (st != HESS_ERR_NOMEM || strncmp(hess_context_errmsg(ctx), "test: ", 6) ||
+                        !strstr(hess_context_errmsg(ctx), "out of memory"))
+                        fail_msg("call %d, allocation %ld%s: status %d, \"%s\"", c, k,
+                                 sticky ? " on" : "", (int)st, hess_context_errmsg(ctx));
+                    const hess_mark after = hess_context_mark(ctx);
+                    assert_same_mark(&before, &after);
+                    hess_context_clear_error(ctx);
+                    a.fail_at = 0;
+                    memset(got, 0, NB * 4 * sizeof *got);
+                    assert_ok(ctx, algo_call(fresh(&f), call, got));
+                    assert_memory_equal(got, want, NB * 4 * sizeof *got);
+                }
+                hess_context_destroy(ctx);
+                if (!reached) {
+                    if (k == 1)
+                        fail_msg("call %d makes no allocation", c);
+                    break;
+                }
+            }
+        free(want);
+        free(got);
+    }
+    free(A);
+    free(Abig);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) /* a pattern: run only the tests it matches */
@@ -1436,6 +2278,19 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_public_solve),
         cmocka_unit_test(test_public_bad_arguments),
         cmocka_unit_test(test_public_out_of_memory),
+        cmocka_unit_test(test_algorithms_refuse),
+        cmocka_unit_test(test_linalg_edges),
+        cmocka_unit_test(test_slq_breakdown_and_groups),
+        cmocka_unit_test(test_slq_probes_end_apart),
+        cmocka_unit_test(test_lanczos_full_basis_and_magnitude),
+        cmocka_unit_test(test_estimators_exact_cases),
+        cmocka_unit_test(test_cancel_every_stage),
+        cmocka_unit_test(test_minres_singular_and_max_iter),
+        cmocka_unit_test(test_overflowing_eigenproblems),
+        cmocka_unit_test(test_public_more_refusals),
+        cmocka_unit_test(test_public_eigs_low_rank),
+        cmocka_unit_test(test_public_edges),
+        cmocka_unit_test(test_algorithms_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

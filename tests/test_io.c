@@ -12,7 +12,8 @@
  * Scratch files are written in the working directory (the build's tests
  * directory under ctest) with names starting "test_io_tmp_".
  */
-#define _POSIX_C_SOURCE 200809L /* symlink, mkfifo, fork, setrlimit, mkdtemp */
+#define _XOPEN_SOURCE   700 /* symlink, mkfifo, fork, setrlimit, mkdtemp, mknod */
+#define _DEFAULT_SOURCE     /* syscall */
 #include "check.h"
 #include "ref.h"
 
@@ -22,6 +23,7 @@
 #include <float.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -326,25 +329,58 @@ static const bad_npy BAD_NPY[] = {
     {"trailing bytes", 1, DICT("(2, 3)"), 56, NULL, 0, "byte 118: trailing bytes"},
     {"escape in string", 1, "{'de\\scr': '<f8', 'fortran_order': False, 'shape': (1,), }", 8, NULL,
      0, "malformed header dict"},
+    {"header length 0", 0, NULL, 0, "\x93NUMPY\x01\x00\x00\x00", 10,
+     "byte 10: header is not a dict"},
+    {"v2 short length", 0, NULL, 0, "\x93NUMPY\x02\x00\x10\x00", 10, "byte 10: truncated preamble"},
+    {"key too long", 1, "{'descr_descr_descr_descr_descr_descr': '<f8'}", 8, NULL, 0,
+     "malformed header dict"},
+    {"key without colon", 1, "{'descr' '<f8'}", 8, NULL, 0, "malformed header dict"},
+    {"no comma", 1, "{'descr': '<f8' 'fortran_order': False, 'shape': (1,)}", 8, NULL, 0,
+     "malformed header dict"},
+    {"unterminated descr", 1, "{'descr': '<f8", 8, NULL, 0,
+     "byte 20: 'descr' is not a simple dtype"},
+    {"order word too long", 1,
+     "{'descr': '<f8', 'fortran_order': Falsehoodfalsehoodfalsehoodfalsehood, 'shape': (1,)}", 8,
+     NULL, 0, "byte 44: malformed 'fortran_order'"},
+    {"order Maybe", 1, "{'descr': '<f8', 'fortran_order': Maybe, 'shape': (1,)}", 8, NULL, 0,
+     "byte 44: malformed 'fortran_order'"},
 };
 
-/* The file for one case: raw bytes, or a v1/v2 header around dict plus data. */
-static size_t make_bad(const bad_npy *c, unsigned char *buf, size_t cap)
+/* Headers that end inside a token: the dict's last byte is the header's, no
+ * newline after it. */
+static const bad_npy BAD_NPY_CUT[] = {
+    {"ends after {", 1, "{", 8, NULL, 0, "byte 11: malformed header dict"},
+    {"ends in a key", 1, "{'descr", 8, NULL, 0, "malformed header dict"},
+    {"ends before descr", 1, "{'descr': ", 8, NULL, 0, "byte 20: 'descr' is not a simple dtype"},
+    {"ends in a word", 1, "{'descr': '<f8', 'fortran_order': False", 8, NULL, 0,
+     "byte 49: malformed header dict"},
+    {"ends after (", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (", 8, NULL, 0,
+     "byte 61: malformed 'shape'"},
+    {"ends in a dim", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3", 8, NULL, 0,
+     "byte 62: malformed 'shape'"},
+    {"ends after L", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3L", 8, NULL, 0,
+     "byte 63: malformed 'shape'"},
+};
+
+/* The file for one case: raw bytes, or a v1/v2 header around dict (and a
+ * newline unless cut) plus data. */
+static size_t make_bad(const bad_npy *c, bool cut, unsigned char *buf, size_t cap)
 {
     if (!c->dict) {
         memcpy(buf, c->raw, c->raw_len);
         return c->raw_len;
     }
     const size_t pre = c->version == 1 ? 10 : 12;
-    const size_t hl = strlen(c->dict) + 1;
+    const size_t hl = strlen(c->dict) + !cut;
     assert_true(pre + hl + c->data <= cap);
     memcpy(buf, "\x93NUMPY", 6);
     buf[6] = (unsigned char)c->version;
     buf[7] = 0;
     for (size_t i = 0; i < pre - 8; i++)
         buf[8 + i] = (unsigned char)(hl >> (8 * i));
-    memcpy(buf + pre, c->dict, hl - 1);
-    buf[pre + hl - 1] = '\n';
+    memcpy(buf + pre, c->dict, strlen(c->dict));
+    if (!cut)
+        buf[pre + hl - 1] = '\n';
     memset(buf + pre + hl, 0, c->data);
     return pre + hl + c->data;
 }
@@ -354,15 +390,19 @@ static void test_npy_malformed(void **state)
     (void)state;
     hess_context *ctx = test_context();
     const char *path = "test_io_tmp_bad.npy";
-    for (size_t k = 0; k < sizeof BAD_NPY / sizeof BAD_NPY[0]; k++) {
+    const size_t n_whole = sizeof BAD_NPY / sizeof BAD_NPY[0];
+    const size_t n_cut = sizeof BAD_NPY_CUT / sizeof BAD_NPY_CUT[0];
+    for (size_t k = 0; k < n_whole + n_cut; k++) {
+        const bool cut = k >= n_whole;
+        const bad_npy *c = cut ? &BAD_NPY_CUT[k - n_whole] : &BAD_NPY[k];
         unsigned char buf[512];
-        write_bytes(path, buf, make_bad(&BAD_NPY[k], buf, sizeof buf));
+        write_bytes(path, buf, make_bad(c, cut, buf, sizeof buf));
         const hess_mark before = hess_context_mark(ctx);
         const size_t bytes = hess_context_bytes(ctx);
         for (int as_param = 0; as_param < 2; as_param++) {
             if (hess_load_npy(ctx, path, as_param) != NULL)
-                fail_msg("case '%s' was accepted", BAD_NPY[k].what);
-            expect_error(ctx, HESS_ERR_IO, path, BAD_NPY[k].frag);
+                fail_msg("case '%s' was accepted", c->what);
+            expect_error(ctx, HESS_ERR_IO, path, c->frag);
             assert_true(same_mark(before, hess_context_mark(ctx)));
         }
         assert_true(hess_context_bytes(ctx) <= bytes + 65536); /* at most a scratch block */
@@ -527,6 +567,14 @@ static void test_ref_seed_ann(void **state)
     remove(path);
 }
 
+/* 128 bytes of one word: one more than a case name may have */
+#define C16  "cccccccccccccccc"
+#define C128 C16 C16 C16 C16 C16 C16 C16 C16
+/* 500 bytes: the longest model line */
+#define M10  "mmmmmmmmmm"
+#define M100 M10 M10 M10 M10 M10 M10 M10 M10 M10 M10
+#define M500 M100 M100 M100 M100 M100
+
 static const struct {
     const char *what, *text, *frag;
 } BAD_REF[] = {
@@ -619,6 +667,31 @@ static const struct {
      "malformed value"},
     {"-nan: bits", "# libhessian reference case v1\ntensor a 1 1\n-nan:0x7ff8000000000001\n",
      "malformed value"},
+    {"nan: slash", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000/\n",
+     "malformed value"},
+    {"nan: at sign", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000@\n",
+     "malformed value"},
+    {"nan: backquote", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000`\n",
+     "malformed value"},
+    {"nan: G", "# libhessian reference case v1\ntensor a 1 1\nnan:0x7ff800000000000G\n",
+     "malformed value"},
+    {"header only", "# libhessian reference case v1", "byte 30 (line 1): no tensors"},
+    {"no rank", "# libhessian reference case v1\ntensor a",
+     "byte 39 (line 2): tensor 'a': rank must be 0..6"},
+    {"no dimension", "# libhessian reference case v1\ntensor a 2 3",
+     "byte 43 (line 2): tensor 'a': dimension 1 is not a positive integer"},
+    {"absurd, then a dim",
+     "# libhessian reference case v1\ntensor a 3 100000000000 100000000000 2\n1\n",
+     "byte 70 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"beyond a seek", "# libhessian reference case v1\ntensor a 1 10000000000000\n1\n",
+     "byte 57 (line 3): tensor 'a': the shape needs more values than the file"},
+    {"case too long", "# libhessian reference case v1\ncase " C128 "\ntensor a 0\n1\n",
+     "byte 36 (line 2): bad case line"},
+    {"model too long",
+     "# libhessian reference case v1\nmodel " C128 C128 C128 C128 "\ntensor a 0\n1\n",
+     "byte 537 (line 2): model line too long"},
+    {"CR after 500 bytes", "# libhessian reference case v1\nmodel " M500 "\rx\ntensor a 0\n1\n",
+     "byte 537 (line 2): model line too long"},
 };
 
 /* Names with a NUL byte: the fuzzer's first find.  Kept apart from BAD_REF,
@@ -686,6 +759,10 @@ static void test_ref_save_arguments(void **state)
         {"a", "b", NULL, "two\nlines", "model text"},
         {"a", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL, NULL,
          "tensors[1]: the name"},
+        {"a\x7f", "b", NULL, NULL, "tensors[0]: the name must be 1..63 bytes without blanks"},
+        {"a", "b", "c\x7f", NULL, "case name has blanks"},
+        {"a", "b", NULL, "del\x7f", "model text has a control character"},
+        {"a", "b", NULL, "bell\a", "model text has a control character"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         hess_named_tensor t2[2] = {{bad[k].n0, a}, {bad[k].n1, a}};
@@ -701,8 +778,25 @@ static void test_ref_save_arguments(void **state)
     expect_error(ctx, HESS_ERR_ARG, "hess_save_ref", "no tensors");
     assert_int_equal(hess_save_ref(ctx, path, NULL), HESS_ERR_ARG);
     expect_error(ctx, HESS_ERR_ARG, "hess_save_ref", "NULL file");
+    const hess_ref_file no_list = {NULL, NULL, 1, NULL};
+    assert_int_equal(hess_save_ref(ctx, path, &no_list), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_save_ref: no tensors", NULL);
     nt[1].tensor = a;
     f.n = 2;
+    /* a pending error: returned, nothing written, nothing read */
+    char *kept = read_all(path, NULL);
+    assert_null(hess_matmul(ctx, a, a));
+    const hess_status pending = hess_context_status(ctx);
+    assert_int_equal(hess_save_ref(ctx, path, &f), pending);
+    hess_ref_file out = {"x", "y", 3, nt};
+    assert_int_equal(hess_load_ref(ctx, path, NULL, &out), pending);
+    assert_true(out.n == 0 && out.tensors == NULL && out.case_name == NULL);
+    assert_null(strstr(hess_context_errmsg(ctx), "hess_save_ref"));
+    hess_context_clear_error(ctx);
+    char *now = read_all(path, NULL);
+    assert_string_equal(now, kept);
+    free(now);
+    free(kept);
     assert_int_equal(hess_save_ref(ctx, "test_io_tmp_no_dir/x.ref", &f), HESS_ERR_IO);
     expect_error(ctx, HESS_ERR_IO, "test_io_tmp_no_dir/x.ref", "cannot create");
     remove(path);
@@ -1034,14 +1128,17 @@ static void test_save_failure_keeps_old_file(void **state)
     struct rlimit lim0, lim;
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &lim0), 0);
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG rather than the signal */
-    for (int w = 0; w < W_COUNT; w++) {
+    for (int wb = 0; wb < 2 * W_COUNT; wb++) {
+        /* big: the writer's own writes fail; small: the last flush does */
+        const int w = wb % W_COUNT;
+        const bool big = wb < W_COUNT;
         write_bytes(p, old, sizeof old - 1);
         assert_int_equal(chmod(p, 0640), 0);
         char *before = list_dir(dir);
         lim = lim0;
-        lim.rlim_cur = 4096;
+        lim.rlim_cur = big ? 4096 : 10;
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-        const hess_status st = save_with(ctx, w, p, true);
+        const hess_status st = save_with(ctx, w, p, big);
         assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim0), 0);
         if (st != HESS_ERR_IO)
             fail_msg("%s: status %d (want HESS_ERR_IO)", WRITER_FN[w], (int)st);
@@ -1142,6 +1239,145 @@ static void test_save_links_and_modes(void **state)
         /* an empty path names no file: refused before any temporary file */
         assert_int_equal(save_with(ctx, w, "", false), HESS_ERR_IO);
         expect_save_error(ctx, w, "", "cannot save there (No such file or directory)");
+    }
+    remove_scratch(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Saving: the system calls after the writing fail                          */
+/* ------------------------------------------------------------------------ */
+
+/* This program's own open, fsync, fchmod and rename, which the library's
+ * calls reach (it is linked into this program statically, and a program's
+ * own definitions come before the C library's).  Each fails once when its
+ * fault is armed, with the fault's errno (0 too: a failure that says not
+ * why); open refuses the next eexist_opens exclusive creations with EEXIST,
+ * as when the name exists.  Otherwise each makes the system call. */
+typedef struct fault {
+    int armed, err;
+} fault;
+static fault fail_fsync, fail_fchmod, fail_rename;
+static int eexist_opens;
+
+static bool fire(fault *f)
+{
+    if (!f->armed)
+        return false;
+    f->armed = 0;
+    errno = f->err;
+    return true;
+}
+
+int open(const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if ((flags & O_EXCL) && eexist_opens > 0) {
+        eexist_opens--;
+        errno = EEXIST;
+        return -1;
+    }
+    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+int fsync(int fd)
+{
+    return fire(&fail_fsync) ? -1 : (int)syscall(SYS_fsync, fd);
+}
+
+int fchmod(int fd, mode_t mode)
+{
+    return fire(&fail_fchmod) ? -1 : (int)syscall(SYS_fchmod, fd, mode);
+}
+
+int rename(const char *from, const char *to)
+{
+    return fire(&fail_rename) ? -1 : renameat(AT_FDCWD, from, AT_FDCWD, to);
+}
+
+/* A save whose data is written but whose fsync, permission bits or rename
+ * fails: HESS_ERR_IO saying which step and why, the old file as it was (or
+ * no file), no temporary file left. */
+static void test_save_late_failures(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256], q[256], frag[200];
+    make_scratch(dir);
+    join(p, dir, "old");
+    join(q, dir, "new");
+    static const struct {
+        fault *fail;
+        int err;
+        bool replace; /* only when a file is replaced */
+        const char *what;
+    } steps[] = {
+        {&fail_fsync, EIO, false, "cannot flush the file to disk"},
+        {&fail_fsync, 0, false, "cannot flush the file to disk"},
+        {&fail_fchmod, EPERM, true, "cannot give the new file the old one's permissions"},
+        {&fail_rename, EBUSY, false, "cannot rename the temporary file over it"},
+    };
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++)
+        for (int w = 0; w < W_COUNT; w++)
+            for (int replace = 0; replace < 2; replace++) {
+                if (steps[k].replace && !replace)
+                    continue;
+                write_bytes(p, "old", 3);
+                assert_int_equal(chmod(p, 0604), 0);
+                char *before = list_dir(dir);
+                const char *target = replace ? p : q;
+                *steps[k].fail = (fault){1, steps[k].err};
+                const hess_status st = save_with(ctx, w, target, false);
+                const int left = steps[k].fail->armed;
+                steps[k].fail->armed = 0;
+                assert_int_equal(left, 0); /* the step was reached */
+                assert_int_equal(st, HESS_ERR_IO);
+                snprintf(frag, sizeof frag, "%s (%s); %s", steps[k].what,
+                         steps[k].err ? strerror(steps[k].err) : "unknown error",
+                         replace ? "the file is unchanged" : "no file made");
+                expect_save_error(ctx, w, target, frag);
+                expect_same_listing(dir, before);
+                free(before);
+                char *now = read_all(p, NULL);
+                assert_string_equal(now, "old");
+                free(now);
+                struct stat sb;
+                assert_int_equal(stat(p, &sb), 0);
+                assert_int_equal(sb.st_mode & 07777, 0604);
+            }
+    /* temporary names that exist are skipped, 64 of them at most */
+    for (int w = 0; w < W_COUNT; w++) {
+        char *before = list_dir(dir);
+        eexist_opens = 3;
+        assert_ok(ctx, save_with(ctx, w, p, false));
+        assert_int_equal(eexist_opens, 0);
+        char *now = read_all(p, NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        expect_same_listing(dir, before);
+        write_bytes(p, "old", 3);
+        eexist_opens = 65;
+        assert_int_equal(save_with(ctx, w, p, false), HESS_ERR_IO);
+        assert_int_equal(eexist_opens, 1); /* 64 names tried */
+        eexist_opens = 0;
+        snprintf(frag, sizeof frag,
+                 "cannot create a temporary file beside it (%s); the file is unchanged",
+                 strerror(EEXIST));
+        expect_save_error(ctx, w, p, frag);
+        expect_same_listing(dir, before);
+        free(before);
+        now = read_all(p, NULL);
+        assert_string_equal(now, "old");
+        free(now);
+    }
+    /* and with nothing failing, the same saves go through */
+    for (int w = 0; w < W_COUNT; w++) {
+        assert_ok(ctx, save_with(ctx, w, p, false));
+        assert_ok(ctx, save_with(ctx, w, q, false));
     }
     remove_scratch(dir);
 }
@@ -1780,7 +2016,7 @@ static void test_idx_pending_and_limits(void **state)
     cfg.block_bytes = 4096;
     cfg.max_bytes = 1;
     assert_int_equal(hess_context_create(&cfg, &ctx), HESS_ERR_NOMEM);
-    cfg.max_bytes = 40000; /* room for the context, not for 80 KB of doubles or zlib's 64 KiB */
+    cfg.max_bytes = 40000; /* room for the context, not for 80 KB of doubles or zlib's 40 KiB */
     assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
     for (int z = 0; z < 2; z++) {
         const hess_mark before = hess_context_mark(ctx);
@@ -1905,6 +2141,849 @@ static void test_idx_fashion_mnist(void **state)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Odd spellings, limits, read errors and the memory entry points          */
+/* ------------------------------------------------------------------------ */
+
+/* The memory entry points of src/io/ref.c and src/io/npy.c (internal,
+ * declared in io.h). */
+hess_status hess__ref_load_mem(hess_context *ctx,
+                               const void *buf,
+                               size_t len,
+                               const char *name,
+                               const char *param_prefix,
+                               hess_ref_file *out);
+hess_tensor *
+hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
+
+/* Every blank the format allows (tab, vertical tab, form feed, CR LF), a
+ * model line with tabs ended by a CR at the end of the input, a NaN payload
+ * in upper-case hex, an empty parameter prefix: read alike from a file and
+ * from memory. */
+static void test_ref_odd_spellings(void **state)
+{
+    hess_context *ctx = *state;
+    static const char text[] = "# libhessian reference case v1\r\n"
+                               "case\tc1\r\n"
+                               "tensor\va\f1 3\r\n"
+                               "1\t-2.5e-3\v nan:0x7FF0000000000001\r\n"
+                               "tensor b 0 4\n"
+                               "model \t spaced\ttext \r";
+    const char *path = "test_io_tmp_odd.ref";
+    write_bytes(path, text, sizeof text - 1);
+    for (int mem = 0; mem < 2; mem++) {
+        hess_ref_file f;
+        if (mem)
+            assert_ok(ctx, hess__ref_load_mem(ctx, text, sizeof text - 1, NULL, "", &f));
+        else
+            assert_ok(ctx, hess_load_ref(ctx, path, "", &f));
+        assert_string_equal(f.case_name, "c1");
+        assert_string_equal(f.model, "spaced\ttext ");
+        assert_int_equal(f.n, 2);
+        assert_string_equal(f.tensors[0].name, "a");
+        const double *a = hess_tensor_data(f.tensors[0].tensor);
+        uint64_t bits;
+        memcpy(&bits, &a[2], sizeof bits);
+        assert_true(a[0] == 1 && a[1] == -2.5e-3 && bits == 0x7ff0000000000001u);
+        assert_int_equal(hess_tensor_is_param(f.tensors[0].tensor), 0); /* "" marks nothing */
+        assert_int_equal(hess_tensor_ndim(f.tensors[1].tensor), 0);
+        assert_true(hess_tensor_data(f.tensors[1].tensor)[0] == 4);
+    }
+    /* a model line of 500 bytes ended by CR LF */
+    static const char crlf[] = "# libhessian reference case v1\nmodel " M500 "\r\ntensor a 0\n1\n";
+    hess_ref_file g;
+    assert_ok(ctx, hess__ref_load_mem(ctx, crlf, sizeof crlf - 1, "crlf", NULL, &g));
+    assert_string_equal(g.model, M500);
+    /* "model" as the last word of the input: an empty model */
+    static const char bare[] = "# libhessian reference case v1\ntensor a 0\n1\nmodel";
+    hess_ref_file f;
+    assert_ok(ctx, hess__ref_load_mem(ctx, bare, sizeof bare - 1, "bare", NULL, &f));
+    assert_string_equal(f.model, "");
+    assert_int_equal(f.n, 1);
+
+    /* twenty tensors (the list grows past its first 16 entries), every other
+     * one a parameter by its prefix */
+    char many[2048];
+    size_t len = (size_t)snprintf(many, sizeof many, "# libhessian reference case v1\n");
+    for (int i = 0; i < 20; i++)
+        len += (size_t)snprintf(many + len, sizeof many - len, "tensor %st%d 1 2\n%d -%d.5\n",
+                                i % 2 ? "p:" : "", i, i, i);
+    assert_ok(ctx, hess__ref_load_mem(ctx, many, len, "many", "p:", &f));
+    assert_int_equal(f.n, 20);
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%st%d", i % 2 ? "p:" : "", i);
+        assert_string_equal(f.tensors[i].name, name);
+        assert_ptr_equal(hess_ref_find(&f, name), f.tensors[i].tensor);
+        assert_int_equal(hess_tensor_is_param(f.tensors[i].tensor), i % 2);
+        const double *d = hess_tensor_data(f.tensors[i].tensor);
+        assert_true(d[0] == i && d[1] == -i - 0.5);
+    }
+    /* hess_ref_find skips entries without a name, and a file without a list */
+    hess_named_tensor nt[2] = {{NULL, f.tensors[0].tensor}, {"x", f.tensors[1].tensor}};
+    const hess_ref_file named = {NULL, NULL, 2, nt}, empty = {NULL, NULL, 2, NULL};
+    assert_ptr_equal(hess_ref_find(&named, "x"), f.tensors[1].tensor);
+    assert_null(hess_ref_find(&empty, "x"));
+
+    /* the memory entry point: its name in messages, "<memory>" by default */
+    const hess_mark before = hess_context_mark(ctx);
+    assert_int_equal(hess__ref_load_mem(ctx, "# nothing", 9, NULL, NULL, &f), HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "hess_load_ref: <memory>: byte 2 (line 1): bad header", NULL);
+    assert_true(same_mark(before, hess_context_mark(ctx)));
+    assert_int_equal(hess__ref_load_mem(NULL, text, 4, NULL, NULL, &f), HESS_ERR_ARG);
+    assert_int_equal(hess__ref_load_mem(ctx, NULL, 4, NULL, NULL, &f), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_ref", "NULL path");
+    remove(path);
+}
+
+/* A case name of 127 bytes and a model of 500 are the longest written and
+ * read back; one byte more is refused on both sides.  An empty case name
+ * writes no case line. */
+static void test_ref_limits(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_limits.ref";
+    char case_name[129], model[502];
+    memset(case_name, 'c', 128);
+    case_name[127] = '\0';
+    memset(model, 'm', 501);
+    model[500] = '\0';
+    model[7] = '\t';
+    hess_named_tensor nt = {"x", hess_scalar(ctx, 2.5)};
+    hess_ref_file f = {case_name, model, 1, &nt}, g;
+    assert_ok(ctx, hess_save_ref(ctx, path, &f));
+    assert_ok(ctx, hess_load_ref(ctx, path, NULL, &g));
+    assert_string_equal(g.case_name, case_name);
+    assert_string_equal(g.model, model);
+    assert_true(hess_tensor_data(g.tensors[0].tensor)[0] == 2.5);
+    char *before = read_all(path, NULL);
+    case_name[127] = 'c';
+    case_name[128] = '\0';
+    assert_int_equal(hess_save_ref(ctx, path, &f), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_save_ref: case name has blanks or more than 127 bytes",
+                 NULL);
+    case_name[127] = '\0';
+    model[500] = 'm';
+    model[501] = '\0';
+    assert_int_equal(hess_save_ref(ctx, path, &f), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG,
+                 "hess_save_ref: model text has a control character or more than 500 bytes", NULL);
+    char *after = read_all(path, NULL);
+    assert_string_equal(after, before); /* refused before anything was written */
+    free(before);
+    free(after);
+    /* no case line for an empty case name */
+    f.case_name = "";
+    f.model = "m";
+    assert_ok(ctx, hess_save_ref(ctx, path, &f));
+    after = read_all(path, NULL);
+    assert_string_equal(after, "# libhessian reference case v1\nmodel m\ntensor x 0\n2.5\n");
+    free(after);
+    remove(path);
+}
+
+/* Reading a directory: a read error, in every reader's message. */
+static void test_readers_read_error(void **state)
+{
+    hess_context *ctx = *state;
+    char frag[128];
+    snprintf(frag, sizeof frag, ".: byte 0: read error (%s)", strerror(EISDIR));
+    const hess_mark before = hess_context_mark(ctx);
+    hess_ref_file f;
+    assert_int_equal(hess_load_ref(ctx, ".", NULL, &f), HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "hess_load_ref: ", frag);
+    assert_null(hess_load_npy(ctx, ".", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_npy: ", frag);
+    assert_null(hess_load_idx(ctx, ".", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_idx: ", frag);
+    assert_true(same_mark(before, hess_context_mark(ctx)));
+}
+
+/* hess__npy_load_mem reads what hess_load_npy reads; its arguments. */
+static void test_npy_memory(void **state)
+{
+    hess_context *ctx = *state;
+    unsigned char buf[176];
+    memcpy(buf, NPY_2x3_HEADER, 128);
+    memcpy(buf + 128, NPY_2x3_DATA, 48);
+    hess_tensor *t = hess__npy_load_mem(ctx, buf, sizeof buf, "image", 1);
+    assert_non_null(t);
+    assert_int_equal(hess_tensor_is_param(t), 1);
+    const double want[6] = {1, 2, 3, 4, 5, 6};
+    assert_memory_equal(hess_tensor_data(t), want, sizeof want);
+    assert_null(hess__npy_load_mem(ctx, buf, 100, "image", 0));
+    expect_error(ctx, HESS_ERR_IO, "hess_load_npy: image: byte 10: truncated header", NULL);
+    assert_null(hess__npy_load_mem(NULL, buf, sizeof buf, "image", 0));
+    assert_null(hess__npy_load_mem(ctx, NULL, sizeof buf, "image", 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_npy: NULL buffer or name", NULL);
+    assert_null(hess__npy_load_mem(ctx, buf, sizeof buf, NULL, 0));
+    expect_error(ctx, HESS_ERR_ARG, "hess_load_npy: NULL buffer or name", NULL);
+    /* the array writer: a NULL shape for a rank above 0, a shape that overflows */
+    const int64_t huge[2] = {(int64_t)1 << 59, 8};
+    assert_int_equal(hess_save_npy_array(ctx, "test_io_tmp_x.npy", 2, NULL, want), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG,
+                 "hess_save_npy_array: rank outside 0..HESS_MAX_DIMS or NULL shape", NULL);
+    assert_int_equal(hess_save_npy_array(ctx, "test_io_tmp_x.npy", 2, huge, want), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG,
+                 "hess_save_npy_array: dimension 1 is 8 (must be >= 1, no overflow)", NULL);
+    assert_int_equal(access("test_io_tmp_x.npy", F_OK), -1);
+}
+
+/* A result made before a leaf was written is brought up to date before it
+ * is saved; under HESS_CHECK_FINITE a refresh that gives a NaN refuses the
+ * save, and the file keeps the last values written. */
+static void test_save_refreshes_stale(void **state)
+{
+    (void)state;
+    hess_context *ctx = test_context_flags(HESS_CHECK_FINITE);
+    const char *npy = "test_io_tmp_stale.npy", *ref = "test_io_tmp_stale.ref";
+    hess_tensor *x = hess_tensor_new(ctx, 1, (const int64_t[]){2}, (const double[]){2, 4});
+    hess_tensor *y = hess_log(ctx, x), *z = hess_log(ctx, x);
+    assert_non_null(z);
+    assert_ok(ctx, hess_tensor_set(ctx, x, (const double[]){1, 1}));
+    hess_named_tensor nt = {"y", z};
+    const hess_ref_file f = {NULL, NULL, 1, &nt};
+    assert_ok(ctx, hess_save_npy(ctx, npy, y));
+    assert_ok(ctx, hess_save_ref(ctx, ref, &f));
+    hess_tensor *u = hess_load_npy(ctx, npy, 0);
+    assert_non_null(u);
+    assert_true(hess_tensor_data(u)[0] == 0 && hess_tensor_data(u)[1] == 0);
+    size_t l0, l1;
+    char *ref0 = read_all(ref, NULL), *npy0 = read_all(npy, &l0);
+    assert_string_equal(ref0, "# libhessian reference case v1\ntensor y 1 2\n0 0\n");
+
+    assert_ok(ctx, hess_tensor_set(ctx, x, (const double[]){-1, 1}));
+    assert_int_equal(hess_save_npy(ctx, npy, y), HESS_ERR_NONFINITE);
+    expect_error(ctx, HESS_ERR_NONFINITE, "hess_save_npy: non-finite value in the result of log",
+                 NULL);
+    assert_int_equal(hess_save_ref(ctx, ref, &f), HESS_ERR_NONFINITE);
+    expect_error(ctx, HESS_ERR_NONFINITE, "hess_save_ref: non-finite value in the result of log",
+                 NULL);
+    char *ref1 = read_all(ref, NULL), *npy1 = read_all(npy, &l1);
+    assert_string_equal(ref1, ref0);
+    assert_int_equal(l1, l0);
+    assert_memory_equal(npy1, npy0, l0);
+    free(ref0);
+    free(ref1);
+    free(npy0);
+    free(npy1);
+    remove(npy);
+    remove(ref);
+    hess_context_destroy(ctx);
+}
+
+/* Text of a heatmap: tabs and newlines kept, C1 controls, overlong and
+ * out-of-range sequences, surrogates, bad continuation bytes and U+FFFE /
+ * U+FFFF as '?', valid 2-, 3- and 4-byte characters kept, a long title and
+ * long names cut with an ellipsis. */
+static void test_svg_text(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_text.svg";
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"a\tb\nc", "a\tb\nc"},
+        {"x\xc2\x85y", "x??y"},                       /* C1 control U+0085 */
+        {"x\xc2\xa0y", "x\xc2\xa0y"},                 /* U+00A0 */
+        {"x\xe0\x80\xafy", "x???y"},                  /* overlong '/' */
+        {"x\xe0\xa0\x80y", "x\xe0\xa0\x80y"},         /* U+0800 */
+        {"x\xe2\x28\xa1y", "x?(?y"},                  /* bad second continuation byte */
+        {"x\xef\xbf\xbey", "x???y"},                  /* U+FFFE */
+        {"x\xef\xbf\xbfy", "x???y"},                  /* U+FFFF */
+        {"x\xef\xbf\xbdy", "x\xef\xbf\xbdy"},         /* U+FFFD */
+        {"x\xef\xbe\x80y", "x\xef\xbe\x80y"},         /* U+FF80 */
+        {"x\xf0\x8f\xbf\xbfy", "x????y"},             /* overlong U+FFFF */
+        {"x\xf0\x9f\x98\x80y", "x\xf0\x9f\x98\x80y"}, /* U+1F600 */
+        {"x\xf0\x9f\x28\x80y", "x?"
+                               "?(?y"}, /* bad third byte */
+        {"x\xf0\x9f\x98\x28y", "x??"
+                               "?(y"},                /* bad fourth byte */
+        {"x\xf4\x8f\xbf\xbfy", "x\xf4\x8f\xbf\xbfy"}, /* U+10FFFF */
+        {"x\xf4\x90\x80\x80y", "x????y"},             /* above U+10FFFF */
+        {"x\xf5\x80y", "x??y"},
+    };
+    const double m[4] = {1, -2, -2, 3};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        assert_ok(ctx, hess_write_svg_heatmap(ctx, path, 2, m, 0, NULL, NULL, cases[k].in));
+        char *svg = read_all(path, NULL), want[64];
+        snprintf(want, sizeof want, "<title>%s</title>", cases[k].out);
+        if (!strstr(svg, want))
+            fail_msg("case %zu: no %s in the picture", k, want);
+        free(svg);
+        xml_well_formed(path);
+    }
+    /* 250 characters of title: 200 and an ellipsis; a name of 45: 40 and one */
+    char title[251], name[46], want[300];
+    memset(title, 't', 250);
+    title[250] = '\0';
+    memset(name, 'n', 45);
+    name[45] = '\0';
+    const char *const names[2] = {name, "b"};
+    const size_t sizes[2] = {1, 1};
+    assert_ok(ctx, hess_write_svg_heatmap(ctx, path, 2, m, 2, names, sizes, title));
+    char *svg = read_all(path, NULL);
+    snprintf(want, sizeof want, "<title>%.200s\xe2\x80\xa6</title>", title);
+    assert_non_null(strstr(svg, want));
+    snprintf(want, sizeof want, ">%.40s\xe2\x80\xa6 (1)</text>", name);
+    assert_non_null(strstr(svg, want));
+    free(svg);
+    xml_well_formed(path);
+    remove(path);
+}
+
+/* The y (left) or x (top) coordinates of the block labels, in order. */
+static size_t label_positions(const char *svg, int top, double *pos, size_t cap)
+{
+    size_t n = 0;
+    const char *key = top ? "\" transform=\"rotate(-45 " : "\" text-anchor=\"end\" dominant";
+    for (const char *p = svg; (p = strstr(p, "<text x=\"")) != NULL; p++) {
+        const char *end = strchr(p, '>');
+        const char *k = strstr(p, key);
+        if (!k || k > end)
+            continue;
+        double x, y;
+        assert_int_equal(sscanf(p, "<text x=\"%lf\" y=\"%lf\"", &x, &y), 2);
+        assert_true(n < cap);
+        pos[n++] = top ? x : y;
+    }
+    return n;
+}
+
+/* Labels of blocks too small to hold them are spread at least 14 px apart,
+ * within the side of the matrix while they fit, past its end when not; a
+ * downsampled cell holding a NaN is grey; infinities of a matrix without a
+ * finite nonzero take the ends of the scale. */
+static void test_svg_layout(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_layout.svg";
+    double pos[80];
+    /* a big block and five of one row at the end: pushed back from the end */
+    {
+        enum { N = 100 };
+        static double m[N * N];
+        const size_t sizes[6] = {95, 1, 1, 1, 1, 1};
+        assert_ok(ctx, hess_write_svg_heatmap(ctx, path, N, m, 6, NULL, sizes, NULL));
+        char *svg = read_all(path, NULL);
+        for (int top = 0; top < 2; top++) {
+            assert_int_equal(label_positions(svg, top, pos, 80), 6);
+            for (int i = 0; i + 1 < 6; i++)
+                assert_true(pos[i + 1] - pos[i] >= 14 - 0.011);
+        }
+        /* on the left the five are pushed back from the end, 14 px apart, and
+         * the big block's label stays at its middle */
+        assert_int_equal(label_positions(svg, 0, pos, 80), 6);
+        assert_close(pos[1] - pos[0], 577 - 304, 0, 0.011);
+        free(svg);
+    }
+    /* sixty blocks of one row: more labels than fit, 14 px apart past the end */
+    {
+        enum { N = 60 };
+        static double m[N * N];
+        size_t sizes[N];
+        for (int i = 0; i < N; i++)
+            sizes[i] = 1, m[i * N + i] = i - 30.0;
+        assert_ok(ctx, hess_write_svg_heatmap(ctx, path, N, m, N, NULL, sizes, "sixty"));
+        char *svg = read_all(path, NULL);
+        for (int top = 0; top < 2; top++) {
+            assert_int_equal(label_positions(svg, top, pos, 80), N);
+            for (int i = 0; i + 1 < N; i++)
+                assert_close(pos[i + 1] - pos[i], 14, 0, 0.011);
+        }
+        free(svg);
+        xml_well_formed(path);
+    }
+    /* 301 x 301 shown as 300 x 300: the cell holding the NaN is grey */
+    {
+        const size_t n = 301;
+        double *big = calloc(n * n, sizeof *big);
+        assert_non_null(big);
+        big[150 * n + 150] = NAN;
+        big[7] = 1;
+        assert_ok(ctx, hess_write_svg_heatmap(ctx, path, n, big, 0, NULL, NULL, NULL));
+        free(big);
+        char *svg = read_all(path, NULL);
+        assert_non_null(
+            strstr(svg, "<rect x=\"150\" y=\"150\" width=\"1\" height=\"1\" fill=\"#9a9a9a\"/>"));
+        assert_non_null(strstr(svg, ">NaN</text>"));
+        free(svg);
+    }
+    /* no finite nonzero: +inf full red, -inf full blue, the scale's ends 0 */
+    {
+        const double m[4] = {INFINITY, 0, -INFINITY, 0};
+        assert_ok(ctx, hess_write_svg_heatmap(ctx, path, 2, m, 0, NULL, NULL, NULL));
+        char *svg = read_all(path, NULL);
+        assert_non_null(
+            strstr(svg, "<rect x=\"0\" y=\"0\" width=\"1\" height=\"1\" fill=\"#be1e2d\"/>"));
+        assert_non_null(
+            strstr(svg, "<rect x=\"0\" y=\"1\" width=\"1\" height=\"1\" fill=\"#2152aa\"/>"));
+        assert_non_null(strstr(svg, "max |value| = 0</desc>"));
+        free(svg);
+    }
+    /* n above 2^20 is refused before the matrix is read */
+    assert_int_equal(
+        hess_write_svg_heatmap(ctx, path, ((size_t)1 << 20) + 1, pos, 0, NULL, NULL, NULL),
+        HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_heatmap: n must be 1..2^20", NULL);
+    remove(path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Saving: paths that cannot be saved to                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Paths no writer can save to, each refused with the reason and nothing
+ * created: through a regular file (ENOTDIR), a loop of links (ELOOP), longer
+ * than PATH_MAX, a new file whose temporary name would be longer than
+ * PATH_MAX, an existing file whose resolved path is longer than PATH_MAX (a
+ * new file there is made), a block device, /dev/full itself, and (unless
+ * root, which may write anywhere) a read-only directory. */
+static void test_save_unusable_paths(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256], q[256];
+    make_scratch(dir);
+    write_bytes(join(p, dir, "plain"), "old", 3);
+    assert_int_equal(symlink("loop", join(p, dir, "loop")), 0);
+    char *listing = list_dir(dir);
+    char frag[160];
+    for (int w = 0; w < W_COUNT; w++) {
+        snprintf(p, sizeof p, "%s/plain/x", dir);
+        assert_int_equal(save_with(ctx, w, p, false), HESS_ERR_IO);
+        snprintf(frag, sizeof frag, "cannot save there (%s)", strerror(ENOTDIR));
+        expect_save_error(ctx, w, p, frag);
+        assert_int_equal(save_with(ctx, w, join(p, dir, "loop"), false), HESS_ERR_IO);
+        snprintf(frag, sizeof frag, "cannot save there (%s)", strerror(ELOOP));
+        expect_save_error(ctx, w, p, frag);
+        assert_int_equal(save_with(ctx, w, "/dev/full", false), HESS_ERR_IO);
+        expect_save_error(ctx, w, "/dev/full", "is a character device, not a regular file");
+    }
+    expect_same_listing(dir, listing);
+    free(listing);
+    expect_link(join(p, dir, "loop"), "loop");
+
+    /* 4100 bytes: longer than any path.  A long path shows in messages as
+     * "..." and its last bytes, cut between UTF-8 characters (2050 "é"). */
+    static char path[4200], want[400];
+    for (int i = 0; i < 2050; i++)
+        memcpy(path + 2 * i, "\xc3\xa9", 2);
+    path[4100] = '\0';
+    assert_int_equal(save_with(ctx, W_NPY, path, false), HESS_ERR_IO);
+    int n = snprintf(want, sizeof want, "hess_save_npy: ...");
+    for (int i = 0; i < 58; i++)
+        n += snprintf(want + n, sizeof want - (size_t)n, "\xc3\xa9");
+    snprintf(want + n, sizeof want - (size_t)n, ": cannot save there (%s)", strerror(ENAMETOOLONG));
+    assert_string_equal(hess_context_errmsg(ctx), want);
+    hess_context_clear_error(ctx);
+    /* 4093 bytes in a directory that does not exist: a path, but the
+     * temporary file's name beside it would be 4115 bytes */
+    n = snprintf(path, sizeof path, "test_io_tmp_no_dir/");
+    for (int i = 0; i < 16; i++) {
+        memset(path + n, 'd', 253);
+        path[n + 253] = '/';
+        n += 254;
+    }
+    snprintf(path + n, sizeof path - (size_t)n, "abcdefghij");
+    assert_int_equal(strlen(path), 4093);
+    for (int w = 0; w < W_COUNT; w++) {
+        assert_int_equal(save_with(ctx, w, path, false), HESS_ERR_IO);
+        snprintf(want, sizeof want,
+                 "%s: ...%s: cannot create a temporary file beside it (%s); no file made",
+                 WRITER_FN[w], path + 4093 - 117, strerror(ENAMETOOLONG));
+        assert_string_equal(hess_context_errmsg(ctx), want);
+        hess_context_clear_error(ctx);
+    }
+    assert_null(hess_load_npy(ctx, path, 0));
+    snprintf(want, sizeof want, "hess_load_npy: ...%s: cannot open file (%s)", path + 4093 - 117,
+             strerror(ENOENT));
+    assert_string_equal(hess_context_errmsg(ctx), want);
+    hess_context_clear_error(ctx);
+
+    /* dir/a links to 11 directories of 200 bytes, holding 11 more and a file:
+     * the path is short enough, the file's resolved path is not */
+    char comp[201];
+    memset(comp, 'e', 200);
+    comp[200] = '\0';
+    n = snprintf(path, sizeof path, "%s", dir);
+    for (int i = 0; i < 11; i++) {
+        n += snprintf(path + n, sizeof path - (size_t)n, "/%s", comp);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    assert_int_equal(symlink(path + strlen(dir) + 1, join(p, dir, "a")), 0);
+    n = snprintf(path, sizeof path, "%s/a", dir);
+    for (int i = 0; i < 11; i++) {
+        n += snprintf(path + n, sizeof path - (size_t)n, "/%s", comp);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    n += snprintf(path + n, sizeof path - (size_t)n, "/old");
+    for (int w = 0; w < W_COUNT; w++) {
+        write_bytes(path, "old", 3);
+        assert_int_equal(save_with(ctx, w, path, false), HESS_ERR_IO);
+        snprintf(want, sizeof want, "%s: ...%s: cannot resolve the path (%s)", WRITER_FN[w],
+                 path + n - 117, strerror(ENAMETOOLONG));
+        assert_string_equal(hess_context_errmsg(ctx), want);
+        hess_context_clear_error(ctx);
+        char *now = read_all(path, NULL);
+        assert_string_equal(now, "old");
+        free(now);
+    }
+    snprintf(path + n - 4, sizeof path - (size_t)n + 4, "/new");
+    for (int w = 0; w < W_COUNT; w++) {
+        assert_ok(ctx, save_with(ctx, w, path, false));
+        char *now = read_all(path, NULL);
+        assert_memory_equal(now, WRITER_MAGIC[w], strlen(WRITER_MAGIC[w]));
+        free(now);
+        assert_int_equal(unlink(path), 0);
+    }
+
+    /* a block device, when this process may make one */
+    if (mknod(join(p, dir, "blk"), S_IFBLK | 0600, (dev_t)0) == 0) {
+        for (int w = 0; w < W_COUNT; w++) {
+            assert_int_equal(save_with(ctx, w, p, false), HESS_ERR_IO);
+            expect_save_error(ctx, w, p, "is a block device, not a regular file; nothing written");
+        }
+        struct stat st;
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISBLK(st.st_mode));
+    } else {
+        printf("no block device made (%s): that case is not run\n", strerror(errno));
+    }
+
+    /* a read-only directory: a new file and a replaced one */
+    join(q, dir, "ro");
+    assert_int_equal(mkdir(q, 0755), 0);
+    write_bytes(join(p, q, "old"), "old", 3);
+    assert_int_equal(chmod(q, 0555), 0);
+    for (int w = 0; w < W_COUNT; w++) {
+        const hess_status st = save_with(ctx, w, join(p, q, "new"), false);
+        if (geteuid() == 0) {
+            assert_ok(ctx, st);
+            assert_int_equal(unlink(p), 0);
+        } else {
+            assert_int_equal(st, HESS_ERR_IO);
+            snprintf(frag, sizeof frag,
+                     "cannot create a temporary file beside it (%s); no file made",
+                     strerror(EACCES));
+            expect_save_error(ctx, w, p, frag);
+            assert_int_equal(save_with(ctx, w, join(p, q, "old"), false), HESS_ERR_IO);
+            snprintf(frag, sizeof frag,
+                     "cannot create a temporary file beside it (%s); the file is unchanged",
+                     strerror(EACCES));
+            expect_save_error(ctx, w, p, frag);
+        }
+    }
+    assert_int_equal(chmod(q, 0755), 0);
+    remove_scratch(dir);
+}
+
+/* A reference file of many small tensors saved with no room at all for its
+ * bytes (RLIMIT_FSIZE 0): the write fails where the first buffer of bytes is
+ * flushed, which, as the first tensor's length varies, falls on each part of
+ * a tensor (its line, a dimension, a value, a separator, a line end).  Every
+ * such save fails with EFBIG and leaves the old file. */
+static void test_ref_write_fails_anywhere(void **state)
+{
+    hess_context *ctx = *state;
+    char dir[32], p[256];
+    make_scratch(dir);
+    join(p, dir, "f.ref");
+    enum { T = 200 };
+    static double zeros[64];
+    static char names[T][8];
+    hess_named_tensor nt[T + 1];
+    const int64_t shape6[6] = {1, 1, 1, 1, 1, 2};
+    hess_tensor *small = hess_tensor_new(ctx, 6, shape6, zeros);
+    for (int i = 0; i < T; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        nt[i + 1].name = names[i];
+        nt[i + 1].tensor = small;
+    }
+    struct rlimit lim0, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &lim0), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    char frag[64];
+    snprintf(frag, sizeof frag, "write failed (%s); the file is unchanged", strerror(EFBIG));
+    for (int pad = 1; pad <= 40; pad++) {
+        const int64_t len = pad;
+        nt[0].name = "pad";
+        nt[0].tensor = hess_tensor_new(ctx, 1, &len, zeros);
+        const hess_ref_file f = {pad % 2 ? "c" : "cc", NULL, T + 1, nt};
+        write_bytes(p, "old", 3);
+        lim = lim0;
+        lim.rlim_cur = 0;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        const hess_status st = hess_save_ref(ctx, p, &f);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim0), 0);
+        assert_int_equal(st, HESS_ERR_IO);
+        expect_save_error(ctx, W_REF, p, frag);
+        char *now = read_all(p, NULL);
+        assert_string_equal(now, "old");
+        free(now);
+        if (pad == 40) { /* and without the limit, the same file is written */
+            assert_ok(ctx, hess_save_ref(ctx, p, &f));
+            hess_ref_file g;
+            assert_ok(ctx, hess_load_ref(ctx, p, NULL, &g));
+            assert_int_equal(g.n, T + 1);
+            assert_int_equal(hess_tensor_numel(g.tensors[0].tensor), 40);
+        }
+    }
+    signal(SIGXFSZ, prev);
+    remove_scratch(dir);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Readers: pipes                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A pipe holding len bytes (below its 64 KiB) and no writer: its read end's
+ * name, /dev/fd/N, in path; returns the descriptor to close after. */
+static int pipe_with(const void *data, size_t len, char path[32])
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    assert_int_equal(write(fd[1], data, len), (ssize_t)len);
+    close(fd[1]);
+    snprintf(path, 32, "/dev/fd/%d", fd[0]);
+    return fd[0];
+}
+
+/* A .npy of 70 x 70 doubles (39 KB) through a pipe: the buffer it is read
+ * into grows twice; in a context at its byte limit there is no room for it. */
+static void test_read_pipe_grows(void **state)
+{
+    (void)state;
+    enum { S = 70 };
+    static double v[S * S];
+    uint64_t seed = 4;
+    for (int i = 0; i < S * S; i++)
+        v[i] = rnd_uniform(&seed, -1, 1);
+    hess_context *ctx = test_context();
+    const char *npy = "test_io_tmp_pipe.npy";
+    assert_ok(ctx, hess_save_npy_array(ctx, npy, 2, (const int64_t[]){S, S}, v));
+    size_t len;
+    char *bytes = read_all(npy, &len);
+    assert_int_equal(len, 128 + 8 * S * S);
+    char path[32];
+    int fd = pipe_with(bytes, len, path);
+    hess_tensor *t = hess_load_npy(ctx, path, 0);
+    close(fd);
+    assert_non_null(t);
+    assert_memory_equal(hess_tensor_data(t), v, sizeof v);
+    hess_context_destroy(ctx);
+
+    /* a context at its byte limit exactly: the pipe's buffer has no room */
+    hess_config cfg = {0};
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    cfg.max_bytes = hess_context_bytes(ctx);
+    hess_context_destroy(ctx);
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    fd = pipe_with(bytes, len, path);
+    assert_null(hess_load_npy(ctx, path, 0));
+    close(fd);
+    expect_error(ctx, HESS_ERR_NOMEM, "hess_load_npy: /dev/fd/",
+                 "out of memory reading a pipe (0 bytes so far)");
+    assert_int_equal(hess_context_bytes(ctx), cfg.max_bytes);
+    hess_context_destroy(ctx);
+    free(bytes);
+    remove(npy);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Out of memory                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct falloc {
+    long count;   /* allocations asked for */
+    long fail_at; /* fail this one (1-based); 0 = never */
+    int sticky;   /* and every later one */
+} falloc;
+
+static void *f_alloc(size_t size, void *user)
+{
+    falloc *a = user;
+    a->count++;
+    if (a->fail_at && (a->count == a->fail_at || (a->sticky && a->count > a->fail_at)))
+        return NULL;
+    return test_malloc(size);
+}
+
+static void f_free(void *p, size_t size, void *user)
+{
+    (void)size, (void)user;
+    test_free(p);
+}
+
+enum { IO_REF, IO_REF_MEM, IO_REF_PIPE, IO_NPY, IO_NPY_PIPE, IO_IDX, IO_IDX_GZ, IO_SVG, IO_CALLS };
+static const char *const IO_FN[IO_CALLS] = {
+    "hess_load_ref", "hess_load_ref", "hess_load_ref", "hess_load_npy",
+    "hess_load_npy", "hess_load_idx", "hess_load_idx", "hess_write_svg_heatmap"};
+
+/* The inputs of the calls, made once. */
+typedef struct io_inputs {
+    char ref_text[1024];
+    size_t ref_len;
+    char *npy_big;
+    size_t npy_big_len;
+} io_inputs;
+
+/* What call c gives: its numbers in out (*n of them; a picture's length and
+ * a checksum of its bytes). */
+static hess_status io_call(hess_context *ctx, const io_inputs *in, int c, double *out, size_t *n)
+{
+    hess_status st = HESS_OK;
+    hess_tensor *t = NULL;
+    hess_ref_file f;
+    char path[32];
+    int fd = -1;
+    *n = 0;
+    if (c == IO_REF_PIPE)
+        fd = pipe_with(in->ref_text, in->ref_len, path);
+    if (c == IO_NPY_PIPE)
+        fd = pipe_with(in->npy_big, in->npy_big_len, path);
+    switch (c) {
+    case IO_REF:
+    case IO_REF_MEM:
+    case IO_REF_PIPE:
+        st = c == IO_REF       ? hess_load_ref(ctx, "test_io_tmp_oom.ref", "p", &f)
+             : c == IO_REF_MEM ? hess__ref_load_mem(ctx, in->ref_text, in->ref_len, "m", "p", &f)
+                               : hess_load_ref(ctx, path, "p", &f);
+        if (st == HESS_OK) {
+            assert_string_equal(f.case_name, "oom");
+            assert_string_equal(f.model, "a model " M100 M100 M100);
+            for (size_t i = 0; i < f.n; i++) {
+                assert_int_equal(hess_tensor_is_param(f.tensors[i].tensor),
+                                 f.tensors[i].name[0] == 'p');
+                for (int64_t j = 0; j < hess_tensor_numel(f.tensors[i].tensor); j++)
+                    out[(*n)++] = hess_tensor_data(f.tensors[i].tensor)[j];
+            }
+        }
+        break;
+    case IO_SVG: { /* 2 x 150 label positions: more than an arena block of 1 KiB */
+        static double m[150 * 150];
+        static size_t sizes[150];
+        for (int i = 0; i < 150; i++)
+            sizes[i] = 1, m[i * 151] = i - 75.0;
+        m[1] = NAN;
+        st = hess_write_svg_heatmap(ctx, "test_io_tmp_oom.svg", 150, m, 150, NULL, sizes, "oom");
+        if (st == HESS_OK) {
+            size_t len;
+            char *svg = read_all("test_io_tmp_oom.svg", &len);
+            out[(*n)++] = (double)len;
+            out[(*n)++] = 0;
+            for (size_t i = 0; i < len; i++)
+                out[1] += (double)(i % 251) * (unsigned char)svg[i];
+            free(svg);
+        }
+        break;
+    }
+    default:
+        t = c == IO_NPY        ? hess_load_npy(ctx, "test_io_tmp_oom.npy", 0)
+            : c == IO_NPY_PIPE ? hess_load_npy(ctx, path, 0)
+            : c == IO_IDX      ? hess_load_idx(ctx, "test_io_tmp_oom.idx", 1)
+                               : hess_load_idx(ctx, "test_io_tmp_oom.idx.gz", 1);
+        st = t ? HESS_OK : hess_context_status(ctx);
+        for (int64_t j = 0; t && j < hess_tensor_numel(t) && j < 64; j++)
+            out[(*n)++] = hess_tensor_data(t)[j];
+        break;
+    }
+    if (fd >= 0)
+        close(fd);
+    return st;
+}
+
+/* Every allocation of every reader and writer fails in turn (once, and from
+ * then on): HESS_ERR_NOMEM with a message naming the function, nothing left
+ * in the context, nothing leaked, and after hess_context_clear_error the same
+ * context gives the reference result. */
+static void test_io_out_of_memory(void **state)
+{
+    (void)state;
+    io_inputs in;
+    in.ref_len = (size_t)snprintf(in.ref_text, sizeof in.ref_text,
+                                  "# libhessian reference case v1\ncase oom\nmodel a model %s\n",
+                                  M100 M100 M100);
+    for (int i = 0; i < 18; i++)
+        in.ref_len += (size_t)snprintf(in.ref_text + in.ref_len, sizeof in.ref_text - in.ref_len,
+                                       "tensor %c%d 1 2\n%d -0.5\n", i % 3 ? 'c' : 'p', i, i);
+    write_bytes("test_io_tmp_oom.ref", in.ref_text, in.ref_len);
+    /* 85 x 85 doubles (57 KB, below a pipe's 64 KiB): the pipe's buffer
+     * outgrows the first block of its scratch context */
+    static double big[85 * 85];
+    for (int i = 0; i < 85 * 85; i++)
+        big[i] = i * 0.25;
+    hess_context *ctx = test_context();
+    assert_ok(ctx,
+              hess_save_npy_array(ctx, "test_io_tmp_oom.npy", 2, (const int64_t[]){85, 85}, big));
+    in.npy_big = read_all("test_io_tmp_oom.npy", &in.npy_big_len);
+    hess_context_destroy(ctx);
+    unsigned char data[600], img[700];
+    for (int i = 0; i < 600; i++)
+        data[i] = (unsigned char)(i * 13);
+    const size_t len = idx_image(img, 0x08, 2, (const uint32_t[]){20, 30}, data, 600);
+    write_bytes("test_io_tmp_oom.idx", img, len);
+#ifdef HESSIAN_HAVE_ZLIB
+    write_gzip("test_io_tmp_oom.idx.gz", img, len);
+    const int calls = IO_CALLS;
+#else
+    const int calls = IO_CALLS - 1; /* IO_IDX_GZ is the last but one: skipped below */
+#endif
+    for (int c = 0; c < IO_CALLS; c++) {
+        if (calls < IO_CALLS && c == IO_IDX_GZ)
+            continue;
+        double want[64], got[64];
+        size_t nwant = 0, ngot = 0;
+        for (int sticky = 0; sticky < 2; sticky++)
+            for (long k = 1;; k++) {
+                falloc a = {0, 0, sticky};
+                hess_config cfg = {0};
+                cfg.alloc = f_alloc;
+                cfg.free = f_free;
+                cfg.user = &a;
+                cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
+                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                if (k == 1 && sticky == 0) { /* the reference, nothing failing */
+                    assert_ok(ctx, io_call(ctx, &in, c, want, &nwant));
+                    assert_true(nwant > 0);
+                    hess_context_destroy(ctx);
+                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                }
+                a.fail_at = a.count + k;
+                const hess_mark before = hess_context_mark(ctx);
+                const hess_status st = io_call(ctx, &in, c, got, &ngot);
+                const int reached = a.count >= a.fail_at;
+                if (st == HESS_OK) { /* not reached, or the arena found room another way */
+                    assert_int_equal(ngot, nwant);
+                    assert_memory_equal(got, want, nwant * sizeof *got);
+                } else {
+                    if (st != HESS_ERR_NOMEM ||
+                        strncmp(hess_context_errmsg(ctx), IO_FN[c], strlen(IO_FN[c])) != 0 ||
+                        !strstr(hess_context_errmsg(ctx), "out of memory"))
+                        fail_msg("call %d, allocation %ld%s: status %d, \"%s\"", c, k,
+                                 sticky ? " on" : "", (int)st, hess_context_errmsg(ctx));
+                    assert_true(same_mark(before, hess_context_mark(ctx)));
+                    hess_context_clear_error(ctx);
+                    a.fail_at = 0;
+                    assert_ok(ctx, io_call(ctx, &in, c, got, &ngot));
+                    assert_int_equal(ngot, nwant);
+                    assert_memory_equal(got, want, nwant * sizeof *got);
+                }
+                hess_context_destroy(ctx);
+                if (!reached) { /* the call no longer reaches the k-th allocation */
+                    if (k == 1)
+                        fail_msg("call %d makes no allocation", c);
+                    break;
+                }
+            }
+    }
+    free(in.npy_big);
+    static const char *const files[] = {"test_io_tmp_oom.ref", "test_io_tmp_oom.npy",
+                                        "test_io_tmp_oom.idx", "test_io_tmp_oom.idx.gz",
+                                        "test_io_tmp_oom.svg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        remove(files[i]);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1936,6 +3015,18 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_idx_pending_and_limits),
         cmocka_unit_test_setup_teardown(test_idx_gzip_member_at_boundary, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_idx_arguments, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_ref_odd_spellings, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_ref_limits, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_readers_read_error, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_npy_memory, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_save_refreshes_stale),
+        cmocka_unit_test_setup_teardown(test_svg_text, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_svg_layout, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_unusable_paths, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_save_late_failures, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_ref_write_fails_anywhere, setup_ctx, teardown_ctx),
+        cmocka_unit_test(test_read_pipe_grows),
+        cmocka_unit_test(test_io_out_of_memory),
     };
     /* test_io --fashion-mnist DIR: the real data set's files only */
     if (argc == 3 && strcmp(argv[1], "--fashion-mnist") == 0) {

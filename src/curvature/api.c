@@ -259,14 +259,12 @@ static hess_status est_method(call *c, hess_context *ctx, const char *fn, int *m
         return bad_method(ctx, fn, c->o.method,
                           "HESS_EST_HUTCHINSON, HESS_EST_HUTCHPP or HESS_EST_XTRACE");
     const size_t budget = c->o.n_probes ? c->o.n_probes : DEFAULT_PROBES;
+    /* Hutchinson needs one product, which every budget gives */
     if (budget < c->op.n && budget < hess__est_min_budget(*method)) {
         hess__error(ctx, HESS_ERR_ARG,
                     "%s: opts.n_probes = %zu products is too small for %s, which needs at least "
                     "%zu (or N = %zu for the exact value)",
-                    fn, budget,
-                    *method == HESS_EST_HUTCHINSON ? "Hutchinson"
-                    : *method == HESS_EST_HUTCHPP  ? "Hutch++"
-                                                   : "XTrace",
+                    fn, budget, *method == HESS_EST_HUTCHPP ? "Hutch++" : "XTrace",
                     hess__est_min_budget(*method), c->op.n);
         return HESS_ERR_ARG;
     }
@@ -344,8 +342,8 @@ hess_status hess_solve(hess_context *ctx,
     if (method != HESS_SOLVE_CG && method != HESS_SOLVE_MINRES)
         return bad_method(ctx, fn, c.o.method, "HESS_SOLVE_CG or HESS_SOLVE_MINRES");
     set_method_used(opts, method);
-    const size_t N = c.op.n;
-    const size_t max_iter = c.o.max_iter ? c.o.max_iter : (N > SIZE_MAX / 2 ? SIZE_MAX : 2 * N);
+    /* N doubles of each parameter are in memory: 2 N cannot overflow */
+    const size_t max_iter = c.o.max_iter ? c.o.max_iter : 2 * c.op.n;
     const double tol = c.o.tol > 0 ? c.o.tol : DEFAULT_TOL;
     hess_solve_info local;
     if (!info)

@@ -141,7 +141,7 @@ static hess_status hutchinson(hess__curv_run *run,
     hess__rng rng;
     hess__rng_init(&rng, seed, STREAM_PROBES);
     hess_status st = HESS_OK;
-    for (size_t r0 = 0; r0 < count && st == HESS_OK; r0 += B) {
+    for (size_t r0 = 0; r0 < count; r0 += B) { /* a failed product breaks out */
         const size_t bb = count - r0 < B ? count - r0 : B;
         hess__rng_signs(&rng, Z, bb * N);
         if (Q && tr)
@@ -259,11 +259,13 @@ static hess_status xsketch_make(hess__curv_run *run, size_t m, uint64_t seed, xs
 
     /* A rank-deficient Y leaves zeros (or rounding) on R's diagonal: a floor
      * of eps ||R|| keeps R^{-T} finite, and the s_i it gives lie in the
-     * directions the sketch did not reach, which is the limit of Y + tiny. */
+     * directions the sketch did not reach, which is the limit of Y + tiny.
+     * Y = 0 (A Omega = 0) has no scale: the floor is the least normal
+     * double, as tiny as can be (a floor of 1 made Q R = Q, not A Omega). */
     double rn = 0.0;
     for (size_t i = 0; i < m * m; i++)
         rn = hypot(rn, x->R[i]);
-    const double least = rn > 0 ? DBL_EPSILON * rn : 1.0;
+    const double least = rn > 0 ? DBL_EPSILON * rn : DBL_MIN;
     for (size_t c = 0; c < m; c++)
         if (x->R[c * m + c] < least)
             x->R[c * m + c] = least;

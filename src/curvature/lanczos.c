@@ -180,10 +180,13 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         const int complete = e.j == N; /* the basis spans everything: T is A */
         if (complete) {
             beta = 0.0;
-        } else if (nrm <= BREAKDOWN * normest) {
-            /* An invariant subspace: go on in a random direction orthogonal to
-             * it, and trust no convergence test until this basis is full (a
-             * multiple eigenvalue shows one copy per invariant subspace). */
+        } else if (nrm <= fmax(BREAKDOWN, tol) * normest) {
+            /* An invariant subspace, to within what the convergence test calls
+             * 0 (the products of a Hessian carry rounding of about 1e-11 of
+             * ||H||, far above BREAKDOWN): go on in a random direction
+             * orthogonal to it, and trust no convergence test until this basis
+             * is full (a multiple eigenvalue shows one copy per invariant
+             * subspace; its other copies would be missed). */
             hess__random_orth(e.j, e.V, N, w, &rng);
             beta = 0.0;
             broken = 1;
@@ -334,8 +337,9 @@ hess_status hess__slq_density(hess__curv_run *run,
                     run->fn, n_probes, steps, N, sigma, n_grid);
         return HESS_ERR_ARG;
     }
-    const size_t per_probe = steps * N * sizeof(double);
-    size_t b = per_probe ? SLQ_GROUP_BYTES / per_probe : n_probes;
+    /* probes whose bases (steps x N doubles each) fit in SLQ_GROUP_BYTES,
+     * divided in turn: no product to overflow */
+    size_t b = SLQ_GROUP_BYTES / sizeof(double) / N / steps;
     b = b < 1 ? 1 : b > n_probes ? n_probes : b;
     const size_t batch = b < SLQ_BATCH ? b : SLQ_BATCH;
 

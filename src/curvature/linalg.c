@@ -168,10 +168,9 @@ double hess__nrm2(size_t n, const double *x)
             amax = fabs(x[i]);
     if (amax == 0 || !isfinite(amax))
         return amax;
-    const double inv = 1.0 / amax;
     double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        const double t = x[i] * inv;
+    for (size_t i = 0; i < n; i++) { /* not x[i] * (1 / amax): that is Inf for a subnormal amax */
+        const double t = x[i] / amax;
         s += t * t;
     }
     return amax * sqrt(s);
@@ -290,7 +289,7 @@ void hess__orth_rows(size_t m, size_t n, double *Y, double *R, hess__rng *rng)
                     R[c * m + i] += t;
             }
         const double nrm = hess__nrm2(n, y);
-        if (i < n && nrm > 1e-13 * n0 && nrm > 0) {
+        if (i < n && nrm > 1e-13 * n0) { /* so nrm > 0: n0 >= 0 */
             for (size_t j = 0; j < n; j++)
                 y[j] /= nrm;
             if (R)
@@ -427,10 +426,8 @@ int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work)
         if (xn == 0.0)
             continue;
         const double alpha = v[0] > 0 ? -xn : xn; /* no cancellation in v[0] - alpha */
-        v[0] -= alpha;
+        v[0] -= alpha;                            /* |v[0]| = |v[0]| + xn: vn >= xn > 0 */
         const double vn = hess__nrm2(len, v);
-        if (vn == 0.0)
-            continue;
         for (size_t i = 0; i < len; i++)
             v[i] /= vn;
         for (size_t i = 0; i < len; i++)

@@ -9,7 +9,6 @@
  */
 #include "curvature.h"
 
-#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -145,7 +144,9 @@ hess_status hess__minres(hess__curv_run *run,
     double beta = beta1, oldb = 0.0;
     double cs = -1.0, sn = 0.0, dbar = 0.0, epsln = 0.0, phibar = beta1;
     run->total = max_iter;
-    while (beta1 > 0 && phibar > tol * beta1 && beta > 0 && info->iterations < max_iter) {
+    /* beta_{k+1} = 0 ends the loop too: then sn = 0 makes phibar 0, or the
+     * step broke out (gamma = 0) */
+    while (beta1 > 0 && phibar > tol * beta1 && info->iterations < max_iter) {
         /* Lanczos step: beta_{k+1} v_{k+1} = (A + shift I) v_k - alpha_k v_k - beta_k v_{k-1} */
         for (size_t i = 0; i < N; i++)
             v[i] = r2[i] / beta;
@@ -170,9 +171,14 @@ hess_status hess__minres(hess__curv_run *run,
         const double gbar = sn * dbar - cs * alpha;
         epsln = sn * beta;
         dbar = -cs * beta;
-        double gamma = hypot(gbar, beta);
-        if (gamma == 0.0)
-            gamma = DBL_EPSILON; /* Tbar_k singular: a huge, finite step */
+        const double gamma = hypot(gbar, beta);
+        if (gamma == 0.0) {
+            /* beta_{k+1} = 0 and the new column of Tbar is zero once rotated:
+             * the Krylov space is invariant and v_k reduces no residual (b has
+             * a part A + shift I cannot reach, an inconsistent singular
+             * system).  x and phibar, the least residual, stay as they are. */
+            break;
+        }
         cs = gbar / gamma;
         sn = beta / gamma;
         const double phi = cs * phibar;

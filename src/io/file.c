@@ -19,6 +19,23 @@
 #include <unistd.h>
 #endif
 
+/* A path as messages show it: whole up to MSG_PATH bytes, else "..." and its
+ * last bytes (the file's name is the telling part), cut between UTF-8
+ * characters, so that what follows it in a message still fits in the
+ * context's message buffer. */
+#define MSG_PATH 120
+static const char *msg_path(const char *path, char buf[MSG_PATH + 1])
+{
+    const size_t n = strlen(path);
+    if (n <= MSG_PATH)
+        return path;
+    const char *tail = path + n - (MSG_PATH - 3);
+    while (((unsigned char)*tail & 0xc0) == 0x80) /* a UTF-8 continuation byte */
+        tail++;
+    snprintf(buf, MSG_PATH + 1, "...%s", tail);
+    return buf;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Atomic saves                                                             */
 /* ------------------------------------------------------------------------ */
@@ -57,6 +74,7 @@ static const char *file_kind(mode_t m)
  * exists and is no regular file, is a link to nothing or cannot be resolved. */
 static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, const char *fn)
 {
+    char pb[MSG_PATH + 1];
     struct stat st;
     const bool link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
     if (!path[0] || stat(path, &st) != 0) {
@@ -69,20 +87,21 @@ static bool plan_save(hess_context *ctx, const char *path, save_plan *plan, cons
         }
         if (err == ENOENT && link)
             hess__error(ctx, HESS_ERR_IO, "%s: %s: is a symbolic link to nothing; nothing written",
-                        fn, path);
+                        fn, msg_path(path, pb));
         else
-            hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot save there (%s)", fn, path,
+            hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot save there (%s)", fn, msg_path(path, pb),
                         strerror(fresh ? ENAMETOOLONG : err));
         return false;
     }
     if (!S_ISREG(st.st_mode)) {
         hess__error(ctx, HESS_ERR_IO, "%s: %s: is %s%s, not a regular file; nothing written", fn,
-                    path, link ? "a symbolic link to " : "", file_kind(st.st_mode));
+                    msg_path(path, pb), link ? "a symbolic link to " : "", file_kind(st.st_mode));
         return false;
     }
     if (!realpath(path, plan->target)) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot resolve the path (%s)", fn, path,
-                    strerror(errno));
+        const int err = errno;
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot resolve the path (%s)", fn,
+                    msg_path(path, pb), strerror(err));
         return false;
     }
     plan->replace = true;
@@ -180,7 +199,8 @@ hess_status hess__save_atomic(hess_context *ctx,
         return HESS_OK;
     if (fd >= 0)
         unlink(plan.tmp); /* the only file a failed save touches */
-    hess__error(ctx, HESS_ERR_IO, "%s: %s: %s (%s); %s", fn, path, what,
+    char pb[MSG_PATH + 1];
+    hess__error(ctx, HESS_ERR_IO, "%s: %s: %s (%s); %s", fn, msg_path(path, pb), what,
                 err ? strerror(err) : "unknown error",
                 plan.replace ? "the file is unchanged" : "no file made");
     return HESS_ERR_IO;
@@ -194,9 +214,11 @@ hess_status hess__save_atomic(hess_context *ctx,
                               bool (*write)(FILE *f, const void *arg),
                               const void *arg)
 {
+    char pb[MSG_PATH + 1];
     FILE *f = fopen(path, "wb");
     if (!f) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, path, strerror(errno));
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot create file (%s)", fn, msg_path(path, pb),
+                    strerror(errno));
         return HESS_ERR_IO;
     }
     errno = 0;
@@ -209,7 +231,7 @@ hess_status hess__save_atomic(hess_context *ctx,
     if (ok)
         return HESS_OK;
     remove(path);
-    hess__error(ctx, HESS_ERR_IO, "%s: %s: write failed (%s)", fn, path,
+    hess__error(ctx, HESS_ERR_IO, "%s: %s: write failed (%s)", fn, msg_path(path, pb),
                 err ? strerror(err) : "unknown error");
     return HESS_ERR_IO;
 }
@@ -245,29 +267,33 @@ src_stage(hess_context *ctx, FILE *f, hess__src *r, const char *path, const char
     unsigned char *buf = NULL;
     size_t cap = 0, len = 0;
     bool ok = hess_context_create(&cfg, &r->stage) == HESS_OK;
+    /* Each pass doubles the buffer and fills it, or stops short: fread reads
+     * fewer bytes than asked only at the end of the stream or on a read
+     * error.  cap is a size hess__alloc gave, at most SIZE_MAX / 4: doubling
+     * it cannot overflow. */
     while (ok) {
-        if (len == cap) {
-            const size_t grown = cap ? 2 * cap : 16384;
-            unsigned char *nb = cap <= SIZE_MAX / 2 ? hess__alloc(r->stage, grown, fn) : NULL;
-            if (!(ok = nb != NULL))
-                break;
-            if (len)
-                memcpy(nb, buf, len);
-            buf = nb;
-            cap = grown;
-        }
+        const size_t grown = cap ? 2 * cap : 16384;
+        unsigned char *nb = hess__alloc(r->stage, grown, fn);
+        if (!(ok = nb != NULL))
+            break;
+        if (len)
+            memcpy(nb, buf, len);
+        buf = nb;
+        cap = grown;
         len += fread(buf + len, 1, cap - len, f);
-        if (len < cap && (feof(f) || ferror(f)))
+        if (len < cap)
             break;
     }
+    char pb[MSG_PATH + 1];
     if (!ok) {
         hess__error(ctx, HESS_ERR_NOMEM, "%s: %s: out of memory reading a pipe (%zu bytes so far)",
-                    fn, path, len);
+                    fn, msg_path(path, pb), len);
         return HESS_ERR_NOMEM;
     }
     if (ferror(f)) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: read error (%s)", fn, path, len,
-                    strerror(errno));
+        const int err = errno;
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: read error (%s)", fn, msg_path(path, pb),
+                    len, strerror(err));
         return HESS_ERR_IO;
     }
     r->p = buf;
@@ -282,7 +308,10 @@ hess_status hess__src_open(hess_context *ctx, const char *path, hess__src *r, co
     *r = hess__src_mem(NULL, 0);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, path, strerror(errno));
+        const int err = errno;
+        char pb[MSG_PATH + 1];
+        hess__error(ctx, HESS_ERR_IO, "%s: %s: cannot open file (%s)", fn, msg_path(path, pb),
+                    strerror(err));
         return HESS_ERR_IO;
     }
     if (fseek(f, 0, SEEK_CUR) == 0) {
@@ -385,6 +414,8 @@ void hess__report(
 {
     if (ctx->status != HESS_OK)
         return;
+    char pb[MSG_PATH + 1];
+    name = msg_path(name, pb);
     if (r->err)
         hess__error(ctx, HESS_ERR_IO, "%s: %s: byte %zu: read error (%s)", fn, name, r->pos,
                     strerror(r->err));

@@ -98,7 +98,8 @@ static void convert(const idx_type *ty, const unsigned char *b, size_t k, double
 typedef struct idx_in {
     hess__src *r;
     bool gz;     /* the input is gzip-compressed */
-    bool failed; /* a compressed stream is corrupt (the fault says how) */
+    bool failed; /* a compressed stream is corrupt (the fault says how) ... */
+    bool nomem;  /* ... or zlib ran out of memory */
     size_t pos;  /* bytes of the image delivered so far */
     hess__fault *p;
 #ifdef HESSIAN_HAVE_ZLIB
@@ -112,6 +113,11 @@ typedef struct idx_in {
 } idx_in;
 
 #ifdef HESSIAN_HAVE_ZLIB
+
+/* The scratch context's first arena block, small: inflate's state (about
+ * 7 KiB) and its 32 KiB window get a block each, about 40 KiB in all, where
+ * the default first block alone would take 64 KiB. */
+#define Z_FIRST_BLOCK ((size_t)1 << 10)
 
 /* zlib's memory, from the scratch context's arena (freed all at once when the
  * scratch context is destroyed). */
@@ -134,7 +140,7 @@ static void z_free(voidpf opaque, voidpf address)
 static bool z_open(hess_context *ctx, idx_in *in, const char *fn)
 {
     hess_config cfg = ctx->cfg;
-    cfg.block_bytes = 0;
+    cfg.block_bytes = Z_FIRST_BLOCK;
     if (cfg.max_bytes)
         cfg.max_bytes = cfg.max_bytes > ctx->bytes ? cfg.max_bytes - ctx->bytes : 1;
     if (hess_context_create(&cfg, &in->scratch) != HESS_OK) {
@@ -165,7 +171,8 @@ static void z_close(idx_in *in)
 }
 
 /* Up to n bytes of the inflated image into out; fewer at its end, or when
- * the stream is corrupt (in->failed, with the fault set). */
+ * the stream is corrupt (in->failed, with the fault set) or zlib is out of
+ * memory (in->failed and in->nomem). */
 static size_t z_read(idx_in *in, unsigned char *out, size_t n)
 {
     size_t got = 0;
@@ -196,8 +203,8 @@ static size_t z_read(idx_in *in, unsigned char *out, size_t n)
         } else if (zs != Z_OK && zs != Z_BUF_ERROR) {
             in->failed = true;
             const size_t at = in->r->pos - in->z.avail_in;
-            if (zs == Z_MEM_ERROR)
-                hess__fault_at(in->p, at, 0, "out of memory in the decompressor");
+            if (zs == Z_MEM_ERROR) /* its window: HESS_ERR_NOMEM, as for its state */
+                in->nomem = true;
             else
                 hess__fault_at(in->p, at, 0, "%s (zlib: %s)",
                                in->members > 0
@@ -246,6 +253,16 @@ HESS_PRINTF(3, 4) static bool bad(idx_in *in, size_t at, const char *fmt, ...)
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     return hess__fault_at(in->p, at, 0, "%s%s", in->gz ? "(decompressed) " : "", why);
+}
+
+/* The image read a second time differs from the first pass (the file was
+ * written meanwhile), at offset at; unless the stream itself failed, whose
+ * fault is set already.  Returns false. */
+static bool changed(idx_in *in, size_t at)
+{
+    if (!in->failed)
+        hess__fault_at(in->p, at, 0, "the file changed while being read");
+    return false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -362,7 +379,7 @@ static bool gz_check(idx_in *in, const idx_info *info)
     if (!src_restart(in->r) || inflateReset(&in->z) != Z_OK)
         return hess__fault_at(in->p, 0, 0, "cannot go back to the start of the file");
     if (in_read(in, again, info->head) != info->head || memcmp(again, info->bytes, info->head))
-        return in->failed || hess__fault_at(in->p, 0, 0, "the file changed while being read");
+        return changed(in, 0);
     return true;
 }
 #endif
@@ -379,8 +396,7 @@ idx_data(hess_context *ctx, idx_in *in, const idx_info *info, int as_param, cons
         const size_t k = info->numel - i < per ? info->numel - i : per;
         const size_t bytes = k * info->type->size;
         if (in_read(in, chunk, bytes) != bytes) {
-            if (!in->failed)
-                hess__fault_at(in->p, in->pos, 0, "the file changed while being read");
+            changed(in, in->pos);
             return NULL;
         }
         convert(info->type, chunk, k, t->data + i);
@@ -388,8 +404,7 @@ idx_data(hess_context *ctx, idx_in *in, const idx_info *info, int as_param, cons
     }
     /* the end, as the first pass found it (and for gzip its checks again) */
     if (t && (in->gz ? in_read(in, chunk, 1) != 0 || in->failed : hess__src_getc(in->r) != EOF)) {
-        if (!in->failed)
-            hess__fault_at(in->p, in->pos, 0, "the file changed while being read");
+        changed(in, in->pos);
         return NULL;
     }
     if (t)
@@ -448,7 +463,10 @@ idx_load(hess_context *ctx, hess__src *r, const char *name, int as_param, const 
     z_close(&in);
 #endif
     if (!t) {
-        hess__report(ctx, r, fn, name, &p);
+        if (in.nomem)
+            hess__error(ctx, HESS_ERR_NOMEM, "%s: out of memory for the decompressor", fn);
+        else
+            hess__report(ctx, r, fn, name, &p);
         hess__rewind(ctx, &mk);
     }
     return t;

@@ -134,6 +134,7 @@ static bool parse_value(const char *tok, double *out)
 #define REF_MAX_CASE  127 /* idem */
 #define REF_MAX_MODEL 500
 #define REF_MAX_TOKEN 128
+_Static_assert(REF_MAX_TOKEN - 1 == REF_MAX_CASE, "a case name is any token");
 
 /* A word: 1..max bytes, none of them blank or a control character. */
 static bool is_word(const char *s, size_t max)
@@ -215,18 +216,21 @@ static bool write_ref_tensor(FILE *f, const char *name, const hess_tensor *t)
     return ok;
 }
 
-/* The whole reference file of arg (a checked hess_ref_file). */
+/* The whole reference file of arg (a checked hess_ref_file).  A failed write
+ * sets the stream's error flag, which is what tells; the tensors stop at the
+ * first, the few first lines (at most 671 bytes) need no such care. */
 static bool put_ref(FILE *f, const void *arg)
 {
     const hess_ref_file *file = arg;
-    bool ok = fprintf(f, REF_HEADER "\n") > 0;
-    if (ok && file->case_name && file->case_name[0])
-        ok = fprintf(f, "case %s\n", file->case_name) > 0;
-    if (ok && file->model && file->model[0])
-        ok = fprintf(f, "model %s\n", file->model) > 0;
+    fputs(REF_HEADER "\n", f);
+    if (file->case_name && file->case_name[0])
+        fprintf(f, "case %s\n", file->case_name);
+    if (file->model && file->model[0])
+        fprintf(f, "model %s\n", file->model);
+    bool ok = true;
     for (size_t i = 0; i < file->n && ok; i++)
         ok = write_ref_tensor(f, file->tensors[i].name, file->tensors[i].tensor);
-    return ok;
+    return !ferror(f);
 }
 
 hess_status hess_save_ref(hess_context *ctx, const char *path, const hess_ref_file *file)
@@ -457,7 +461,7 @@ static bool read_ref(ref_reader *rr, hess_ref_file *out, const char *fn)
     int got;
     while ((got = next_token(rr->in, tok)) == 1) {
         if (strcmp(tok, "case") == 0) {
-            if (next_token(rr->in, tok) != 1 || strlen(tok) > REF_MAX_CASE)
+            if (next_token(rr->in, tok) != 1) /* a token has at most REF_MAX_CASE bytes */
                 return bad(rr, "bad case line");
             if (!(out->case_name = arena_strdup(rr->ctx, tok, fn)))
                 return false;
