@@ -65,6 +65,18 @@ typedef struct eigs_state {
     bool simd;     /* the context's kernels (ritz_vectors' product) */
 } eigs_state;
 
+/* ||A v|| for a unit v is not a finite double (an operator whose norm
+ * exceeds DBL_MAX, or a product that met an Inf): nothing after it can be
+ * trusted, the breakdown test least of all. */
+static hess_status overflow(hess__curv_run *run, double av)
+{
+    hess__error(run->ctx, HESS_ERR_NONFINITE,
+                "%s: ||H v|| = %g for a unit vector v (the operator's norm is not a finite "
+                "double)",
+                run->fn, av);
+    return HESS_ERR_NONFINITE;
+}
+
 /* Ritz pairs of T[0..j-1][0..j-1]: theta, Z and the wanted order. */
 static hess_status ritz(hess__curv_run *run, eigs_state *e, int which)
 {
@@ -167,13 +179,16 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if ((st = hess__curv_apply(run, 1, e.V + j * N, w)) != HESS_OK)
             break;
         hess__orth_against(j + 1, e.V, N, w, h);
-        double av2 = 0.0; /* ||A v_j||^2, ||A v_j|| a lower bound of ||A|| */
-        for (size_t i = 0; i <= j; i++) {
+        for (size_t i = 0; i <= j; i++)
             e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
-            av2 += h[i] * h[i];
-        }
         const double nrm = hess__nrm2(N, w);
-        const double av = sqrt(av2 + nrm * nrm);
+        /* ||A v_j||, a lower bound of ||A||, scaled: an Inf here would make
+         * every step look like a breakdown */
+        const double av = hypot(hess__nrm2(j + 1, h), nrm);
+        if (!isfinite(av)) {
+            st = overflow(run, av);
+            break;
+        }
         if (av > normest)
             normest = av;
         e.j = j + 1;
@@ -298,11 +313,10 @@ slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, d
                 g->live[p] = 0;
                 continue;
             }
-            double av2 = 0.0;
-            for (size_t i = 0; i <= j; i++)
-                av2 += h[i] * h[i];
             const double nrm = hess__nrm2(N, w);
-            const double av = sqrt(av2 + nrm * nrm);
+            const double av = hypot(hess__nrm2(j + 1, h), nrm); /* as in hess__lanczos_eigs */
+            if (!isfinite(av))
+                return overflow(run, av);
             if (av > g->normest[p])
                 g->normest[p] = av;
             if (nrm <= BREAKDOWN * g->normest[p]) {
