@@ -10,7 +10,9 @@
  *   - every group through the op's own vjp rule, as a batched pass of C_g
  *     directions: J^T F_g (exact, the op being linear in its cotangent), and
  *     groups that meet again where paths join add, so fan-out is exact;
- *   - D_Y unchanged through a re-indexing (reshape) and as D_Y f'(X)^2
+ *   - D_Y through a re-indexing (HESS_OPF_REINDEX: reshape, transpose,
+ *     permute, slices, gathers, cat) by the op's own vjp rule, each element
+ *     to the one source element it copies, and as D_Y f'(X)^2
  *     through an elementwise op of one source; through any other op it is
  *     first turned into columns sqrt(D+) and sqrt(D-) (materialised);
  *   - its own second derivative contracted with its cotangent g (the
