@@ -16,6 +16,7 @@
 #include "check.h"
 #include "hess_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@
 #define VAL(...) ((const double[]){__VA_ARGS__})
 
 #define KIB         ((size_t)1024)
-#define ARENA_ALIGN ((size_t)32) /* HESS_ALIGN in src/context.c */
+#define ARENA_ALIGN ((size_t)32) /* HESS_ALIGN in src/core/arena.c */
 
 /* ------------------------------------------------------------------------ */
 /* Snapshots: bytes held, and the mark (arena position, tape length)        */
@@ -184,6 +185,39 @@ static hess_tensor *net_loss(hess_context *ctx, size_t n, hess_tensor *const p[]
     return hess_mse_loss(ctx, hess_linear(ctx, h, p[2], p[3]), m->y);
 }
 
+/* A user op for the rows of hess_op_register and hess_op_apply: out = 2 a. */
+static hess_status
+twice_forward(size_t n, const hess_op_array src[], const hess_op_array *out, double *y, void *user)
+{
+    (void)n;
+    (void)user;
+    for (int64_t i = 0; i < out->numel; i++)
+        y[i] = 2.0 * src[0].data[i];
+    return HESS_OK;
+}
+
+static hess_status twice_vjp(hess_context *ctx,
+                             hess_tensor *out,
+                             size_t n,
+                             hess_tensor *const src[],
+                             hess_tensor *g,
+                             hess_tensor *grads[],
+                             void *user)
+{
+    (void)out;
+    (void)n;
+    (void)src;
+    (void)user;
+    grads[0] = hess_scale(ctx, g, 2.0);
+    return HESS_OK;
+}
+
+static const hess_op twice_op = {.name = "twice",
+                                 .arity = 1,
+                                 .flags = HESS_OP_ELEMENTWISE,
+                                 .forward = twice_forward,
+                                 .vjp = twice_vjp};
+
 /* ------------------------------------------------------------------------ */
 /* Context, blocks, tape table                                              */
 /* ------------------------------------------------------------------------ */
@@ -296,7 +330,7 @@ static void test_docs_blocks_and_training_loop(void **state)
 /* The cost table's "kept" column, row by row                               */
 /* ------------------------------------------------------------------------ */
 
-/* Rows "nothing": version, status strings, mark, bytes, status, errmsg,
+/* Rows "nothing": version, build information, status strings, mark, bytes, status, errmsg,
  * clear_error, the accessors, hess_param_count, hess_param_set,
  * hess_ref_find; "hess_context_rewind: frees what was made after the mark,
  * keeps the blocks and the node table". */
@@ -308,6 +342,7 @@ static void test_docs_kept_nothing(void **state)
     snap s = take(ctx);
     assert_true(hess_version() > 0);
     assert_non_null(hess_version_string());
+    assert_non_null(hess_build_info());
     assert_non_null(hess_status_str(HESS_ERR_SHAPE));
     (void)hess_context_mark(ctx);
     (void)hess_context_bytes(ctx);
@@ -343,11 +378,13 @@ static void test_docs_kept_nothing(void **state)
 }
 
 /* "hess_tensor_new, hess_param_new, hess_scalar: one node with its values";
- * "elementwise ops, hess_scale, hess_sum, hess_sum_to, hess_broadcast_to,
- * hess_transpose, activations, hess_log_softmax, hess_mse_loss,
- * hess_matmul, hess_linear: one node with its values"; "hess_reshape: one
- * node, which shares its source's values (a parameter's are copied); a
- * reshape back to the shape of a reshape's source returns that source". */
+ * "elementwise ops (unary, binary and hess_where), hess_scale, hess_sum,
+ * hess_sum_to, hess_broadcast_to, hess_transpose, hess_permute, hess_slice,
+ * hess_gather, activations, hess_detach, hess_log_softmax, hess_mse_loss,
+ * hess_matmul, hess_linear, hess_op_apply: one node with its values";
+ * "hess_reshape: one node, which shares its source's values (a parameter's
+ * are copied); a reshape back to the shape of a reshape's source returns that
+ * source". */
 static void test_docs_kept_one_node(void **state)
 {
     (void)state;
@@ -355,6 +392,11 @@ static void test_docs_kept_one_node(void **state)
     net m = make_net(ctx);
     hess_tensor *x = m.x, *W = m.p[0];
     hess_tensor *x2 = hess_broadcast_to(ctx, x, 2, SHP(2, 3));
+    hess_tensor *p2 = hess_param_new(ctx, 2, SHP(2, 3), VAL(0.1, -0.2, 0.3, 0.4, 0.5, -0.6));
+    hess_tensor *cond = hess_tensor_new(ctx, 2, SHP(2, 3), VAL(1, 0, 1, 0, 1, 0));
+    hess_tensor *index = hess_tensor_new(ctx, 2, SHP(2, 2), VAL(0, 2, 1, 1));
+    const hess_op_handle *twice = NULL;
+    assert_ok(ctx, hess_op_register(ctx, &twice_op, &twice));
     assert_non_null(x2);
     snap s;
 #define ONE(expr)                                                                                  \
@@ -385,6 +427,31 @@ static void test_docs_kept_one_node(void **state)
     ONE(hess_square(ctx, x));
     ONE(hess_sqrt(ctx, x));
     ONE(hess_pow(ctx, x, 1.5));
+    ONE(hess_sin(ctx, x));
+    ONE(hess_cos(ctx, x));
+    ONE(hess_log1p(ctx, x));
+    ONE(hess_expm1(ctx, x));
+    ONE(hess_reciprocal(ctx, x));
+    ONE(hess_rsqrt(ctx, x));
+    ONE(hess_erf(ctx, x));
+    ONE(hess_abs(ctx, p2));
+    ONE(hess_clamp(ctx, p2, -0.1, 0.2));
+    ONE(hess_silu(ctx, p2));
+    ONE(hess_gelu(ctx, p2));
+    ONE(hess_gelu_tanh(ctx, p2));
+    ONE(hess_elu(ctx, p2, 0.5));
+    ONE(hess_leaky_relu(ctx, p2, 0.01));
+    ONE(hess_detach(ctx, p2));
+    ONE(hess_maximum(ctx, p2, x2));
+    ONE(hess_minimum(ctx, p2, x));
+    ONE(hess_where(ctx, cond, p2, x2));
+    ONE(hess_pow_t(ctx, x2, p2));
+    ONE(hess_permute(ctx, p2, (const int[]){1, 0}));
+    ONE(hess_permute(ctx, x2, (const int[]){1, 0}));
+    ONE(hess_slice(ctx, p2, 1, 0, 2, 1));
+    ONE(hess_slice(ctx, x2, -1, -2, 100, 1));
+    ONE(hess_gather(ctx, p2, 1, index));
+    ONE(hess_op_apply(ctx, twice, 1, &p2));
     ONE(hess_log_softmax(ctx, x2, 1));
     ONE(hess_mse_loss(ctx, x2, x2));
     ONE(hess_matmul(ctx, W, x));
@@ -424,13 +491,89 @@ static void test_docs_kept_one_node(void **state)
     hess_context_destroy(ctx);
 }
 
+/* "hess_reshape, hess_squeeze, hess_unsqueeze (and a hess_permute that moves
+ * only dims of size 1, a hess_slice that selects everything): one node that
+ * shares its source's values (a parameter's are copied)"; "hess_index_select:
+ * one node with its values, and a copy of the indices"; "hess_cat: n - 1
+ * nodes with their values; for n = 1, one node as hess_reshape";
+ * "hess_stack: 2n - 1 nodes: the n sources unsqueezed and hess_cat's n - 1;
+ * and the list of the n sources". */
+static void test_docs_kept_views_and_joins(void **state)
+{
+    (void)state;
+    hess_context *ctx = big_context();
+    hess_tensor *c = hess_tensor_new(ctx, 3, SHP(2, 1, 3), VAL(1, 2, 3, 4, 5, 6));
+    hess_tensor *p = hess_param_new(ctx, 2, SHP(2, 3), VAL(1, 2, 3, 4, 5, 6));
+    assert_ok(ctx, hess_context_status(ctx));
+    snap s;
+    kept k;
+#define VIEW(expr)                                                                                 \
+    do {                                                                                           \
+        s = take(ctx);                                                                             \
+        assert_non_null(expr);                                                                     \
+        k = kept_between(ctx, s, take(ctx));                                                       \
+        if (k.nodes != 1 || k.view_nodes != 1 || k.extra != 0 || k.bytes != 0)                     \
+            fail_msg("%s: %lld nodes (%zu views), %zu extra arena bytes; expected one view",       \
+                     #expr, (long long)k.nodes, k.view_nodes, k.extra);                            \
+    } while (0)
+    VIEW(hess_squeeze(ctx, c, 1));
+    VIEW(hess_squeeze(ctx, c, 0)); /* a dim that is not 1: a's shape */
+    VIEW(hess_unsqueeze(ctx, c, -1));
+    VIEW(hess_reshape(ctx, c, 2, SHP(3, -1)));
+    VIEW(hess_permute(ctx, c, (const int[]){1, 0, 2})); /* moves only the dim of size 1 */
+    VIEW(hess_slice(ctx, c, 2, 0, 3, 1));               /* everything */
+    VIEW(hess_cat(ctx, 1, &c, 0));
+#undef VIEW
+    /* of a parameter: one node with its values */
+    s = take(ctx);
+    assert_non_null(hess_unsqueeze(ctx, p, 0));
+    assert_one_node(ctx, s, "hess_unsqueeze of a parameter");
+    s = take(ctx);
+    assert_non_null(hess_squeeze(ctx, p, 0));
+    assert_one_node(ctx, s, "hess_squeeze of a parameter");
+
+    /* index_select: the node and the n indices */
+    s = take(ctx);
+    assert_non_null(hess_index_select(ctx, p, 1, 5, (const int64_t[]){2, 0, 2, 1, 1}));
+    k = kept_between(ctx, s, take(ctx));
+    assert_int_equal(k.nodes, 1);
+    assert_int_equal(k.view_nodes, 0);
+    assert_int_equal(k.extra, align_up(5 * sizeof(int64_t)));
+
+    /* cat: n - 1 nodes; stack: 2n - 1 nodes and the list of its sources */
+    hess_tensor *ts[5] = {p, p, p, p, p};
+    for (size_t n = 2; n <= 5; n++) {
+        s = take(ctx);
+        assert_non_null(hess_cat(ctx, n, ts, 1));
+        k = kept_between(ctx, s, take(ctx));
+        assert_int_equal(k.nodes, (int64_t)n - 1);
+        assert_int_equal(k.view_nodes, 0);
+        assert_int_equal(k.extra, 0);
+        assert_int_equal(k.bytes, 0);
+        s = take(ctx);
+        assert_non_null(hess_stack(ctx, n, ts, 0));
+        k = kept_between(ctx, s, take(ctx));
+        assert_int_equal(k.nodes, 2 * (int64_t)n - 1);
+        assert_int_equal(k.extra, align_up(n * sizeof(hess_tensor *)));
+        assert_int_equal(k.bytes, 0);
+    }
+    hess_context_destroy(ctx);
+}
+
 /* "hess_mean, hess_sum_axis, hess_mean_axis, hess_softmax,
- * hess_cross_entropy, hess_bce_with_logits: a few nodes (at most 6) with
- * their values". */
+ * hess_cross_entropy, hess_bce_with_logits; the reductions over axes
+ * (hess_sum_axes, hess_mean_axes, hess_amax, hess_amin, hess_logsumexp,
+ * hess_var, hess_std), hess_norm; the losses with options: a few nodes (at
+ * most 10) with their values". */
 static void test_docs_kept_few_nodes(void **state)
 {
     (void)state;
     hess_context *ctx = big_context();
+    /* a node table for all the nodes below, so that it does not grow in a call */
+    const hess_mark empty = hess_context_mark(ctx);
+    for (int i = 0; i < 1024; i++)
+        assert_non_null(hess_scalar(ctx, 0.0));
+    assert_ok(ctx, hess_context_rewind(ctx, empty));
     hess_tensor *a = hess_tensor_new(ctx, 2, SHP(2, 3), VAL(0.1, 0.2, 0.3, 0.4, 0.5, 0.6));
     hess_tensor *t = hess_tensor_new(ctx, 1, SHP(2), VAL(0, 2));
     hess_tensor *y = hess_tensor_new(ctx, 2, SHP(2, 3), VAL(0, 1, 0, 1, 1, 0));
@@ -440,8 +583,8 @@ static void test_docs_kept_few_nodes(void **state)
         s = take(ctx);                                                                             \
         assert_non_null(expr);                                                                     \
         kept k_ = kept_between(ctx, s, take(ctx));                                                 \
-        if (k_.nodes < 1 || k_.nodes > 6 || k_.extra != 0 || k_.bytes != 0)                        \
-            fail_msg("%s: %lld nodes, %zu extra arena bytes; expected 1 to 6 nodes", #expr,        \
+        if (k_.nodes < 1 || k_.nodes > 10 || k_.extra != 0 || k_.bytes != 0)                       \
+            fail_msg("%s: %lld nodes, %zu extra arena bytes; expected 1 to 10 nodes", #expr,       \
                      (long long)k_.nodes, k_.extra);                                               \
     } while (0)
     FEW(hess_mean(ctx, a));
@@ -450,8 +593,143 @@ static void test_docs_kept_few_nodes(void **state)
     FEW(hess_softmax(ctx, a, 1));
     FEW(hess_cross_entropy(ctx, a, t));
     FEW(hess_bce_with_logits(ctx, a, y));
+
+    hess_tensor *q = hess_param_new(ctx, 4, SHP(2, 3, 4, 5), NULL);
+    hess_tensor *pa = hess_param_new(ctx, 2, SHP(2, 3), VAL(0.1, 0.2, 0.3, 0.4, 0.5, 0.6));
+    hess_tensor *pv = hess_param_new(ctx, 1, SHP(3), VAL(0.1, 0.2, 0.3));
+    hess_tensor *w = hess_tensor_new(ctx, 1, SHP(3), VAL(1, 2, 0.5));
+    hess_tensor *t0 = hess_scalar(ctx, 1);
+    assert_ok(ctx, hess_context_status(ctx));
+    const int ax[3] = {1, 3, -2};
+    for (size_t na = 0; na <= 3; na++) {
+        for (int keep = 0; keep < 2; keep++) {
+            FEW(hess_sum_axes(ctx, q, na, ax, keep));
+            FEW(hess_mean_axes(ctx, q, na, ax, keep));
+            FEW(hess_amax(ctx, q, na, ax, keep));
+            FEW(hess_amin(ctx, q, na, ax, keep));
+            FEW(hess_logsumexp(ctx, q, na, ax, keep));
+            FEW(hess_var(ctx, q, na, ax, 1, keep));
+            FEW(hess_std(ctx, q, na, ax, 0, keep));
+        }
+    }
+    FEW(hess_norm(ctx, q, 1));
+    FEW(hess_norm(ctx, q, 2));
+    FEW(hess_norm(ctx, q, INFINITY));
+    for (int r = HESS_REDUCE_MEAN; r <= HESS_REDUCE_NONE; r++) {
+        const hess_loss_opts plain = {.reduction = r, .delta = 0.5};
+        const hess_loss_opts all = {.reduction = r,
+                                    .weight = w,
+                                    .use_ignore_index = 1,
+                                    .ignore_index = 2,
+                                    .label_smoothing = 0.1};
+        const hess_loss_opts nll = {.reduction = r, .weight = w, .use_ignore_index = 1};
+        const hess_loss_opts bw = {.reduction = r, .weight = w};
+        FEW(hess_mse_loss_ex(ctx, pa, a, &plain));
+        FEW(hess_cross_entropy_ex(ctx, pa, t, &all));
+        FEW(hess_cross_entropy_ex(ctx, pv, t0, &all));
+        FEW(hess_nll_loss(ctx, pa, t, &nll));
+        FEW(hess_nll_loss(ctx, pv, t0, &nll));
+        FEW(hess_l1_loss(ctx, pa, a, &(hess_loss_opts){.reduction = r}));
+        FEW(hess_huber_loss(ctx, pa, a, &plain));
+        FEW(hess_bce(ctx, pa, y, &bw));
+        FEW(hess_bce_with_logits_ex(ctx, pa, y, &bw));
+    }
 #undef FEW
     hess_context_destroy(ctx);
+}
+
+/* "hess_conv2d: one node with its values, its geometry (96 bytes) and a
+ * workspace of one sample's unfolded group, (C/groups) kh kw OH OW doubles
+ * (none for a 1x1 kernel with stride 1 and no padding)"; "hess_avg_pool2d,
+ * hess_max_pool2d: one node with its values and its geometry (96 bytes);
+ * hess_max_pool2d also the position of each window's maximum, 8 bytes per
+ * element of the result". */
+static void test_docs_kept_conv_and_pool(void **state)
+{
+    (void)state;
+    hess_context *ctx = big_context();
+    hess_tensor *x = hess_param_new(ctx, 4, SHP(2, 4, 7, 6), NULL);
+    hess_tensor *w = hess_param_new(ctx, 4, SHP(6, 2, 3, 2), NULL);
+    hess_tensor *w1 = hess_param_new(ctx, 4, SHP(3, 4, 1, 1), NULL);
+    hess_tensor *b = hess_param_new(ctx, 1, SHP(6), NULL);
+    assert_ok(ctx, hess_context_status(ctx));
+    const size_t geometry = 96;
+    assert_true(align_up(sizeof(hess__conv_par)) == geometry);
+    /* groups 2: C/groups = 2; stride (2,1), padding (1,0), dilation (1,2):
+     * OH = (7 + 2 - 2 - 1) / 2 + 1 = 4, OW = (6 - 2 - 1) / 1 + 1 = 4 */
+    const hess_conv_opts o = {.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2};
+    snap s = take(ctx);
+    hess_tensor *y = hess_conv2d(ctx, x, w, b, &o);
+    assert_non_null(y);
+    assert_int_equal(hess_tensor_shape(y)[2], 4);
+    assert_int_equal(hess_tensor_shape(y)[3], 4);
+    kept k = kept_between(ctx, s, take(ctx));
+    assert_int_equal(k.nodes, 1);
+    assert_int_equal(k.view_nodes, 0);
+    assert_int_equal(k.extra, geometry + align_up((size_t)(2 * 3 * 2 * 4 * 4) * sizeof(double)));
+    assert_int_equal(k.bytes, 0);
+    /* a 1x1 kernel, stride 1, no padding: no workspace */
+    s = take(ctx);
+    assert_non_null(hess_conv2d(ctx, x, w1, NULL, NULL));
+    k = kept_between(ctx, s, take(ctx));
+    assert_int_equal(k.nodes, 1);
+    assert_int_equal(k.extra, geometry);
+
+    s = take(ctx);
+    assert_non_null(hess_avg_pool2d(ctx, x, 2, 3, 0, 0));
+    k = kept_between(ctx, s, take(ctx));
+    assert_int_equal(k.nodes, 1);
+    assert_int_equal(k.extra, geometry);
+    s = take(ctx);
+    hess_tensor *mp = hess_max_pool2d(ctx, x, 3, 2, 1, 2);
+    assert_non_null(mp);
+    k = kept_between(ctx, s, take(ctx));
+    assert_int_equal(k.nodes, 1);
+    assert_int_equal(k.extra, geometry + align_up((size_t)hess_tensor_numel(mp) * sizeof(int64_t)));
+    assert_int_equal(k.bytes, 0);
+    hess_context_destroy(ctx);
+}
+
+/* "hess_op_register: nothing in the arena; the registration, about 250
+ * bytes outside it, held until the context is destroyed" (and the guide's
+ * Memory paragraph: hess_context_bytes() counts the registrations of user
+ * ops); a rewind keeps it.  "hess_load_idx: the loaded tensor, one node
+ * with its values." */
+static void test_docs_kept_by_register_and_load_idx(void **state)
+{
+    (void)state;
+    counter c = {0, 0, 0};
+    hess_context *ctx = counted_context(&c, 0);
+    assert_non_null(hess_scalar(ctx, 1.0)); /* the node table */
+    const hess_mark mk = hess_context_mark(ctx);
+    snap s = take(ctx);
+    const hess_op_handle *h = NULL;
+    assert_ok(ctx, hess_op_register(ctx, &twice_op, &h));
+    snap r = take(ctx);
+    assert_true(s.mk.block == r.mk.block && s.mk.used == r.mk.used && s.mk.nodes == r.mk.nodes);
+    assert_true(r.bytes > s.bytes);
+    assert_true(r.bytes - s.bytes >= 200 && r.bytes - s.bytes <= 300); /* "about 250 bytes" */
+    assert_int_equal(hess_context_bytes(ctx), c.live);
+    assert_ok(ctx, hess_context_rewind(ctx, mk));
+    assert_int_equal(hess_context_bytes(ctx), r.bytes);
+    hess_tensor *a = hess_tensor_new(ctx, 1, SHP(3), VAL(1, 2, 3));
+    assert_non_null(hess_op_apply(ctx, h, 1, &a)); /* the handle outlives the rewind */
+
+    /* an IDX file of unsigned bytes [2,3] */
+    const char *path = "test_docs.idx";
+    static const unsigned char idx[] = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 255};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(idx, 1, sizeof idx, f), sizeof idx);
+    assert_int_equal(fclose(f), 0);
+    s = take(ctx);
+    hess_tensor *t = hess_load_idx(ctx, path, 0);
+    assert_non_null(t);
+    assert_true(hess_tensor_data(t)[5] == 255.0);
+    assert_one_node(ctx, s, "hess_load_idx");
+    remove(path);
+    hess_context_destroy(ctx);
+    assert_int_equal(c.live, 0);
 }
 
 /* "hess_grad, hess_vjp: the gradient nodes, hess_grad's seed (one node) and
@@ -687,7 +965,10 @@ int main(void)
         cmocka_unit_test(test_docs_blocks_and_training_loop),
         cmocka_unit_test(test_docs_kept_nothing),
         cmocka_unit_test(test_docs_kept_one_node),
+        cmocka_unit_test(test_docs_kept_views_and_joins),
         cmocka_unit_test(test_docs_kept_few_nodes),
+        cmocka_unit_test(test_docs_kept_conv_and_pool),
+        cmocka_unit_test(test_docs_kept_by_register_and_load_idx),
         cmocka_unit_test(test_docs_kept_by_grad),
         cmocka_unit_test(test_docs_kept_after_rewinding_calls),
         cmocka_unit_test(test_docs_repeated_calls_allocate_nothing),
