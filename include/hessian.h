@@ -410,13 +410,15 @@ HESS_API hess_tensor *hess_permute(hess_context *ctx, hess_tensor *a, const int 
 /**
  * torch.squeeze(a, axis): a without dim @p axis if that dim is 1, else a
  * tensor of a's shape (a no-op, as in PyTorch).  axis in [-rank, rank-1]
- * (a scalar takes 0 or -1), else HESS_ERR_ARG.  A view of a's values.
+ * (a scalar takes 0 or -1), else HESS_ERR_ARG.  A reshape: shares a's values
+ * unless a is a parameter.
  */
 HESS_API hess_tensor *hess_squeeze(hess_context *ctx, hess_tensor *a, int axis);
 /**
  * torch.unsqueeze(a, axis): a with a new dim of 1 at @p axis, in
  * [-rank-1, rank] (-1 appends one), else HESS_ERR_ARG; a result above
- * HESS_MAX_DIMS is HESS_ERR_ARG.  A view of a's values.
+ * HESS_MAX_DIMS is HESS_ERR_ARG.  A reshape: shares a's values
+ * unless a is a parameter.
  */
 HESS_API hess_tensor *hess_unsqueeze(hess_context *ctx, hess_tensor *a, int axis);
 /**
@@ -1233,13 +1235,16 @@ HESS_API hess_status hess_hessian(
  * respect to each node from the loss down, as signed columns per sample plus
  * a diagonal, through each op's rules: C columns for a loss over C outputs
  * per sample, plus the width of each curved layer whose input leads to more
- * parameters.  It covers matmul and linear layers, bias adds and other
- * elementwise ops, reshapes, sums and means, softmax and log_softmax, and the
- * MSE, cross-entropy and BCE losses, for a loss that sums or averages
- * per-sample terms (the leading dimension); graphs where ops mix samples, or
- * share a parameter between ops, are swept with explicit columns instead.
- * Not covered (rows): a product of two tensors that both depend on one
- * parameter through a matmul.  Cost: about C + 1 gradients by
+ * parameters.  Every op of the library has its rule (each op's record
+ * carries it): matmul, linear and conv2d layers, bias adds and every other
+ * elementwise op, the shape and indexing ops, the reductions, pooling,
+ * softmax and log_softmax, and every loss with its options, for a loss that
+ * sums or averages per-sample terms (the leading dimension); graphs where ops
+ * mix samples, or share a parameter between ops, are swept with explicit
+ * columns instead.  Not covered (rows): a product (matmul, conv2d, mul) of
+ * two tensors that both depend on one parameter, and a user-defined op not
+ * flagged HESS_OP_ELEMENTWISE (an elementwise one's curvature follows from
+ * its vjp callback).  Cost: about C + 1 gradients by
  * backpropagation (W2 in bench/); as hess_hessian by rows.  Memory O(N + C
  * times the activations).
  */

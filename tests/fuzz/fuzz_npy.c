@@ -1,40 +1,25 @@
 /*
- * fuzz_npy.c -- libFuzzer target for the readers of src/io.c: every input is
- * given to the .npy parser and to the reference-format parser, through the
- * memory entry points the file readers share their code with.  Beyond the
- * sanitizers it checks that a failed read leaves nothing in the context, that
- * a successful one never claims more data than the input holds and that what
- * was read can be written and read back bit for bit (through a scratch file in
- * /tmp), and that every failure is HESS_ERR_IO with a message naming the
- * reader and the input.
+ * fuzz_npy.c -- libFuzzer target for the readers of src/io/: every input is
+ * given to the .npy parser, to the reference-format parser and to the IDX
+ * parser (plain or gzip), through the memory entry points the file readers
+ * share their code with.  Beyond the sanitizers it checks that a failed read
+ * leaves nothing in the context, that a successful one never claims more data
+ * than the input holds (for IDX, a plain input's) and that what was read can
+ * be written and read back bit for bit (.npy and reference format, through a
+ * scratch file in /tmp), and that every failure is HESS_ERR_IO (IDX: or
+ * HESS_ERR_NOMEM, for a stream that inflates past the context's byte limit)
+ * with a message naming the reader and the input.
  *
- * Not built by CMake; .ci/fuzz.sh builds it and runs it for 20 s in CI
- * (FUZZ_NPY_TIME).  By hand, from the repository root, with clang:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
- *         -Iinclude -Isrc tests/fuzz/fuzz_npy.c src/[a-z]*.c -lm -o /tmp/fuzz_npy
- *   mkdir -p /tmp/npy_corpus && cp tests/data/[a-z]*.ref /tmp/npy_corpus/
- *   /tmp/fuzz_npy -max_len=4096 -max_total_time=300 /tmp/npy_corpus
- *
- * and add the seeds of tests/fuzz/corpus_npy (.npy files written by
- * hess_save_npy, and a reference file with every spelling of a value,
- * NaN payloads included) so that it starts from valid inputs.
+ * Declared in tests/fuzz/CMakeLists.txt: the fuzz preset builds it and
+ * .ci/fuzz.sh runs it for 20 s in CI (FUZZ_NPY_TIME), from the seeds of
+ * tests/fuzz/corpus_npy (.npy files written by hess_save_npy, small IDX
+ * files plain and gzipped) and the reference files of tests/data/.
  */
 #include "hess_internal.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The memory entry points of src/io.c (internal, declared there). */
-hess_tensor *
-hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param);
-hess_status hess__ref_load_mem(hess_context *ctx,
-                               const void *buf,
-                               size_t len,
-                               const char *name,
-                               const char *param_prefix,
-                               hess_ref_file *out);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -126,6 +111,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         CHECK(st == HESS_ERR_IO && f.n == 0 && f.tensors == NULL);
         failed_as_io(ctx, "hess_load_ref: fuzz-input: ");
+        CHECK(same_mark(mk, hess_context_mark(ctx)));
+    }
+    CHECK(hess_context_rewind(ctx, mk) == HESS_OK);
+
+    /* IDX: plain, or gzip when the input starts with its magic */
+    t = hess__idx_load_mem(ctx, data, size, "fuzz-input", (int)(size & 1));
+    if (t) {
+        CHECK(hess_context_status(ctx) == HESS_OK);
+        CHECK(hess_tensor_is_param(t) == (int)(size & 1));
+        if (size < 2 || data[0] != 0x1f || data[1] != 0x8b)
+            CHECK((size_t)hess_tensor_numel(t) <= size); /* an element takes a byte at least */
+        volatile double sink = 0;
+        for (int64_t i = 0; i < hess_tensor_numel(t); i++)
+            sink += hess_tensor_data(t)[i];
+        (void)sink;
+    } else {
+        const hess_status is = hess_context_status(ctx);
+        CHECK(is == HESS_ERR_IO || is == HESS_ERR_NOMEM);
+        CHECK(strncmp(hess_context_errmsg(ctx), "hess_load_idx: ", 15) == 0);
+        if (is == HESS_ERR_IO)
+            CHECK(strstr(hess_context_errmsg(ctx), "fuzz-input") != NULL);
+        hess_context_clear_error(ctx);
         CHECK(same_mark(mk, hess_context_mark(ctx)));
     }
     hess_context_destroy(ctx);
