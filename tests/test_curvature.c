@@ -289,7 +289,7 @@ static void test_tridiag_and_dense_eig(void **state)
             A[i * N + j] = A[j * N + i] = rnd_uniform(&seed, -1, 1);
     memcpy(A2, A, sizeof A);
     ref_eig(N, A, w, V);
-    assert_int_equal(hess__sym_eig(N, A2, d, Z, work), 0);
+    assert_int_equal(hess__sym_eig(N, A2, d, N, Z, work), 0);
     assert_close_array(d, w, N, 0, 1e-13);
     for (int c = 0; c < N; c++) {
         double dot = 0;
@@ -302,6 +302,13 @@ static void test_tridiag_and_dense_eig(void **state)
         }
         assert_close(fabs(dot), 1, 1e-12, 0);
     }
+    /* the last row alone (Lanczos' residual test): the same eigenvalues bit for
+     * bit, and the same last components as the full eigenvector matrix */
+    double d1[N], zlast[N];
+    memcpy(A2, A, sizeof A);
+    assert_int_equal(hess__sym_eig(N, A2, d1, 1, zlast, work), 0);
+    assert_memory_equal(d1, d, sizeof d1);
+    assert_memory_equal(zlast, Z + (N - 1) * N, sizeof zlast);
     /* 1 x 1 and 0 x 0 */
     double one = 4, z1 = 1, e1 = 0;
     assert_int_equal(hess__tridiag_eig(1, &one, &e1, 1, &z1), 0);
@@ -1559,7 +1566,7 @@ static void test_linalg_edges(void **state)
 
     /* a diagonal matrix: nothing to reduce, eigenvalues sorted, Z a permutation */
     double A[9] = {3, 0, 0, 0, -1, 0, 0, 0, 2}, ev[3], Z[9], work[10];
-    assert_int_equal(hess__sym_eig(3, A, ev, Z, work), 0);
+    assert_int_equal(hess__sym_eig(3, A, ev, 3, Z, work), 0);
     assert_true(ev[0] == -1 && ev[1] == 2 && ev[2] == 3);
     assert_true(fabs(Z[1 * 3 + 0]) == 1 && fabs(Z[2 * 3 + 1]) == 1 && fabs(Z[0 * 3 + 2]) == 1);
 }

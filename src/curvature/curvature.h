@@ -105,17 +105,25 @@ HESS_INTERNAL void hess__axpy(size_t n, double a, const double *x, double *y);
  * finite input). */
 HESS_INTERNAL int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z);
 
-/* All eigenpairs of the dense symmetric n x n matrix A (row-major, lower
- * triangle read, destroyed): Householder tridiagonalisation, then
- * hess__tridiag_eig.  w gets the eigenvalues in increasing order, Z (n x n
- * row-major) the orthonormal eigenvectors as columns.  work holds 3n
+/* The eigenvalues of the dense symmetric n x n matrix A (row-major, lower
+ * triangle read, destroyed) and the last nz rows of its eigenvectors:
+ * Householder tridiagonalisation, then hess__tridiag_eig.  w gets the
+ * eigenvalues in increasing order, Z (nz x n, row-major) rows n - nz .. n - 1
+ * of the orthonormal eigenvector matrix (column j belongs to w[j]): all of
+ * it for nz = n, the last components alone for nz = 1 (a Lanczos residual
+ * test: O(n^2) of the rotations' work instead of O(n^3)).  work holds 3n
  * doubles.  Returns as hess__tridiag_eig. */
-HESS_INTERNAL int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work);
+HESS_INTERNAL int hess__sym_eig(size_t n, double *A, double *w, size_t nz, double *Z, double *work);
 
-/* Makes w orthogonal to the nb orthonormal rows of B (nb x n) by two passes
- * of modified Gram-Schmidt ("twice is enough"); h (nb values, or NULL)
- * receives the coefficients removed, B w, summed over both passes. */
+/* Makes w orthogonal to the nb orthonormal rows of B (nb x n) by classical
+ * Gram-Schmidt, repeated once when it cancelled ("twice is enough"); h (nb
+ * values, or NULL) receives the coefficients removed, B w, summed over the
+ * passes.  hess__orth_local first takes w against the last @p local rows
+ * alone (a Lanczos step's recurrence), so the whole-basis pass is seldom
+ * repeated. */
 HESS_INTERNAL void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double *h);
+HESS_INTERNAL void
+hess__orth_local(size_t nb, const double *B, size_t n, double *w, double *h, size_t local);
 
 /* w = a random unit vector (normal, from rng) orthogonal to the nb orthonormal
  * rows of B; zeros when nb >= n (there is none). */

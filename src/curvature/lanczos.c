@@ -58,7 +58,8 @@ typedef struct eigs_state {
     double *V;     /* (ncv + 1) x N: the basis and the next vector */
     double *T;     /* ncv x ncv: V^T A V */
     double *S;     /* ncv x ncv: scratch copy of T for the eigensolver */
-    double *Z;     /* ncv x ncv: eigenvectors of T, as columns */
+    double *Z;     /* nz x j: the last nz rows of T's eigenvectors (columns) */
+    size_t nz;     /* j (all of them) or 1 (the last components) */
     double *theta; /* ncv: Ritz values, increasing */
     double *work;  /* 3 ncv + 1 */
     size_t *order; /* ncv: Ritz values in the order wanted */
@@ -77,13 +78,17 @@ static hess_status overflow(hess__curv_run *run, double av)
     return HESS_ERR_NONFINITE;
 }
 
-/* Ritz pairs of T[0..j-1][0..j-1]: theta, Z and the wanted order. */
-static hess_status ritz(hess__curv_run *run, eigs_state *e, int which)
+/* Ritz values of T[0..j-1][0..j-1] in theta, and the wanted order; Z gets
+ * T's eigenvectors (for Ritz vectors) when @p vectors, else only their last
+ * components (for the residuals), at O(j^2) rather than O(j^3) rotations.
+ * Either way theta is the same, bit for bit. */
+static hess_status ritz(hess__curv_run *run, eigs_state *e, int which, bool vectors)
 {
     const size_t j = e->j;
     for (size_t r = 0; r < j; r++)
         memcpy(e->S + r * j, e->T + r * e->ncv, j * sizeof *e->S);
-    if (hess__sym_eig(j, e->S, e->theta, e->Z, e->work) != 0) {
+    e->nz = vectors ? j : 1;
+    if (hess__sym_eig(j, e->S, e->theta, e->nz, e->Z, e->work) != 0) {
         hess__error(run->ctx, HESS_ERR_NONFINITE,
                     "%s: the %zu x %zu projected eigenproblem did not converge", run->fn, j, j);
         return HESS_ERR_NONFINITE;
@@ -178,7 +183,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         double *w = e.V + (j + 1) * N;
         if ((st = hess__curv_apply(run, 1, e.V + j * N, w)) != HESS_OK)
             break;
-        hess__orth_against(j + 1, e.V, N, w, h);
+        hess__orth_local(j + 1, e.V, N, w, h, 2);
         for (size_t i = 0; i <= j; i++)
             e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
         const double nrm = hess__nrm2(N, w);
@@ -217,7 +222,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if (!complete && !full && !spent && (e.j < k || broken || e.j - last_check < gap))
             continue;
         last_check = e.j;
-        if ((st = ritz(run, &e, which)) != HESS_OK)
+        if ((st = ritz(run, &e, which, false)) != HESS_OK)
             break;
         for (size_t i = 0; i < e.j; i++)
             if (fabs(e.theta[i]) > normest)
@@ -225,7 +230,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         /* ||A x - theta x|| = beta |last component of y| for x = V y */
         worst = 0.0;
         for (size_t c = 0; c < k; c++) {
-            const double res = fabs(beta * e.Z[(e.j - 1) * e.j + e.order[c]]);
+            const double res = fabs(beta * e.Z[(e.nz - 1) * e.j + e.order[c]]);
             if (res > worst)
                 worst = res;
         }
@@ -233,6 +238,8 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if (converged || spent)
             break;
         if (full) {
+            if ((st = ritz(run, &e, which, true)) != HESS_OK)
+                break;
             restart(&e, keep, scratch);
             broken = 0;
             last_check = e.j;
@@ -242,7 +249,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     if (st == HESS_OK) {
         for (size_t c = 0; c < k; c++)
             evals[c] = e.theta[e.order[c]];
-        if (evecs) {
+        if (evecs && (st = ritz(run, &e, which, true)) == HESS_OK) {
             ritz_vectors(&e, k, evecs);
             for (size_t c = 0; c < k; c++) { /* a fixed sign: the largest entry positive */
                 double *x = evecs + c * N;
@@ -306,7 +313,7 @@ slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, d
         for (size_t a = 0; a < na; a++) {
             const size_t p = idx[a];
             double *w = Y + a * N, *Vp = g->V + p * steps * N;
-            hess__orth_against(j + 1, Vp, N, w, h);
+            hess__orth_local(j + 1, Vp, N, w, h, 2);
             g->alpha[p * steps + j] = h[j];
             g->len[p] = j + 1;
             if (j + 1 == steps) {

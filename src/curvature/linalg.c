@@ -161,7 +161,12 @@ double hess__dot(size_t n, const double *x, const double *y)
 
 double hess__nrm2(size_t n, const double *x)
 {
-    /* scaled, so that neither huge nor tiny vectors overflow or underflow */
+    /* One pass when the sum of squares is safely inside the doubles' range
+     * (a square that underflowed then weighs below its last bit); else
+     * scaled, so that neither huge nor tiny vectors overflow or underflow. */
+    const double ss = hess__dot(n, x, x);
+    if (ss > 0x1p-960 && ss < 0x1p960)
+        return sqrt(ss);
     double amax = 0;
     for (size_t i = 0; i < n; i++)
         if (fabs(x[i]) > amax)
@@ -230,13 +235,25 @@ static void sub_rows(size_t nb, const double *B, size_t n, const double *c, doub
  * and one back), repeated when the first pass cancelled much of w (the
  * DGKS test: the norm fell below 1/sqrt(2) of what it was), at most twice:
  * orthogonal to working precision as two passes of modified Gram-Schmidt
- * are, at a quarter of the passes over the basis when no cancellation. */
-void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double *h)
+ * are, at a quarter of the passes over the basis when no cancellation.
+ *
+ * With local > 0, w is first made orthogonal to the last min(local, nb) rows
+ * alone, one at a time (O(n) each): for a Lanczos vector A v_j that is the
+ * three-term recurrence, after which w is orthogonal to the other rows up to
+ * rounding, so the pass over the whole basis cancels little and is seldom
+ * repeated -- two passes over the basis per step instead of four. */
+void hess__orth_local(size_t nb, const double *B, size_t n, double *w, double *h, size_t local)
 {
     enum { BLOCK = 64 };
     double c[BLOCK];
     if (h)
         memset(h, 0, nb * sizeof *h);
+    for (size_t i = nb - (local < nb ? local : nb); i < nb; i++) {
+        const double ci = hess__dot(n, B + i * n, w);
+        hess__axpy(n, -ci, B + i * n, w);
+        if (h)
+            h[i] += ci;
+    }
     double before = hess__nrm2(n, w);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i0 = 0; i0 < nb; i0 += BLOCK) {
@@ -252,6 +269,11 @@ void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double 
             break;
         before = after;
     }
+}
+
+void hess__orth_against(size_t nb, const double *B, size_t n, double *w, double *h)
+{
+    hess__orth_local(nb, B, n, w, h, 0);
 }
 
 void hess__random_orth(size_t nb, const double *B, size_t n, double *w, hess__rng *rng)
@@ -409,15 +431,15 @@ int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z)
  * K = v^T p the update is H A H = A - 2 v q^T - 2 q v^T, q = p - K v, on the
  * trailing block.  Z accumulates H_0 H_1 ..., so A = Z T Z^T.
  */
-int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work)
+int hess__sym_eig(size_t n, double *A, double *w, size_t nz, double *Z, double *work)
 {
     double *v = work, *p = work + n, *e = work + 2 * n;
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
             A[i * n + j] = A[j * n + i];
-    memset(Z, 0, n * n * sizeof *Z);
-    for (size_t i = 0; i < n; i++)
-        Z[i * n + i] = 1.0;
+    memset(Z, 0, nz * n * sizeof *Z);
+    for (size_t r = 0; r < nz; r++) /* rows n - nz .. n - 1 of the identity */
+        Z[r * n + n - nz + r] = 1.0;
     for (size_t k = 0; k + 2 < n; k++) {
         const size_t o = k + 1, len = n - o; /* the block A[o.., o..] */
         for (size_t i = 0; i < len; i++)
@@ -440,7 +462,7 @@ int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work)
                 A[(o + i) * n + o + j] -= 2.0 * (v[i] * p[j] + p[i] * v[j]);
         for (size_t i = 0; i < len; i++)
             A[(o + i) * n + k] = A[k * n + o + i] = i ? 0.0 : alpha;
-        for (size_t r = 0; r < n; r++) {
+        for (size_t r = 0; r < nz; r++) {
             double *row = Z + r * n + o;
             const double t = 2.0 * hess__dot(len, row, v);
             hess__axpy(len, -t, v, row);
@@ -450,5 +472,5 @@ int hess__sym_eig(size_t n, double *A, double *w, double *Z, double *work)
         w[i] = A[i * n + i];
         e[i] = i + 1 < n ? A[(i + 1) * n + i] : 0.0;
     }
-    return hess__tridiag_eig(n, w, e, n, Z);
+    return hess__tridiag_eig(n, w, e, nz, Z);
 }
