@@ -8,6 +8,7 @@
  * hess_hessian's dense matrix, and their argument checks, cancellation and
  * reproducibility.
  */
+#include "alloc.h"
 #include "check.h"
 #include "curvature/curvature.h"
 
@@ -1314,26 +1315,7 @@ static void test_public_bad_arguments(void **state)
 /* Out of memory                                                            */
 /* ------------------------------------------------------------------------ */
 
-typedef struct falloc {
-    long count;   /* allocations asked for */
-    long fail_at; /* fail this one (1-based); 0 = never */
-    int sticky;   /* and every later one */
-} falloc;
-
-static void *f_alloc(size_t size, void *user)
-{
-    falloc *a = user;
-    a->count++;
-    if (a->fail_at && (a->count == a->fail_at || (a->sticky && a->count > a->fail_at)))
-        return NULL;
-    return test_malloc(size);
-}
-
-static void f_free(void *p, size_t size, void *user)
-{
-    (void)size, (void)user;
-    test_free(p);
-}
+/* The allocator fails the k-th allocation: fail_mem (alloc.h). */
 
 enum { NCALLS = 5, OUT = 26 * 3 + 4 };
 
@@ -1377,10 +1359,10 @@ static void test_public_out_of_memory(void **state)
         double want[OUT] = {0}, got[OUT];
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
-                falloc a = {0, 0, sticky};
+                fail_mem a = {0, 0, sticky};
                 hess_config cfg = {0};
-                cfg.alloc = f_alloc;
-                cfg.free = f_free;
+                cfg.alloc = fail_mem_alloc;
+                cfg.free = fail_mem_free;
                 cfg.user = &a;
                 cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
                 hess_context *ctx = NULL;
@@ -2251,10 +2233,10 @@ static void test_algorithms_out_of_memory(void **state)
         double *want = calloc(NB * 4, sizeof *want), *got = calloc(NB * 4, sizeof *got);
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
-                falloc a = {0, 0, sticky};
+                fail_mem a = {0, 0, sticky};
                 hess_config cfg = {0};
-                cfg.alloc = f_alloc;
-                cfg.free = f_free;
+                cfg.alloc = fail_mem_alloc;
+                cfg.free = fail_mem_free;
                 cfg.user = &a;
                 cfg.block_bytes = 1024;
                 hess_context *ctx = NULL;

@@ -14,6 +14,7 @@
  */
 #define _XOPEN_SOURCE   700 /* symlink, mkfifo, fork, setrlimit, mkdtemp, mknod */
 #define _DEFAULT_SOURCE     /* syscall */
+#include "alloc.h"
 #include "check.h"
 #include "ref.h"
 
@@ -2793,26 +2794,7 @@ static void test_read_pipe_grows(void **state)
 /* Out of memory                                                            */
 /* ------------------------------------------------------------------------ */
 
-typedef struct falloc {
-    long count;   /* allocations asked for */
-    long fail_at; /* fail this one (1-based); 0 = never */
-    int sticky;   /* and every later one */
-} falloc;
-
-static void *f_alloc(size_t size, void *user)
-{
-    falloc *a = user;
-    a->count++;
-    if (a->fail_at && (a->count == a->fail_at || (a->sticky && a->count > a->fail_at)))
-        return NULL;
-    return test_malloc(size);
-}
-
-static void f_free(void *p, size_t size, void *user)
-{
-    (void)size, (void)user;
-    test_free(p);
-}
+/* The allocator fails the k-th allocation: fail_mem (alloc.h). */
 
 enum { IO_REF, IO_REF_MEM, IO_REF_PIPE, IO_NPY, IO_NPY_PIPE, IO_IDX, IO_IDX_GZ, IO_SVG, IO_CALLS };
 static const char *const IO_FN[IO_CALLS] = {
@@ -2935,10 +2917,10 @@ static void test_io_out_of_memory(void **state)
         size_t nwant = 0, ngot = 0;
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
-                falloc a = {0, 0, sticky};
+                fail_mem a = {0, 0, sticky};
                 hess_config cfg = {0};
-                cfg.alloc = f_alloc;
-                cfg.free = f_free;
+                cfg.alloc = fail_mem_alloc;
+                cfg.free = fail_mem_free;
                 cfg.user = &a;
                 cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
                 assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);

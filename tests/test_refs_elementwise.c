@@ -20,6 +20,7 @@
  * calls these ops only has no row here, or a row is not such a case.
  */
 #define _POSIX_C_SOURCE 200809L /* opendir, readdir */
+#include "alloc.h"
 #include "check.h"
 
 #include <dirent.h>
@@ -875,26 +876,6 @@ static void test_elementwise_nonfinite(void **state)
 /* Out of memory in the rules                                               */
 /* ------------------------------------------------------------------------ */
 
-typedef struct lmem {
-    size_t live, peak;
-} lmem;
-
-static void *l_alloc(size_t size, void *user)
-{
-    lmem *m = user;
-    void *p = test_malloc(size);
-    m->live += size;
-    m->peak = m->live > m->peak ? m->live : m->peak;
-    return p;
-}
-
-static void l_free(void *p, size_t size, void *user)
-{
-    lmem *m = user;
-    m->live -= size;
-    test_free(p);
-}
-
 #define OOM_PER (18 + NP * NP + NP)
 #define OOM_OUT ((N_BIN + 1) * OOM_PER)
 
@@ -965,55 +946,11 @@ static hess_status unary_oom_flow(hess_context *ctx, double *out)
     return st;
 }
 
-/* Under byte limits from what a context needs to what the flow needs:
- * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
- * so, never more bytes held than the limit, the context's count equal to
- * the allocator's, and nothing leaked (cmocka's test_malloc). */
-static void oom_sweep(hess_status (*flow)(hess_context *, double *), size_t nout)
-{
-    double *ref = test_malloc(nout * sizeof *ref), *got = test_malloc(nout * sizeof *got);
-    lmem m = {0};
-    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
-    hess_context *ctx;
-    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
-    assert_ok(ctx, flow(ctx, ref));
-    hess_context_destroy(ctx);
-    const size_t peak = m.peak;
-    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
-    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
-    int failed = 0, done = 0;
-    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
-        lmem ml = {0};
-        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
-        if (hess_context_create(&cl, &ctx) != HESS_OK)
-            continue;
-        const hess_status st = flow(ctx, got);
-        assert_true(ml.peak <= limit);
-        assert_int_equal(hess_context_bytes(ctx), ml.live);
-        if (st == HESS_OK) {
-            assert_memory_equal(got, ref, nout * sizeof *ref);
-            done = 1;
-        } else {
-            assert_int_equal(st, HESS_ERR_NOMEM);
-            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
-            failed++;
-        }
-        hess_context_destroy(ctx);
-        assert_int_equal(ml.live, 0);
-    }
-    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
-                  peak + step, step, peak, failed);
-    assert_true(done);
-    assert_true(failed > 10);
-    test_free(ref);
-    test_free(got);
-}
-
 static void test_elementwise_out_of_memory(void **state)
 {
     (void)state;
-    oom_sweep(oom_flow, OOM_OUT);
-    oom_sweep(unary_oom_flow, UOOM_OUT);
+    byte_limit_sweep(oom_flow, OOM_OUT);
+    byte_limit_sweep(unary_oom_flow, UOOM_OUT);
 }
 
 int main(void)

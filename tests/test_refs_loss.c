@@ -28,6 +28,7 @@
  * LEFT_TO_LEAD, which need ops of other families.
  */
 #define _POSIX_C_SOURCE 200809L /* opendir */
+#include "alloc.h"
 #include "check.h"
 #include "hess_internal.h" /* the records through the generic builder */
 
@@ -1061,26 +1062,6 @@ static void test_loss_weights_are_operands(void **state)
 /* Out of memory in the losses' builders and rules                          */
 /* ------------------------------------------------------------------------ */
 
-typedef struct lmem {
-    size_t live, peak;
-} lmem;
-
-static void *l_alloc(size_t size, void *user)
-{
-    lmem *m = user;
-    void *p = test_malloc(size);
-    m->live += size;
-    m->peak = m->live > m->peak ? m->live : m->peak;
-    return p;
-}
-
-static void l_free(void *p, size_t size, void *user)
-{
-    lmem *m = user;
-    m->live -= size;
-    test_free(p);
-}
-
 #define OOM_PER (1 + LNP * LNP + LNP + 12 * LNP)
 #define OOM_OUT ((N_LOSS + 1) * OOM_PER)
 
@@ -1119,47 +1100,11 @@ static hess_status loss_oom_flow(hess_context *ctx, double *out)
     return st;
 }
 
-/* Under byte limits from what a context needs to what the flow needs:
- * HESS_OK with the values of a run without limit, or HESS_ERR_NOMEM saying
- * so, never more bytes held than the limit, the context's count equal to
- * the allocator's, and nothing leaked (cmocka's test_malloc). */
+/* Every byte limit up to what the flow needs (byte_limit_sweep, alloc.h). */
 static void test_loss_out_of_memory(void **state)
 {
     (void)state;
-    static double ref[OOM_OUT], got[OOM_OUT];
-    lmem m = {0};
-    hess_config cfg = {l_alloc, l_free, &m, 0, 64, 0};
-    hess_context *ctx;
-    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
-    assert_ok(ctx, loss_oom_flow(ctx, ref));
-    hess_context_destroy(ctx);
-    const size_t peak = m.peak;
-    /* about a thousand limits, 32 bytes (the arena's alignment) apart or more */
-    const size_t step = peak / 1000 > 32 ? peak / 1000 / 32 * 32 : 32;
-    int failed = 0, done = 0;
-    for (size_t limit = step; limit <= peak + step && !done; limit += step) {
-        lmem ml = {0};
-        hess_config cl = {l_alloc, l_free, &ml, limit, 64, 0};
-        if (hess_context_create(&cl, &ctx) != HESS_OK)
-            continue;
-        const hess_status st = loss_oom_flow(ctx, got);
-        assert_true(ml.peak <= limit);
-        assert_int_equal(hess_context_bytes(ctx), ml.live);
-        if (st == HESS_OK) {
-            assert_memory_equal(got, ref, sizeof ref);
-            done = 1;
-        } else {
-            assert_int_equal(st, HESS_ERR_NOMEM);
-            assert_non_null(strstr(hess_context_errmsg(ctx), "out of memory"));
-            failed++;
-        }
-        hess_context_destroy(ctx);
-        assert_int_equal(ml.live, 0);
-    }
-    print_message("  byte limits up to %zu by %zu (peak without limit %zu): %d out of memory\n",
-                  peak + step, step, peak, failed);
-    assert_true(done);
-    assert_true(failed > 10);
+    byte_limit_sweep(loss_oom_flow, OOM_OUT);
 }
 
 int main(void)
