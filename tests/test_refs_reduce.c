@@ -15,30 +15,18 @@
  * Last, the conventions no case pins: non-finite slices, var with
  * correction >= N, std and the norms at 0, scalars and keepdim shapes.
  */
-#define _POSIX_C_SOURCE 200809L /* opendir */
 #include "alloc.h"
 #include "check.h"
+#include "refcase.h"
 #include "hess_internal.h" /* the records through the generic builder */
 
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-#define RTOL  1e-12
-#define MAXIN 8
-
 #define AX(...) ((const int[]){__VA_ARGS__})
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
-
-typedef hess_tensor *(*ref_build)(hess_context *ctx, hess_tensor *const in[]);
-
-typedef struct ref_row {
-    const char *name;  /* the case: tests/data/ops/<name>.ref */
-    const char *model; /* its model line, exactly */
-    ref_build build;
-} ref_row;
 
 /* The layer norm over the last axis from mean_axes and var (biased, eps
  * inside the sqrt), between two linear layers, under an MSE loss. */
@@ -152,197 +140,23 @@ static const char *const PREFIXES[] = {"sum",       "mean",        "amax",      
                                        "softmax",   "log_softmax", "broadcast_to"};
 static const char *const EXACT[] = {"model_layernorm_mse"};
 
-/* ------------------------------------------------------------------------ */
-/* Comparing                                                                */
-/* ------------------------------------------------------------------------ */
-
-/* got[n] against the reference tensor want (shape given by the caller):
- * within RTOL of want's largest magnitude (exactly where want is all zeros). */
-static void compare(const char *cs, const char *what, const double *got, const hess_tensor *want)
-{
-    const int64_t n = hess_tensor_numel(want);
-    const double *w = hess_tensor_data(want);
-    double scale = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        scale = fabs(w[i]) > scale ? fabs(w[i]) : scale;
-    for (int64_t i = 0; i < n; i++) {
-        const double err = fabs(got[i] - w[i]);
-        if (!(err <= RTOL * scale) && !(got[i] == w[i]))
-            fail_msg("%s: %s[%lld] = %.17g, PyTorch %.17g (error %.3g, largest %.3g)", cs, what,
-                     (long long)i, got[i], w[i], err, scale);
-    }
-}
-
-static void
-compare_tensor(const char *cs, const char *what, const hess_tensor *got, const hess_tensor *want)
-{
-    if (!want)
-        fail_msg("%s: the file has no tensor %s", cs, what);
-    if (hess_tensor_ndim(got) != hess_tensor_ndim(want) ||
-        memcmp(hess_tensor_shape(got), hess_tensor_shape(want),
-               (size_t)hess_tensor_ndim(got) * sizeof(int64_t)) != 0)
-        fail_msg("%s: %s has rank %d and %lld elements, PyTorch rank %d and %lld", cs, what,
-                 hess_tensor_ndim(got), (long long)hess_tensor_numel(got), hess_tensor_ndim(want),
-                 (long long)hess_tensor_numel(want));
-    compare(cs, what, hess_tensor_data(got), want);
-}
+static const ref_family FAMILY = {"the reductions, softmax and layer norm", REF_LIST(PREFIXES),
+                                  REF_LIST(EXACT), 0};
 
 /* ------------------------------------------------------------------------ */
-/* One case                                                                 */
+/* The cases (ref_run_case, refcase.h), and every file of these ops has a   */
+/* row                                                                      */
 /* ------------------------------------------------------------------------ */
-
-static hess_tensor *named(const hess_ref_file *f, const char *prefix, int k)
-{
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s%d", prefix, k);
-    return hess_ref_find(f, nm);
-}
 
 static void test_ref_case(void **state)
 {
-    const ref_row *r = *state;
-    const char *cs = r->name;
-    hess_context *ctx = test_context();
-    char file[128];
-    snprintf(file, sizeof file, "ops/%s.ref", cs);
-    hess_ref_file f;
-    assert_ok(ctx, hess_load_ref(ctx, data_path(file), "param:", &f));
-    if (strcmp(f.model, r->model) != 0)
-        fail_msg("%s: the file's model is \"%s\", the builder's \"%s\"", cs, f.model, r->model);
-
-    hess_tensor *in[MAXIN] = {NULL}, *params[MAXIN];
-    int idx[MAXIN];
-    size_t np = 0, N = 0;
-    for (int k = 0; k < MAXIN; k++) {
-        hess_tensor *p = named(&f, "param:in", k), *c = named(&f, "input:in", k);
-        in[k] = p ? p : c;
-        if (p) {
-            idx[np] = k;
-            params[np++] = p;
-            N += (size_t)hess_tensor_numel(p);
-        }
-    }
-    assert_true(np > 0);
-
-    hess_tensor *out = r->build(ctx, in);
-    if (!out)
-        fail_msg("%s: the builder failed: %s", cs, hess_context_errmsg(ctx));
-    compare_tensor(cs, "out", out, hess_ref_find(&f, "out"));
-    hess_tensor *L = hess_sum(ctx, hess_mul(ctx, out, hess_ref_find(&f, "w")));
-    assert_ok(ctx, hess_context_status(ctx));
-    compare_tensor(cs, "L", L, hess_ref_find(&f, "L"));
-
-    hess_tensor *g[MAXIN];
-    assert_ok(ctx, hess_grad(ctx, L, np, params, g, 0));
-    double *d = test_malloc(N * sizeof *d), *v = test_malloc(N * sizeof *v);
-    double *hv = test_malloc(N * sizeof *hv);
-    size_t off = 0;
-    for (size_t i = 0; i < np; i++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "grad:in%d", idx[i]);
-        compare_tensor(cs, nm, g[i], hess_ref_find(&f, nm));
-        snprintf(nm, sizeof nm, "v:in%d", idx[i]);
-        const hess_tensor *vi = hess_ref_find(&f, nm);
-        assert_non_null(vi);
-        memcpy(v + off, hess_tensor_data(vi), (size_t)hess_tensor_numel(vi) * sizeof *v);
-        off += (size_t)hess_tensor_numel(vi);
-    }
-
-    /* the diagonal: the default method, then the curvature backpropagation
-     * where it covers the graph */
-    for (int method = 0; method < 2; method++) {
-        if (method == 0) {
-            assert_ok(ctx, hess_hessian_diag(ctx, L, np, params, d));
-        } else {
-            hess_hessian_opts o = {0};
-            o.method = HESS_DIAG_BACKPROP;
-            if (hess_hessian_diag_ex(ctx, L, np, params, &o, d) != HESS_OK) {
-                assert_non_null(strstr(hess_context_errmsg(ctx), "does not cover"));
-                print_message("%s: the curvature backpropagation does not cover it: %s\n", cs,
-                              hess_context_errmsg(ctx));
-                hess_context_clear_error(ctx);
-                break;
-            }
-        }
-        off = 0;
-        for (size_t i = 0; i < np; i++) {
-            char nm[64];
-            snprintf(nm, sizeof nm, "hdiag:in%d", idx[i]);
-            const hess_tensor *want = hess_ref_find(&f, nm);
-            assert_non_null(want);
-            assert_int_equal(hess_tensor_numel(want), hess_tensor_numel(params[i]));
-            compare(cs, method ? "hdiag (backprop)" : nm, d + off, want);
-            off += (size_t)hess_tensor_numel(want);
-        }
-    }
-
-    assert_ok(ctx, hess_hvp(ctx, L, np, params, v, hv));
-    off = 0;
-    for (size_t i = 0; i < np; i++) {
-        char nm[64];
-        snprintf(nm, sizeof nm, "hvp:in%d", idx[i]);
-        const hess_tensor *want = hess_ref_find(&f, nm);
-        assert_non_null(want);
-        compare(cs, nm, hv + off, want);
-        off += (size_t)hess_tensor_numel(want);
-    }
-
-    const hess_tensor *H = hess_ref_find(&f, "hess");
-    if (H) {
-        assert_int_equal(hess_tensor_numel(H), (int64_t)(N * N));
-        double *h = test_malloc(N * N * sizeof *h);
-        assert_ok(ctx, hess_hessian(ctx, L, np, params, h));
-        compare(cs, "hess", h, H);
-        test_free(h);
-    }
-    test_free(d), test_free(v), test_free(hv);
-    hess_context_destroy(ctx);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Every file of these ops has a row                                        */
-/* ------------------------------------------------------------------------ */
-
-static bool ours(const char *stem)
-{
-    for (size_t i = 0; i < sizeof EXACT / sizeof EXACT[0]; i++)
-        if (strcmp(stem, EXACT[i]) == 0)
-            return true;
-    for (size_t i = 0; i < sizeof PREFIXES / sizeof PREFIXES[0]; i++) {
-        const size_t n = strlen(PREFIXES[i]);
-        if (strncmp(stem, PREFIXES[i], n) == 0 && (stem[n] == '\0' || stem[n] == '_'))
-            return true;
-    }
-    return false;
+    ref_run_case(&FAMILY, *state);
 }
 
 static void test_refs_reduce_every_file_claimed(void **state)
 {
     (void)state;
-    DIR *dir = opendir(data_path("ops"));
-    assert_non_null(dir);
-    char missing[1024] = "";
-    size_t found = 0;
-    for (struct dirent *e; (e = readdir(dir));) {
-        const size_t n = strlen(e->d_name);
-        if (n <= 4 || strcmp(e->d_name + n - 4, ".ref") != 0)
-            continue;
-        char stem[256];
-        snprintf(stem, sizeof stem, "%.*s", (int)(n - 4), e->d_name);
-        if (!ours(stem))
-            continue;
-        found++;
-        bool claimed = false;
-        for (size_t i = 0; i < N_ROWS && !claimed; i++)
-            claimed = strcmp(rows[i].name, stem) == 0;
-        if (!claimed)
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", stem);
-    }
-    closedir(dir);
-    if (missing[0])
-        fail_msg("reference cases of these ops without a builder:%s", missing);
-    /* and every row's file is there (its test would fail to load it too) */
-    assert_int_equal(found, N_ROWS);
+    ref_check_claimed(&FAMILY, rows, N_ROWS);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -29,11 +29,10 @@
  * axes; and every builder and pass of these ops out of memory at each
  * allocation (a byte limit swept in steps of 8).
  */
-#define _POSIX_C_SOURCE 200809L /* opendir */
 #include "check.h"
+#include "refcase.h"
 #include "hess_internal.h" /* the op records through the generic builder */
 
-#include <dirent.h>
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
@@ -41,17 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define RTOL   1e-12
-#define MAX_IN 8
-
-typedef hess_tensor *(*ref_build)(hess_context *ctx, hess_tensor *const in[]);
-
-typedef struct ref_row {
-    const char *name;  /* the case, tests/data/ops/<name>.ref */
-    const char *model; /* its model line, as the file has it */
-    ref_build build;
-} ref_row;
 
 /* The ops whose cases this file covers: a case file <op>_*.ref or <op>.ref. */
 static const char *const FAMILIES[] = {"cat",       "stack",     "slice",   "index_select",
@@ -255,189 +243,22 @@ static ref_row ROWS[] = {
 };
 #define N_ROWS (sizeof ROWS / sizeof ROWS[0])
 
+static const ref_family FAMILY = {"the shape and indexing ops", REF_LIST(FAMILIES), NULL, 0, 0};
+
 /* ------------------------------------------------------------------------ */
-/* Comparing                                                                */
+/* The cases (ref_run_case, refcase.h), and every file of these ops has a   */
+/* row                                                                      */
 /* ------------------------------------------------------------------------ */
-
-static const char *case_path(const char *name)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/ops/%s.ref", HESS_TEST_DATA_DIR, name);
-    return buf;
-}
-
-static hess_tensor *find(const hess_ref_file *rf, const char *fmt, int k)
-{
-    char name[64];
-    snprintf(name, sizeof name, fmt, k);
-    return hess_ref_find(rf, name);
-}
-
-/* Fails unless got[0..n) matches want to RTOL of want's largest element
- * (exactly, where want is all zeros). */
-static void
-compare(const char *cs, const char *what, const double *got, const double *want, size_t n)
-{
-    double scale = 0;
-    for (size_t i = 0; i < n; i++)
-        scale = fabs(want[i]) > scale ? fabs(want[i]) : scale;
-    for (size_t i = 0; i < n; i++)
-        if (!(fabs(got[i] - want[i]) <= RTOL * scale))
-            fail_msg("%s: %s[%zu] = %.17g, PyTorch %.17g (scale %.3g)", cs, what, i, got[i],
-                     want[i], scale);
-}
-
-static void
-compare_tensor(const char *cs, const char *what, const hess_tensor *got, const hess_tensor *want)
-{
-    if (!want)
-        fail_msg("%s: the file has no %s", cs, what);
-    const int nd = hess_tensor_ndim(want);
-    if (hess_tensor_ndim(got) != nd ||
-        memcmp(hess_tensor_shape(got), hess_tensor_shape(want), (size_t)nd * sizeof(int64_t)))
-        fail_msg("%s: %s has rank %d, PyTorch's rank %d (or another shape)", cs, what,
-                 hess_tensor_ndim(got), nd);
-    compare(cs, what, hess_tensor_data(got), hess_tensor_data(want),
-            (size_t)hess_tensor_numel(want));
-}
-
-/* One case against its file. */
-static void run_case(const ref_row *row)
-{
-    hess_context *ctx = test_context();
-    hess_ref_file rf;
-    const char *cs = row->name;
-    assert_ok(ctx, hess_load_ref(ctx, case_path(cs), "param:", &rf));
-    if (strcmp(rf.model, row->model) != 0)
-        fail_msg("%s: the file's model is \"%s\", the row builds \"%s\"", cs, rf.model, row->model);
-
-    hess_tensor *in[MAX_IN] = {NULL}, *params[MAX_IN];
-    int ids[MAX_IN];
-    size_t np = 0, N = 0;
-    for (int k = 0; k < MAX_IN; k++) {
-        hess_tensor *p = find(&rf, "param:in%d", k);
-        in[k] = p ? p : find(&rf, "input:in%d", k);
-        if (p) {
-            ids[np] = k;
-            params[np++] = p;
-            N += (size_t)hess_tensor_numel(p);
-        }
-    }
-    assert_true(np >= 1);
-
-    hess_tensor *out = row->build(ctx, in);
-    if (!out)
-        fail_msg("%s: building failed: %s", cs, hess_context_errmsg(ctx));
-    compare_tensor(cs, "out", out, hess_ref_find(&rf, "out"));
-    hess_tensor *L = hess_sum(ctx, hess_mul(ctx, out, hess_ref_find(&rf, "w")));
-    assert_ok(ctx, hess_context_status(ctx));
-    compare_tensor(cs, "L", L, hess_ref_find(&rf, "L"));
-
-    hess_tensor *g[MAX_IN];
-    assert_ok(ctx, hess_grad(ctx, L, np, params, g, 0));
-    double *d = test_malloc(N * sizeof *d), *v = test_malloc(N * sizeof *v);
-    double *hv = test_malloc(N * sizeof *hv), *H = test_malloc(N * N * sizeof *H);
-    char what[64];
-    for (size_t i = 0; i < np; i++) {
-        snprintf(what, sizeof what, "grad:in%d", ids[i]);
-        compare_tensor(cs, what, g[i], find(&rf, "grad:in%d", ids[i]));
-    }
-
-    /* the diagonal, the H v and the Hessian, over the flattened parameters */
-    int used = -1;
-    hess_hessian_opts o = {0};
-    o.method_used = &used;
-    for (int method = 0; method < 2; method++) {
-        o.method = method ? HESS_DIAG_BACKPROP : HESS_DIAG_AUTO;
-        const hess_status st = hess_hessian_diag_ex(ctx, L, np, params, &o, d);
-        if (method && st == HESS_ERR_ARG) { /* not covered: the rows took it under AUTO */
-            hess_context_clear_error(ctx);
-            continue;
-        }
-        assert_ok(ctx, st);
-        for (size_t i = 0, off = 0; i < np; off += (size_t)hess_tensor_numel(params[i]), i++) {
-            snprintf(what, sizeof what, "hdiag:in%d%s", ids[i], method ? " (backprop)" : "");
-            const hess_tensor *w = find(&rf, "hdiag:in%d", ids[i]);
-            assert_non_null(w);
-            compare(cs, what, d + off, hess_tensor_data(w), (size_t)hess_tensor_numel(w));
-        }
-    }
-    for (size_t i = 0, off = 0; i < np; off += (size_t)hess_tensor_numel(params[i]), i++) {
-        const hess_tensor *vi = find(&rf, "v:in%d", ids[i]);
-        assert_non_null(vi);
-        assert_int_equal(hess_tensor_numel(vi), hess_tensor_numel(params[i]));
-        memcpy(v + off, hess_tensor_data(vi), (size_t)hess_tensor_numel(vi) * sizeof *v);
-    }
-    assert_ok(ctx, hess_hvp(ctx, L, np, params, v, hv));
-    for (size_t i = 0, off = 0; i < np; off += (size_t)hess_tensor_numel(params[i]), i++) {
-        snprintf(what, sizeof what, "hvp:in%d", ids[i]);
-        const hess_tensor *w = find(&rf, "hvp:in%d", ids[i]);
-        assert_non_null(w);
-        compare(cs, what, hv + off, hess_tensor_data(w), (size_t)hess_tensor_numel(w));
-    }
-    const hess_tensor *Hw = hess_ref_find(&rf, "hess");
-    if (Hw) {
-        assert_int_equal(hess_tensor_numel(Hw), (int64_t)(N * N));
-        assert_ok(ctx, hess_hessian(ctx, L, np, params, H));
-        compare(cs, "hess", H, hess_tensor_data(Hw), N * N);
-    }
-    test_free(d), test_free(v), test_free(hv), test_free(H);
-    hess_context_destroy(ctx);
-}
 
 static void test_refs_shape_case(void **state)
 {
-    run_case(*state);
+    ref_run_case(&FAMILY, *state);
 }
 
-/* Whether the case file name (a stem) belongs to one of FAMILIES. */
-static bool ours(const char *stem)
-{
-    for (size_t f = 0; f < sizeof FAMILIES / sizeof FAMILIES[0]; f++) {
-        const size_t n = strlen(FAMILIES[f]);
-        if (strncmp(stem, FAMILIES[f], n) == 0 && (stem[n] == '\0' || stem[n] == '_'))
-            return true;
-    }
-    return false;
-}
-
-/* Every case file of these ops has a row, and every row a file. */
 static void test_refs_shape_every_case_claimed(void **state)
 {
     (void)state;
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/ops", HESS_TEST_DATA_DIR);
-    DIR *dp = opendir(dir);
-    if (!dp)
-        fail_msg("cannot open %s", dir);
-    char missing[2048] = "";
-    size_t seen = 0;
-    for (struct dirent *e; (e = readdir(dp));) {
-        const size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".ref") != 0)
-            continue;
-        char stem[256];
-        snprintf(stem, sizeof stem, "%.*s", (int)(len - 4), e->d_name);
-        if (!ours(stem))
-            continue;
-        seen++;
-        bool found = false;
-        for (size_t i = 0; i < N_ROWS && !found; i++)
-            found = strcmp(ROWS[i].name, stem) == 0;
-        if (!found)
-            snprintf(missing + strlen(missing), sizeof missing - strlen(missing), " %s", stem);
-    }
-    closedir(dp);
-    if (missing[0])
-        fail_msg("case files of the shape and indexing ops that no row claims:%s", missing);
-    for (size_t i = 0; i < N_ROWS; i++) {
-        assert_true(ours(ROWS[i].name));
-        FILE *fp = fopen(case_path(ROWS[i].name), "r");
-        if (!fp)
-            fail_msg("row %s has no file %s", ROWS[i].name, case_path(ROWS[i].name));
-        fclose(fp);
-    }
-    assert_int_equal(seen, N_ROWS);
+    ref_check_claimed(&FAMILY, ROWS, N_ROWS);
 }
 
 /* ------------------------------------------------------------------------ */
