@@ -1360,19 +1360,14 @@ static void test_public_out_of_memory(void **state)
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
                 fail_mem a = {0, 0, sticky};
-                hess_config cfg = {0};
-                cfg.alloc = fail_mem_alloc;
-                cfg.free = fail_mem_free;
-                cfg.user = &a;
-                cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
-                hess_context *ctx = NULL;
-                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                /* small blocks: the calls must grow the arena */
+                hess_context *ctx = fail_mem_context(&a, 1024);
                 net m;
                 build_mlp_graph(ctx, &m, 42);
                 if (k == 1 && sticky == 0) { /* the reference, nothing failing */
                     assert_ok(ctx, run_call(ctx, &m, c, want));
                     hess_context_destroy(ctx);
-                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                    ctx = fail_mem_context(&a, 1024);
                     build_mlp_graph(ctx, &m, 42);
                 }
                 a.fail_at = a.count + k;
@@ -2234,19 +2229,13 @@ static void test_algorithms_out_of_memory(void **state)
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
                 fail_mem a = {0, 0, sticky};
-                hess_config cfg = {0};
-                cfg.alloc = fail_mem_alloc;
-                cfg.free = fail_mem_free;
-                cfg.user = &a;
-                cfg.block_bytes = 1024;
-                hess_context *ctx = NULL;
-                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                hess_context *ctx = fail_mem_context(&a, 1024);
                 fixture f;
                 if (k == 1 && sticky == 0) { /* the reference, in a context of its own */
                     fixture_init(&f, ctx, n, M);
                     assert_ok(ctx, algo_call(fresh(&f), call, want));
                     hess_context_destroy(ctx);
-                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                    ctx = fail_mem_context(&a, 1024);
                 }
                 fixture_init(&f, ctx, n, M);
                 a.fail_at = a.count + k;

@@ -2918,17 +2918,13 @@ static void test_io_out_of_memory(void **state)
         for (int sticky = 0; sticky < 2; sticky++)
             for (long k = 1;; k++) {
                 fail_mem a = {0, 0, sticky};
-                hess_config cfg = {0};
-                cfg.alloc = fail_mem_alloc;
-                cfg.free = fail_mem_free;
-                cfg.user = &a;
-                cfg.block_bytes = 1024; /* small blocks: the calls must grow the arena */
-                assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                /* small blocks: the calls must grow the arena */
+                ctx = fail_mem_context(&a, 1024);
                 if (k == 1 && sticky == 0) { /* the reference, nothing failing */
                     assert_ok(ctx, io_call(ctx, &in, c, want, &nwant));
                     assert_true(nwant > 0);
                     hess_context_destroy(ctx);
-                    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+                    ctx = fail_mem_context(&a, 1024);
                 }
                 a.fail_at = a.count + k;
                 const hess_mark before = hess_context_mark(ctx);

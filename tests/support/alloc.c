@@ -38,6 +38,18 @@ void fail_mem_free(void *p, size_t size, void *user)
     test_free(p);
 }
 
+hess_context *fail_mem_context(fail_mem *a, size_t block_bytes)
+{
+    hess_config cfg = {0};
+    cfg.alloc = fail_mem_alloc;
+    cfg.free = fail_mem_free;
+    cfg.user = a;
+    cfg.block_bytes = block_bytes;
+    hess_context *ctx = NULL;
+    assert_int_equal(hess_context_create(&cfg, &ctx), HESS_OK);
+    return ctx;
+}
+
 void byte_limit_sweep(hess_status (*flow)(hess_context *ctx, double *out), size_t nout)
 {
     double *ref = test_malloc(nout * sizeof *ref), *got = test_malloc(nout * sizeof *got);

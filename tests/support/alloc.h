@@ -26,6 +26,10 @@ typedef struct fail_mem {
 } fail_mem;
 void *fail_mem_alloc(size_t size, void *user);
 void fail_mem_free(void *p, size_t size, void *user);
+/* A context whose memory goes through fail_mem_alloc with *a, in arena
+ * blocks of block_bytes (small ones make a workflow grow the arena); fails
+ * the test unless it is created. */
+hess_context *fail_mem_context(fail_mem *a, size_t block_bytes);
 
 /* Runs flow, which writes nout numbers to out, once without a limit, then
  * under byte limits from what a context needs to what the flow needs: it
