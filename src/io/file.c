@@ -332,6 +332,41 @@ void hess__src_close(hess__src *r)
     r->stage = NULL;
 }
 
+hess_tensor *hess__read_path(
+    hess_context *ctx, const char *path, int as_param, hess__tensor_reader read, const char *fn)
+{
+    if (!ctx)
+        return NULL;
+    if (!path) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
+        return NULL;
+    }
+    hess__src r;
+    hess_tensor *t = NULL;
+    if (hess__src_open(ctx, path, &r, fn) == HESS_OK)
+        t = read(ctx, &r, path, as_param, fn);
+    hess__src_close(&r);
+    return t;
+}
+
+hess_tensor *hess__read_mem(hess_context *ctx,
+                            const void *buf,
+                            size_t len,
+                            const char *name,
+                            int as_param,
+                            hess__tensor_reader read,
+                            const char *fn)
+{
+    if (!ctx)
+        return NULL;
+    if (!buf || !name) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: NULL buffer or name", fn);
+        return NULL;
+    }
+    hess__src r = hess__src_mem(buf, len);
+    return read(ctx, &r, name, as_param, fn);
+}
+
 int hess__src_getc(hess__src *r)
 {
     int c = EOF;

@@ -68,6 +68,22 @@ HESS_INTERNAL bool hess__vfault(hess__fault *p, size_t at, long line, const char
 HESS_INTERNAL void hess__report(
     hess_context *ctx, const hess__src *r, const char *fn, const char *name, const hess__fault *p);
 
+/* A reader of one tensor: parses r (named name in messages) into a tensor,
+ * or records the problem and leaves nothing in the context. */
+typedef hess_tensor *(*hess__tensor_reader)(
+    hess_context *ctx, hess__src *r, const char *name, int as_param, const char *fn);
+/* The public entry points of such a reader, from a path or from memory: the
+ * argument checks, the input opened and closed. */
+HESS_INTERNAL hess_tensor *hess__read_path(
+    hess_context *ctx, const char *path, int as_param, hess__tensor_reader read, const char *fn);
+HESS_INTERNAL hess_tensor *hess__read_mem(hess_context *ctx,
+                                          const void *buf,
+                                          size_t len,
+                                          const char *name,
+                                          int as_param,
+                                          hess__tensor_reader read,
+                                          const char *fn);
+
 /* Entry points for the fuzzers (tests/fuzz) and tests: parse a whole file
  * image held in memory; `name` stands for the path in messages.  Same results
  * and statuses as hess_load_npy(), hess_load_idx() and hess_load_ref(). */

@@ -447,30 +447,10 @@ npy_load(hess_context *ctx, hess__src *r, const char *name, int as_param, const 
 hess_tensor *
 hess__npy_load_mem(hess_context *ctx, const void *buf, size_t len, const char *name, int as_param)
 {
-    static const char fn[] = "hess_load_npy";
-    if (!ctx)
-        return NULL;
-    if (!buf || !name) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: NULL buffer or name", fn);
-        return NULL;
-    }
-    hess__src r = hess__src_mem(buf, len);
-    return npy_load(ctx, &r, name, as_param, fn);
+    return hess__read_mem(ctx, buf, len, name, as_param, npy_load, "hess_load_npy");
 }
 
 hess_tensor *hess_load_npy(hess_context *ctx, const char *path, int as_param)
 {
-    static const char fn[] = "hess_load_npy";
-    if (!ctx)
-        return NULL;
-    if (!path) {
-        hess__error(ctx, HESS_ERR_ARG, "%s: NULL path", fn);
-        return NULL;
-    }
-    hess__src r;
-    hess_tensor *t = NULL;
-    if (hess__src_open(ctx, path, &r, fn) == HESS_OK)
-        t = npy_load(ctx, &r, path, as_param, fn);
-    hess__src_close(&r);
-    return t;
+    return hess__read_path(ctx, path, as_param, npy_load, "hess_load_npy");
 }
