@@ -72,3 +72,32 @@ hess_status hess__cut_error(hess_context *ctx,
                 fn, what, which);
     return HESS_ERR_NODIFF;
 }
+
+hess_status hess__window_open(hess_context *ctx,
+                              size_t n_out,
+                              hess_tensor *const outputs[],
+                              size_t n,
+                              hess_tensor *const wrt[],
+                              const char *fn,
+                              const char *what,
+                              hess__window *w)
+{
+    w->lo = INT64_MAX, w->top = -1;
+    for (size_t i = 0; i < n; i++)
+        w->lo = wrt[i]->id < w->lo ? wrt[i]->id : w->lo;
+    for (size_t j = 0; j < n_out; j++)
+        w->top = outputs[j]->id > w->top ? outputs[j]->id : w->top;
+    w->span = w->top >= w->lo ? w->top - w->lo + 1 : 0;
+    w->mask = hess__calloc(ctx, (size_t)w->span + 1, fn);
+    w->slot = hess__calloc(ctx, ((size_t)w->span + 1) * sizeof *w->slot, fn);
+    if (!w->mask || !w->slot)
+        return ctx->status;
+    for (size_t i = 0; i < n; i++)
+        if (wrt[i]->id <= w->top)
+            w->mask[wrt[i]->id - w->lo] = HESS__REQ | HESS__ANY;
+    hess__depend_sweep(ctx, w->lo, w->top, w->mask);
+    for (size_t j = 0; j < n_out && w->span; j++)
+        if (outputs[j]->id >= w->lo && (w->mask[outputs[j]->id - w->lo] & HESS__CUT))
+            return hess__cut_error(ctx, outputs[j], n, wrt, w->lo, w->top, w->mask, fn, what);
+    return HESS_OK;
+}

@@ -89,6 +89,27 @@ HESS_INTERNAL bool hess__fits(int64_t k, const hess_tensor *like, const hess_ten
  * HESS__REQ | HESS__ANY (mask[id - lo]). */
 HESS_INTERNAL void
 hess__depend_sweep(const hess_context *ctx, int64_t lo, int64_t top, unsigned char *mask);
+/* The window of the tape a pass from wrt[] to outputs[] visits: [lo, top]
+ * from the first wrt tensor to the last output (span = top - lo + 1 nodes, 0
+ * when every output precedes every wrt tensor); mask[id - lo] the marks of
+ * hess__depend_sweep from wrt[]; slot[id - lo] a tensor per node (NULL), for
+ * the pass's tangents or cotangents.  Both arrays hold span + 1 entries, in
+ * the arena.  HESS_OK; HESS_ERR_NODIFF when an output depends on a wrt tensor
+ * only through a pass without HESS_CREATE_GRAPH (hess__cut_error);
+ * HESS_ERR_NOMEM. */
+typedef struct hess__window {
+    int64_t lo, top, span;
+    unsigned char *mask;
+    hess_tensor **slot;
+} hess__window;
+HESS_INTERNAL hess_status hess__window_open(hess_context *ctx,
+                                            size_t n_out,
+                                            hess_tensor *const outputs[],
+                                            size_t n,
+                                            hess_tensor *const wrt[],
+                                            const char *fn,
+                                            const char *what,
+                                            hess__window *w);
 /* Records HESS_ERR_NODIFF naming fn and the first wrt tensor that out depends
  * on only through a pass without HESS_CREATE_GRAPH; mask is scratch of
  * top - lo + 1 bytes.  Returns the status. */

@@ -86,23 +86,12 @@ static hess_status forward_impl(hess_context *ctx,
                                    (st = hess__refresh(ctx, n, tangents, fn)) != HESS_OK))
         return st;
 
-    int64_t lo = INT64_MAX, top = -1;
-    for (size_t i = 0; i < n; i++)
-        lo = wrt[i]->id < lo ? wrt[i]->id : lo;
-    for (size_t j = 0; j < n_out; j++)
-        top = outputs[j]->id > top ? outputs[j]->id : top;
-    const int64_t span = top >= lo ? top - lo + 1 : 0;
-    unsigned char *mask = hess__calloc(ctx, (size_t)span + 1, fn);
-    hess_tensor **tan = hess__calloc(ctx, ((size_t)span + 1) * sizeof *tan, fn);
-    if (!mask || !tan)
-        return ctx->status;
-    for (size_t i = 0; i < n; i++)
-        if (wrt[i]->id <= top)
-            mask[wrt[i]->id - lo] = HESS__REQ | HESS__ANY;
-    hess__depend_sweep(ctx, lo, top, mask);
-    for (size_t j = 0; j < n_out && span; j++)
-        if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & HESS__CUT))
-            return hess__cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
+    hess__window w;
+    if ((st = hess__window_open(ctx, n_out, outputs, n, wrt, fn, what, &w)) != HESS_OK)
+        return st;
+    const int64_t lo = w.lo, top = w.top, span = w.span;
+    const unsigned char *mask = w.mask;
+    hess_tensor **tan = w.slot; /* the tangent of each node of the window */
 
     hess_pass pass = {0, (flags & HESS_CREATE_GRAPH) != 0, k, fn};
     const int64_t first_new = ctx->n_nodes;

@@ -103,27 +103,14 @@ static hess_status backward_impl(hess_context *ctx,
                                    (st = hess__refresh(ctx, n_out, seeds, fn)) != HESS_OK))
         return st;
 
-    /* The window of the tape that matters: from the first wrt to the last output. */
-    int64_t lo = INT64_MAX, top = -1;
-    for (size_t i = 0; i < n; i++)
-        lo = wrt[i]->id < lo ? wrt[i]->id : lo;
-    for (size_t j = 0; j < n_out; j++)
-        top = outputs[j]->id > top ? outputs[j]->id : top;
-    const int64_t span = top >= lo ? top - lo + 1 : 0;
-
-    unsigned char *mask = hess__calloc(ctx, (size_t)span + 1, fn);
-    hess_tensor **cot = hess__calloc(ctx, ((size_t)span + 1) * sizeof *cot, fn);
-    if (!mask || !cot)
-        return ctx->status;
-
-    /* Forward sweep: which nodes depend on a wrt tensor (detached nodes do not). */
-    for (size_t i = 0; i < n; i++)
-        if (wrt[i]->id <= top)
-            mask[wrt[i]->id - lo] = HESS__REQ | HESS__ANY;
-    hess__depend_sweep(ctx, lo, top, mask);
-    for (size_t j = 0; j < n_out && span; j++)
-        if (outputs[j]->id >= lo && (mask[outputs[j]->id - lo] & HESS__CUT))
-            return hess__cut_error(ctx, outputs[j], n, wrt, lo, top, mask, fn, what);
+    /* The window of the tape that matters, and which of its nodes depend on a
+     * wrt tensor (detached nodes do not). */
+    hess__window w;
+    if ((st = hess__window_open(ctx, n_out, outputs, n, wrt, fn, what, &w)) != HESS_OK)
+        return st;
+    const int64_t lo = w.lo, top = w.top, span = w.span;
+    const unsigned char *mask = w.mask;
+    hess_tensor **cot = w.slot; /* the cotangent of each node of the window */
 
     hess_pass pass = {0, (flags & HESS_CREATE_GRAPH) != 0, k, fn};
     const int64_t first_new = ctx->n_nodes;

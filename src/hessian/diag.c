@@ -685,11 +685,12 @@ hess_status hess__diag_backprop(hess_context *ctx,
     why[0] = '\0';
     sweep s = {.ctx = ctx, .fn = fn, .n = n, .params = params, .why = why};
     s.max_columns = max_columns;
-    s.lo = INT64_MAX;
-    for (size_t i = 0; i < n; i++)
-        s.lo = params[i]->id < s.lo ? params[i]->id : s.lo;
-    s.top = loss->id;
-    if (s.top < s.lo) { /* the loss precedes every parameter */
+    hess__window w;
+    hess_tensor *const outs[1] = {loss};
+    const hess_status wst = hess__window_open(ctx, 1, outs, n, params, fn, "params", &w);
+    if (wst != HESS_OK)
+        return wst;
+    if (w.span == 0) { /* the loss precedes every parameter */
         if (!(flags & HESS_ALLOW_UNUSED)) {
             hess__error(ctx, HESS_ERR_NODIFF, "%s: the loss does not depend on params[0]", fn);
             return HESS_ERR_NODIFF;
@@ -697,26 +698,19 @@ hess_status hess__diag_backprop(hess_context *ctx,
         memset(diag, 0, hess_param_count(n, params) * sizeof *diag);
         return HESS_OK;
     }
-    const size_t span = (size_t)(s.top - s.lo + 1);
-    unsigned char *req = hess__calloc(ctx, span, fn);
-    s.cot = hess__calloc(ctx, span * sizeof *s.cot, fn);
+    s.lo = w.lo, s.top = w.top, s.req = w.mask, s.cot = w.slot;
+    const size_t span = (size_t)w.span;
     s.pidx = hess__alloc(ctx, span * sizeof *s.pidx, fn);
     hess_tensor *one = hess__leaf(ctx, loss->ndim, loss->shape, 0u, fn);
-    if (!req || !s.cot || !s.pidx || !one)
+    if (!s.pidx || !one)
         return ctx->status;
     one->data[0] = 1.0;
     hess__leaf_scan(one);
     for (size_t j = 0; j < span; j++)
         s.pidx[j] = -1;
     for (size_t i = 0; i < n; i++)
-        if (params[i]->id <= s.top) {
-            req[params[i]->id - s.lo] = HESS__REQ | HESS__ANY;
+        if (params[i]->id <= s.top)
             s.pidx[params[i]->id - s.lo] = (int)i;
-        }
-    hess__depend_sweep(ctx, s.lo, s.top, req);
-    if (req[span - 1] & HESS__CUT)
-        return hess__cut_error(ctx, loss, n, params, s.lo, s.top, req, fn, "params");
-    s.req = req;
     s.anc = hess__calloc(ctx, span * sizeof *s.anc, fn);
     if (!s.anc)
         return ctx->status;
@@ -725,7 +719,7 @@ hess_status hess__diag_backprop(hess_context *ctx,
             s.anc[params[i]->id - s.lo] |= (uint64_t)1 << (i % 64);
     for (size_t j = 0; j < span; j++) {
         const hess_tensor *t = ctx->nodes[s.lo + (int64_t)j];
-        if (hess__is_leaf(t) || !(req[j] & HESS__REQ))
+        if (hess__is_leaf(t) || !(s.req[j] & HESS__REQ))
             continue;
         for (int k = 0; k < t->def->arity; k++)
             if (t->src[k]->id >= s.lo)
@@ -735,7 +729,7 @@ hess_status hess__diag_backprop(hess_context *ctx,
         unsigned char *od = hess__calloc(ctx, span, fn);
         if (!od)
             return ctx->status;
-        if (output->id < s.lo || !(req[output->id - s.lo] & HESS__REQ)) {
+        if (output->id < s.lo || !(s.req[output->id - s.lo] & HESS__REQ)) {
             hess__error(ctx, HESS_ERR_ARG, "%s: the output does not depend on the parameters", fn);
             return HESS_ERR_ARG;
         }
@@ -752,8 +746,8 @@ hess_status hess__diag_backprop(hess_context *ctx,
     /* the first-order cotangents of every node */
     hess_pass pass = {0, false, 0, fn};
     s.cot[span - 1] = one;
-    if (req[span - 1] & HESS__REQ)
-        hess__reverse_sweep(ctx, &pass, s.lo, s.top, req, s.cot, fn);
+    if (s.req[span - 1] & HESS__REQ)
+        hess__reverse_sweep(ctx, &pass, s.lo, s.top, s.req, s.cot, fn);
     if (ctx->status != HESS_OK)
         return ctx->status;
     for (size_t i = 0; i < n; i++)
