@@ -62,16 +62,8 @@ static hess_status begin(call *c,
                          const hess_hessian_opts *opts,
                          const char *fn)
 {
-    hess_status st = hess__enter(ctx, fn);
-    if (st != HESS_OK || (st = hess__check(ctx, loss, fn)) != HESS_OK)
-        return st;
-    if (loss->numel != 1) {
-        char s[96];
-        hess__error(ctx, HESS_ERR_ARG, "%s: the loss must be a scalar (one element), got %s", fn,
-                    hess__shape_str(s, loss->ndim, loss->shape));
-        return HESS_ERR_ARG;
-    }
-    if ((st = hess__check_list(ctx, n, params, "params", fn)) != HESS_OK)
+    hess_status st = hess__check_loss(ctx, loss, n, params, fn);
+    if (st != HESS_OK)
         return st;
     memset(c, 0, sizeof *c);
     if (opts)

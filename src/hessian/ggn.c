@@ -25,17 +25,9 @@ static hess_status check_ggn(hess_context *ctx,
                              const void *out,
                              const char *fn)
 {
-    hess_status st = hess__enter(ctx, fn);
-    if (st != HESS_OK || (st = hess__check(ctx, loss, fn)) != HESS_OK ||
-        (st = hess__check(ctx, output, fn)) != HESS_OK ||
-        (st = hess__check_list(ctx, n, params, "params", fn)) != HESS_OK)
+    hess_status st = hess__check_loss(ctx, loss, n, params, fn);
+    if (st != HESS_OK || (st = hess__check(ctx, output, fn)) != HESS_OK)
         return st;
-    if (loss->numel != 1) {
-        char s[96];
-        hess__error(ctx, HESS_ERR_ARG, "%s: the loss must be a scalar (one element), got %s", fn,
-                    hess__shape_str(s, loss->ndim, loss->shape));
-        return HESS_ERR_ARG;
-    }
     if (!in || !out) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL vector or output buffer", fn);
         return HESS_ERR_ARG;

@@ -50,14 +50,8 @@ hess_status hess__progress(
 /* Argument checks                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Checks the common arguments and brings the loss up to date; HESS_OK or the
- * status (recorded).  params[] may hold any tensors of ctx, each once. */
-static hess_status check_call(hess_context *ctx,
-                              hess_tensor *loss,
-                              size_t n,
-                              hess_tensor *const params[],
-                              const void *out,
-                              const char *fn)
+hess_status hess__check_loss(
+    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], const char *fn)
 {
     hess_status st = hess__enter(ctx, fn);
     if (st != HESS_OK || (st = hess__check(ctx, loss, fn)) != HESS_OK)
@@ -68,7 +62,20 @@ static hess_status check_call(hess_context *ctx,
                     hess__shape_str(s, loss->ndim, loss->shape));
         return HESS_ERR_ARG;
     }
-    if ((st = hess__check_list(ctx, n, params, "params", fn)) != HESS_OK)
+    return hess__check_list(ctx, n, params, "params", fn);
+}
+
+/* Checks the common arguments and brings the loss up to date; HESS_OK or the
+ * status (recorded).  params[] may hold any tensors of ctx, each once. */
+static hess_status check_call(hess_context *ctx,
+                              hess_tensor *loss,
+                              size_t n,
+                              hess_tensor *const params[],
+                              const void *out,
+                              const char *fn)
+{
+    const hess_status st = hess__check_loss(ctx, loss, n, params, fn);
+    if (st != HESS_OK)
         return st;
     if (!out) {
         hess__error(ctx, HESS_ERR_ARG, "%s: NULL output buffer", fn);

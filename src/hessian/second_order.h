@@ -8,6 +8,12 @@
 
 #include "../diff/diff.h"
 
+/* What every function of a loss and its parameters checks first: the pending
+ * error and a busy context (hess__enter), the loss (a live tensor of ctx with
+ * one element), params (live tensors of ctx, each once).  HESS_OK or the
+ * status, recorded naming fn. */
+HESS_INTERNAL hess_status hess__check_loss(
+    hess_context *ctx, hess_tensor *loss, size_t n, hess_tensor *const params[], const char *fn);
 /* Calls opts->progress(done, total) with the context busy: HESS_OK to go
  * on; the error recorded inside the callback; or HESS_ERR_CANCELLED
  * (recorded, naming fn) when it asks to stop. */
