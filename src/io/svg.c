@@ -135,6 +135,38 @@ static size_t text_chars(const char *s, size_t max)
     return chars;
 }
 
+/* The start of every picture: the XML declaration, the <svg> element of
+ * width x height pixels, its <title> (title, or fallback when NULL), its
+ * <desc> (desc: text that needs no escaping) and a white background. */
+static void put_head(
+    FILE *f, double width, double height, const char *title, const char *fallback, const char *desc)
+{
+    char a[48], b[48];
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
+            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
+            px(a, width), px(b, height), a, b);
+    fputs("<title>", f);
+    put_text(f, title ? title : fallback, 200);
+    fprintf(f, "</title>\n<desc>%s</desc>\n", desc);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+}
+
+/* The title drawn above the picture, centred on x (nothing when NULL). */
+static void put_title(FILE *f, double x, const char *title)
+{
+    if (!title)
+        return;
+    char a[48];
+    fprintf(f,
+            "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+            "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
+            px(a, x));
+    put_text(f, title, 200);
+    fputs("</text>\n", f);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Colours                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -418,27 +450,12 @@ static bool put_svg(FILE *f, const void *arg)
 {
     const heatmap *h = arg;
     const layout *L = h->L;
-    char a[48], b[48];
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
-            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
-            px(a, L->width), px(b, L->height), a, b);
-    fputs("<title>", f);
-    put_text(f, h->title ? h->title : "matrix heatmap", 200);
-    fprintf(f,
-            "</title>\n<desc>%zu x %zu matrix; colour scale symmetric about 0, "
-            "max |value| = %s</desc>\n",
-            h->n, h->n, num(a, "%.6g", L->vmax));
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    if (h->title) {
-        fprintf(f,
-                "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
-                "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
-                px(a, L->left + PLOT / 2));
-        put_text(f, h->title, 200);
-        fputs("</text>\n", f);
-    }
+    char a[48], b[48], desc[160];
+    snprintf(desc, sizeof desc,
+             "%zu x %zu matrix; colour scale symmetric about 0, max |value| = %s", h->n, h->n,
+             num(a, "%.6g", L->vmax));
+    put_head(f, L->width, L->height, h->title, "matrix heatmap", desc);
+    put_title(f, L->left + PLOT / 2, h->title);
     put_cells(f, L, h->m);
     if (h->nblocks)
         put_blocks(f, L, h->nblocks, h->names, h->sizes, h->mid);
