@@ -529,7 +529,8 @@ static const char *const SERIES_RGB[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467
 /* An axis from lo to hi, with ticks at the multiples of step in between. */
 typedef struct axis {
     double lo, hi, step;
-    int digits; /* significant digits of the tick labels */
+    double k0, k1; /* the ticks: k * step for k = k0..k1 (within [lo, hi]) */
+    int digits;    /* significant digits of the tick labels */
 } axis;
 
 /* The axis over values in [mn, mx] (mn > mx: there are none): rounded out to
@@ -552,8 +553,10 @@ static axis make_axis(double mn, double mx)
     const double raw = half / 2.5, p = pow(10.0, floor(log10(raw))), m = raw / p;
     axis a;
     a.step = p * (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0);
-    a.lo = fmax(floor(mn / a.step) * a.step, -DBL_MAX);
-    a.hi = fmin(ceil(mx / a.step) * a.step, DBL_MAX);
+    a.k0 = floor(mn / a.step);
+    a.k1 = ceil(mx / a.step);
+    a.lo = fmax(a.k0 * a.step, -DBL_MAX);
+    a.hi = fmin(a.k1 * a.step, DBL_MAX);
     /* enough digits to tell neighbouring ticks apart, at least %g's six */
     const int need = 1 + (int)ceil(log10(fmax(fabs(a.lo), fabs(a.hi)) / a.step));
     a.digits = need < 6 ? 6 : need > 17 ? 17 : need;
@@ -630,9 +633,10 @@ static void put_axes(FILE *f, const chart *c)
     for (int vertical = 0; vertical < 2; vertical++) {
         const axis *ax = vertical ? &c->x : &c->y;
         snprintf(fmt, sizeof fmt, "%%.%dg", ax->digits);
-        const double k1 = floor(ax->hi / ax->step);
-        for (double k = ceil(ax->lo / ax->step); k <= k1; k++) {
+        for (double k = ax->k0; k <= ax->k1; k++) {
             const double t = k * ax->step + 0.0; /* + 0.0: no "-0" */
+            if (!(t >= ax->lo && t <= ax->hi))
+                continue; /* an end beyond DBL_MAX */
             num(v, fmt, t);
             if (vertical) /* a grid line at x, its value below the plot */
                 fprintf(f,
