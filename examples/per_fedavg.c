@@ -553,17 +553,28 @@ static int write_csv(const char *path, const curve *cv, int n, int rounds)
 static const char *const series_name[] = {"FedAvg (+ one step)", "Per-FedAvg (FO)",
                                           "Per-FedAvg (HF)", "Per-FedAvg (exact HVP)"};
 
+/* The accuracy curves as an SVG line chart; on failure one line on stderr
+ * (the library's message) and -1. */
 static int write_svg(const char *path, const fed *f, const curve *cv, int n)
 {
     const options *o = f->o;
-    pf_series s[4];
+    hess_series s[4];
     for (int c = 0; c < n; c++)
-        s[c] = (pf_series){series_name[cv[c].algo], (size_t)o->rounds + 1, cv[c].round, cv[c].acc};
+        s[c] =
+            (hess_series){series_name[cv[c].algo], (size_t)o->rounds + 1, cv[c].round, cv[c].acc};
     char title[256];
     snprintf(title, sizeof title, "Personalized accuracy on %s: %d clients, %d classes each",
              f->what, o->clients, o->k);
-    return pf_svg_lines(path, title, "round", "personalized test accuracy (one local step)",
-                        (size_t)n, s);
+    hess_context *ctx = NULL;
+    hess_status st = hess_context_create(NULL, &ctx);
+    if (st == HESS_OK)
+        st = hess_write_svg_lines(ctx, path, title, "round",
+                                  "personalized test accuracy (one local step)", (size_t)n, s);
+    if (st != HESS_OK)
+        fprintf(stderr, "per_fedavg: %s\n",
+                ctx ? hess_context_errmsg(ctx) : "no memory for a context to draw the chart");
+    hess_context_destroy(ctx);
+    return st == HESS_OK ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -659,10 +670,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "per_fedavg: %s: cannot write (%s)\n", o.csv, strerror(errno));
             st = 1;
         }
-        if (o.svg && write_svg(o.svg, &f, cv, n_runs) != 0) {
-            fprintf(stderr, "per_fedavg: %s: cannot write (%s)\n", o.svg, strerror(errno));
+        if (o.svg && write_svg(o.svg, &f, cv, n_runs) != 0)
             st = 1;
-        }
         const curve *main_run = &cv[o.compare ? (int)o.algo : 0];
         printf("final personalized accuracy: %.4f\n", main_run->acc[o.rounds]);
     }

@@ -2,7 +2,8 @@
  * per_fedavg_lib.c -- the parts of examples/per_fedavg.c another federated
  * program would reuse (per_fedavg_lib.h says what each does): keyed random
  * streams, image sets, the non-IID split, one client's graph and the local
- * steps, and the SVG line chart.  Only include/hessian.h is used.
+ * steps, and the SVG line chart (hess_write_svg_lines).  Only
+ * include/hessian.h is used.
  */
 #include "per_fedavg_lib.h"
 
@@ -684,52 +685,6 @@ int pf_personal_accuracy(
 /* Pictures: an SVG line chart                                              */
 /* ------------------------------------------------------------------------ */
 
-/* s escaped for XML text and attributes. */
-static void put_text(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&apos;", f);
-            break;
-        default:
-            /* control characters are not allowed in XML 1.0 */
-            fputc((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' ? '?' : *s, f);
-        }
-    }
-}
-
-/* A round step of about range / 5: 1, 2 or 5 times a power of ten. */
-static double nice_step(double range)
-{
-    const double raw = range / 5.0, p = pow(10.0, floor(log10(raw))), m = raw / p;
-    return p * (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0);
-}
-
-/* The axis range [lo, hi] in whole steps covering the finite values. */
-static void axis(double mn, double mx, double *lo, double *hi, double *step)
-{
-    if (!(mx > mn)) {
-        mn = isfinite(mn) ? mn - 0.5 : 0.0;
-        mx = mn + 1.0;
-    }
-    *step = nice_step(mx - mn);
-    *lo = floor(mn / *step) * *step;
-    *hi = ceil(mx / *step) * *step;
-}
-
 int pf_svg_lines(const char *path,
                  const char *title,
                  const char *xlabel,
@@ -737,108 +692,14 @@ int pf_svg_lines(const char *path,
                  size_t n_series,
                  const pf_series *series)
 {
-    static const char *const colour[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
-                                         "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"};
-    const double W = 640, H = 420, L = 70, R = 25, T = 40, Bm = 55; /* size and margins */
-    double xmn = INFINITY, xmx = -INFINITY, ymn = INFINITY, ymx = -INFINITY;
-    for (size_t s = 0; s < n_series; s++)
-        for (size_t i = 0; i < series[s].n; i++) {
-            const double x = series[s].x[i], y = series[s].y[i];
-            if (isfinite(x) && isfinite(y)) {
-                xmn = fmin(xmn, x), xmx = fmax(xmx, x);
-                ymn = fmin(ymn, y), ymx = fmax(ymx, y);
-            }
-        }
-    double x0, x1, xs, y0, y1, ys;
-    axis(xmn, xmx, &x0, &x1, &xs);
-    axis(ymn, ymx, &y0, &y1, &ys);
-    const double pw = W - L - R, ph = H - T - Bm;
-#define PX(x) (L + ((x)-x0) / (x1 - x0) * pw)
-#define PY(y) (T + ph - ((y)-y0) / (y1 - y0) * ph)
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-            "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-            W, H, W, H);
-    fprintf(f, "<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", W, H);
-    fprintf(f, "<text x=\"%.1f\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">", L + pw / 2);
-    put_text(f, title);
-    fputs("</text>\n", f);
-    /* grid and ticks */
-    for (double v = x0; v <= x1 + xs / 2; v += xs)
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n",
-                PX(v), T, PX(v), T + ph, PX(v), T + ph + 16, fabs(v) < xs / 2 ? 0.0 : v);
-    for (double v = y0; v <= y1 + ys / 2; v += ys)
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
-                L, PY(v), L + pw, PY(v), L - 6, PY(v) + 4, fabs(v) < ys / 2 ? 0.0 : v);
-    fprintf(f,
-            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
-            "stroke=\"black\"/>\n",
-            L, T, pw, ph);
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", L + pw / 2, H - 14);
-    put_text(f, xlabel);
-    fprintf(f,
-            "</text>\n<text transform=\"translate(18 %.1f) rotate(-90)\" "
-            "text-anchor=\"middle\">",
-            T + ph / 2);
-    put_text(f, ylabel);
-    fputs("</text>\n", f);
-    /* the lines, broken at non-finite values */
-    for (size_t s = 0; s < n_series; s++) {
-        const char *c = colour[s % (sizeof colour / sizeof colour[0])];
-        bool open = false;
-        for (size_t i = 0; i < series[s].n; i++) {
-            const double x = series[s].x[i], y = series[s].y[i];
-            if (!isfinite(x) || !isfinite(y)) {
-                if (open)
-                    fputs("\"/>\n", f);
-                open = false;
-                continue;
-            }
-            if (!open)
-                fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" points=\"",
-                        c);
-            fprintf(f, "%s%.2f,%.2f", open ? " " : "", PX(x), PY(y));
-            open = true;
-        }
-        if (open)
-            fputs("\"/>\n", f);
-    }
-    /* the legend, in the plot's lower right corner (about 7 px a character) */
-    size_t longest = 0;
-    for (size_t s = 0; s < n_series; s++)
-        longest = strlen(series[s].name) > longest ? strlen(series[s].name) : longest;
-    const double bw = 44 + 7.0 * (double)longest, bh = 8 + 20.0 * (double)n_series;
-    const double bx = L + pw - bw - 10, by = T + ph - bh - 10;
-    fprintf(f,
-            "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
-            "fill-opacity=\"0.9\" stroke=\"#999\"/>\n",
-            bx, by, bw, bh);
-    for (size_t s = 0; s < n_series; s++) {
-        const char *c = colour[s % (sizeof colour / sizeof colour[0])];
-        const double ly = by + 14 + 20.0 * (double)s;
-        fprintf(f,
-                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                "stroke-width=\"3\"/><text x=\"%.1f\" y=\"%.1f\">",
-                bx + 8, ly, bx + 32, ly, c, bx + 38, ly + 4);
-        put_text(f, series[s].name);
-        fputs("</text>\n", f);
-    }
-#undef PX
-#undef PY
-    fputs("</svg>\n", f);
-    const int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        if (!errno)
-            errno = EIO;
+    hess_context *ctx = NULL;
+    if (hess_context_create(NULL, &ctx) != HESS_OK) {
+        errno = ENOMEM;
         return -1;
     }
-    return 0;
+    const hess_status st = hess_write_svg_lines(ctx, path, title, xlabel, ylabel, n_series, series);
+    hess_context_destroy(ctx);
+    if (st != HESS_OK)
+        errno = st == HESS_ERR_IO ? EIO : EINVAL;
+    return st == HESS_OK ? 0 : -1;
 }

@@ -5,8 +5,8 @@
  * image sets read with hess_load_idx or made up, a non-IID split into
  * clients, the paper's MLP as a graph built once and re-run per minibatch,
  * the local steps of FedAvg and of Per-FedAvg (FO, HF, exact HVP) after
- * Fallah, Mokhtari and Ozdaglar (NeurIPS 2020), and a small SVG line-chart
- * writer.  Uses only include/hessian.h.
+ * Fallah, Mokhtari and Ozdaglar (NeurIPS 2020), and the SVG line chart
+ * through hess_write_svg_lines().  Uses only include/hessian.h.
  *
  * Flat parameter vectors are laid out as torch.nn.utils.parameters_to_vector
  * lays out nn.Sequential(Linear, ELU, Linear, ELU, Linear): W1 [h1, in], b1,
@@ -185,16 +185,13 @@ int pf_personal_accuracy(
 /* Pictures                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* One line of a chart: a name and n points. */
-typedef struct pf_series {
-    const char *name;
-    size_t n;
-    const double *x, *y;
-} pf_series;
+/* One line of a chart: a name and n points (the library's hess_series). */
+typedef hess_series pf_series;
 
-/* Writes a stand-alone SVG line chart of the series (axes with ticks, one
- * colour per series, a legend) with the title and axis labels, all text
- * escaped for XML.  Returns 0, or -1 with errno set. */
+/* hess_write_svg_lines() in a context of its own: returns 0, or -1 with
+ * errno EIO (the file could not be written), EINVAL (bad arguments) or
+ * ENOMEM.  The library's message is lost: per_fedavg.c calls the library
+ * itself; this stays for tests/test_fedavg.c. */
 int pf_svg_lines(const char *path,
                  const char *title,
                  const char *xlabel,

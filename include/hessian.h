@@ -1804,6 +1804,47 @@ HESS_API hess_status hess_write_svg_heatmap(hess_context *ctx,
                                             const size_t sizes[],
                                             const char *title);
 
+/** One curve of hess_write_svg_lines(): the points (x[i], y[i]), i < n. */
+typedef struct hess_series {
+    const char *name; /**< its legend entry (UTF-8); NULL: none */
+    size_t n;         /**< number of points; 0 draws nothing (x and y may then be NULL) */
+    const double *x;  /**< n abscissas, in drawing order (need not be sorted) */
+    const double *y;  /**< n ordinates */
+} hess_series;
+
+/**
+ * Writes @p series[0..n_series-1] to @p path as a stand-alone SVG line chart
+ * (SVG 1.1, no scripts, fonts or images from elsewhere), e.g. training curves,
+ * a spectral density from hess_spectral_density() or a loss along a line.
+ * Each series is drawn as lines joining its points in the order given, in its
+ * own colour (eight colours, then again from the first); the lines break at
+ * every point whose x or y is not finite (NaN, +-Inf), and a point alone
+ * between breaks is drawn as a dot.  The axes cover the finite points of all
+ * series, rounded out to ticks of 1, 2 or 5 times a power of ten (about five
+ * per axis) with a grid; without finite points an axis is [0, 1], and a
+ * single value v is shown on v +- 10% (+-0.5 about 0).  A series with n = 0
+ * draws nothing but keeps its colour and legend entry.  When any series has a
+ * name, a legend right of the plot lists the named ones.  @p title (drawn
+ * above), @p xlabel and @p ylabel may each be NULL (not drawn).  Text is
+ * escaped for XML, invalid UTF-8 replaced, as hess_write_svg_heatmap() does;
+ * names are cut at 40 characters, axis labels at 100, the title at 200.
+ * Numbers are written in C notation whatever the locale.  The arrays are only
+ * read.  The save is atomic (see the section "Interchange"): a failure leaves
+ * an existing file as it was.
+ * @return HESS_OK; the pending status, doing nothing; HESS_ERR_ARG (NULL
+ * context, path or series, n_series = 0, a series with n > 0 and NULL x or y,
+ * a count no array could hold or points of all series overflowing size_t;
+ * the message names the series); HESS_ERR_IO (as hess_save_npy()).  Cost
+ * O(total points) time and file size, no context memory.
+ */
+HESS_API hess_status hess_write_svg_lines(hess_context *ctx,
+                                          const char *path,
+                                          const char *title,
+                                          const char *xlabel,
+                                          const char *ylabel,
+                                          size_t n_series,
+                                          const hess_series *series);
+
 /* ------------------------------------------------------------------------ */
 /* Derivative checks for users (in the spirit of PyTorch's gradcheck and    */
 /* gradgradcheck)                                                           */

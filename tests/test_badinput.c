@@ -646,6 +646,25 @@ svg_with(fx *f, const char *path, size_t n, const double *m, size_t nb, const si
     return hess_write_svg_heatmap(f->ctx, path, n, m, nb, NULL, sizes, "t");
 }
 
+/* hess_write_svg_lines of two series: W1 against itself, and the given one. */
+static int
+lines_with(fx *f, const char *path, size_t n_series, size_t n1, const double *x1, const double *y1)
+{
+    const hess_series s[2] = {{"a", 6, W1, W1}, {"b & <c>", n1, x1, y1}};
+    return hess_write_svg_lines(f->ctx, path, "t", "x", "y", n_series, s);
+}
+
+static const hess_series NO_POINTS = {NULL, 0, NULL, NULL};
+
+/* 17 series of 2^60 - 1 points: more than size_t counts in all. */
+static int lines_overflow(fx *f)
+{
+    hess_series s[17];
+    for (int i = 0; i < 17; i++)
+        s[i] = (hess_series){NULL, PTRDIFF_MAX / sizeof(double), W1, W1};
+    return hess_write_svg_lines(f->ctx, P("l.svg"), NULL, NULL, NULL, 17, s);
+}
+
 static hess_tensor *cb_square(hess_context *ctx, size_t n, hess_tensor *const p[], void *user)
 {
     (void)n, (void)user;
@@ -2229,6 +2248,31 @@ static hess_status grad_through_cond(fx *f, unsigned flags)
       CALL(svg_with(f, NO_DIR, 2, W1, 0, NULL)))                                                   \
     X(svg_nonfinite_values, K_WORK, "hess_write_svg_heatmap", OK, NULL, 0,                         \
       CALL(svg_with(f, P("nf.svg"), 2, (const double[]){NAN, INFINITY, -INFINITY, 0}, 0, NULL)))   \
+    X(lines_null_ctx, K_WORK, "hess_write_svg_lines", A, NULL, F_NOCTX,                            \
+      CALL(hess_write_svg_lines(NULL, P("l.svg"), NULL, NULL, NULL, 1, &NO_POINTS)))               \
+    X(lines_null_path, K_WORK, "hess_write_svg_lines", A, "NULL path", 0,                          \
+      CALL(lines_with(f, NULL, 2, 6, W1, W1)))                                                     \
+    X(lines_null_series, K_WORK, "hess_write_svg_lines", A, "NULL series", 0,                      \
+      CALL(hess_write_svg_lines(f->ctx, P("l.svg"), NULL, NULL, NULL, 2, NULL)))                   \
+    X(lines_n_series_zero, K_WORK, "hess_write_svg_lines", A, "n_series = 0", 0,                   \
+      CALL(lines_with(f, P("l.svg"), 0, 6, W1, W1)))                                               \
+    X(lines_n_series_too_large, K_WORK, "hess_write_svg_lines", A, "more series", 0,               \
+      CALL(lines_with(f, P("l.svg"), SIZE_MAX, 6, W1, W1)))                                        \
+    X(lines_null_x, K_WORK, "hess_write_svg_lines", A, "series 1: NULL x", 0,                      \
+      CALL(lines_with(f, P("l.svg"), 2, 6, NULL, W1)))                                             \
+    X(lines_null_y, K_WORK, "hess_write_svg_lines", A, "series 1: NULL y", 0,                      \
+      CALL(lines_with(f, P("l.svg"), 2, 6, W1, NULL)))                                             \
+    X(lines_n_too_large, K_WORK, "hess_write_svg_lines", A, "more points", 0,                      \
+      CALL(lines_with(f, P("l.svg"), 2, SIZE_MAX, W1, W1)))                                        \
+    X(lines_points_overflow, K_WORK, "hess_write_svg_lines", A, "overflow", 0,                     \
+      CALL(lines_overflow(f)))                                                                     \
+    X(lines_no_dir, K_WORK, "hess_write_svg_lines", HESS_ERR_IO, NO_DIR, 0,                        \
+      CALL(lines_with(f, NO_DIR, 2, 6, W1, W1)))                                                   \
+    X(lines_no_points, K_WORK, "hess_write_svg_lines", OK, NULL, 0,                                \
+      CALL(lines_with(f, P("l.svg"), 2, 0, NULL, NULL)))                                           \
+    X(lines_nonfinite_points, K_WORK, "hess_write_svg_lines", OK, NULL, 0,                         \
+      CALL(lines_with(f, P("nfl.svg"), 2, 4, (const double[]){NAN, 1, INFINITY, 2},                \
+                      (const double[]){0, NAN, 1, -INFINITY})))                                    \
     X(gradcheck_null_ctx, K_WORK, "hess_check_derivatives", A, NULL, F_NOCTX,                      \
       CALL(hess_check_derivatives(NULL, cb_square, f, 1, f->pn1, NULL, NULL)))                     \
     X(gradcheck_null_callback, K_WORK, "hess_check_derivatives", A, "callback", 0,                 \
@@ -2497,7 +2541,8 @@ int main(void)
     const int failed = _cmocka_run_group_tests("badinput", tests, m, NULL, NULL);
     free(tests);
     free(names);
-    const char *files[] = {"garbage.npy", "a.npy", "b.npy", "a.ref", "a.svg", "nf.svg"};
+    const char *files[] = {"garbage.npy", "a.npy",  "b.npy", "a.ref",
+                           "a.svg",       "nf.svg", "l.svg", "nfl.svg"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         remove(P(files[i]));
     rmdir(g_dir);

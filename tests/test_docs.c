@@ -808,6 +808,8 @@ static void test_docs_kept_after_rewinding_calls(void **state)
         assert_ok(ctx, hess_save_npy_array(ctx, npy, 2, SHP(41, 41), H));
         assert_ok(ctx, hess_save_ref(ctx, ref, &rf));
         assert_ok(ctx, hess_write_svg_heatmap(ctx, svg, 41, H, 0, NULL, NULL, "H"));
+        const hess_series curve = {"diagonal", 41, v, d};
+        assert_ok(ctx, hess_write_svg_lines(ctx, svg, "H", "i", "H_ii", 1, &curve));
         assert_ok(ctx, hess_check_derivatives(ctx, net_loss, &m, 4, m.p, NULL, &rep));
         assert_true(rep.ok);
         assert_nothing_kept(ctx, s, "the rewinding calls");

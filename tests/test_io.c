@@ -4,7 +4,8 @@
  * the exact .npy header layout against hand-made bytes, every malformed or
  * truncated input (HESS_ERR_IO with the file and the problem in the message,
  * nothing left in the context), reading tests/data/seed_ann.ref, and the SVG
- * heatmap (structure, escaping, xmllint when it is installed); IDX files
+ * heatmap and line chart (structure, escaping, axes, xmllint when it is
+ * installed), every writer's atomic save; IDX files
  * (every element type and rank, plain and gzip-compressed, every malformed
  * header, truncated or corrupt stream), and with --fashion-mnist DIR the real
  * Fashion-MNIST files instead.
@@ -18,6 +19,7 @@
 #include "check.h"
 #include "ref.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -935,18 +937,307 @@ static void test_svg_edges(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* SVG line chart                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* How many times s holds what. */
+static size_t count_of(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* 1 if s holds "nan" or "inf" as a word of its own, as printf writes a
+ * non-finite number ("dominant" does not count). */
+static int has_nonfinite(const char *s)
+{
+    static const char *const words[2] = {"nan", "inf"};
+    for (int w = 0; w < 2; w++)
+        for (const char *p = s; (p = strstr(p, words[w])) != NULL; p++)
+            if ((p == s || !isalpha((unsigned char)p[-1])) && !isalpha((unsigned char)p[3]))
+                return 1;
+    return 0;
+}
+
+/* The plot's frame in a chart: its rect (x, y, width, height). */
+static void chart_frame(const char *svg, double box[4])
+{
+    const char *p = strstr(svg, "fill=\"none\" stroke=\"#222222\"/>");
+    assert_non_null(p);
+    while (p > svg && strncmp(p, "<rect ", 6) != 0)
+        p--;
+    assert_int_equal(sscanf(p, "<rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"", &box[0],
+                            &box[1], &box[2], &box[3]),
+                     4);
+}
+
+/* The points of the k-th polyline into xy (2 per point, at most cap
+ * numbers); returns how many points; checks each lies inside the frame. */
+static size_t polyline_points(const char *svg, size_t k, double *xy, size_t cap)
+{
+    double box[4];
+    chart_frame(svg, box);
+    const char *p = svg;
+    for (size_t i = 0; i <= k; i++, p++) {
+        p = strstr(p, "<polyline ");
+        assert_non_null(p);
+    }
+    p = strstr(p, "points=\"") + strlen("points=\"");
+    size_t n = 0;
+    for (int used; *p != '"'; p += used) {
+        double x, y;
+        assert_int_equal(sscanf(p, " %lf,%lf%n", &x, &y, &used), 2);
+        if (x < box[0] - 1e-9 || x > box[0] + box[2] + 1e-9 || y < box[1] - 1e-9 ||
+            y > box[1] + box[3] + 1e-9)
+            fail_msg("point (%g, %g) outside the plot [%g, %g] x [%g, %g]", x, y, box[0],
+                     box[0] + box[2], box[1], box[1] + box[3]);
+        assert_true(2 * n + 2 <= cap);
+        xy[2 * n] = x, xy[2 * n + 1] = y;
+        n++;
+    }
+    return n;
+}
+
+/* Curves with gaps: one polyline per run of finite points (a lone point a
+ * dot, drawn twice), a colour per series, a legend entry per named series
+ * with its text escaped (markup, invalid UTF-8), nothing from elsewhere, no
+ * context memory kept, well-formed XML.  Set HESS_TEST_KEEP_SVG to keep the
+ * file (test_io_tmp_lines.svg) for looking at. */
+static void test_svg_lines_chart(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_lines.svg";
+    double x[10], a[10], b[6] = {1, NAN, 2, NAN, 3, 4}, d[3] = {-1, 0.5, 2};
+    for (int i = 0; i < 10; i++)
+        x[i] = i * 0.5, a[i] = sin(x[i]);
+    a[4] = NAN;
+    x[7] = INFINITY; /* a non-finite x breaks the line as well */
+    const hess_series s[4] = {
+        {"<sin> & \"co\"", 10, x, a},     /* runs 0-3, 5-6, 8-9 */
+        {"bad \xff utf8 \xc3(", 6, x, b}, /* runs 0, 2, 4-5 */
+        {"empty", 0, NULL, NULL},         /* no line, in the legend */
+        {NULL, 3, x, d},                  /* one run, not in the legend */
+    };
+    const hess_mark before = hess_context_mark(ctx);
+    assert_ok(ctx, hess_write_svg_lines(ctx, path, "Curves <1> & 2", "x [s]", "y & z", 4, s));
+    assert_true(same_mark(before, hess_context_mark(ctx)));
+    char *svg = read_all(path, NULL);
+    assert_non_null(strstr(svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg "));
+    assert_non_null(strstr(svg, "<title>Curves &lt;1&gt; &amp; 2</title>"));
+    assert_non_null(strstr(svg, ">Curves &lt;1&gt; &amp; 2</text>"));
+    assert_non_null(strstr(svg, ">x [s]</text>"));
+    assert_non_null(strstr(svg, ">y &amp; z</text>"));
+    assert_int_equal(count_of(svg, "<polyline "), 7);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#1f77b4\""), 3);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#d62728\""), 3);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#2ca02c\""), 0);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#9467bd\""), 1);
+    /* the legend: three named series, in order, escaped */
+    assert_int_equal(count_of(svg, "stroke-width=\"3\"/>"), 3);
+    const char *k1 = strstr(svg, ">&lt;sin&gt; &amp; &quot;co&quot;</text>");
+    const char *k2 = strstr(svg, ">bad ? utf8 ?(</text>");
+    const char *k3 = strstr(svg, ">empty</text>");
+    assert_true(k1 && k2 && k3 && k1 < k2 && k2 < k3);
+    assert_null(strstr(svg, "<sin"));
+    assert_null(strstr(svg, "href"));
+    assert_null(strstr(svg, "<script"));
+    assert_false(has_nonfinite(svg));
+    assert_non_null(strstr(svg, "<desc>line chart of 4 series, 19 points; x axis from 0 to 5, "
+                                "y axis from -1 to 4</desc>"));
+    /* runs of 4, 2, 2 points; the lone points of series 1 twice each */
+    double xy[40];
+    static const size_t run[7] = {4, 2, 2, 2, 2, 2, 3};
+    for (size_t k = 0; k < 7; k++)
+        assert_int_equal(polyline_points(svg, k, xy, 40), run[k]);
+    for (size_t k = 3; k < 5; k++) {
+        polyline_points(svg, k, xy, 40);
+        assert_true(xy[0] == xy[2] && xy[1] == xy[3]);
+    }
+    /* series 3's first point is (0, -1): the frame's lower left corner */
+    double box[4];
+    chart_frame(svg, box);
+    polyline_points(svg, 6, xy, 40);
+    assert_close(xy[0], box[0], 0, 1e-9);
+    assert_close(xy[1], box[1] + box[3], 0, 1e-9);
+    free(svg);
+    xml_well_formed(path);
+
+    /* no names, no title, no labels: no legend, the picture as wide as the plot needs */
+    const hess_series plain[2] = {{NULL, 3, x, d}, {NULL, 3, x, a}};
+    assert_ok(ctx, hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 2, plain));
+    svg = read_all(path, NULL);
+    assert_non_null(strstr(svg, "<title>line chart</title>"));
+    assert_int_equal(count_of(svg, "stroke-width=\"3\"/>"), 0);
+    assert_int_equal(count_of(svg, "<polyline "), 2);
+    assert_int_equal(count_of(svg, "font-weight=\"bold\""), 0);
+    assert_non_null(strstr(svg, "width=\"656.00\""));
+    free(svg);
+    xml_well_formed(path);
+
+    /* nine series: the colours start again at the ninth */
+    hess_series nine[9];
+    for (int i = 0; i < 9; i++)
+        nine[i] = (hess_series){"s", 3, x, d};
+    assert_ok(ctx, hess_write_svg_lines(ctx, path, "nine", NULL, NULL, 9, nine));
+    svg = read_all(path, NULL);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#1f77b4\""), 2);
+    assert_int_equal(count_of(svg, "<polyline stroke=\"#7f7f7f\""), 1);
+    free(svg);
+    xml_well_formed(path);
+    if (!getenv("HESS_TEST_KEEP_SVG"))
+        remove(path);
+}
+
+/* The y tick labels of a chart, in order, into labels[][32]; how many. */
+static size_t y_ticks(const char *svg, char labels[][32], size_t cap)
+{
+    static const char key[] = "text-anchor=\"end\" dominant-baseline=\"central\">";
+    size_t n = 0;
+    for (const char *p = svg; (p = strstr(p, key)) != NULL; p += strlen(key)) {
+        const char *q = p + strlen(key), *end = strchr(q, '<');
+        assert_true(n < cap && end && end - q < 32);
+        memcpy(labels[n], q, (size_t)(end - q));
+        labels[n++][end - q] = '\0';
+    }
+    return n;
+}
+
+/* Axes: round ends from the finite points, [0, 1] without any, a single
+ * value widened about itself, ranges up to +-DBL_MAX and down to subnormals
+ * with finite coordinates, tick labels that tell neighbours apart, no "-0". */
+static void test_svg_lines_axes(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_axes.svg";
+    static const struct {
+        double x[2], y[2];
+        const char *desc; /* what the <desc> says of the axes, or NULL */
+        size_t ticks;     /* y ticks, or 0 */
+    } cases[] = {
+        {{NAN, INFINITY}, {1, -INFINITY}, "x axis from 0 to 1, y axis from 0 to 1", 6},
+        {{3, 3}, {0, 0}, "x axis from 2.7 to 3.3, y axis from -0.6 to 0.6", 7},
+        {{-2, 1e3}, {0.31, 0.9}, "x axis from -200 to 1000, y axis from 0.3 to 0.9", 7},
+        {{-DBL_MAX, DBL_MAX}, {DBL_MAX, -DBL_MAX}, NULL, 0},
+        {{0, DBL_MAX}, {DBL_MAX, DBL_MAX}, NULL, 0},
+        {{1e-310, 2e-310}, {4.9e-324, 4.9e-324}, NULL, 0},
+        {{1, 1 + 1e-9}, {1, 1 + 4e-12}, NULL, 0},
+        {{-1, 1}, {-1, 1}, "x axis from -1 to 1, y axis from -1 to 1", 5},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const hess_series s = {"s", 2, cases[k].x, cases[k].y};
+        assert_ok(ctx, hess_write_svg_lines(ctx, path, "axes", "x", "y", 1, &s));
+        char *svg = read_all(path, NULL);
+        if (cases[k].desc && !strstr(svg, cases[k].desc))
+            fail_msg("case %zu: no \"%s\" in\n%.400s", k, cases[k].desc, svg);
+        if (has_nonfinite(svg))
+            fail_msg("case %zu: a non-finite number in the picture", k);
+        assert_null(strstr(svg, ">-0<"));
+        char labels[24][32];
+        const size_t n = y_ticks(svg, labels, 24);
+        assert_true(n >= 3 && n <= 12);
+        if (cases[k].ticks)
+            assert_int_equal(n, cases[k].ticks);
+        for (size_t i = 1; i < n; i++)
+            if (strcmp(labels[i], labels[i - 1]) == 0)
+                fail_msg("case %zu: two ticks read %s", k, labels[i]);
+        double xy[8];
+        if (k == 0) /* no finite point */
+            assert_int_equal(count_of(svg, "<polyline "), 0);
+        else /* both points, inside the frame */
+            assert_int_equal(polyline_points(svg, 0, xy, 8), 2);
+        free(svg);
+        xml_well_formed(path);
+    }
+    remove(path);
+}
+
+/* Every bad argument: HESS_ERR_ARG with a message naming the function and
+ * the value, no file made; series of no points are drawn; an error already
+ * pending is returned and nothing written; an unwritable place is
+ * HESS_ERR_IO. */
+static void test_svg_lines_arguments(void **state)
+{
+    hess_context *ctx = *state;
+    const char *path = "test_io_tmp_lines_arg.svg";
+    const double x[3] = {0, 1, 2}, y[3] = {1, 0, 1};
+    hess_series s[2] = {{"a", 3, x, y}, {"b", 3, x, y}};
+    remove(path);
+    assert_int_equal(hess_write_svg_lines(NULL, path, NULL, NULL, NULL, 2, s), HESS_ERR_ARG);
+    assert_int_equal(hess_write_svg_lines(ctx, NULL, NULL, NULL, NULL, 2, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: NULL path", NULL);
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 2, NULL), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: NULL series (n_series = 2)", NULL);
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 0, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: no series to draw (n_series = 0)", NULL);
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, SIZE_MAX, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: more series than memory could hold",
+                 NULL);
+    s[1].x = NULL;
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 2, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: series 1: NULL x (n = 3)", NULL);
+    s[1].x = x, s[1].y = NULL;
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 2, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: series 1: NULL y (n = 3)", NULL);
+    s[1].y = y, s[0].n = SIZE_MAX;
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 2, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: series 0: more points than memory",
+                 NULL);
+    s[0].n = 3;
+    /* 17 series of 2^60 - 1 points (never read: refused first) overflow size_t */
+    hess_series huge[17];
+    for (int i = 0; i < 17; i++)
+        huge[i] = (hess_series){NULL, PTRDIFF_MAX / sizeof(double), x, y};
+    assert_int_equal(hess_write_svg_lines(ctx, path, NULL, NULL, NULL, 17, huge), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_lines: series 16: the points of all series",
+                 "overflow");
+    assert_int_equal(access(path, F_OK), -1); /* nothing written */
+
+    /* series of no points, x and y NULL: drawn (nothing), named in the legend */
+    const hess_series none[2] = {{"nothing", 0, NULL, NULL}, {NULL, 0, NULL, NULL}};
+    assert_ok(ctx, hess_write_svg_lines(ctx, path, "empty", NULL, NULL, 2, none));
+    char *svg = read_all(path, NULL);
+    assert_int_equal(count_of(svg, "<polyline "), 0);
+    assert_non_null(strstr(svg, ">nothing</text>"));
+    assert_non_null(strstr(svg, "x axis from 0 to 1, y axis from 0 to 1"));
+    free(svg);
+    xml_well_formed(path);
+
+    /* an error pending: returned, the file untouched */
+    size_t len0;
+    char *old = read_all(path, &len0);
+    assert_int_equal(hess_write_svg_heatmap(ctx, NULL, 3, x, 0, NULL, NULL, NULL), HESS_ERR_ARG);
+    assert_int_equal(hess_write_svg_lines(ctx, path, "t", "x", "y", 2, s), HESS_ERR_ARG);
+    expect_error(ctx, HESS_ERR_ARG, "hess_write_svg_heatmap: NULL path", NULL);
+    size_t len1;
+    char *now = read_all(path, &len1);
+    assert_int_equal(len1, len0);
+    assert_memory_equal(now, old, len0);
+    free(old);
+    free(now);
+
+    assert_int_equal(hess_write_svg_lines(ctx, "test_io_tmp_no_dir/x.svg", NULL, NULL, NULL, 2, s),
+                     HESS_ERR_IO);
+    expect_error(ctx, HESS_ERR_IO, "hess_write_svg_lines: test_io_tmp_no_dir/x.svg",
+                 "cannot create");
+    remove(path);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Saving: every writer replaces its file through a temporary file          */
 /* ------------------------------------------------------------------------ */
 
-enum { W_NPY, W_NPY_ARRAY, W_REF, W_SVG, W_COUNT };
+enum { W_NPY, W_NPY_ARRAY, W_REF, W_SVG, W_SVG_LINES, W_COUNT };
 static const char *const WRITER_FN[W_COUNT] = {"hess_save_npy", "hess_save_npy_array",
-                                               "hess_save_ref", "hess_write_svg_heatmap"};
+                                               "hess_save_ref", "hess_write_svg_heatmap",
+                                               "hess_write_svg_lines"};
 /* How each writer's file begins. */
-static const char *const WRITER_MAGIC[W_COUNT] = {"\x93NUMPY", "\x93NUMPY",
-                                                  "# libhessian reference case v1\n", "<?xml"};
+static const char *const WRITER_MAGIC[W_COUNT] = {
+    "\x93NUMPY", "\x93NUMPY", "# libhessian reference case v1\n", "<?xml", "<?xml"};
 
 /* Saves a side x side matrix with writer w: side 2, or 48 when big (18 KiB
- * as .npy, more as text or SVG). */
+ * as .npy, more as text or SVG; the line chart draws its rows). */
 static hess_status save_with(hess_context *ctx, int w, const char *path, bool big)
 {
     const int64_t side = big ? 48 : 2;
@@ -965,8 +1256,17 @@ static hess_status save_with(hess_context *ctx, int w, const char *path, bool bi
     case W_REF:
         nt.tensor = hess_tensor_new(ctx, 2, shape, m);
         return hess_save_ref(ctx, path, &f);
-    default:
+    case W_SVG:
         return hess_write_svg_heatmap(ctx, path, (size_t)side, m, 0, NULL, NULL, "t");
+    default: { /* the matrix's rows as curves against their column index */
+        static double col[48];
+        hess_series rows[48];
+        for (int64_t i = 0; i < side; i++) {
+            col[i] = (double)i;
+            rows[i] = (hess_series){"row", (size_t)side, col, m + i * side};
+        }
+        return hess_write_svg_lines(ctx, path, "t", "column", "value", (size_t)side, rows);
+    }
     }
 }
 
@@ -2977,6 +3277,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_ref_save_arguments, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_seed_hessian, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_svg_edges, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_svg_lines_chart, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_svg_lines_axes, setup_ctx, teardown_ctx),
+        cmocka_unit_test_setup_teardown(test_svg_lines_arguments, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_save_refuses_special_targets, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_save_failure_keeps_old_file, setup_ctx, teardown_ctx),
         cmocka_unit_test_setup_teardown(test_save_replaces_in_one_step, setup_ctx, teardown_ctx),

@@ -1,18 +1,26 @@
 /*
- * svg.c -- pictures: a square matrix (typically a Hessian) as a stand-alone
- * SVG 1.1 heatmap with a diverging colour scale centred on zero, parameter
- * blocks outlined and labelled along both axes, a colour legend and a title.
- * No scripts, fonts or images from elsewhere.  Number files are in io.c.
+ * svg.c -- pictures, as stand-alone SVG 1.1 files (no scripts, fonts or
+ * images from elsewhere): a square matrix (typically a Hessian) as a heatmap
+ * with a diverging colour scale centred on zero, parameter blocks outlined
+ * and labelled along both axes, a colour legend and a title; and curves as a
+ * line chart with round ticks, a grid and a legend.  Both share the text
+ * (escaped UTF-8, numbers in C notation) and the head of the document.
+ * Number files are in io.c.
  *
- * Layout (pixels): [left labels | matrix PLOT x PLOT | gap | legend], with the
- * title and the rotated top labels above the matrix and a caption below it.
- * The matrix is drawn in cell units (one unit per row) inside a scaled group,
- * so a cell is a 1 x 1 rect; runs of equal colour in a row are merged and
- * white cells are not drawn (the matrix background is white).
+ * Heatmap layout (pixels): [left labels | matrix PLOT x PLOT | gap | legend],
+ * with the title and the rotated top labels above the matrix and a caption
+ * below it.  The matrix is drawn in cell units (one unit per row) inside a
+ * scaled group, so a cell is a 1 x 1 rect; runs of equal colour in a row are
+ * merged and white cells are not drawn (the matrix background is white).
+ *
+ * Line chart layout: [y ticks and label | plot CHART_W x CHART_H | legend],
+ * the title above, the x ticks and label below.
  */
 #include "io.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +39,7 @@ static const double POS_RGB[3] = {190.0, 30.0, 45.0}; /* red   */
 static const char NAN_COLOUR[] = "#9a9a9a";           /* grey  */
 
 static const char fn[] = "hess_write_svg_heatmap";
+static const char fn_lines[] = "hess_write_svg_lines";
 
 /* ------------------------------------------------------------------------ */
 /* Text: numbers in C notation whatever the locale, escaped UTF-8           */
@@ -133,6 +142,38 @@ static size_t text_chars(const char *s, size_t max)
         p += n ? n : 1;
     }
     return chars;
+}
+
+/* The start of every picture: the XML declaration, the <svg> element of
+ * width x height pixels, its <title> (title, or fallback when NULL), its
+ * <desc> (desc: text that needs no escaping) and a white background. */
+static void put_head(
+    FILE *f, double width, double height, const char *title, const char *fallback, const char *desc)
+{
+    char a[48], b[48];
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
+            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
+            px(a, width), px(b, height), a, b);
+    fputs("<title>", f);
+    put_text(f, title ? title : fallback, 200);
+    fprintf(f, "</title>\n<desc>%s</desc>\n", desc);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+}
+
+/* The title drawn above the picture, centred on x (nothing when NULL). */
+static void put_title(FILE *f, double x, const char *title)
+{
+    if (!title)
+        return;
+    char a[48];
+    fprintf(f,
+            "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
+            "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
+            px(a, x));
+    put_text(f, title, 200);
+    fputs("</text>\n", f);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -418,27 +459,12 @@ static bool put_svg(FILE *f, const void *arg)
 {
     const heatmap *h = arg;
     const layout *L = h->L;
-    char a[48], b[48];
-    fprintf(f,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%s\" "
-            "height=\"%s\" viewBox=\"0 0 %s %s\">\n",
-            px(a, L->width), px(b, L->height), a, b);
-    fputs("<title>", f);
-    put_text(f, h->title ? h->title : "matrix heatmap", 200);
-    fprintf(f,
-            "</title>\n<desc>%zu x %zu matrix; colour scale symmetric about 0, "
-            "max |value| = %s</desc>\n",
-            h->n, h->n, num(a, "%.6g", L->vmax));
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    if (h->title) {
-        fprintf(f,
-                "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-family=\"sans-serif\" "
-                "font-size=\"17\" font-weight=\"bold\" fill=\"#111111\">",
-                px(a, L->left + PLOT / 2));
-        put_text(f, h->title, 200);
-        fputs("</text>\n", f);
-    }
+    char a[48], b[48], desc[160];
+    snprintf(desc, sizeof desc,
+             "%zu x %zu matrix; colour scale symmetric about 0, max |value| = %s", h->n, h->n,
+             num(a, "%.6g", L->vmax));
+    put_head(f, L->width, L->height, h->title, "matrix heatmap", desc);
+    put_title(f, L->left + PLOT / 2, h->title);
     put_cells(f, L, h->m);
     if (h->nblocks)
         put_blocks(f, L, h->nblocks, h->names, h->sizes, h->mid);
@@ -479,4 +505,285 @@ hess_status hess_write_svg_heatmap(hess_context *ctx,
     st = hess__save_atomic(ctx, path, fn, put_svg, &h);
     hess__rewind(ctx, &mk);
     return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Line chart                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define CHART_W   560.0 /* plot area */
+#define CHART_H   320.0
+#define CHART_L   72.0 /* left of the plot: y tick labels and the y label */
+#define CHART_B   56.0 /* below the plot: x tick labels and the x label */
+#define CHART_R   24.0 /* right of the plot (and of the legend) */
+#define KEY_GAP   20.0 /* between the plot and the legend */
+#define KEY_ROW   20.0 /* one legend row per named series */
+#define KEY_LINE  24.0 /* the stroke before a name */
+#define NAME_MAX  40   /* characters of a name shown; longer ones are cut */
+#define LABEL_MAX 100  /* characters of an axis label shown */
+
+/* The colours of the series, in turn (matplotlib's first eight). */
+static const char *const SERIES_RGB[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                                         "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"};
+
+/* An axis from lo to hi, with ticks at the multiples of step in between. */
+typedef struct axis {
+    double lo, hi, step;
+    double k0, k1; /* the ticks: k * step for k = k0..k1 (within [lo, hi]) */
+    int digits;    /* significant digits of the tick labels */
+} axis;
+
+/* The axis over values in [mn, mx] (mn > mx: there are none): rounded out to
+ * whole steps of 1, 2 or 5 times a power of ten, about five of them.  No
+ * values give [0, 1]; one value, or a range too narrow for the digits of a
+ * double, is widened about its middle by 10% of it (0.5 about 0).  Halves
+ * are taken where a difference could overflow, and the ends are kept finite. */
+static axis make_axis(double mn, double mx)
+{
+    if (mn > mx)
+        mn = 0.0, mx = 1.0;
+    double half = mx * 0.5 - mn * 0.5;
+    if (!(half >= 0.5e-300 && half >= 0.5e-12 * fmax(fabs(mn), fabs(mx)))) {
+        const double c = mn * 0.5 + mx * 0.5;
+        const double d = c == 0 ? 0.5 : fmax(0.1 * fabs(c), 1e-300);
+        mn = fmax(c - d, -DBL_MAX);
+        mx = fmin(c + d, DBL_MAX);
+        half = mx * 0.5 - mn * 0.5;
+    }
+    const double raw = half / 2.5, p = pow(10.0, floor(log10(raw))), m = raw / p;
+    axis a;
+    a.step = p * (m < 1.5 ? 1.0 : m < 3.5 ? 2.0 : m < 7.5 ? 5.0 : 10.0);
+    a.k0 = floor(mn / a.step);
+    a.k1 = ceil(mx / a.step);
+    a.lo = fmax(a.k0 * a.step, -DBL_MAX);
+    a.hi = fmin(a.k1 * a.step, DBL_MAX);
+    /* enough digits to tell neighbouring ticks apart, at least %g's six */
+    const int need = 1 + (int)ceil(log10(fmax(fabs(a.lo), fabs(a.hi)) / a.step));
+    a.digits = need < 6 ? 6 : need > 17 ? 17 : need;
+    return a;
+}
+
+/* Where v lies along a: 0 at lo, 1 at hi. */
+static double along(const axis *a, double v)
+{
+    return (v * 0.5 - a->lo * 0.5) / (a->hi * 0.5 - a->lo * 0.5);
+}
+
+/* What put_chart draws, and where. */
+typedef struct chart {
+    const char *title, *xlabel, *ylabel;
+    size_t n_series;
+    const hess_series *series;
+    size_t points; /* in all series */
+    axis x, y;     /* over the finite points */
+    double top;    /* of the plot; its left is CHART_L */
+    double key_w;  /* width of the legend, 0 without one */
+    double width, height;
+} chart;
+
+static double chart_x(const chart *c, double x)
+{
+    return CHART_L + along(&c->x, x) * CHART_W;
+}
+
+static double chart_y(const chart *c, double y)
+{
+    return c->top + (1.0 - along(&c->y, y)) * CHART_H;
+}
+
+static chart make_chart(const char *title,
+                        const char *xlabel,
+                        const char *ylabel,
+                        size_t n_series,
+                        const hess_series *series)
+{
+    chart c = {
+        .title = title, .xlabel = xlabel, .ylabel = ylabel, .n_series = n_series, .series = series};
+    double xmn = INFINITY, xmx = -INFINITY, ymn = INFINITY, ymx = -INFINITY;
+    size_t named = 0, longest = 0;
+    for (size_t s = 0; s < n_series; s++) {
+        const hess_series *S = &series[s];
+        c.points += S->n;
+        for (size_t i = 0; i < S->n; i++)
+            if (isfinite(S->x[i]) && isfinite(S->y[i])) {
+                xmn = fmin(xmn, S->x[i]), xmx = fmax(xmx, S->x[i]);
+                ymn = fmin(ymn, S->y[i]), ymx = fmax(ymx, S->y[i]);
+            }
+        if (S->name) {
+            const size_t chars = text_chars(S->name, NAME_MAX) + 1; /* an ellipsis */
+            longest = chars > longest ? chars : longest;
+            named++;
+        }
+    }
+    c.x = make_axis(xmn, xmx);
+    c.y = make_axis(ymn, ymx);
+    c.top = title ? TITLE_H : 20.0;
+    c.key_w = named ? KEY_GAP + KEY_LINE + 6.0 + CHAR_W * (double)longest : 0.0;
+    c.width = CHART_L + CHART_W + c.key_w + CHART_R;
+    c.height = c.top + fmax(CHART_H, KEY_ROW * (double)named) + CHART_B;
+    return c;
+}
+
+/* The grid, the frame, the ticks with their values and the axis labels. */
+static void put_axes(FILE *f, const chart *c)
+{
+    char a[48], b[48], d[48], e[48], v[48], fmt[8];
+    const double bottom = c->top + CHART_H, right = CHART_L + CHART_W;
+    fputs("<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#111111\">\n", f);
+    for (int vertical = 0; vertical < 2; vertical++) {
+        const axis *ax = vertical ? &c->x : &c->y;
+        snprintf(fmt, sizeof fmt, "%%.%dg", ax->digits);
+        for (double k = ax->k0; k <= ax->k1; k++) {
+            const double t = k * ax->step + 0.0; /* + 0.0: no "-0" */
+            if (!(t >= ax->lo && t <= ax->hi))
+                continue; /* an end beyond DBL_MAX */
+            num(v, fmt, t);
+            if (vertical) /* a grid line at x, its value below the plot */
+                fprintf(f,
+                        "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#dddddd\"/>"
+                        "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">%s</text>\n",
+                        px(a, chart_x(c, t)), px(b, c->top), a, px(d, bottom), a,
+                        px(e, bottom + 18), v);
+            else /* a grid line at y, its value left of the plot */
+                fprintf(f,
+                        "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#dddddd\"/>"
+                        "<text x=\"%s\" y=\"%s\" text-anchor=\"end\" "
+                        "dominant-baseline=\"central\">%s</text>\n",
+                        px(a, CHART_L), px(b, chart_y(c, t)), px(d, right), b, px(e, CHART_L - 6),
+                        b, v);
+        }
+    }
+    fprintf(f,
+            "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"none\" "
+            "stroke=\"#222222\"/>\n",
+            px(a, CHART_L), px(b, c->top), px(d, CHART_W), px(e, CHART_H));
+    if (c->xlabel) {
+        fprintf(f, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">", px(a, CHART_L + CHART_W / 2),
+                px(b, bottom + 44));
+        put_text(f, c->xlabel, LABEL_MAX);
+        fputs("</text>\n", f);
+    }
+    if (c->ylabel) {
+        fprintf(f, "<text transform=\"translate(18 %s) rotate(-90)\" text-anchor=\"middle\">",
+                px(a, c->top + CHART_H / 2));
+        put_text(f, c->ylabel, LABEL_MAX);
+        fputs("</text>\n", f);
+    }
+    fputs("</g>\n", f);
+}
+
+/* Series s: one polyline per run of finite points (a run of one point is a
+ * dot: the point twice, with round caps). */
+static void put_series(FILE *f, const chart *c, size_t s)
+{
+    const hess_series *S = &c->series[s];
+    const char *rgb = SERIES_RGB[s % (sizeof SERIES_RGB / sizeof SERIES_RGB[0])];
+    char a[48], b[48], first[100] = "";
+    size_t run = 0;
+    for (size_t i = 0; i <= S->n; i++) {
+        const bool ok = i < S->n && isfinite(S->x[i]) && isfinite(S->y[i]);
+        if (!ok) {
+            if (run)
+                fprintf(f, "%s\"/>\n", run == 1 ? first : "");
+            run = 0;
+            continue;
+        }
+        px(a, chart_x(c, S->x[i]));
+        px(b, chart_y(c, S->y[i]));
+        if (run++ == 0) {
+            fprintf(f, "<polyline stroke=\"%s\" points=\"%s,%s", rgb, a, b);
+            snprintf(first, sizeof first, " %s,%s", a, b);
+        } else {
+            fprintf(f, " %s,%s", a, b);
+        }
+    }
+}
+
+/* A row per named series: a stroke of its colour and its name. */
+static void put_key(FILE *f, const chart *c)
+{
+    char a[48], b[48], d[48], e[48];
+    const double x = CHART_L + CHART_W + KEY_GAP;
+    double y = c->top + KEY_ROW / 2;
+    fputs("<g font-family=\"sans-serif\" font-size=\"12\" fill=\"#111111\">\n", f);
+    for (size_t s = 0; s < c->n_series; s++) {
+        if (!c->series[s].name)
+            continue;
+        const char *rgb = SERIES_RGB[s % (sizeof SERIES_RGB / sizeof SERIES_RGB[0])];
+        fprintf(f,
+                "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"%s\" "
+                "stroke-width=\"3\"/><text x=\"%s\" y=\"%s\" dominant-baseline=\"central\">",
+                px(a, x), px(b, y), px(d, x + KEY_LINE), b, rgb, px(e, x + KEY_LINE + 6), b);
+        put_text(f, c->series[s].name, NAME_MAX);
+        fputs("</text>\n", f);
+        y += KEY_ROW;
+    }
+    fputs("</g>\n", f);
+}
+
+/* The whole SVG file of arg (a chart). */
+static bool put_chart(FILE *f, const void *arg)
+{
+    const chart *c = arg;
+    char a[48], b[48], d[48], e[48], desc[400];
+    snprintf(desc, sizeof desc,
+             "line chart of %zu series, %zu point%s; x axis from %s to %s, y axis from %s to %s",
+             c->n_series, c->points, c->points == 1 ? "" : "s", num(a, "%.6g", c->x.lo),
+             num(b, "%.6g", c->x.hi), num(d, "%.6g", c->y.lo), num(e, "%.6g", c->y.hi));
+    put_head(f, c->width, c->height, c->title, "line chart", desc);
+    put_title(f, CHART_L + CHART_W / 2, c->title);
+    put_axes(f, c);
+    fputs("<g fill=\"none\" stroke-width=\"1.8\" stroke-linejoin=\"round\" "
+          "stroke-linecap=\"round\">\n",
+          f);
+    for (size_t s = 0; s < c->n_series; s++)
+        put_series(f, c, s);
+    fputs("</g>\n", f);
+    if (c->key_w > 0)
+        put_key(f, c);
+    fputs("</svg>\n", f);
+    return !ferror(f);
+}
+
+/* HESS_OK, or HESS_ERR_ARG recorded: series and their sizes. */
+static hess_status check_series(hess_context *ctx, size_t n_series, const hess_series *series)
+{
+    if (!series || n_series == 0 || n_series > PTRDIFF_MAX / sizeof *series) {
+        hess__error(ctx, HESS_ERR_ARG, "%s: %s (n_series = %zu)", fn_lines,
+                    !series         ? "NULL series"
+                    : n_series == 0 ? "no series to draw"
+                                    : "more series than memory could hold",
+                    n_series);
+        return HESS_ERR_ARG;
+    }
+    size_t total = 0;
+    for (size_t s = 0; s < n_series; s++) {
+        const hess_series *S = &series[s];
+        const char *bad = S->n > PTRDIFF_MAX / sizeof(double) ? "more points than memory could hold"
+                          : S->n && !S->x                     ? "NULL x"
+                          : S->n && !S->y                     ? "NULL y"
+                          : S->n > SIZE_MAX - total ? "the points of all series overflow size_t"
+                                                    : NULL;
+        if (bad) {
+            hess__error(ctx, HESS_ERR_ARG, "%s: series %zu: %s (n = %zu)", fn_lines, s, bad, S->n);
+            return HESS_ERR_ARG;
+        }
+        total += S->n;
+    }
+    return HESS_OK;
+}
+
+hess_status hess_write_svg_lines(hess_context *ctx,
+                                 const char *path,
+                                 const char *title,
+                                 const char *xlabel,
+                                 const char *ylabel,
+                                 size_t n_series,
+                                 const hess_series *series)
+{
+    hess_status st = hess__save_begin(ctx, path, fn_lines);
+    if (st != HESS_OK || (st = check_series(ctx, n_series, series)) != HESS_OK)
+        return st;
+    const chart c = make_chart(title, xlabel, ylabel, n_series, series);
+    return hess__save_atomic(ctx, path, fn_lines, put_chart, &c);
 }
