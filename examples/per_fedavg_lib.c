@@ -2,12 +2,11 @@
  * per_fedavg_lib.c -- the parts of examples/per_fedavg.c another federated
  * program would reuse (per_fedavg_lib.h says what each does): keyed random
  * streams, image sets, the non-IID split, one client's graph and the local
- * steps, and the SVG line chart (hess_write_svg_lines).  Only
+ * steps (its chart is the library's hess_write_svg_lines).  Only
  * include/hessian.h is used.
  */
 #include "per_fedavg_lib.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -679,27 +678,4 @@ int pf_personal_accuracy(
     }
     *accuracy = (double)right / (double)wk->n_test;
     return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Pictures: an SVG line chart                                              */
-/* ------------------------------------------------------------------------ */
-
-int pf_svg_lines(const char *path,
-                 const char *title,
-                 const char *xlabel,
-                 const char *ylabel,
-                 size_t n_series,
-                 const pf_series *series)
-{
-    hess_context *ctx = NULL;
-    if (hess_context_create(NULL, &ctx) != HESS_OK) {
-        errno = ENOMEM;
-        return -1;
-    }
-    const hess_status st = hess_write_svg_lines(ctx, path, title, xlabel, ylabel, n_series, series);
-    hess_context_destroy(ctx);
-    if (st != HESS_OK)
-        errno = st == HESS_ERR_IO ? EIO : EINVAL;
-    return st == HESS_OK ? 0 : -1;
 }

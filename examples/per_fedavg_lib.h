@@ -5,8 +5,8 @@
  * image sets read with hess_load_idx or made up, a non-IID split into
  * clients, the paper's MLP as a graph built once and re-run per minibatch,
  * the local steps of FedAvg and of Per-FedAvg (FO, HF, exact HVP) after
- * Fallah, Mokhtari and Ozdaglar (NeurIPS 2020), and the SVG line chart
- * through hess_write_svg_lines().  Uses only include/hessian.h.
+ * Fallah, Mokhtari and Ozdaglar (NeurIPS 2020).  (The chart of the curves is
+ * the library's hess_write_svg_lines().)  Uses only include/hessian.h.
  *
  * Flat parameter vectors are laid out as torch.nn.utils.parameters_to_vector
  * lays out nn.Sequential(Linear, ELU, Linear, ELU, Linear): W1 [h1, in], b1,
@@ -180,23 +180,5 @@ int pf_local_step(pf_worker *wk,
  * largest logit is the label's.  0 or -1. */
 int pf_personal_accuracy(
     pf_worker *wk, const double *w, double alpha, const size_t *batch, double *accuracy);
-
-/* ------------------------------------------------------------------------ */
-/* Pictures                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* One line of a chart: a name and n points (the library's hess_series). */
-typedef hess_series pf_series;
-
-/* hess_write_svg_lines() in a context of its own: returns 0, or -1 with
- * errno EIO (the file could not be written), EINVAL (bad arguments) or
- * ENOMEM.  The library's message is lost: per_fedavg.c calls the library
- * itself; this stays for tests/test_fedavg.c. */
-int pf_svg_lines(const char *path,
-                 const char *title,
-                 const char *xlabel,
-                 const char *ylabel,
-                 size_t n_series,
-                 const pf_series *series);
 
 #endif

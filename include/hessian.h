@@ -1580,23 +1580,23 @@ HESS_API hess_status hess_params_axpy(
 /* Numbers are written in C notation ('.' as the decimal point) whatever    */
 /* the locale.                                                              */
 /*                                                                          */
-/* Saving (hess_save_npy, hess_save_npy_array, hess_save_ref and            */
-/* hess_write_svg_heatmap) is atomic on POSIX systems: the file is written  */
-/* to a temporary file in the directory of its target, flushed to disk      */
-/* (fsync) and renamed over the target, so the target holds either its old  */
-/* bytes or the complete new ones, and a reader that has the old file open  */
-/* keeps reading the old bytes.  On any failure the old file is left byte   */
-/* for byte and only the temporary file is removed.  The target is @p path, */
-/* or, when @p path is a symbolic link to a regular file, the file the link */
-/* resolves to (the link is kept).  An existing path that is not a regular  */
-/* file (a directory, device, FIFO or socket, or a symbolic link to one)    */
-/* and a symbolic link to nothing are refused with HESS_ERR_IO, nothing     */
-/* written.  A replaced file keeps its permission bits (not its owner,      */
-/* ACLs or extended attributes, and other hard links to it keep the old     */
-/* contents); a new file gets 0666 less the umask.  The temporary file is   */
-/* named ".<name>.<16 hex digits>.tmp"; the directory must be writable,     */
-/* even to replace a writable file.  On Windows the file is written in      */
-/* place, and removed when the write fails.                                 */
+/* Saving (hess_save_npy, hess_save_npy_array, hess_save_ref,               */
+/* hess_write_svg_heatmap and hess_write_svg_lines) is atomic on POSIX      */
+/* systems: the file is written to a temporary file in the directory of its */
+/* target, flushed to disk (fsync) and renamed over the target, so the      */
+/* target holds either its old bytes or the complete new ones, and a reader */
+/* that has the old file open keeps reading the old bytes.  On any failure  */
+/* the old file is left byte for byte and only the temporary file is        */
+/* removed.  The target is @p path, or, when @p path is a symbolic link to  */
+/* a regular file, the file the link resolves to (the link is kept).  An    */
+/* existing path that is not a regular file (a directory, device, FIFO or   */
+/* socket, or a symbolic link to one) and a symbolic link to nothing are    */
+/* refused with HESS_ERR_IO, nothing written.  A replaced file keeps its    */
+/* permission bits (not its owner, ACLs or extended attributes, and other   */
+/* hard links to it keep the old contents); a new file gets 0666 less the   */
+/* umask.  The temporary file is named ".<name>.<16 hex digits>.tmp"; the   */
+/* directory must be writable, even to replace a writable file.  On Windows */
+/* the file is written in place, and removed when the write fails.          */
 /*                                                                          */
 /* Reading (hess_load_npy, hess_load_ref) never trusts the size the system  */
 /* reports for a file (0 for /proc files and pipes): sizes in a header are  */

@@ -393,40 +393,12 @@ static void test_fedavg_split(void **state)
     }
 }
 
-/* The chart: text escaped, the structure of an SVG file. */
-static void test_fedavg_svg(void **state)
-{
-    (void)state;
-    const double x[4] = {0, 1, 2, 3}, y1[4] = {0.5, 0.6, NAN, 0.8}, y2[4] = {0.4, 0.5, 0.6, 0.7};
-    const pf_series s[2] = {{"a <b> & \"c\"", 4, x, y1}, {"d", 4, x, y2}};
-    const char *path = "test_fedavg_tmp.svg";
-    assert_int_equal(pf_svg_lines(path, "t & u", "round", "accuracy", 2, s), 0);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char buf[16384];
-    const size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    assert_non_null(strstr(buf, "<?xml"));
-    assert_non_null(strstr(buf, ">a &lt;b&gt; &amp; &quot;c&quot;<"));
-    assert_non_null(strstr(buf, ">t &amp; u<"));
-    assert_non_null(strstr(buf, "</svg>\n"));
-    /* the NaN breaks the first line in two */
-    int lines = 0;
-    for (const char *p = buf; (p = strstr(p, "<polyline")); p++)
-        lines++;
-    assert_int_equal(lines, 3);
-    remove(path);
-    assert_int_equal(pf_svg_lines("test_fedavg_tmp_no_dir/x.svg", "t", "x", "y", 2, s), -1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fedavg_steps_against_dense_hessian),
         cmocka_unit_test(test_fedavg_no_allocation_per_step),
         cmocka_unit_test(test_fedavg_split),
-        cmocka_unit_test(test_fedavg_svg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
