@@ -1273,7 +1273,8 @@ static hess_status save_with(hess_context *ctx, int w, const char *path, bool bi
 /* dir/name into buf. */
 static const char *join(char buf[256], const char *dir, const char *name)
 {
-    snprintf(buf, 256, "%s/%s", dir, name);
+    const int n = snprintf(buf, 256, "%s/%s", dir, name);
+    assert_true(n > 0 && n < 256);
     return buf;
 }
 
@@ -1345,7 +1346,8 @@ static int make_socket(const char *path)
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    const int len = snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    assert_true(len > 0 && (size_t)len < sizeof a.sun_path);
     const int s = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_true(s >= 0);
     assert_int_equal(bind(s, (const struct sockaddr *)&a, sizeof a), 0);
