@@ -222,7 +222,8 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if (!complete && !full && !spent && (e.j < k || broken || e.j - last_check < gap))
             continue;
         last_check = e.j;
-        if ((st = ritz(run, &e, which, false)) != HESS_OK)
+        /* a full basis restarts from Ritz vectors unless this check ends it */
+        if ((st = ritz(run, &e, which, full)) != HESS_OK)
             break;
         for (size_t i = 0; i < e.j; i++)
             if (fabs(e.theta[i]) > normest)
@@ -238,8 +239,6 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if (converged || spent)
             break;
         if (full) {
-            if ((st = ritz(run, &e, which, true)) != HESS_OK)
-                break;
             restart(&e, keep, scratch);
             broken = 0;
             last_check = e.j;
@@ -249,7 +248,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     if (st == HESS_OK) {
         for (size_t c = 0; c < k; c++)
             evals[c] = e.theta[e.order[c]];
-        if (evecs && (st = ritz(run, &e, which, true)) == HESS_OK) {
+        if (evecs && (e.nz == e.j || (st = ritz(run, &e, which, true)) == HESS_OK)) {
             ritz_vectors(&e, k, evecs);
             for (size_t c = 0; c < k; c++) { /* a fixed sign: the largest entry positive */
                 double *x = evecs + c * N;
