@@ -317,6 +317,102 @@ static void test_tridiag_and_dense_eig(void **state)
     assert_int_equal(hess__tridiag_eig(0, NULL, NULL, 0, NULL), 0);
 }
 
+/* Max |Y Y^T - I| over the cnt rows of Y (cnt x n). */
+static double orth_error(size_t cnt, size_t n, const double *Y)
+{
+    double err = 0;
+    for (size_t a = 0; a < cnt; a++)
+        for (size_t b = 0; b <= a; b++) {
+            double dot = 0;
+            for (size_t i = 0; i < n; i++)
+                dot += Y[a * n + i] * Y[b * n + i];
+            err = fmax(err, fabs(dot - (a == b)));
+        }
+    return err;
+}
+
+/* ||T y - theta y|| for the tridiagonal (d, e) and a unit y. */
+static double
+tri_residual(size_t n, const double *d, const double *e, double theta, const double *y)
+{
+    double r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = (d[i] - theta) * y[i];
+        if (i > 0)
+            t += e[i - 1] * y[i - 1];
+        if (i + 1 < n)
+            t += e[i] * y[i + 1];
+        r += t * t;
+    }
+    return sqrt(r);
+}
+
+/* Inverse iteration on tridiagonals: each vector against QL's on a random
+ * matrix; on Wilkinson's W21+ (pairs of eigenvalues 1e-14 apart and less)
+ * and on a split matrix of two equal blocks (every eigenvalue double), an
+ * orthonormal set with residuals at rounding: a cluster's vectors span its
+ * invariant subspace. */
+static void test_tridiag_vectors(void **state)
+{
+    (void)state;
+    enum { N = 40, W = 21 };
+    uint64_t seed = 12;
+    hess__rng rng;
+    hess__rng_init(&rng, 1, 0);
+    double d[N], e[N], dq[N], eq[N], Z[N * N], Y[N * N], work[5 * N];
+    for (int i = 0; i < N; i++) {
+        d[i] = rnd_uniform(&seed, -2, 2);
+        e[i] = i + 1 < N ? rnd_uniform(&seed, -1, 1) : 0;
+    }
+    memcpy(dq, d, sizeof d);
+    memcpy(eq, e, sizeof e);
+    for (int i = 0; i < N * N; i++)
+        Z[i] = i % (N + 1) == 0;
+    assert_int_equal(hess__tridiag_eig(N, dq, eq, N, Z), 0);
+    hess__tridiag_vectors(N, d, e, N, dq, Y, work, &rng);
+    for (int c = 0; c < N; c++) {
+        double dot = 0;
+        for (int i = 0; i < N; i++)
+            dot += Y[c * N + i] * Z[i * N + c];
+        assert_close(fabs(dot), 1, 1e-12, 0);
+        assert_true(tri_residual(N, d, e, dq[c], Y + c * N) <= 1e-14 * 4);
+    }
+    assert_true(orth_error(N, N, Y) <= 1e-13);
+
+    /* W21+: d = |10 - i|, e = 1 */
+    for (int i = 0; i < W; i++) {
+        d[i] = fabs(10.0 - i);
+        e[i] = i + 1 < W ? 1 : 0;
+    }
+    memcpy(dq, d, W * sizeof *d);
+    memcpy(eq, e, W * sizeof *e);
+    assert_int_equal(hess__tridiag_eig(W, dq, eq, 0, NULL), 0);
+    assert_true(dq[W - 1] - dq[W - 2] < 1e-13); /* the top pair */
+    hess__tridiag_vectors(W, d, e, W, dq, Y, work, &rng);
+    assert_true(orth_error(W, W, Y) <= 1e-12);
+    for (int c = 0; c < W; c++)
+        assert_true(tri_residual(W, d, e, dq[c], Y + c * W) <= 1e-13 * 12);
+
+    /* two equal blocks of 10: every eigenvalue twice, exactly */
+    for (int i = 0; i < 20; i++) {
+        d[i] = 0.3 * (i % 10) - 1;
+        e[i] = i % 10 == 9 ? 0 : 0.5;
+    }
+    memcpy(dq, d, 20 * sizeof *d);
+    memcpy(eq, e, 20 * sizeof *e);
+    assert_int_equal(hess__tridiag_eig(20, dq, eq, 0, NULL), 0);
+    hess__tridiag_vectors(20, d, e, 20, dq, Y, work, &rng);
+    assert_true(orth_error(20, 20, Y) <= 1e-12);
+    for (int c = 0; c < 20; c++)
+        assert_true(tri_residual(20, d, e, dq[c], Y + c * 20) <= 1e-13 * 3);
+
+    /* 1 x 1 */
+    const double one = -7, none = 0, th = -7;
+    double y1 = 0;
+    hess__tridiag_vectors(1, &one, &none, 1, &th, &y1, work, &rng);
+    assert_true(fabs(y1) == 1);
+}
+
 static void test_orth_rows_rank_deficient(void **state)
 {
     (void)state;
@@ -426,6 +522,63 @@ static void test_lanczos_restarted(void **state)
     assert_same_mark(&before, &after);
     free(vec);
     free(A);
+    free(lam);
+    free(U);
+    hess_context_destroy(ctx);
+}
+
+/* N = 300 > 256: the first cycle, semi-orthogonal (partial
+ * reorthogonalization) on up to 160 vectors.  Converging inside it (a
+ * gapped spectrum), for each which: the pairs against the exact ones, the
+ * vectors orthonormal to the tolerance; converging only after the basis
+ * filled and went into thick restarts (a spectrum crowded at the top); and
+ * the invariant subspaces of a rank-5 matrix (breakdowns, a 295-fold 0). */
+static void test_lanczos_semi_orthogonal(void **state)
+{
+    (void)state;
+    enum { N = 300, K = 5 };
+    hess_context *ctx = test_context();
+    double *lam = malloc(N * sizeof *lam), *U = malloc(N * N * sizeof *U);
+    double ev[K], *vec = malloc(N * K * sizeof *vec);
+    fixture f;
+    const hess_mark before = hess_context_mark(ctx);
+    for (int i = 0; i < N; i++)
+        lam[i] = -1.0 + 2.0 * i / (N - 1.0);
+    lam[0] = -2.5, lam[1] = -2.2, lam[2] = -2.0, lam[3] = -1.8, lam[4] = -1.6;
+    lam[N - 1] = 3, lam[N - 2] = 2.6, lam[N - 3] = 2.3, lam[N - 4] = 2.1, lam[N - 5] = 1.9;
+    double *A = spectrum_matrix(N, lam, 31, U);
+    fixture_init(&f, ctx, N, A);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, which, 1e-10, N, 7, ev, vec));
+        check_pairs(N, A, lam, which == HESS_EIG_MAGNITUDE ? NULL : U, K, which, ev, vec, 1e-9);
+        assert_true(orth_error(K, N, vec) <= 1e-9);
+        assert_true(f.d.products < 160); /* 31 to 37 */
+    }
+    free(A);
+
+    for (int i = 0; i < N; i++) /* crowded at the top */
+        lam[i] = 1.0 - 1.0 / (1.0 + 0.05 * i);
+    A = spectrum_matrix(N, lam, 32, U);
+    fixture_init(&f, ctx, N, A);
+    assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, HESS_EIG_LARGEST, 1e-10, 2000, 8, ev, vec));
+    check_pairs(N, A, lam, U, 3, HESS_EIG_LARGEST, ev, vec, 1e-9);
+    assert_true(f.d.products > 160); /* 343: it went into the thick restarts */
+    free(A);
+
+    memset(lam, 0, N * sizeof *lam); /* rank 5 */
+    lam[N - 1] = 4, lam[N - 2] = 3, lam[N - 3] = 2.5, lam[N - 4] = 1, lam[N - 5] = 0.5;
+    A = spectrum_matrix(N, lam, 33, U);
+    fixture_init(&f, ctx, N, A);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, which, 1e-10, N, 9, ev, vec));
+        check_pairs(N, A, lam, which == HESS_EIG_SMALLEST ? NULL : U, 3, which, ev, vec, 1e-9);
+        assert_true(orth_error(3, N, vec) <= 1e-9);
+        assert_int_equal(f.d.products, 40); /* checks wait 40 steps after a breakdown */
+    }
+    free(A);
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(vec);
     free(lam);
     free(U);
     hess_context_destroy(ctx);
@@ -2278,8 +2431,10 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tridiag_and_dense_eig),
+        cmocka_unit_test(test_tridiag_vectors),
         cmocka_unit_test(test_orth_rows_rank_deficient),
         cmocka_unit_test(test_lanczos_restarted),
+        cmocka_unit_test(test_lanczos_semi_orthogonal),
         cmocka_unit_test(test_lanczos_small_and_multiple),
         cmocka_unit_test(test_lanczos_no_convergence),
         cmocka_unit_test(test_slq_density),

@@ -105,6 +105,22 @@ HESS_INTERNAL void hess__axpy(size_t n, double a, const double *x, double *y);
  * finite input). */
 HESS_INTERNAL int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z);
 
+/* Unit eigenvectors of the tridiagonal matrix of hess__tridiag_eig (d, e
+ * unchanged) for cnt of its eigenvalues theta[] (as that function returns
+ * them), by inverse iteration: three solves with T - theta I from a random
+ * start (rng), each vector made orthogonal after each solve to those of the
+ * earlier eigenvalues within 1e-3 ||T|| of its own (a cluster, as LAPACK's
+ * dstein does).  Y (cnt x n, row c for theta[c]); work holds 5n doubles.
+ * O(cnt n) for separated eigenvalues. */
+HESS_INTERNAL void hess__tridiag_vectors(size_t n,
+                                         const double *d,
+                                         const double *e,
+                                         size_t cnt,
+                                         const double *theta,
+                                         double *Y,
+                                         double *work,
+                                         hess__rng *rng);
+
 /* The eigenvalues of the dense symmetric n x n matrix A (row-major, lower
  * triangle read, destroyed) and the last nz rows of its eigenvectors:
  * Householder tridiagonalisation, then hess__tridiag_eig.  w gets the
@@ -143,9 +159,11 @@ HESS_INTERNAL void hess__orth_rows(size_t m, size_t n, double *Y, double *R, hes
 /* takes its scratch from the arena and gives it back.                      */
 /* ------------------------------------------------------------------------ */
 
-/* k eigenpairs of A by thick-restart Lanczos with full reorthogonalization;
- * which is HESS_EIG_*.  evals[0..k-1] in that order, evecs (N x k
- * column-major, may be NULL).  HESS_ERR_NONFINITE when they did not converge
+/* k eigenpairs of A by Lanczos: for N > 256 (and 2k + 20 < N) a first cycle
+ * with partial reorthogonalization on up to 160 vectors (64 MiB), then thick
+ * restarts on 2k + 20 (at least 40) with full reorthogonalization; for smaller
+ * N one unrestarted, fully reorthogonalized basis; which is HESS_EIG_*.  evals[0..k-1] in that
+ * order, evecs (N x k column-major, may be NULL).  HESS_ERR_NONFINITE when they did not converge
  * within max_iter products (best estimates written).  tol > 0, k <= max_iter. */
 HESS_INTERNAL hess_status hess__lanczos_eigs(hess__curv_run *run,
                                              size_t k,

@@ -1,10 +1,13 @@
 /*
  * lanczos.c -- the Lanczos process on a symmetric operator: extreme
- * eigenpairs by thick-restart Lanczos (hess__lanczos_eigs), and the spectral
- * density by stochastic Lanczos quadrature (hess__slq_density).  Both keep
- * every basis vector and reorthogonalize each new one against all of them,
- * twice, so the basis stays orthonormal to working precision and no ghost
- * copies of converged eigenvalues appear.
+ * eigenpairs (hess__lanczos_eigs), and the spectral density by stochastic
+ * Lanczos quadrature (hess__slq_density).  Both keep every basis vector, so
+ * no ghost copies of converged eigenvalues appear.  SLQ and the thick
+ * restarts of hess__lanczos_eigs reorthogonalize each new vector against all
+ * of them (orthonormal to working precision); the first cycle of a large
+ * eigenproblem keeps its basis semi-orthogonal by partial
+ * reorthogonalization (Simon 1984), which gives the same Ritz values at a
+ * fraction of the passes over the basis.
  *
  * Legend: N = the operator's dimension; V = the basis, one vector per row;
  * T = V^T A V, the projected matrix; j = the vectors whose product is known.
@@ -12,6 +15,7 @@
 #include "curvature.h"
 
 #include "../kernels/gemm.h"
+#include "../kernels/kernels.h"
 
 #include <float.h>
 #include <math.h>
@@ -23,6 +27,13 @@
 /* A new Lanczos vector whose norm is below this times ||A|| ends the Krylov
  * space: it is invariant (to rounding). */
 #define BREAKDOWN (64 * DBL_EPSILON)
+/* A first cycle on a basis of N > FULL_BASIS_MAX keeps it semi-orthogonal
+ * (partial reorthogonalization, below) and may grow it to this many vectors
+ * within PRO_BASIS_BYTES, before the thick restarts of ncv vectors. */
+#define PRO_BASIS_MAX   160
+#define PRO_BASIS_BYTES ((size_t)64 << 20)
+/* The orthogonality level that partial reorthogonalization keeps: sqrt(eps). */
+#define PRO_DELTA 1.4901161193847656e-08
 /* SLQ runs probes side by side (one batched product per step) while their
  * bases fit in this many bytes; at least one probe at a time. */
 #define SLQ_GROUP_BYTES ((size_t)64 << 20)
@@ -123,6 +134,317 @@ static void restart(eigs_state *e, size_t keep, double *scratch)
     e->j = keep;
 }
 
+/* The first cycle on a large basis: Lanczos with partial reorthogonalization
+ * (Simon 1984).  T stays tridiagonal (alpha, beta); the omega recurrence
+ * estimates every v_{j+1} . v_i from T alone, and the new vector is made
+ * orthogonal to the whole basis only when one estimate passes sqrt(eps) (and
+ * once more at the next step, which the recurrence needs).  A semi-orthogonal
+ * basis gives T's eigenvalues to O(eps ||A||), as full reorthogonalization
+ * does, at a fraction of its passes over the basis; the checks are
+ * tridiagonal (O(j^2)) and Ritz vectors come by inverse iteration. */
+typedef struct pro_state {
+    size_t ncv;    /* the basis this cycle may grow to */
+    double *alpha; /* ncv: T's diagonal */
+    double *beta;  /* ncv + 1: beta[i] couples v_{i-1} and v_i (beta[0] = 0) */
+    double *om[3]; /* ncv + 1 each: v_{j-1} . v_i, v_j . v_i, v_{j+1} . v_i */
+    double *d;     /* ncv: T's eigenvalues (a copy for hess__tridiag_eig) */
+    double *off;   /* ncv: its off-diagonal copy */
+    double *z;     /* ncv: the last components of T's eigenvectors */
+    double *sel;   /* ncv: wanted Ritz values, in order */
+    double *zl;    /* ncv: the last components of the first k's vectors */
+    double *work;  /* 5 ncv: hess__tridiag_vectors */
+    bool force;    /* reorthogonalize the next vector too */
+    bool seeded;   /* sel holds the last check's values: pro_track may run */
+} pro_state;
+
+/* The three-term step, fused into two passes over w: b = u . w and
+ * a = v . w (classical Gram-Schmidt: u and v are orthogonal to working
+ * precision), then w -= b u + a v; returns ||w||^2 after.  u is v_{j-1}, or
+ * NULL at j = 0 (b = 0).  Four partial sums; the AVX2 copy is the same C,
+ * so both round alike. */
+#define LOCAL_STEP_AS(name, ATTR)                                                                  \
+    ATTR static double name(size_t n, const double *u, const double *v, double *w, double *pa,     \
+                            double *pb)                                                            \
+    {                                                                                              \
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                     \
+        size_t i = 0;                                                                              \
+        for (; i + 4 <= n; i += 4) {                                                               \
+            a0 += v[i] * w[i], a1 += v[i + 1] * w[i + 1];                                          \
+            a2 += v[i + 2] * w[i + 2], a3 += v[i + 3] * w[i + 3];                                  \
+            if (u) {                                                                               \
+                b0 += u[i] * w[i], b1 += u[i + 1] * w[i + 1];                                      \
+                b2 += u[i + 2] * w[i + 2], b3 += u[i + 3] * w[i + 3];                              \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i < n; i++) {                                                                       \
+            a0 += v[i] * w[i];                                                                     \
+            if (u)                                                                                 \
+                b0 += u[i] * w[i];                                                                 \
+        }                                                                                          \
+        const double a = (a0 + a1) + (a2 + a3), b = (b0 + b1) + (b2 + b3);                         \
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                     \
+        const double *x = u ? u : v; /* b = 0 without u */                                         \
+        for (i = 0; i + 4 <= n; i += 4) {                                                          \
+            w[i] -= b * x[i] + a * v[i], w[i + 1] -= b * x[i + 1] + a * v[i + 1];                  \
+            w[i + 2] -= b * x[i + 2] + a * v[i + 2], w[i + 3] -= b * x[i + 3] + a * v[i + 3];      \
+            s0 += w[i] * w[i], s1 += w[i + 1] * w[i + 1];                                          \
+            s2 += w[i + 2] * w[i + 2], s3 += w[i + 3] * w[i + 3];                                  \
+        }                                                                                          \
+        for (; i < n; i++) {                                                                       \
+            w[i] -= b * x[i] + a * v[i];                                                           \
+            s0 += w[i] * w[i];                                                                     \
+        }                                                                                          \
+        *pa = a, *pb = b;                                                                          \
+        return (s0 + s1) + (s2 + s3);                                                              \
+    }
+LOCAL_STEP_AS(local_step, )
+#if HESS_SIMD_X86
+LOCAL_STEP_AS(local_step_avx2, HESS_AVX2)
+#endif
+
+/* w *= s, four wide where the context may use AVX2. */
+#define SCALE_AS(name, ATTR)                                                                       \
+    ATTR static void name(size_t n, double s, double *w)                                           \
+    {                                                                                              \
+        for (size_t i = 0; i < n; i++)                                                             \
+            w[i] *= s;                                                                             \
+    }
+SCALE_AS(scale, )
+#if HESS_SIMD_X86
+SCALE_AS(scale_avx2, HESS_AVX2)
+#endif
+
+/* One step of the first cycle: v_{j+1} from A v_j in w, made orthogonal to
+ * v_j and v_{j-1} by the recurrence and to the rest when the estimates ask.
+ * Returns the new beta (0 when the Krylov space was invariant and w became
+ * a random direction orthogonal to the basis). */
+static double pro_step(eigs_state *e,
+                       pro_state *p,
+                       double tol,
+                       double *normest,
+                       int *broken,
+                       hess__rng *rng,
+                       double *av_out)
+{
+    const size_t N = e->N, j = e->j;
+    const double *vj = e->V + j * N;
+    double *w = e->V + (j + 1) * N, a, b;
+#if HESS_SIMD_X86
+    const double ss = (e->simd ? local_step_avx2 : local_step)(N, j ? vj - N : NULL, vj, w, &a, &b);
+#else
+    const double ss = local_step(N, j ? vj - N : NULL, vj, w, &a, &b);
+#endif
+    p->alpha[j] = a;
+    /* the sum of squares when safely inside the doubles' range, as hess__nrm2 */
+    double nrm = ss > 0x1p-960 && ss < 0x1p960 ? sqrt(ss) : hess__nrm2(N, w);
+    *av_out = hypot(hypot(a, b), nrm);
+    if (!isfinite(*av_out))
+        return 0.0;
+    if (*av_out > *normest)
+        *normest = *av_out;
+
+    /* omega recurrence: beta_{j+1} w_{j+1,i} = beta_{i+1} w_{j,i+1}
+     * + (alpha_i - alpha_j) w_{j,i} + beta_i w_{j,i-1} - beta_j w_{j-1,i},
+     * plus rounding of eps1 ||A|| with the sign that makes it worse */
+    const double eps1 = sqrt((double)N) * DBL_EPSILON / 2, noise = 2 * eps1 * *normest;
+    const double *prev = p->om[0], *cur = p->om[1];
+    double *next = p->om[2], worst = 0.0;
+    for (size_t i = 0; i < j; i++) {
+        double t = p->beta[i + 1] * cur[i + 1] + (p->alpha[i] - a) * cur[i] - p->beta[j] * prev[i];
+        if (i > 0)
+            t += p->beta[i] * cur[i - 1];
+        t = nrm > 0 ? (t + copysign(noise, t)) / nrm : INFINITY;
+        next[i] = t;
+        if (fabs(t) > worst)
+            worst = fabs(t);
+    }
+    const bool trig = worst > PRO_DELTA;
+    if (p->force || trig) {
+        hess__orth_against(j + 1, e->V, N, w, NULL);
+        nrm = hess__nrm2(N, w);
+        for (size_t i = 0; i < j; i++)
+            next[i] = eps1;
+    }
+    p->force = trig && !p->force;
+    next[j] = eps1;
+    next[j + 1] = 1.0;
+    /* prev <- cur <- next */
+    double *t0 = p->om[0];
+    p->om[0] = p->om[1], p->om[1] = p->om[2], p->om[2] = t0;
+
+    e->j = j + 1;
+    if (nrm <= fmax(BREAKDOWN, tol) * *normest) { /* invariant: as hess__lanczos_eigs says */
+        hess__random_orth(e->j, e->V, N, w, rng);
+        for (size_t i = 0; i < e->j; i++)
+            p->om[1][i] = eps1;
+        *broken = 1;
+        return p->beta[e->j] = 0.0;
+    }
+#if HESS_SIMD_X86
+    (e->simd ? scale_avx2 : scale)(N, 1.0 / nrm, w);
+#else
+    scale(N, 1.0 / nrm, w);
+#endif
+    return p->beta[e->j] = nrm;
+}
+
+/* Ritz values of the first cycle's T, all e->j of them (e->theta, and the
+ * wanted order), by QL: the first cnt wanted in p->sel, the last components
+ * of the first k's vectors in p->zl. */
+static hess_status
+pro_ritz(hess__curv_run *run, eigs_state *e, pro_state *p, int which, size_t cnt, size_t k)
+{
+    const size_t j = e->j;
+    memcpy(p->d, p->alpha, j * sizeof *p->d);
+    memcpy(p->off, p->beta + 1, j * sizeof *p->off);
+    memset(p->z, 0, j * sizeof *p->z);
+    p->z[j - 1] = 1.0;
+    if (hess__tridiag_eig(j, p->d, p->off, 1, p->z) != 0) {
+        hess__error(run->ctx, HESS_ERR_NONFINITE,
+                    "%s: the %zu x %zu projected eigenproblem did not converge", run->fn, j, j);
+        return HESS_ERR_NONFINITE;
+    }
+    memcpy(e->theta, p->d, j * sizeof *e->theta);
+    want_order(j, e->theta, which, e->order);
+    for (size_t c = 0; c < cnt && c < j; c++)
+        p->sel[c] = e->theta[e->order[c]];
+    for (size_t c = 0; c < k; c++)
+        p->zl[c] = p->z[e->order[c]];
+    p->seeded = true;
+    return HESS_OK;
+}
+
+/* Eigenvalues of the tridiagonal (d, e) below x, by the signs of the pivots
+ * of T - x I (a Sturm count), on T scaled by s. */
+static size_t sturm_below(size_t n, const double *d, const double *e, double s, double x)
+{
+    size_t below = 0;
+    double q = 1.0;
+    for (size_t i = 0; i < n; i++) {
+        const double b = i ? e[i - 1] * s : 0.0;
+        q = (d[i] - x) * s - (i ? b * b / q : 0.0);
+        if (fabs(q) < DBL_MIN)
+            q = -DBL_MIN;
+        below += q < 0;
+    }
+    return below;
+}
+
+/* The check between full ones, O(k j): the k wanted values of the last check
+ * as shifts of inverse iteration on this T; their Rayleigh quotients are the
+ * new values, with an eigenvalue of T within each one's residual r.  They
+ * are T's k wanted eigenvalues when their intervals are apart and Sturm
+ * counts find exactly k eigenvalues beyond the least wanted one (less r):
+ * then p->sel and p->zl are updated and it returns true.  Otherwise (a new
+ * value among the wanted, or values too close to tell apart) false, and a
+ * full check decides. */
+static bool pro_track(eigs_state *e, pro_state *p, size_t k, int which, hess__rng *rng)
+{
+    const size_t j = e->j;
+    const double *a = p->alpha, *b = p->beta + 1;
+    double tnorm = 0.0;
+    for (size_t i = 0; i < j; i++) {
+        const double r = fabs(a[i]) + (i ? fabs(b[i - 1]) : 0.0) + (i + 1 < j ? fabs(b[i]) : 0.0);
+        tnorm = r > tnorm ? r : tnorm;
+    }
+    if (!(tnorm > 0.0) || !isfinite(tnorm))
+        return false;
+    double *Y = e->S, *th = p->d, *t = p->z;
+    hess__tridiag_vectors(j, a, b, k, p->sel, Y, p->work, rng);
+    double r = 0.0;
+    for (size_t c = 0; c < k; c++) {
+        const double *y = Y + c * j;
+        double q = 0.0;
+        for (size_t i = 0; i < j; i++) {
+            t[i] =
+                a[i] * y[i] + (i ? b[i - 1] * y[i - 1] : 0.0) + (i + 1 < j ? b[i] * y[i + 1] : 0.0);
+            q += y[i] * t[i];
+        }
+        double res = 0.0;
+        for (size_t i = 0; i < j; i++)
+            res += (t[i] - q * y[i]) * (t[i] - q * y[i]);
+        th[c] = q;
+        r = fmax(r, sqrt(res));
+    }
+    r += 64 * DBL_EPSILON * tnorm;
+    /* the k values in increasing order (an insertion sort of indices) */
+    size_t *idx = e->order;
+    for (size_t c = 0; c < k; c++) {
+        size_t q = c;
+        while (q > 0 && th[idx[q - 1]] > th[c]) {
+            idx[q] = idx[q - 1];
+            q--;
+        }
+        idx[q] = c;
+    }
+    for (size_t c = 0; c + 1 < k; c++)
+        if (!(th[idx[c + 1]] - th[idx[c]] > 2 * r))
+            return false;
+    const double s = 1.0 / tnorm, lo = th[idx[0]], hi = th[idx[k - 1]];
+    size_t beyond;
+    if (which == HESS_EIG_LARGEST) {
+        beyond = j - sturm_below(j, a, b, s, lo - r);
+    } else if (which == HESS_EIG_SMALLEST) {
+        beyond = sturm_below(j, a, b, s, hi + r);
+    } else {
+        double least = INFINITY;
+        for (size_t c = 0; c < k; c++)
+            least = fmin(least, fabs(th[c]));
+        if (!(least - r > 0))
+            return false;
+        beyond = sturm_below(j, a, b, s, -(least - r)) + (j - sturm_below(j, a, b, s, least - r));
+    }
+    if (beyond != k)
+        return false;
+    /* the wanted order: want_order over the increasing values */
+    for (size_t c = 0; c < k; c++)
+        e->theta[c] = th[idx[c]];
+    want_order(k, e->theta, which, e->order + k);
+    for (size_t c = 0; c < k; c++) {
+        const size_t src = idx[e->order[k + c]];
+        p->sel[c] = th[src];
+        p->zl[c] = Y[src * j + j - 1];
+    }
+    return true;
+}
+
+/* out[c] = the Ritz vector of the wanted value p->sel[c], c < cnt (cnt x
+ * N), from the first cycle's basis: T's eigenvectors by inverse iteration,
+ * then one product with V. */
+static void pro_vectors(eigs_state *e, pro_state *p, size_t cnt, hess__rng *rng, double *out)
+{
+    const size_t j = e->j;
+    hess__tridiag_vectors(j, p->alpha, p->beta + 1, cnt, p->sel, e->S, p->work, rng);
+#if HESS_SIMD_X86
+    /* a few rows times a tall basis: the AVX2 kernel streams V once, where
+     * BLAS packs it first (measured: 0.05 ms of W1's 1.8) */
+    if (e->simd && cnt >= HESS_SIMD_MIN_DIM && j >= HESS_SIMD_MIN_DIM) {
+        hess__gemm_simd((int64_t)cnt, (int64_t)e->N, (int64_t)j, e->S, (int64_t)j, 1, e->V,
+                        (int64_t)e->N, false, out);
+        return;
+    }
+#endif
+    hess__gemm(e->simd, false, false, (int64_t)cnt, (int64_t)e->N, (int64_t)j, e->S, e->V, out);
+}
+
+/* Steps to the next check after one at step j whose largest residual was
+ * worst, the one before at step then with worst_then: every j / 8 steps (at
+ * least 4) while a check costs O(j^2); once checks are cheap (pro_track), as
+ * many steps as the residual's rate since then says it needs to reach goal,
+ * at least 1, so that few products are spent past convergence. */
+static size_t
+check_gap(size_t j, bool cheap, double worst_then, size_t then, double worst, double goal)
+{
+    const size_t most = j / 8 > 4 ? j / 8 : 4;
+    if (!cheap || !(worst < worst_then) || !(worst > 0) || then >= j)
+        return most;
+    const double rate = log(worst / worst_then) / (double)(j - then); /* < 0 */
+    const double need = log(goal / worst) / rate;
+    if (!(need < (double)most))
+        return most;
+    return need < 1 ? 1 : (size_t)ceil(need);
+}
+
 hess_status hess__lanczos_eigs(hess__curv_run *run,
                                size_t k,
                                int which,
@@ -150,23 +472,45 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     else
         e.ncv = 2 * k + 20 > 40 ? 2 * k + 20 : 40;
     const size_t ncv = e.ncv, keep = k + (ncv - k) / 2;
+    /* a restarted basis: the first cycle is semi-orthogonal and longer */
+    pro_state p = {0};
+    if (ncv < N) {
+        size_t cap = PRO_BASIS_BYTES / sizeof(double) / N;
+        cap = cap > PRO_BASIS_MAX ? PRO_BASIS_MAX : cap;
+        cap = cap > N - 1 ? N - 1 : cap;
+        p.ncv = cap > ncv ? cap : ncv;
+    }
+    /* S: the dense eigenproblem, or the first cycle's keep eigenvectors of T */
+    const size_t nv = p.ncv > ncv ? p.ncv : ncv;
+    const size_t s_len = ncv * ncv > keep * p.ncv ? ncv * ncv : keep * p.ncv;
 
     const hess_mark mk = hess__mark(ctx);
-    e.V = hess__curv_doubles(run, ncv + 1, N);
+    e.V = hess__curv_doubles(run, nv + 1, N);
     e.T = hess__curv_doubles(run, ncv, ncv);
-    e.S = hess__curv_doubles(run, ncv, ncv);
+    e.S = hess__curv_doubles(run, s_len, 1);
     e.Z = hess__curv_doubles(run, ncv, ncv);
-    e.theta = hess__curv_doubles(run, ncv, 1);
+    e.theta = hess__curv_doubles(run, nv, 1);
     e.work = hess__curv_doubles(run, 3 * ncv + 1, 1);
     double *h = hess__curv_doubles(run, ncv + 1, 1);
     double *scratch = ncv < N ? hess__curv_doubles(run, keep, N) : NULL;
-    e.order = hess__alloc(ctx, ncv * sizeof *e.order, run->fn);
+    e.order = hess__alloc(ctx, nv * sizeof *e.order, run->fn);
+    double *pro = p.ncv ? hess__curv_doubles(run, 15 * p.ncv + 4, 1) : NULL;
     if (!e.V || !e.T || !e.S || !e.Z || !e.theta || !e.work || !h || (ncv < N && !scratch) ||
-        !e.order) {
+        !e.order || (p.ncv && !pro)) {
         hess__rewind(ctx, &mk);
         return ctx->status;
     }
     memset(e.T, 0, ncv * ncv * sizeof *e.T);
+    if (pro) {
+        memset(pro, 0, (15 * p.ncv + 4) * sizeof *pro);
+        p.alpha = pro, p.beta = pro + p.ncv;
+        for (int r = 0; r < 3; r++)
+            p.om[r] = pro + 2 * p.ncv + 1 + (size_t)r * (p.ncv + 1);
+        p.d = pro + 5 * p.ncv + 4, p.off = p.d + p.ncv, p.z = p.off + p.ncv;
+        p.sel = p.z + p.ncv, p.zl = p.sel + p.ncv, p.work = p.zl + p.ncv;
+        p.om[1][0] = 1.0; /* v_0 . v_0 */
+    }
+    bool first = p.ncv > 0; /* in the first, semi-orthogonal cycle */
 
     hess__rng rng;
     hess__rng_init(&rng, seed, 0);
@@ -175,7 +519,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     run->total = max_iter;
     hess_status st = HESS_OK;
     double beta = 0.0, normest = 0.0, worst = 0.0;
-    size_t last_check = 0;
+    size_t last_check = 0, gap = 4, broken_until = 0;
     int broken = 0, converged = 0;
     for (;;) {
         /* one Lanczos step: A v_j, orthogonal to the basis, is the next vector */
@@ -183,73 +527,115 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         double *w = e.V + (j + 1) * N;
         if ((st = hess__curv_apply(run, 1, e.V + j * N, w)) != HESS_OK)
             break;
-        hess__orth_local(j + 1, e.V, N, w, h, 2);
-        for (size_t i = 0; i <= j; i++)
-            e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
-        const double nrm = hess__nrm2(N, w);
-        /* ||A v_j||, a lower bound of ||A||, scaled: an Inf here would make
-         * every step look like a breakdown */
-        const double av = hypot(hess__nrm2(j + 1, h), nrm);
-        if (!isfinite(av)) {
-            st = overflow(run, av);
-            break;
-        }
-        if (av > normest)
-            normest = av;
-        e.j = j + 1;
-        const int complete = e.j == N; /* the basis spans everything: T is A */
-        if (complete) {
-            beta = 0.0;
-        } else if (nrm <= fmax(BREAKDOWN, tol) * normest) {
-            /* An invariant subspace, to within what the convergence test calls
-             * 0 (the products of a Hessian carry rounding of about 1e-11 of
-             * ||H||, far above BREAKDOWN): go on in a random direction
-             * orthogonal to it, and trust no convergence test until this basis
-             * is full (a multiple eigenvalue shows one copy per invariant
-             * subspace; its other copies would be missed). */
-            hess__random_orth(e.j, e.V, N, w, &rng);
-            beta = 0.0;
-            broken = 1;
+        int complete = 0;
+        if (first) {
+            double av;
+            const int was = broken;
+            beta = pro_step(&e, &p, tol, &normest, &broken, &rng, &av);
+            if (!isfinite(av)) {
+                st = overflow(run, av);
+                break;
+            }
+            /* no test for as many steps as a basis of ncv would have waited,
+             * and at least ncv / 2 past the breakdown */
+            if (broken && !was)
+                broken_until = e.j + ncv / 2 > ncv ? e.j + ncv / 2 : ncv;
+            if (broken && e.j >= broken_until)
+                broken = 0;
         } else {
-            for (size_t i = 0; i < N; i++)
-                w[i] /= nrm;
-            beta = nrm;
+            hess__orth_local(j + 1, e.V, N, w, h, 2);
+            for (size_t i = 0; i <= j; i++)
+                e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
+            const double nrm = hess__nrm2(N, w);
+            /* ||A v_j||, a lower bound of ||A||, scaled: an Inf here would make
+             * every step look like a breakdown */
+            const double av = hypot(hess__nrm2(j + 1, h), nrm);
+            if (!isfinite(av)) {
+                st = overflow(run, av);
+                break;
+            }
+            if (av > normest)
+                normest = av;
+            e.j = j + 1;
+            complete = e.j == N; /* the basis spans everything: T is A */
+            if (complete) {
+                beta = 0.0;
+            } else if (nrm <= fmax(BREAKDOWN, tol) * normest) {
+                /* An invariant subspace, to within what the convergence test
+                 * calls 0 (the products of a Hessian carry rounding of about
+                 * 1e-11 of ||H||, far above BREAKDOWN): go on in a random
+                 * direction orthogonal to it, and trust no convergence test
+                 * until this basis is full (a multiple eigenvalue shows one
+                 * copy per invariant subspace; its other copies would be
+                 * missed). */
+                hess__random_orth(e.j, e.V, N, w, &rng);
+                beta = 0.0;
+                broken = 1;
+            } else {
+                for (size_t i = 0; i < N; i++)
+                    w[i] /= nrm;
+                beta = nrm;
+            }
         }
 
-        const int full = e.j == ncv, spent = run->done >= max_iter;
-        /* the projected eigenproblem is O(j^3): solved every few steps */
-        const size_t gap = e.j / 8 > 4 ? e.j / 8 : 4;
+        const int full = e.j == (first ? p.ncv : ncv), spent = run->done >= max_iter;
+        /* the projected eigenproblem: checked every few steps */
         if (!complete && !full && !spent && (e.j < k || broken || e.j - last_check < gap))
             continue;
+        const double worst_then = worst;
+        const size_t then = last_check;
         last_check = e.j;
         /* a full basis restarts from Ritz vectors unless this check ends it */
-        if ((st = ritz(run, &e, which, full)) != HESS_OK)
-            break;
-        for (size_t i = 0; i < e.j; i++)
-            if (fabs(e.theta[i]) > normest)
-                normest = fabs(e.theta[i]);
+        if (first) {
+            if ((full || !p.seeded || !pro_track(&e, &p, k, which, &rng)) &&
+                (st = pro_ritz(run, &e, &p, which, full ? keep : k, k)) != HESS_OK)
+                break;
+            for (size_t c = 0; c < k; c++)
+                normest = fmax(normest, fabs(p.sel[c]));
+        } else {
+            if ((st = ritz(run, &e, which, full)) != HESS_OK)
+                break;
+            for (size_t i = 0; i < e.j; i++)
+                normest = fmax(normest, fabs(e.theta[i]));
+        }
         /* ||A x - theta x|| = beta |last component of y| for x = V y */
         worst = 0.0;
         for (size_t c = 0; c < k; c++) {
-            const double res = fabs(beta * e.Z[(e.nz - 1) * e.j + e.order[c]]);
+            const double y = first ? p.zl[c] : e.Z[(e.nz - 1) * e.j + e.order[c]];
+            const double res = fabs(beta * y);
             if (res > worst)
                 worst = res;
         }
         converged = complete || worst <= tol * normest;
         if (converged || spent)
             break;
-        if (full) {
+        if (full && first) {
+            /* into the thick restarts: keep Ritz vectors, T their values */
+            pro_vectors(&e, &p, keep, &rng, scratch);
+            memmove(e.V + keep * N, e.V + e.j * N, N * sizeof *e.V);
+            memcpy(e.V, scratch, keep * N * sizeof *e.V);
+            for (size_t c = 0; c < keep; c++)
+                e.T[c * ncv + c] = p.sel[c];
+            e.j = keep;
+            first = false;
+            broken = 0;
+            last_check = e.j;
+        } else if (full) {
             restart(&e, keep, scratch);
             broken = 0;
             last_check = e.j;
         }
+        gap = check_gap(e.j, first && p.seeded, worst_then, then, worst, tol * normest);
     }
 
     if (st == HESS_OK) {
         for (size_t c = 0; c < k; c++)
-            evals[c] = e.theta[e.order[c]];
-        if (evecs && (e.nz == e.j || (st = ritz(run, &e, which, true)) == HESS_OK)) {
+            evals[c] = first ? p.sel[c] : e.theta[e.order[c]];
+        if (evecs && first)
+            pro_vectors(&e, &p, k, &rng, evecs);
+        else if (evecs && (e.nz == e.j || (st = ritz(run, &e, which, true)) == HESS_OK))
             ritz_vectors(&e, k, evecs);
+        if (evecs && st == HESS_OK)
             for (size_t c = 0; c < k; c++) { /* a fixed sign: the largest entry positive */
                 double *x = evecs + c * N;
                 size_t big = 0;
@@ -260,8 +646,7 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
                 for (size_t i = 0; i < N; i++)
                     x[i] *= s;
             }
-        }
-        if (!converged) {
+        if (st == HESS_OK && !converged) {
             hess__error(ctx, HESS_ERR_NONFINITE,
                         "%s: the %zu eigenpairs did not converge within max_iter = %zu products "
                         "(largest residual %.3g > tol %.3g x ||H|| %.3g)",

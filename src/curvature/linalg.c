@@ -425,6 +425,123 @@ int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z)
     return 0;
 }
 
+/* Factors (T - theta I) / tnorm = P L U by Gaussian elimination with row
+ * interchanges (LAPACK's dgttrf): U has the diagonal 1 / u0 (u0 keeps the
+ * reciprocals: the solves multiply) and two superdiagonals u1, u2; l the
+ * multipliers, swap the interchanges.  A pivot below DBL_EPSILON (theta an
+ * eigenvalue to working precision) is raised to it, which is what makes the
+ * solve amplify the eigenvector. */
+static void shifted_lu(size_t n,
+                       const double *d,
+                       const double *e,
+                       double theta,
+                       double s,
+                       double *u0,
+                       double *u1,
+                       double *u2,
+                       double *l,
+                       unsigned char *swap)
+{
+    double a = (d[0] - theta) * s, b = n > 1 ? e[0] * s : 0.0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const double sub = e[i] * s, dn = (d[i + 1] - theta) * s;
+        const double en = i + 2 < n ? e[i + 1] * s : 0.0;
+        if (fabs(a) >= fabs(sub)) { /* a = sub = 0 too: nothing to eliminate */
+            swap[i] = 0;
+            u0[i] = a, u1[i] = b, u2[i] = 0.0;
+            l[i] = a != 0.0 ? sub / a : 0.0;
+            a = dn - l[i] * b;
+            b = en;
+        } else {
+            swap[i] = 1;
+            u0[i] = sub, u1[i] = dn, u2[i] = en;
+            l[i] = a / sub;
+            a = b - l[i] * dn;
+            b = -l[i] * en;
+        }
+        if (fabs(u0[i]) < DBL_EPSILON)
+            u0[i] = u0[i] < 0 ? -DBL_EPSILON : DBL_EPSILON;
+        u0[i] = 1.0 / u0[i];
+    }
+    u0[n - 1] = 1.0 / (fabs(a) < DBL_EPSILON ? (a < 0 ? -DBL_EPSILON : DBL_EPSILON) : a);
+}
+
+/* x = (P L U)^-1 x up to a positive factor: back substitution rescales what
+ * it has made (and the right-hand side left) when an entry passes 2^600, so
+ * that nothing overflows. */
+static void shifted_solve(size_t n,
+                          const double *u0,
+                          const double *u1,
+                          const double *u2,
+                          const double *l,
+                          const unsigned char *swap,
+                          double *x)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (swap[i]) {
+            const double t = x[i];
+            x[i] = x[i + 1];
+            x[i + 1] = t;
+        }
+        x[i + 1] -= l[i] * x[i];
+    }
+    for (size_t i = n; i-- > 0;) {
+        double t = x[i];
+        if (i + 1 < n)
+            t -= u1[i] * x[i + 1];
+        if (i + 2 < n)
+            t -= u2[i] * x[i + 2];
+        x[i] = t * u0[i];
+        if (fabs(x[i]) > 0x1p600) {
+            const double f = 1.0 / fabs(x[i]);
+            for (size_t q = 0; q < n; q++)
+                x[q] *= f;
+        }
+    }
+}
+
+void hess__tridiag_vectors(size_t n,
+                           const double *d,
+                           const double *e,
+                           size_t cnt,
+                           const double *theta,
+                           double *Y,
+                           double *work,
+                           hess__rng *rng)
+{
+    double tnorm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double r = fabs(d[i]) + (i ? fabs(e[i - 1]) : 0.0) + (i + 1 < n ? fabs(e[i]) : 0.0);
+        tnorm = r > tnorm ? r : tnorm;
+    }
+    if (!(tnorm > 0.0) || !isfinite(tnorm))
+        tnorm = 1.0;
+    const double s = 1.0 / tnorm;
+    double *u0 = work, *u1 = work + n, *u2 = work + 2 * n, *l = work + 3 * n;
+    unsigned char *swap = (unsigned char *)(work + 4 * n);
+    for (size_t c = 0; c < cnt; c++) {
+        double *y = Y + c * n;
+        shifted_lu(n, d, e, theta[c], s, u0, u1, u2, l, swap);
+        for (size_t i = 0; i < n; i++)
+            y[i] = hess__rng_uniform(rng) - 0.5;
+        for (int it = 0; it < 3; it++) {
+            shifted_solve(n, u0, u1, u2, l, swap, y);
+            /* a cluster: orthogonal to the vectors of its other members */
+            for (size_t q = 0; q < c; q++)
+                if (fabs(theta[q] - theta[c]) <= 1e-3 * tnorm)
+                    hess__axpy(n, -hess__dot(n, Y + q * n, y), Y + q * n, y);
+            double nrm = hess__nrm2(n, y);
+            if (!(nrm > 0.0) || !isfinite(nrm)) { /* a start inside the cluster's span */
+                for (size_t i = 0; i < n; i++)
+                    y[i] = hess__rng_uniform(rng) - 0.5;
+                nrm = hess__nrm2(n, y);
+            }
+            for (size_t i = 0; i < n; i++)
+                y[i] /= nrm;
+        }
+    }
+}
+
 /*
  * Householder tridiagonalisation: for each column k, the reflector
  * H = I - 2 v v^T maps A[k+1.., k] to (alpha, 0, ..., 0).  With p = A v and
