@@ -411,6 +411,12 @@ static void test_tridiag_vectors(void **state)
     double y1 = 0;
     hess__tridiag_vectors(1, &one, &none, 1, &th, &y1, work, &rng);
     assert_true(fabs(y1) == 1);
+    /* more vectors than the dimension: the second is orthogonal to the first,
+     * 0, and comes back as a random unit vector rather than a NaN */
+    const double th2[2] = {-7, -7};
+    double y2[2] = {0, 0};
+    hess__tridiag_vectors(1, &one, &none, 2, th2, y2, work, &rng);
+    assert_true(fabs(y2[0]) == 1 && fabs(y2[1]) == 1);
 }
 
 static void test_orth_rows_rank_deficient(void **state)
@@ -522,63 +528,6 @@ static void test_lanczos_restarted(void **state)
     assert_same_mark(&before, &after);
     free(vec);
     free(A);
-    free(lam);
-    free(U);
-    hess_context_destroy(ctx);
-}
-
-/* N = 300 > 256: the first cycle, semi-orthogonal (partial
- * reorthogonalization) on up to 160 vectors.  Converging inside it (a
- * gapped spectrum), for each which: the pairs against the exact ones, the
- * vectors orthonormal to the tolerance; converging only after the basis
- * filled and went into thick restarts (a spectrum crowded at the top); and
- * the invariant subspaces of a rank-5 matrix (breakdowns, a 295-fold 0). */
-static void test_lanczos_semi_orthogonal(void **state)
-{
-    (void)state;
-    enum { N = 300, K = 5 };
-    hess_context *ctx = test_context();
-    double *lam = malloc(N * sizeof *lam), *U = malloc(N * N * sizeof *U);
-    double ev[K], *vec = malloc(N * K * sizeof *vec);
-    fixture f;
-    const hess_mark before = hess_context_mark(ctx);
-    for (int i = 0; i < N; i++)
-        lam[i] = -1.0 + 2.0 * i / (N - 1.0);
-    lam[0] = -2.5, lam[1] = -2.2, lam[2] = -2.0, lam[3] = -1.8, lam[4] = -1.6;
-    lam[N - 1] = 3, lam[N - 2] = 2.6, lam[N - 3] = 2.3, lam[N - 4] = 2.1, lam[N - 5] = 1.9;
-    double *A = spectrum_matrix(N, lam, 31, U);
-    fixture_init(&f, ctx, N, A);
-    for (int which = 0; which < 3; which++) {
-        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, which, 1e-10, N, 7, ev, vec));
-        check_pairs(N, A, lam, which == HESS_EIG_MAGNITUDE ? NULL : U, K, which, ev, vec, 1e-9);
-        assert_true(orth_error(K, N, vec) <= 1e-9);
-        assert_true(f.d.products < 160); /* 31 to 37 */
-    }
-    free(A);
-
-    for (int i = 0; i < N; i++) /* crowded at the top */
-        lam[i] = 1.0 - 1.0 / (1.0 + 0.05 * i);
-    A = spectrum_matrix(N, lam, 32, U);
-    fixture_init(&f, ctx, N, A);
-    assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, HESS_EIG_LARGEST, 1e-10, 2000, 8, ev, vec));
-    check_pairs(N, A, lam, U, 3, HESS_EIG_LARGEST, ev, vec, 1e-9);
-    assert_true(f.d.products > 160); /* 343: it went into the thick restarts */
-    free(A);
-
-    memset(lam, 0, N * sizeof *lam); /* rank 5 */
-    lam[N - 1] = 4, lam[N - 2] = 3, lam[N - 3] = 2.5, lam[N - 4] = 1, lam[N - 5] = 0.5;
-    A = spectrum_matrix(N, lam, 33, U);
-    fixture_init(&f, ctx, N, A);
-    for (int which = 0; which < 3; which++) {
-        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, which, 1e-10, N, 9, ev, vec));
-        check_pairs(N, A, lam, which == HESS_EIG_SMALLEST ? NULL : U, 3, which, ev, vec, 1e-9);
-        assert_true(orth_error(3, N, vec) <= 1e-9);
-        assert_int_equal(f.d.products, 40); /* checks wait 40 steps after a breakdown */
-    }
-    free(A);
-    const hess_mark after = hess_context_mark(ctx);
-    assert_same_mark(&before, &after);
-    free(vec);
     free(lam);
     free(U);
     hess_context_destroy(ctx);
@@ -1859,6 +1808,89 @@ static void test_slq_probes_end_apart(void **state)
     hess_context_destroy(ctx);
 }
 
+/* N = 300 > 256: the first cycle, semi-orthogonal (partial
+ * reorthogonalization) on up to 160 vectors.  Converging inside it (a
+ * gapped spectrum), for each which: the pairs against the exact ones, the
+ * vectors orthonormal to the tolerance; converging only after the basis
+ * filled and went into thick restarts (a spectrum crowded at the top); and
+ * the invariant subspaces of a rank-5 matrix (breakdowns, a 295-fold 0). */
+static void test_lanczos_semi_orthogonal(void **state)
+{
+    (void)state;
+    enum { N = 300, K = 5 };
+    hess_context *ctx = test_context();
+    double *lam = malloc(N * sizeof *lam), *U = malloc(N * N * sizeof *U);
+    double ev[K], *vec = malloc(N * K * sizeof *vec);
+    fixture f;
+    const hess_mark before = hess_context_mark(ctx);
+    for (int i = 0; i < N; i++)
+        lam[i] = -1.0 + 2.0 * i / (N - 1.0);
+    lam[0] = -2.5, lam[1] = -2.2, lam[2] = -2.0, lam[3] = -1.8, lam[4] = -1.6;
+    lam[N - 1] = 3, lam[N - 2] = 2.6, lam[N - 3] = 2.3, lam[N - 4] = 2.1, lam[N - 5] = 1.9;
+    double *A = spectrum_matrix(N, lam, 31, U);
+    fixture_init(&f, ctx, N, A);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, which, 1e-10, N, 7, ev, vec));
+        check_pairs(N, A, lam, which == HESS_EIG_MAGNITUDE ? NULL : U, K, which, ev, vec, 1e-9);
+        assert_true(orth_error(K, N, vec) <= 1e-9);
+        assert_true(f.d.products < 160); /* 31 to 37 */
+    }
+    /* without the AVX2 copies: the same values, bit for bit (the vectors
+     * differ by the rounding of the last product with the basis) */
+    {
+        hess_context *plain = test_context_flags(HESS_NO_SIMD);
+        double ev2[K], *vec2 = malloc(N * K * sizeof *vec2);
+        fixture g;
+        fixture_init(&g, plain, N, A);
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), K, HESS_EIG_LARGEST, 1e-10, N, 7, ev, vec));
+        assert_ok(plain,
+                  hess__lanczos_eigs(fresh(&g), K, HESS_EIG_LARGEST, 1e-10, N, 7, ev2, vec2));
+        assert_memory_equal(ev, ev2, sizeof ev);
+        assert_close_array(vec, vec2, N * K, 0, 1e-13);
+        free(vec2);
+        hess_context_destroy(plain);
+    }
+    free(A);
+
+    for (int i = 0; i < N; i++) /* crowded at the top */
+        lam[i] = 1.0 - 1.0 / (1.0 + 0.05 * i);
+    A = spectrum_matrix(N, lam, 32, U);
+    fixture_init(&f, ctx, N, A);
+    assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, HESS_EIG_LARGEST, 1e-10, 2000, 8, ev, vec));
+    check_pairs(N, A, lam, U, 3, HESS_EIG_LARGEST, ev, vec, 1e-9);
+    assert_true(f.d.products > 160); /* 343: it went into the thick restarts */
+    free(A);
+
+    memset(lam, 0, N * sizeof *lam); /* rank 5 */
+    lam[N - 1] = 4, lam[N - 2] = 3, lam[N - 3] = 2.5, lam[N - 4] = 1, lam[N - 5] = 0.5;
+    A = spectrum_matrix(N, lam, 33, U);
+    fixture_init(&f, ctx, N, A);
+    for (int which = 0; which < 3; which++) {
+        assert_ok(ctx, hess__lanczos_eigs(fresh(&f), 3, which, 1e-10, N, 9, ev, vec));
+        check_pairs(N, A, lam, which == HESS_EIG_SMALLEST ? NULL : U, 3, which, ev, vec, 1e-9);
+        assert_true(orth_error(3, N, vec) <= 1e-9);
+        assert_int_equal(f.d.products, 40); /* checks wait 40 steps after a breakdown */
+    }
+    free(A);
+    {
+        /* the zero operator: T = 0, every step a breakdown */
+        diag_fixture z;
+        double *zero = calloc(N, sizeof *zero);
+        assert_ok(ctx, hess__lanczos_eigs(diag_run(&z, ctx, N, zero), 2, HESS_EIG_MAGNITUDE, 1e-10,
+                                          N, 3, ev, vec));
+        assert_true(ev[0] == 0 && ev[1] == 0);
+        assert_close(vnorm(N, vec), 1, 1e-14, 0);
+        assert_int_equal(z.d.products, 40);
+        free(zero);
+    }
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(vec);
+    free(lam);
+    free(U);
+    hess_context_destroy(ctx);
+}
+
 /* Lanczos where N > 256 but 2k + 20 >= N: a full basis, no restart; and
  * HESS_EIG_MAGNITUDE where the most negative eigenvalue is the largest in
  * magnitude. */
@@ -2083,9 +2115,9 @@ static void test_overflowing_eigenproblems(void **state)
  * breakdown (before, SLQ put the whole spectrum at 0 with HESS_OK). */
 static hess_status huge_apply(void *user, size_t m, const double *X, double *Y)
 {
-    (void)user;
+    const diag_op *d = user;
     (void)X;
-    for (size_t i = 0; i < m * 16; i++)
+    for (size_t i = 0; i < m * d->n; i++)
         Y[i] = 1e308;
     return HESS_OK;
 }
@@ -2112,6 +2144,19 @@ static void test_overflowing_norm(void **state)
     expect_msg(ctx, HESS_ERR_NONFINITE, HESS_ERR_NONFINITE,
                "test: ||H v|| = inf for a unit vector v (the operator's norm is not a finite "
                "double)");
+    /* and the first, semi-orthogonal cycle of N = 300 */
+    double *a300 = calloc(300, sizeof *a300);
+    const hess_mark before = hess_context_mark(ctx);
+    run = diag_run(&f, ctx, 300, a300);
+    f.op.apply = huge_apply;
+    assert_int_equal(hess__lanczos_eigs(run, 1, HESS_EIG_LARGEST, 1e-10, 300, 3, ev, NULL),
+                     HESS_ERR_NONFINITE);
+    expect_msg(ctx, HESS_ERR_NONFINITE, HESS_ERR_NONFINITE,
+               "test: ||H v|| = inf for a unit vector v (the operator's norm is not a finite "
+               "double)");
+    const hess_mark after = hess_context_mark(ctx);
+    assert_same_mark(&before, &after);
+    free(a300);
     hess_context_destroy(ctx);
 }
 

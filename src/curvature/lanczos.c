@@ -159,43 +159,37 @@ typedef struct pro_state {
 
 /* The three-term step, fused into two passes over w: b = u . w and
  * a = v . w (classical Gram-Schmidt: u and v are orthogonal to working
- * precision), then w -= b u + a v; returns ||w||^2 after.  u is v_{j-1}, or
- * NULL at j = 0 (b = 0).  Four partial sums; the AVX2 copy is the same C,
- * so both round alike. */
+ * precision), then w -= b u + a v; returns ||w||^2 after.  u is v_{j-1} (at
+ * j = 0 pass v: its b is then ignored).  Four partial sums in a block the
+ * compiler vectorises; the AVX2 copy is the same C, so both round alike. */
 #define LOCAL_STEP_AS(name, ATTR)                                                                  \
-    ATTR static double name(size_t n, const double *u, const double *v, double *w, double *pa,     \
-                            double *pb)                                                            \
+    ATTR static double name(size_t n, const double *u, const double *v, double *w, bool has_u,     \
+                            double *pa, double *pb)                                                \
     {                                                                                              \
-        double a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                     \
-        size_t i = 0;                                                                              \
-        for (; i + 4 <= n; i += 4) {                                                               \
-            a0 += v[i] * w[i], a1 += v[i + 1] * w[i + 1];                                          \
-            a2 += v[i + 2] * w[i + 2], a3 += v[i + 3] * w[i + 3];                                  \
-            if (u) {                                                                               \
-                b0 += u[i] * w[i], b1 += u[i + 1] * w[i + 1];                                      \
-                b2 += u[i + 2] * w[i + 2], b3 += u[i + 3] * w[i + 3];                              \
+        double sa[4] = {0, 0, 0, 0}, sb[4] = {0, 0, 0, 0}, ss[4] = {0, 0, 0, 0};                   \
+        const size_t n4 = n & ~(size_t)3;                                                          \
+        for (size_t i = 0; i < n4; i += 4)                                                         \
+            for (int q = 0; q < 4; q++) {                                                          \
+                sa[q] += v[i + q] * w[i + q];                                                      \
+                sb[q] += u[i + q] * w[i + q];                                                      \
             }                                                                                      \
+        for (size_t i = n4; i < n; i++) {                                                          \
+            sa[0] += v[i] * w[i];                                                                  \
+            sb[0] += u[i] * w[i];                                                                  \
         }                                                                                          \
-        for (; i < n; i++) {                                                                       \
-            a0 += v[i] * w[i];                                                                     \
-            if (u)                                                                                 \
-                b0 += u[i] * w[i];                                                                 \
-        }                                                                                          \
-        const double a = (a0 + a1) + (a2 + a3), b = (b0 + b1) + (b2 + b3);                         \
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                     \
-        const double *x = u ? u : v; /* b = 0 without u */                                         \
-        for (i = 0; i + 4 <= n; i += 4) {                                                          \
-            w[i] -= b * x[i] + a * v[i], w[i + 1] -= b * x[i + 1] + a * v[i + 1];                  \
-            w[i + 2] -= b * x[i + 2] + a * v[i + 2], w[i + 3] -= b * x[i + 3] + a * v[i + 3];      \
-            s0 += w[i] * w[i], s1 += w[i + 1] * w[i + 1];                                          \
-            s2 += w[i + 2] * w[i + 2], s3 += w[i + 3] * w[i + 3];                                  \
-        }                                                                                          \
-        for (; i < n; i++) {                                                                       \
-            w[i] -= b * x[i] + a * v[i];                                                           \
-            s0 += w[i] * w[i];                                                                     \
+        const double a = (sa[0] + sa[1]) + (sa[2] + sa[3]);                                        \
+        const double b = has_u ? (sb[0] + sb[1]) + (sb[2] + sb[3]) : 0.0;                          \
+        for (size_t i = 0; i < n4; i += 4)                                                         \
+            for (int q = 0; q < 4; q++) {                                                          \
+                w[i + q] -= b * u[i + q] + a * v[i + q];                                           \
+                ss[q] += w[i + q] * w[i + q];                                                      \
+            }                                                                                      \
+        for (size_t i = n4; i < n; i++) {                                                          \
+            w[i] -= b * u[i] + a * v[i];                                                           \
+            ss[0] += w[i] * w[i];                                                                  \
         }                                                                                          \
         *pa = a, *pb = b;                                                                          \
-        return (s0 + s1) + (s2 + s3);                                                              \
+        return (ss[0] + ss[1]) + (ss[2] + ss[3]);                                                  \
     }
 LOCAL_STEP_AS(local_step, )
 #if HESS_SIMD_X86
@@ -230,9 +224,10 @@ static double pro_step(eigs_state *e,
     const double *vj = e->V + j * N;
     double *w = e->V + (j + 1) * N, a, b;
 #if HESS_SIMD_X86
-    const double ss = (e->simd ? local_step_avx2 : local_step)(N, j ? vj - N : NULL, vj, w, &a, &b);
+    const double ss =
+        (e->simd ? local_step_avx2 : local_step)(N, j ? vj - N : vj, vj, w, j > 0, &a, &b);
 #else
-    const double ss = local_step(N, j ? vj - N : NULL, vj, w, &a, &b);
+    const double ss = local_step(N, j ? vj - N : vj, vj, w, j > 0, &a, &b);
 #endif
     p->alpha[j] = a;
     /* the sum of squares when safely inside the doubles' range, as hess__nrm2 */
@@ -247,13 +242,13 @@ static double pro_step(eigs_state *e,
      * + (alpha_i - alpha_j) w_{j,i} + beta_i w_{j,i-1} - beta_j w_{j-1,i},
      * plus rounding of eps1 ||A|| with the sign that makes it worse */
     const double eps1 = sqrt((double)N) * DBL_EPSILON / 2, noise = 2 * eps1 * *normest;
-    const double *prev = p->om[0], *cur = p->om[1];
+    const double *prev = p->om[0], *cur = p->om[1], inv = 1.0 / nrm; /* Inf for nrm = 0 */
     double *next = p->om[2], worst = 0.0;
     for (size_t i = 0; i < j; i++) {
         double t = p->beta[i + 1] * cur[i + 1] + (p->alpha[i] - a) * cur[i] - p->beta[j] * prev[i];
         if (i > 0)
             t += p->beta[i] * cur[i - 1];
-        t = nrm > 0 ? (t + copysign(noise, t)) / nrm : INFINITY;
+        t = (t + copysign(noise, t)) * inv;
         next[i] = t;
         if (fabs(t) > worst)
             worst = fabs(t);

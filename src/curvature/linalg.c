@@ -35,7 +35,15 @@ hess_status hess__curv_apply(hess__curv_run *run, size_t m, const double *X, dou
             hess__error(ctx, st, "%s: the operator failed (%s)", run->fn, hess_status_str(st));
         return st;
     }
-    for (size_t i = 0; i < m * n; i++)
+    /* one branch-free pass (the exponent bits of Inf and NaN are all set),
+     * then the first bad element for the message */
+    uint64_t bad = 0;
+    for (size_t i = 0; i < m * n; i++) {
+        uint64_t bits;
+        memcpy(&bits, Y + i, sizeof bits);
+        bad |= (bits & 0x7ff0000000000000u) == 0x7ff0000000000000u;
+    }
+    for (size_t i = 0; bad && i < m * n; i++)
         if (!isfinite(Y[i])) {
             hess__error(ctx, HESS_ERR_NONFINITE,
                         "%s: Hessian-vector product %zu has a non-finite value (%g at element %zu)",
