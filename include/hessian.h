@@ -1424,10 +1424,15 @@ HESS_API hess_status hess_ggn_diag(hess_context *ctx,
 #define HESS_EIG_MAGNITUDE 2
 
 /**
- * k extreme eigenpairs of the Hessian by the Lanczos method with full
- * reorthogonalization (restarted until the k wanted Ritz pairs have relative
- * residual ||H x - lambda x|| <= tol * ||H||, tol default 1e-10, or
- * opts.max_iter products were spent, default max(300, 20 k) bounded by N).
+ * k extreme eigenpairs of the Hessian by the Lanczos method, run until the k
+ * wanted Ritz pairs have relative residual ||H x - lambda x|| <= tol * ||H||
+ * (tol default 1e-10) or opts.max_iter products were spent (default
+ * max(300, 20 k) bounded by N).  For N <= 256 (or 2k + 20 >= N) one basis,
+ * fully reorthogonalized.  Otherwise a first cycle keeps its basis
+ * semi-orthogonal by partial reorthogonalization (Simon's recurrence: the
+ * Ritz values are those of full reorthogonalization, to rounding) on up to
+ * 160 vectors within 64 MiB, then thick restarts on max(40, 2k + 20)
+ * vectors, fully reorthogonalized.
  * @p which is HESS_EIG_LARGEST, HESS_EIG_SMALLEST or HESS_EIG_MAGNITUDE;
  * evals[0..k-1] are sorted in that order; evecs, when not NULL, receives the
  * unit eigenvectors as an N x k column-major array (column j belongs to
@@ -1436,7 +1441,8 @@ HESS_API hess_status hess_ggn_diag(hess_context *ctx,
  * k > N, an unknown which, NULL evals); HESS_ERR_CANCELLED; HESS_ERR_NONFINITE
  * when it did not converge within max_iter (evals then hold the best
  * estimates).  Cost: m products with m the Lanczos steps (about 2k to 4k for
- * well separated eigenvalues); memory O(N m).
+ * well separated eigenvalues, 81 for the top 5 of bench/'s W1); memory
+ * O(N b), b the basis above.
  */
 HESS_API hess_status hess_eigs(hess_context *ctx,
                                hess_tensor *loss,
