@@ -1431,7 +1431,7 @@ HESS_API hess_status hess_ggn_diag(hess_context *ctx,
  * fully reorthogonalized.  Otherwise a first cycle keeps its basis
  * semi-orthogonal by partial reorthogonalization (Simon's recurrence: the
  * Ritz values are those of full reorthogonalization, to rounding) on up to
- * 160 vectors within 64 MiB, then thick restarts on max(40, 2k + 20)
+ * 160 vectors within 128 MiB, then thick restarts on max(40, 2k + 20)
  * vectors, fully reorthogonalized.
  * @p which is HESS_EIG_LARGEST, HESS_EIG_SMALLEST or HESS_EIG_MAGNITUDE;
  * evals[0..k-1] are sorted in that order; evecs, when not NULL, receives the
@@ -1461,7 +1461,9 @@ HESS_API hess_status hess_eigs(hess_context *ctx,
  * nodes and weights, and the density is their mixture of Gaussians of width
  * opts.sigma (default (lambda_max - lambda_min) / 100 of the nodes found),
  * averaged over probes and normalised to integrate to 1 over the real line,
- * evaluated at grid[0..n_grid-1] into density.
+ * evaluated at grid[0..n_grid-1] into density.  Each probe's basis is kept
+ * orthonormal (N <= 256) or semi-orthogonal by partial reorthogonalization,
+ * as in hess_eigs, so that no ghost copies of eigenvalues weigh twice.
  * @return HESS_OK; the statuses of the Hessian functions; HESS_ERR_ARG
  * (n_grid = 0, NULL grid or density, sigma < 0 or not finite);
  * HESS_ERR_CANCELLED.  Cost: n_probes * lanczos_steps products, memory

@@ -160,7 +160,7 @@ HESS_INTERNAL void hess__orth_rows(size_t m, size_t n, double *Y, double *R, hes
 /* ------------------------------------------------------------------------ */
 
 /* k eigenpairs of A by Lanczos: for N > 256 (and 2k + 20 < N) a first cycle
- * with partial reorthogonalization on up to 160 vectors (64 MiB), then thick
+ * with partial reorthogonalization on up to 160 vectors (128 MiB), then thick
  * restarts on 2k + 20 (at least 40) with full reorthogonalization; for smaller
  * N one unrestarted, fully reorthogonalized basis; which is HESS_EIG_*.  evals[0..k-1] in that
  * order, evecs (N x k column-major, may be NULL).  HESS_ERR_NONFINITE when they did not converge
@@ -175,8 +175,9 @@ HESS_INTERNAL hess_status hess__lanczos_eigs(hess__curv_run *run,
                                              double *evecs);
 
 /* Stochastic Lanczos quadrature: n_probes Rademacher probes, steps Lanczos
- * steps each (1 <= steps <= N), Gaussians of width sigma (0 = the default
- * (max - min node) / 100), at grid[0..n_grid-1] into density. */
+ * steps each (1 <= steps <= N; full reorthogonalization for N <= 256, else
+ * partial), Gaussians of width sigma (0 = the default (max - min node) /
+ * 100), at grid[0..n_grid-1] into density. */
 HESS_INTERNAL hess_status hess__slq_density(hess__curv_run *run,
                                             size_t n_probes,
                                             size_t steps,

@@ -2,12 +2,13 @@
  * lanczos.c -- the Lanczos process on a symmetric operator: extreme
  * eigenpairs (hess__lanczos_eigs), and the spectral density by stochastic
  * Lanczos quadrature (hess__slq_density).  Both keep every basis vector, so
- * no ghost copies of converged eigenvalues appear.  SLQ and the thick
- * restarts of hess__lanczos_eigs reorthogonalize each new vector against all
- * of them (orthonormal to working precision); the first cycle of a large
- * eigenproblem keeps its basis semi-orthogonal by partial
- * reorthogonalization (Simon 1984), which gives the same Ritz values at a
- * fraction of the passes over the basis.
+ * no ghost copies of converged eigenvalues appear.  For N <= 256 (and
+ * hess__lanczos_eigs' 2k + 20 >= N), and in the thick restarts of
+ * hess__lanczos_eigs, each new vector is reorthogonalized
+ * against all of them (orthonormal to working precision); otherwise the
+ * basis (the first cycle of hess__lanczos_eigs, each SLQ probe's) is kept
+ * semi-orthogonal by partial reorthogonalization (Simon 1984), which gives
+ * the same Ritz values at a fraction of the passes over the basis.
  *
  * Legend: N = the operator's dimension; V = the basis, one vector per row;
  * T = V^T A V, the projected matrix; j = the vectors whose product is known.
@@ -31,7 +32,7 @@
  * (partial reorthogonalization, below) and may grow it to this many vectors
  * within PRO_BASIS_BYTES, before the thick restarts of ncv vectors. */
 #define PRO_BASIS_MAX   160
-#define PRO_BASIS_BYTES ((size_t)64 << 20)
+#define PRO_BASIS_BYTES ((size_t)128 << 20)
 /* The orthogonality level that partial reorthogonalization keeps: sqrt(eps). */
 #define PRO_DELTA 1.4901161193847656e-08
 /* SLQ runs probes side by side (one batched product per step) while their
@@ -134,28 +135,26 @@ static void restart(eigs_state *e, size_t keep, double *scratch)
     e->j = keep;
 }
 
-/* The first cycle on a large basis: Lanczos with partial reorthogonalization
- * (Simon 1984).  T stays tridiagonal (alpha, beta); the omega recurrence
- * estimates every v_{j+1} . v_i from T alone, and the new vector is made
- * orthogonal to the whole basis only when one estimate passes sqrt(eps) (and
- * once more at the next step, which the recurrence needs).  A semi-orthogonal
- * basis gives T's eigenvalues to O(eps ||A||), as full reorthogonalization
- * does, at a fraction of its passes over the basis; the checks are
- * tridiagonal (O(j^2)) and Ritz vectors come by inverse iteration. */
-typedef struct pro_state {
-    size_t ncv;    /* the basis this cycle may grow to */
-    double *alpha; /* ncv: T's diagonal */
-    double *beta;  /* ncv + 1: beta[i] couples v_{i-1} and v_i (beta[0] = 0) */
-    double *om[3]; /* ncv + 1 each: v_{j-1} . v_i, v_j . v_i, v_{j+1} . v_i */
-    double *d;     /* ncv: T's eigenvalues (a copy for hess__tridiag_eig) */
-    double *off;   /* ncv: its off-diagonal copy */
-    double *z;     /* ncv: the last components of T's eigenvectors */
-    double *sel;   /* ncv: wanted Ritz values, in order */
-    double *zl;    /* ncv: the last components of the first k's vectors */
-    double *work;  /* 5 ncv: hess__tridiag_vectors */
+/* ------------------------------------------------------------------------ */
+/* Partial reorthogonalization                                              */
+/* ------------------------------------------------------------------------ */
+
+/* A Lanczos basis of N > FULL_BASIS_MAX kept semi-orthogonal (Simon 1984): T
+ * stays tridiagonal (alpha, beta); the omega recurrence estimates every
+ * v_{j+1} . v_i from T alone, and the new vector is made orthogonal to the
+ * whole basis only when one estimate passes sqrt(eps) (and once more at the
+ * next step, which the recurrence needs).  A semi-orthogonal basis gives T's
+ * eigenvalues to O(eps ||A||), as full reorthogonalization does, at a
+ * fraction of its passes over the basis. */
+typedef struct pro_basis {
+    size_t N;
+    double *V;     /* the vectors, one per row; V[j + 1] is A v_j at a step */
+    double *alpha; /* T's diagonal */
+    double *beta;  /* beta[i] couples v_{i-1} and v_i (beta[0] = 0) */
+    double *om[3]; /* v_{j-1} . v_i, v_j . v_i, v_{j+1} . v_i, a row per step */
     bool force;    /* reorthogonalize the next vector too */
-    bool seeded;   /* sel holds the last check's values: pro_track may run */
-} pro_state;
+    bool simd;     /* the context's AVX2 copies */
+} pro_basis;
 
 /* The three-term step, fused into two passes over w: b = u . w and
  * a = v . w (classical Gram-Schmidt: u and v are orthogonal to working
@@ -208,80 +207,101 @@ SCALE_AS(scale, )
 SCALE_AS(scale_avx2, HESS_AVX2)
 #endif
 
-/* One step of the first cycle: v_{j+1} from A v_j in w, made orthogonal to
- * v_j and v_{j-1} by the recurrence and to the rest when the estimates ask.
- * Returns the new beta (0 when the Krylov space was invariant and w became
- * a random direction orthogonal to the basis). */
-static double pro_step(eigs_state *e,
-                       pro_state *p,
-                       double tol,
-                       double *normest,
-                       int *broken,
-                       hess__rng *rng,
-                       double *av_out)
+/* The eps of the omega recurrence: the rounding of a product of N terms. */
+static double pro_eps(size_t N)
 {
-    const size_t N = e->N, j = e->j;
-    const double *vj = e->V + j * N;
-    double *w = e->V + (j + 1) * N, a, b;
+    return sqrt((double)N) * DBL_EPSILON / 2;
+}
+
+/* One step: w = V[j + 1] holds A v_j.  The three-term recurrence, alpha[j],
+ * the omega estimates and, when they ask, a pass against the whole basis.
+ * Returns ||w|| (w is not yet scaled: pro_accept, or the caller's breakdown
+ * path); *av gets ||A v_j|| (a lower bound of ||A||, Inf when it is not a
+ * double); normest bounds the rounding that the recurrence adds. */
+static double pro_step(pro_basis *b, size_t j, double normest, double *av)
+{
+    const size_t N = b->N;
+    const double *vj = b->V + j * N;
+    double *w = b->V + (j + 1) * N, a, c;
 #if HESS_SIMD_X86
     const double ss =
-        (e->simd ? local_step_avx2 : local_step)(N, j ? vj - N : vj, vj, w, j > 0, &a, &b);
+        (b->simd ? local_step_avx2 : local_step)(N, j ? vj - N : vj, vj, w, j > 0, &a, &c);
 #else
-    const double ss = local_step(N, j ? vj - N : vj, vj, w, j > 0, &a, &b);
+    const double ss = local_step(N, j ? vj - N : vj, vj, w, j > 0, &a, &c);
 #endif
-    p->alpha[j] = a;
+    b->alpha[j] = a;
     /* the sum of squares when safely inside the doubles' range, as hess__nrm2 */
     double nrm = ss > 0x1p-960 && ss < 0x1p960 ? sqrt(ss) : hess__nrm2(N, w);
-    *av_out = hypot(hypot(a, b), nrm);
-    if (!isfinite(*av_out))
-        return 0.0;
-    if (*av_out > *normest)
-        *normest = *av_out;
+    *av = hypot(hypot(a, c), nrm);
+    normest = fmax(normest, *av);
 
     /* omega recurrence: beta_{j+1} w_{j+1,i} = beta_{i+1} w_{j,i+1}
      * + (alpha_i - alpha_j) w_{j,i} + beta_i w_{j,i-1} - beta_j w_{j-1,i},
      * plus rounding of eps1 ||A|| with the sign that makes it worse */
-    const double eps1 = sqrt((double)N) * DBL_EPSILON / 2, noise = 2 * eps1 * *normest;
-    const double *prev = p->om[0], *cur = p->om[1], inv = 1.0 / nrm; /* Inf for nrm = 0 */
-    double *next = p->om[2], worst = 0.0;
+    const double eps1 = pro_eps(N), noise = 2 * eps1 * normest;
+    const double *prev = b->om[0], *cur = b->om[1], inv = 1.0 / nrm; /* Inf for nrm = 0 */
+    double *next = b->om[2], worst = 0.0;
     for (size_t i = 0; i < j; i++) {
-        double t = p->beta[i + 1] * cur[i + 1] + (p->alpha[i] - a) * cur[i] - p->beta[j] * prev[i];
+        double t = b->beta[i + 1] * cur[i + 1] + (b->alpha[i] - a) * cur[i] - b->beta[j] * prev[i];
         if (i > 0)
-            t += p->beta[i] * cur[i - 1];
+            t += b->beta[i] * cur[i - 1];
         t = (t + copysign(noise, t)) * inv;
         next[i] = t;
         if (fabs(t) > worst)
             worst = fabs(t);
     }
     const bool trig = worst > PRO_DELTA;
-    if (p->force || trig) {
-        hess__orth_against(j + 1, e->V, N, w, NULL);
+    if (b->force || trig) {
+        hess__orth_against(j + 1, b->V, N, w, NULL);
         nrm = hess__nrm2(N, w);
         for (size_t i = 0; i < j; i++)
             next[i] = eps1;
     }
-    p->force = trig && !p->force;
+    b->force = trig && !b->force;
     next[j] = eps1;
     next[j + 1] = 1.0;
     /* prev <- cur <- next */
-    double *t0 = p->om[0];
-    p->om[0] = p->om[1], p->om[1] = p->om[2], p->om[2] = t0;
-
-    e->j = j + 1;
-    if (nrm <= fmax(BREAKDOWN, tol) * *normest) { /* invariant: as hess__lanczos_eigs says */
-        hess__random_orth(e->j, e->V, N, w, rng);
-        for (size_t i = 0; i < e->j; i++)
-            p->om[1][i] = eps1;
-        *broken = 1;
-        return p->beta[e->j] = 0.0;
-    }
-#if HESS_SIMD_X86
-    (e->simd ? scale_avx2 : scale)(N, 1.0 / nrm, w);
-#else
-    scale(N, 1.0 / nrm, w);
-#endif
-    return p->beta[e->j] = nrm;
+    double *t0 = b->om[0];
+    b->om[0] = b->om[1], b->om[1] = b->om[2], b->om[2] = t0;
+    return nrm;
 }
+
+/* After pro_step: v_{j+1} = w / nrm, beta_{j+1} = nrm. */
+static void pro_accept(pro_basis *b, size_t j, double nrm)
+{
+    double *w = b->V + (j + 1) * b->N;
+#if HESS_SIMD_X86
+    (b->simd ? scale_avx2 : scale)(b->N, 1.0 / nrm, w);
+#else
+    scale(b->N, 1.0 / nrm, w);
+#endif
+    b->beta[j + 1] = nrm;
+}
+
+/* After pro_step: w was replaced by a unit vector orthogonal to the whole
+ * basis (a breakdown's fresh start), beta_{j+1} = 0. */
+static void pro_fresh(pro_basis *b, size_t j)
+{
+    for (size_t i = 0; i <= j; i++)
+        b->om[1][i] = pro_eps(b->N);
+    b->beta[j + 1] = 0.0;
+}
+
+/* The first cycle of hess__lanczos_eigs on a large basis: the basis (its
+ * rows the state's V), and the checks: tridiagonal (O(j^2)) between full
+ * ones tracked by inverse iteration (O(k j)); Ritz vectors by inverse
+ * iteration. */
+typedef struct pro_state {
+    pro_basis b;
+    size_t ncv;   /* the basis this cycle may grow to */
+    double *d;    /* ncv: T's eigenvalues (a copy for hess__tridiag_eig) */
+    double *off;  /* ncv: its off-diagonal copy */
+    double *z;    /* ncv: the last components of T's eigenvectors */
+    double *sel;  /* ncv: wanted Ritz values, in order */
+    double *zl;   /* ncv: the last components of the first k's vectors */
+    double *work; /* 5 ncv: hess__tridiag_vectors */
+    bool seeded;  /* sel holds the last check's values: pro_track may run */
+} pro_state;
 
 /* Ritz values of the first cycle's T, all e->j of them (e->theta, and the
  * wanted order), by QL: the first cnt wanted in p->sel, the last components
@@ -290,8 +310,8 @@ static hess_status
 pro_ritz(hess__curv_run *run, eigs_state *e, pro_state *p, int which, size_t cnt, size_t k)
 {
     const size_t j = e->j;
-    memcpy(p->d, p->alpha, j * sizeof *p->d);
-    memcpy(p->off, p->beta + 1, j * sizeof *p->off);
+    memcpy(p->d, p->b.alpha, j * sizeof *p->d);
+    memcpy(p->off, p->b.beta + 1, j * sizeof *p->off);
     memset(p->z, 0, j * sizeof *p->z);
     p->z[j - 1] = 1.0;
     if (hess__tridiag_eig(j, p->d, p->off, 1, p->z) != 0) {
@@ -336,7 +356,7 @@ static size_t sturm_below(size_t n, const double *d, const double *e, double s, 
 static bool pro_track(eigs_state *e, pro_state *p, size_t k, int which, hess__rng *rng)
 {
     const size_t j = e->j;
-    const double *a = p->alpha, *b = p->beta + 1;
+    const double *a = p->b.alpha, *b = p->b.beta + 1;
     double tnorm = 0.0;
     for (size_t i = 0; i < j; i++) {
         const double r = fabs(a[i]) + (i ? fabs(b[i - 1]) : 0.0) + (i + 1 < j ? fabs(b[i]) : 0.0);
@@ -409,7 +429,7 @@ static bool pro_track(eigs_state *e, pro_state *p, size_t k, int which, hess__rn
 static void pro_vectors(eigs_state *e, pro_state *p, size_t cnt, hess__rng *rng, double *out)
 {
     const size_t j = e->j;
-    hess__tridiag_vectors(j, p->alpha, p->beta + 1, cnt, p->sel, e->S, p->work, rng);
+    hess__tridiag_vectors(j, p->b.alpha, p->b.beta + 1, cnt, p->sel, e->S, p->work, rng);
 #if HESS_SIMD_X86
     /* a few rows times a tall basis: the AVX2 kernel streams V once, where
      * BLAS packs it first (measured: 0.05 ms of W1's 1.8) */
@@ -498,12 +518,12 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
     memset(e.T, 0, ncv * ncv * sizeof *e.T);
     if (pro) {
         memset(pro, 0, (15 * p.ncv + 4) * sizeof *pro);
-        p.alpha = pro, p.beta = pro + p.ncv;
+        p.b = (pro_basis){.N = N, .V = e.V, .alpha = pro, .beta = pro + p.ncv, .simd = e.simd};
         for (int r = 0; r < 3; r++)
-            p.om[r] = pro + 2 * p.ncv + 1 + (size_t)r * (p.ncv + 1);
+            p.b.om[r] = pro + 2 * p.ncv + 1 + (size_t)r * (p.ncv + 1);
         p.d = pro + 5 * p.ncv + 4, p.off = p.d + p.ncv, p.z = p.off + p.ncv;
         p.sel = p.z + p.ncv, p.zl = p.sel + p.ncv, p.work = p.zl + p.ncv;
-        p.om[1][0] = 1.0; /* v_0 . v_0 */
+        p.b.om[1][0] = 1.0; /* v_0 . v_0 */
     }
     bool first = p.ncv > 0; /* in the first, semi-orthogonal cycle */
 
@@ -526,10 +546,21 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         if (first) {
             double av;
             const int was = broken;
-            beta = pro_step(&e, &p, tol, &normest, &broken, &rng, &av);
+            const double nrm = pro_step(&p.b, j, normest, &av);
             if (!isfinite(av)) {
                 st = overflow(run, av);
                 break;
+            }
+            normest = fmax(normest, av);
+            e.j = j + 1;
+            if (nrm <= fmax(BREAKDOWN, tol) * normest) { /* invariant: as below */
+                hess__random_orth(e.j, e.V, N, w, &rng);
+                pro_fresh(&p.b, j);
+                broken = 1;
+                beta = 0.0;
+            } else {
+                pro_accept(&p.b, j, nrm);
+                beta = nrm;
             }
             /* no test for as many steps as a basis of ncv would have waited,
              * and at least ncv / 2 past the breakdown */
@@ -662,10 +693,15 @@ typedef struct slq_group {
     size_t count;    /* probes in the group */
     double *V;       /* count x steps x N: each probe's basis */
     double *alpha;   /* count x steps */
-    double *beta;    /* count x steps */
+    double *beta;    /* count x (steps + 1): as pro_basis's (beta[0] = 0) */
     double *normest; /* count: ||A|| seen by each probe */
     size_t *len;     /* count: Lanczos steps done */
     unsigned char *live;
+    /* N > FULL_BASIS_MAX: partial reorthogonalization, each probe's omega
+     * rows (count x 3 x (steps + 1), row j % 3 that of v_j) and its flag */
+    double *om;
+    unsigned char *force;
+    bool simd;
 } slq_group;
 
 /* One batched Lanczos step (step j) of every live probe of the group. */
@@ -691,16 +727,34 @@ slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, d
             return st;
         for (size_t a = 0; a < na; a++) {
             const size_t p = idx[a];
-            double *w = Y + a * N, *Vp = g->V + p * steps * N;
-            hess__orth_local(j + 1, Vp, N, w, h, 2);
-            g->alpha[p * steps + j] = h[j];
+            double *w = Y + a * N, *Vp = g->V + p * steps * N, *bp = g->beta + p * (steps + 1);
             g->len[p] = j + 1;
-            if (j + 1 == steps) {
+            if (j + 1 == steps) { /* the last: alpha alone */
+                g->alpha[p * steps + j] = hess__dot(N, Vp + j * N, w);
                 g->live[p] = 0;
                 continue;
             }
-            const double nrm = hess__nrm2(N, w);
-            const double av = hypot(hess__nrm2(j + 1, h), nrm); /* as in hess__lanczos_eigs */
+            double nrm, av;
+            if (g->om) {
+                double *om = g->om + p * 3 * (steps + 1);
+                pro_basis b = {.N = N,
+                               .V = Vp,
+                               .alpha = g->alpha + p * steps,
+                               .beta = bp,
+                               .om = {om + (j + 2) % 3 * (steps + 1), om + j % 3 * (steps + 1),
+                                      om + (j + 1) % 3 * (steps + 1)},
+                               .force = g->force[p],
+                               .simd = g->simd};
+                memcpy(Vp + (j + 1) * N, w, N * sizeof *w);
+                nrm = pro_step(&b, j, g->normest[p], &av);
+                g->force[p] = b.force;
+                w = Vp + (j + 1) * N;
+            } else {
+                hess__orth_local(j + 1, Vp, N, w, h, 2);
+                g->alpha[p * steps + j] = h[j];
+                nrm = hess__nrm2(N, w);
+                av = hypot(hess__nrm2(j + 1, h), nrm); /* as in hess__lanczos_eigs */
+            }
             if (!isfinite(av))
                 return overflow(run, av);
             if (av > g->normest[p])
@@ -710,9 +764,10 @@ slq_step(hess__curv_run *run, slq_group *g, size_t j, size_t steps, double *X, d
                 g->live[p] = 0;
                 continue;
             }
-            g->beta[p * steps + j] = nrm;
+            bp[j + 1] = nrm;
+            const double inv = 1.0 / nrm;
             for (size_t i = 0; i < N; i++)
-                Vp[(j + 1) * N + i] = w[i] / nrm;
+                Vp[(j + 1) * N + i] = w[i] * inv;
         }
     }
     return HESS_OK;
@@ -747,7 +802,12 @@ hess_status hess__slq_density(hess__curv_run *run,
     slq_group g = {0};
     g.V = hess__curv_doubles(run, b * steps, N);
     g.alpha = hess__curv_doubles(run, b, steps);
-    g.beta = hess__curv_doubles(run, b, steps);
+    g.beta = hess__curv_doubles(run, b, steps + 1);
+    g.simd = ctx->simd;
+    if (N > FULL_BASIS_MAX) {
+        g.om = hess__curv_doubles(run, 3 * b, steps + 1);
+        g.force = hess__alloc(ctx, b, run->fn);
+    }
     g.normest = hess__curv_doubles(run, b, 1);
     g.len = hess__alloc(ctx, b * sizeof *g.len, run->fn);
     g.live = hess__alloc(ctx, b, run->fn);
@@ -758,7 +818,7 @@ hess_status hess__slq_density(hess__curv_run *run,
     double *e = hess__curv_doubles(run, steps, 1);
     size_t *count = hess__alloc(ctx, n_probes * sizeof *count, run->fn);
     if (!g.V || !g.alpha || !g.beta || !g.normest || !g.len || !g.live || !X || !Y || !h ||
-        !nodes || !weights || !e || !count) {
+        (N > FULL_BASIS_MAX && (!g.om || !g.force)) || !nodes || !weights || !e || !count) {
         hess__rewind(ctx, &mk);
         return ctx->status;
     }
@@ -779,6 +839,13 @@ hess_status hess__slq_density(hess__curv_run *run,
             g.live[q] = 1;
             g.len[q] = 0;
             g.normest[q] = 0.0;
+            g.beta[q * (steps + 1)] = 0.0;
+            if (g.om) {
+                double *om = g.om + q * 3 * (steps + 1);
+                memset(om, 0, 3 * (steps + 1) * sizeof *om);
+                om[0] = 1.0; /* v_0 . v_0 */
+                g.force[q] = 0;
+            }
         }
         for (size_t j = 0; j < steps && st == HESS_OK; j++)
             st = slq_step(run, &g, j, steps, X, Y, h);
@@ -787,7 +854,7 @@ hess_status hess__slq_density(hess__curv_run *run,
             const size_t p = p0 + q, m = g.len[q];
             double *d = nodes + p * steps, *z = weights + p * steps;
             memcpy(d, g.alpha + q * steps, m * sizeof *d);
-            memcpy(e, g.beta + q * steps, m * sizeof *e);
+            memcpy(e, g.beta + q * (steps + 1) + 1, m * sizeof *e);
             memset(z, 0, m * sizeof *z);
             z[0] = 1.0;
             if (hess__tridiag_eig(m, d, e, 1, z) != 0) {
