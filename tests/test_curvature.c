@@ -2419,7 +2419,7 @@ static void test_public_edges(void **state)
 }
 
 /* Every allocation of every algorithm fails in turn (once, and from then on),
- * on a dense operator of 120 rows (the restarted Lanczos on one of 300):
+ * on a dense operator of 120 rows (the restarted Lanczos and SLQ on one of 300):
  * HESS_ERR_NOMEM naming the caller, the arena given back, nothing leaked, and
  * then the same result as without failures. */
 enum { ALGO_CALLS = 12 };
@@ -2455,6 +2455,8 @@ static hess_status algo_call(hess__curv_run *run, int c, double *out)
         return hess__diag_est(run, HESS_EST_XTRACE, N, 1, out);
     case 10:
         return hess__cg(run, b, 8.0, 1e-10, 50, out, &info);
+    case ALGO_CALLS + 1: /* N = 300: the probes' partial reorthogonalization */
+        return hess__slq_density(run, 4, 8, 0.2, 3, 3, grid, out);
     default:
         return hess__minres(run, b, 0.5, 1e-10, 50, out, &info);
     }
@@ -2468,9 +2470,10 @@ static void test_algorithms_out_of_memory(void **state)
     for (int i = 0; i < NB; i++)
         lam[i] = -3 + 10.0 * i / NB;
     double *A = spectrum_matrix(N, lam, 4, NULL), *Abig = spectrum_matrix(NB, lam, 4, NULL);
-    for (int c = 0; c <= ALGO_CALLS; c++) { /* c = ALGO_CALLS: Lanczos restarted on 300 */
-        const size_t n = c == ALGO_CALLS ? NB : N;
-        const double *M = c == ALGO_CALLS ? Abig : A;
+    /* c = ALGO_CALLS, ALGO_CALLS + 1: Lanczos restarted and SLQ on 300 */
+    for (int c = 0; c <= ALGO_CALLS + 1; c++) {
+        const size_t n = c >= ALGO_CALLS ? NB : N;
+        const double *M = c >= ALGO_CALLS ? Abig : A;
         const int call = c == ALGO_CALLS ? 0 : c;
         double *want = calloc(NB * 4, sizeof *want), *got = calloc(NB * 4, sizeof *got);
         for (int sticky = 0; sticky < 2; sticky++)
