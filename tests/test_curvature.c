@@ -620,6 +620,23 @@ static double normal_pdf(double x, double s)
     return exp(-0.5 * x * x / (s * s)) / (s * sqrt(2 * 3.141592653589793));
 }
 
+/* lam (n): a bulk sin(0.01 i) and four outliers -2 .. 1; grid (g points on
+ * [-3, 2]) and ref: its spectrum smoothed by Gaussians of width sigma, the
+ * density SLQ estimates.  Returns the grid step. */
+static double bulk_spectrum(int n, double *lam, int g, double *grid, double sigma, double *ref)
+{
+    for (int i = 0; i < n; i++)
+        lam[i] = i < n - 4 ? sin(0.01 * i) : 2.0 + i - n;
+    const double lo = -3.0, hi = 2.0, dx = (hi - lo) / (g - 1);
+    for (int t = 0; t < g; t++) {
+        grid[t] = lo + t * dx;
+        ref[t] = 0;
+        for (int i = 0; i < n; i++)
+            ref[t] += normal_pdf(grid[t] - lam[i], sigma) / n;
+    }
+    return dx;
+}
+
 static void test_slq_density(void **state)
 {
     (void)state;
@@ -627,18 +644,10 @@ static void test_slq_density(void **state)
     hess_context *ctx = test_context();
     double lam[N], *grid = malloc(G * sizeof *grid), *dens = malloc(G * sizeof *dens);
     double *ref = malloc(G * sizeof *ref);
-    for (int i = 0; i < N; i++) /* a bulk and a few outliers */
-        lam[i] = i < N - 4 ? sin(0.01 * i) : 2.0 + i - N;
+    const double sigma = 0.05, dx = bulk_spectrum(N, lam, G, grid, sigma, ref);
     double *A = spectrum_matrix(N, lam, 17, NULL);
     fixture f;
     fixture_init(&f, ctx, N, A);
-    const double sigma = 0.05, lo = -3.0, hi = 2.0, dx = (hi - lo) / (G - 1);
-    for (int t = 0; t < G; t++) {
-        grid[t] = lo + t * dx;
-        ref[t] = 0;
-        for (int i = 0; i < N; i++)
-            ref[t] += normal_pdf(grid[t] - lam[i], sigma) / N;
-    }
     /* steps = N: exact quadrature, only the probes' sampling error is left;
      * steps = 40: Gauss quadrature of the smooth Gaussians, converged */
     double *full = malloc(G * sizeof *full);
@@ -710,19 +719,11 @@ static void test_slq_semi_orthogonal(void **state)
     hess_context *ctx = test_context(), *plain = test_context_flags(HESS_NO_SIMD);
     double lam[N], *grid = malloc(G * sizeof *grid), *ref = malloc(G * sizeof *ref);
     double *dens = malloc(G * sizeof *dens), *d50 = malloc(G * sizeof *d50);
-    for (int i = 0; i < N; i++) /* a bulk and a few outliers */
-        lam[i] = i < N - 4 ? sin(0.01 * i) : 2.0 + i - N;
+    const double sigma = 0.05, dx = bulk_spectrum(N, lam, G, grid, sigma, ref);
     double *A = spectrum_matrix(N, lam, 19, NULL);
     fixture f, g;
     fixture_init(&f, ctx, N, A);
     fixture_init(&g, plain, N, A);
-    const double sigma = 0.05, lo = -3.0, hi = 2.0, dx = (hi - lo) / (G - 1);
-    for (int t = 0; t < G; t++) {
-        grid[t] = lo + t * dx;
-        ref[t] = 0;
-        for (int i = 0; i < N; i++)
-            ref[t] += normal_pdf(grid[t] - lam[i], sigma) / N;
-    }
     assert_ok(ctx, hess__slq_density(fresh(&f), P, 50, sigma, 5, G, grid, d50));
     assert_int_equal(f.d.calls, 50); /* the probes side by side */
     assert_ok(plain, hess__slq_density(fresh(&g), P, 50, sigma, 5, G, grid, dens));
