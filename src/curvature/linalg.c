@@ -35,15 +35,17 @@ hess_status hess__curv_apply(hess__curv_run *run, size_t m, const double *X, dou
             hess__error(ctx, st, "%s: the operator failed (%s)", run->fn, hess_status_str(st));
         return st;
     }
-    /* one branch-free pass (the exponent bits of Inf and NaN are all set),
-     * then the first bad element for the message */
-    uint64_t bad = 0;
-    for (size_t i = 0; i < m * n; i++) {
-        uint64_t bits;
-        memcpy(&bits, Y + i, sizeof bits);
-        bad |= (bits & 0x7ff0000000000000u) == 0x7ff0000000000000u;
-    }
-    for (size_t i = 0; bad && i < m * n; i++)
+    /* one branch-free pass that vectorises (y * 0 is a zero for finite y, a
+     * NaN for Inf and NaN), then the first bad element for the message */
+    double z[4] = {0, 0, 0, 0};
+    const size_t len = m * n, len4 = len & ~(size_t)3;
+    for (size_t i = 0; i < len4; i += 4)
+        for (int q = 0; q < 4; q++)
+            z[q] += Y[i + q] * 0.0;
+    for (size_t i = len4; i < len; i++)
+        z[0] += Y[i] * 0.0;
+    const bool bad = !((z[0] + z[1]) + (z[2] + z[3]) == 0.0);
+    for (size_t i = 0; bad && i < len; i++)
         if (!isfinite(Y[i])) {
             hess__error(ctx, HESS_ERR_NONFINITE,
                         "%s: Hessian-vector product %zu has a non-finite value (%g at element %zu)",
