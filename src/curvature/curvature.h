@@ -105,6 +105,10 @@ HESS_INTERNAL void hess__axpy(size_t n, double a, const double *x, double *y);
  * finite input). */
 HESS_INTERNAL int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z);
 
+/* max_i |e_{i-1}| + |d_i| + |e_i|, the infinity norm of the tridiagonal
+ * (d, e), a bound of its eigenvalues' magnitude.  O(n). */
+HESS_INTERNAL double hess__tridiag_norm(size_t n, const double *d, const double *e);
+
 /* Unit eigenvectors of the tridiagonal matrix of hess__tridiag_eig (d, e
  * unchanged) for cnt of its eigenvalues theta[] (as that function returns
  * them), by inverse iteration: three solves with T - theta I from a random

@@ -357,11 +357,7 @@ static bool pro_track(eigs_state *e, pro_state *p, size_t k, int which, hess__rn
 {
     const size_t j = e->j;
     const double *a = p->b.alpha, *b = p->b.beta + 1;
-    double tnorm = 0.0;
-    for (size_t i = 0; i < j; i++) {
-        const double r = fabs(a[i]) + (i ? fabs(b[i - 1]) : 0.0) + (i + 1 < j ? fabs(b[i]) : 0.0);
-        tnorm = r > tnorm ? r : tnorm;
-    }
+    const double tnorm = hess__tridiag_norm(j, a, b);
     if (!(tnorm > 0.0) || !isfinite(tnorm))
         return false;
     double *Y = e->S, *th = p->d, *t = p->z;

@@ -435,6 +435,16 @@ int hess__tridiag_eig(size_t n, double *d, double *e, size_t nz, double *Z)
     return 0;
 }
 
+double hess__tridiag_norm(size_t n, const double *d, const double *e)
+{
+    double tnorm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double r = fabs(d[i]) + (i ? fabs(e[i - 1]) : 0.0) + (i + 1 < n ? fabs(e[i]) : 0.0);
+        tnorm = r > tnorm ? r : tnorm;
+    }
+    return tnorm;
+}
+
 /* Factors (T - theta I) / tnorm = P L U by Gaussian elimination with row
  * interchanges (LAPACK's dgttrf): U has the diagonal 1 / u0 (u0 keeps the
  * reciprocals: the solves multiply) and two superdiagonals u1, u2; l the
@@ -519,11 +529,7 @@ void hess__tridiag_vectors(size_t n,
                            double *work,
                            hess__rng *rng)
 {
-    double tnorm = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double r = fabs(d[i]) + (i ? fabs(e[i - 1]) : 0.0) + (i + 1 < n ? fabs(e[i]) : 0.0);
-        tnorm = r > tnorm ? r : tnorm;
-    }
+    double tnorm = hess__tridiag_norm(n, d, e);
     if (!(tnorm > 0.0) || !isfinite(tnorm))
         tnorm = 1.0;
     const double s = 1.0 / tnorm;
