@@ -538,67 +538,53 @@ hess_status hess__lanczos_eigs(hess__curv_run *run,
         double *w = e.V + (j + 1) * N;
         if ((st = hess__curv_apply(run, 1, e.V + j * N, w)) != HESS_OK)
             break;
-        int complete = 0;
+        double nrm, av; /* ||w||, and ||A v_j|| (a lower bound of ||A||) */
         if (first) {
-            double av;
-            const int was = broken;
-            const double nrm = pro_step(&p.b, j, normest, &av);
-            if (!isfinite(av)) {
-                st = overflow(run, av);
-                break;
-            }
-            normest = fmax(normest, av);
-            e.j = j + 1;
-            if (nrm <= fmax(BREAKDOWN, tol) * normest) { /* invariant: as below */
-                hess__random_orth(e.j, e.V, N, w, &rng);
-                pro_fresh(&p.b, j);
-                broken = 1;
-                beta = 0.0;
-            } else {
-                pro_accept(&p.b, j, nrm);
-                beta = nrm;
-            }
-            /* no test for as many steps as a basis of ncv would have waited,
-             * and at least ncv / 2 past the breakdown */
-            if (broken && !was)
-                broken_until = e.j + ncv / 2 > ncv ? e.j + ncv / 2 : ncv;
-            if (broken && e.j >= broken_until)
-                broken = 0;
+            nrm = pro_step(&p.b, j, normest, &av);
         } else {
             hess__orth_local(j + 1, e.V, N, w, h, 2);
             for (size_t i = 0; i <= j; i++)
                 e.T[i * ncv + j] = e.T[j * ncv + i] = h[i];
-            const double nrm = hess__nrm2(N, w);
-            /* ||A v_j||, a lower bound of ||A||, scaled: an Inf here would make
-             * every step look like a breakdown */
-            const double av = hypot(hess__nrm2(j + 1, h), nrm);
-            if (!isfinite(av)) {
-                st = overflow(run, av);
-                break;
-            }
-            if (av > normest)
-                normest = av;
-            e.j = j + 1;
-            complete = e.j == N; /* the basis spans everything: T is A */
-            if (complete) {
-                beta = 0.0;
-            } else if (nrm <= fmax(BREAKDOWN, tol) * normest) {
-                /* An invariant subspace, to within what the convergence test
-                 * calls 0 (the products of a Hessian carry rounding of about
-                 * 1e-11 of ||H||, far above BREAKDOWN): go on in a random
-                 * direction orthogonal to it, and trust no convergence test
-                 * until this basis is full (a multiple eigenvalue shows one
-                 * copy per invariant subspace; its other copies would be
-                 * missed). */
-                hess__random_orth(e.j, e.V, N, w, &rng);
-                beta = 0.0;
-                broken = 1;
-            } else {
+            nrm = hess__nrm2(N, w);
+            av = hypot(hess__nrm2(j + 1, h), nrm); /* scaled */
+        }
+        /* an Inf here would make every step look like a breakdown */
+        if (!isfinite(av)) {
+            st = overflow(run, av);
+            break;
+        }
+        normest = fmax(normest, av);
+        e.j = j + 1;
+        const int complete = !first && e.j == N; /* the basis spans everything: T is A */
+        const int was = broken;
+        if (complete) {
+            beta = 0.0;
+        } else if (nrm <= fmax(BREAKDOWN, tol) * normest) {
+            /* An invariant subspace, to within what the convergence test calls
+             * 0 (the products of a Hessian carry rounding of about 1e-11 of
+             * ||H||, far above BREAKDOWN): go on in a random direction
+             * orthogonal to it, and trust no convergence test for a while (a
+             * multiple eigenvalue shows one copy per invariant subspace; its
+             * other copies would be missed): until this basis is full, or in
+             * the first cycle for as many steps as a basis of ncv would have
+             * waited and at least ncv / 2 past the breakdown. */
+            hess__random_orth(e.j, e.V, N, w, &rng);
+            if (first)
+                pro_fresh(&p.b, j);
+            beta = 0.0;
+            broken = 1;
+        } else {
+            if (first)
+                pro_accept(&p.b, j, nrm);
+            else
                 for (size_t i = 0; i < N; i++)
                     w[i] /= nrm;
-                beta = nrm;
-            }
+            beta = nrm;
         }
+        if (first && broken && !was)
+            broken_until = e.j + ncv / 2 > ncv ? e.j + ncv / 2 : ncv;
+        if (first && broken && e.j >= broken_until)
+            broken = 0;
 
         const int full = e.j == (first ? p.ncv : ncv), spent = run->done >= max_iter;
         /* the projected eigenproblem: checked every few steps */

@@ -445,6 +445,12 @@ double hess__tridiag_norm(size_t n, const double *d, const double *e)
     return tnorm;
 }
 
+/* 1 / a, a raised to DBL_EPSILON in magnitude first (keeping its sign, + for 0). */
+static double pivot_inverse(double a)
+{
+    return 1.0 / (fabs(a) < DBL_EPSILON ? (a < 0 ? -DBL_EPSILON : DBL_EPSILON) : a);
+}
+
 /* Factors (T - theta I) / tnorm = P L U by Gaussian elimination with row
  * interchanges (LAPACK's dgttrf): U has the diagonal 1 / u0 (u0 keeps the
  * reciprocals: the solves multiply) and two superdiagonals u1, u2; l the
@@ -479,11 +485,9 @@ static void shifted_lu(size_t n,
             a = b - l[i] * dn;
             b = -l[i] * en;
         }
-        if (fabs(u0[i]) < DBL_EPSILON)
-            u0[i] = u0[i] < 0 ? -DBL_EPSILON : DBL_EPSILON;
-        u0[i] = 1.0 / u0[i];
+        u0[i] = pivot_inverse(u0[i]);
     }
-    u0[n - 1] = 1.0 / (fabs(a) < DBL_EPSILON ? (a < 0 ? -DBL_EPSILON : DBL_EPSILON) : a);
+    u0[n - 1] = pivot_inverse(a);
 }
 
 /* x = (P L U)^-1 x up to a positive factor: back substitution rescales what
